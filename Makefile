@@ -1,0 +1,36 @@
+# The README's commands. Each target installs what it needs first (scripts/bootstrap.sh is
+# idempotent and quick when nothing is missing), so they work on a fresh Debian 12 machine.
+VENV := .venv/bin
+SPEC ?= stacks/default.lab.yaml
+
+.PHONY: up test bootstrap lint fmt unit integration e2e
+
+## Stand up the default lab (for now: show its plan; later work fills in `nestlab up`).
+up: bootstrap
+	$(VENV)/nestlab plan $(SPEC)
+
+## Install everything, run the checks and the whole test suite.
+test: bootstrap lint
+	$(VENV)/pytest
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+lint: bootstrap
+	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .
+	$(VENV)/mypy
+	$(VENV)/lint-imports
+
+fmt: bootstrap
+	$(VENV)/ruff format .
+	$(VENV)/ruff check --fix .
+
+unit: bootstrap
+	$(VENV)/pytest tests/unit
+
+integration: bootstrap
+	$(VENV)/pytest -m integration
+
+e2e: bootstrap
+	$(VENV)/pytest -m e2e

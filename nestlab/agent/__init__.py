@@ -1,0 +1,1 @@
+"""The node agent (the Spherelet): registers its Node, heartbeats, and runs pods as microVMs."""

@@ -1,0 +1,1 @@
+"""The Kubernetes-compatible API server the Supervisor control plane runs, storing objects in etcd."""

@@ -1,0 +1,1 @@
+"""Leader-elected controllers of the control plane: the scheduler (DRS placement) and node lifecycle."""

@@ -1,0 +1,1 @@
+"""Provisioning: the Ansible inventory from the plan, ansible-runner, and the testinfra verify run."""

@@ -1,0 +1,117 @@
+"""Rules that tie several spec fields together: networks, the VIP, names and anti-affinity.
+
+Run by :func:`nestlab.spec.parse.parse_spec` on a structurally sound spec; each rule appends a
+:class:`SpecIssue` naming the field to change, so a spec is refused before anything is created.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from nestlab.spec import addresses
+from nestlab.spec.errors import SpecIssue
+from nestlab.spec.model import Lab, Role
+from nestlab.spec.placement import anti_affinity_problem
+
+
+def validate(lab: Lab, issues: list[SpecIssue]) -> None:
+    """Append an issue for every cross-field rule the lab breaks."""
+    _names(lab, issues)
+    _networks(lab, issues)
+    _vip(lab, issues)
+    problem = anti_affinity_problem(lab)
+    if problem is not None:
+        issues.append(problem)
+
+
+def _names(lab: Lab, issues: list[SpecIssue]) -> None:
+    by_role = lab.names_by_role()
+    reserved = {name for role, names in by_role.items() if role is not Role.HOST for name in names}
+    counts = Counter(host.name for host in lab.hosts)
+    for index, host in enumerate(lab.hosts):
+        path = f"spec.hosts.nodes[{index}].name"
+        if counts[host.name] > 1:
+            issues.append(SpecIssue(path, f"{host.name!r} is used by more than one host", "rename one"))
+            counts[host.name] = 1  # report each duplicate once
+        elif host.name in reserved:
+            issues.append(SpecIssue(path, f"{host.name!r} is the name of a lab node", "pick another name"))
+
+
+def _networks(lab: Lab, issues: list[SpecIssue]) -> None:
+    management, pods = lab.networks.management, lab.networks.pods
+    for key, net in (("management", management), ("pods", pods)):
+        if not net.is_private:
+            issues.append(
+                SpecIssue(
+                    f"spec.networks.{key}",
+                    f"{net} is not a private range and lab networks are never routed out",
+                    "use a range inside 198.18.0.0/15 (the default)",
+                )
+            )
+    needed = addresses.addresses_needed(len(lab.hosts))
+    if management.num_addresses < needed:
+        prefix = 32 - (needed - 1).bit_length()
+        issues.append(
+            SpecIssue(
+                "spec.networks.management",
+                f"{management} has {management.num_addresses} addresses but the lab needs {needed} "
+                f"(hosts start at .{addresses.HOST_OFFSET})",
+                f"use a /{prefix} or larger",
+            )
+        )
+    if management.overlaps(pods):
+        issues.append(
+            SpecIssue(
+                "spec.networks.pods",
+                f"{pods} overlaps the management network {management}",
+                "pick disjoint ranges, e.g. 198.18.0.0/24 and 198.19.0.0/16",
+            )
+        )
+    if lab.networks.pod_prefix <= pods.prefixlen:
+        issues.append(
+            SpecIssue(
+                "spec.networks.podPrefixLength",
+                f"/{lab.networks.pod_prefix} per host does not cut {pods} into host subnets",
+                f"use a prefix longer than /{pods.prefixlen}",
+            )
+        )
+    elif addresses.pod_subnets_available(lab) < len(lab.hosts):
+        issues.append(
+            SpecIssue(
+                "spec.networks.pods",
+                f"{pods} holds {addresses.pod_subnets_available(lab)} subnets of "
+                f"/{lab.networks.pod_prefix} but there are {len(lab.hosts)} hosts",
+                "use a larger pod network or a longer podPrefixLength",
+            )
+        )
+
+
+def _vip(lab: Lab, issues: list[SpecIssue]) -> None:
+    vip = lab.load_balancers.vip
+    if vip is None:
+        return
+    management = lab.networks.management
+    path = "spec.loadBalancers.vip"
+    if vip not in management:
+        issues.append(
+            SpecIssue(
+                path,
+                f"{vip} is outside the management network {management}",
+                f"pick an address inside {management}",
+            )
+        )
+        return
+    taken = {
+        management.network_address: "the network address",
+        management.broadcast_address: "the broadcast address",
+        addresses.gateway(management): "the lab bridge (gateway)",
+    }
+    taken.update({address: f"node {name}" for name, address in addresses.node_addresses(lab).items()})
+    if vip in taken:
+        issues.append(
+            SpecIssue(
+                path,
+                f"{vip} collides with {taken[vip]}",
+                f"use a free address such as {addresses.nth(management, addresses.VIP_OFFSET)}",
+            )
+        )

@@ -1,0 +1,1 @@
+"""The trust chain: lab keys, signing and verification, measurement into the TPM, attestation."""
