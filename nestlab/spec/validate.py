@@ -6,8 +6,6 @@ Run by :func:`nestlab.spec.parse.parse_spec` on a structurally sound spec; each 
 
 from __future__ import annotations
 
-from collections import Counter
-
 from nestlab.spec import addresses
 from nestlab.spec.errors import SpecIssue
 from nestlab.spec.model import Lab, Role
@@ -27,14 +25,20 @@ def validate(lab: Lab, issues: list[SpecIssue]) -> None:
 def _names(lab: Lab, issues: list[SpecIssue]) -> None:
     by_role = lab.names_by_role()
     reserved = {name for role, names in by_role.items() if role is not Role.HOST for name in names}
-    counts = Counter(host.name for host in lab.hosts)
+    first_index: dict[str, int] = {}
     for index, host in enumerate(lab.hosts):
         path = f"spec.hosts.nodes[{index}].name"
-        if counts[host.name] > 1:
-            issues.append(SpecIssue(path, f"{host.name!r} is used by more than one host", "rename one"))
-            counts[host.name] = 1  # report each duplicate once
+        if host.name in first_index:
+            issues.append(
+                SpecIssue(
+                    path,
+                    f"{host.name!r} is used by more than one host (also nodes[{first_index[host.name]}])",
+                    "rename one",
+                )
+            )
         elif host.name in reserved:
             issues.append(SpecIssue(path, f"{host.name!r} is the name of a lab node", "pick another name"))
+        first_index.setdefault(host.name, index)
 
 
 def _networks(lab: Lab, issues: list[SpecIssue]) -> None:

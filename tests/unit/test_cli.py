@@ -1,0 +1,76 @@
+"""The nestlab command: plan output, exit codes, and one clear line per problem for bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from nestlab.cli import cli
+from tests.unit.spec.helpers import spec_yaml
+
+
+@pytest.fixture(autouse=True)
+def _no_kvm_probe(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("NESTLAB_ACCEL", "tcg")
+    monkeypatch.setenv("NESTLAB_HOME", str(tmp_path / "home"))
+
+
+def write(tmp_path: Path, section: dict[str, object]) -> str:
+    path = tmp_path / "lab.yaml"
+    path.write_text(spec_yaml(section))
+    return str(path)
+
+
+def test_plan_default_spreads_control_plane() -> None:
+    result = CliRunner().invoke(cli, ["plan", "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    hosts = {n["name"]: n["placedOn"] for n in document["nodes"] if n["role"] == "control-plane"}
+    assert sorted(hosts) == ["cp-1", "cp-2", "cp-3"]
+    assert len(set(hosts.values())) == 3
+    assert document["precheck"]["accelerator"] == {"name": "tcg", "reason": "NESTLAB_ACCEL=tcg"}
+    assert {r["resource"] for r in document["precheck"]["resources"]} == {"cpu", "memory", "disk"}
+
+
+def test_plan_table_shows_nodes_domains_and_precheck() -> None:
+    result = CliRunner().invoke(cli, ["plan"])
+    assert result.exit_code == 0, result.output
+    for text in ("cp-1", "198.18.0.21", "Failure domains", "Pre-check", "accelerator for pod microVMs: tcg"):
+        assert text in result.output
+
+
+def test_unsatisfiable_anti_affinity_exits_2_with_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["plan", write(tmp_path, {"hosts": {"count": 2}})])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "spec.controlPlane.count" in lines[0]
+    assert "set spec.hosts.count: 3, or set spec.controlPlane.antiAffinity: false" in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_anti_affinity_off_succeeds_with_warning(tmp_path: Path) -> None:
+    spec = write(tmp_path, {"hosts": {"count": 2}, "controlPlane": {"antiAffinity": False}})
+    result = CliRunner().invoke(cli, ["plan", spec])
+    assert result.exit_code == 0, result.output
+    assert "warning:" in result.output
+    assert "share the failure domain of esx-01" in result.output
+
+
+def test_missing_spec_file_exits_2(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["plan", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 2
+    assert "cannot read the spec" in result.output
+
+
+def test_version_and_help() -> None:
+    runner = CliRunner()
+    version = runner.invoke(cli, ["--version"])
+    assert version.exit_code == 0
+    assert version.output.startswith("nestlab, version ")
+    help_text = runner.invoke(cli, ["--help"]).output
+    assert "plan" in help_text
+    assert "not available yet" in help_text
