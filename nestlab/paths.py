@@ -34,3 +34,60 @@ def cache_dir() -> Path:
 def repo_root() -> Path:
     """The checkout nestlab runs from (roles, playbooks, stacks and recipes live there)."""
     return Path(__file__).resolve().parent.parent
+
+
+class LabFiles:
+    """The layout of one lab's state directory; every layer asks here instead of joining paths."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @classmethod
+    def named(cls, name: str) -> LabFiles:
+        """The files of lab ``name`` under :func:`home`."""
+        return cls(lab_dir(name))
+
+    @property
+    def ssh_dir(self) -> Path:
+        """The lab's SSH key pair, known_hosts and ssh_config."""
+        return self.root / "ssh"
+
+    @property
+    def ssh_key(self) -> Path:
+        """The lab's private SSH key (ed25519, 0600); its ``.pub`` is in every node."""
+        return self.ssh_dir / "id_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        """Host keys of the lab's nodes, so no prompt ever appears."""
+        return self.ssh_dir / "known_hosts"
+
+    @property
+    def ssh_config(self) -> Path:
+        """An ssh_config naming every node, for ssh, testinfra and people."""
+        return self.ssh_dir / "config"
+
+    @property
+    def inventory(self) -> Path:
+        """The Ansible inventory generated from the plan."""
+        return self.root / "inventory.yml"
+
+    @property
+    def plan(self) -> Path:
+        """The plan the lab was built from, as ``nestlab plan --json`` prints it."""
+        return self.root / "plan.json"
+
+    @property
+    def pki(self) -> Path:
+        """The lab CA and node certificates."""
+        return self.root / "pki"
+
+    @property
+    def logs(self) -> Path:
+        """Full logs of every step (ansible, nspawn consoles, verify)."""
+        return self.root / "logs"
+
+    @property
+    def kubeconfig(self) -> Path:
+        """Lab-admin kubeconfig pointing at the VIP."""
+        return self.root / "kubeconfig"

@@ -47,6 +47,7 @@ class Runner(Protocol):
         stdin: str | None = None,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        capture: bool = True,
     ) -> Result: ...
 
 
@@ -58,14 +59,15 @@ def run(
     stdin: str | None = None,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    capture: bool = True,
 ) -> Result:
-    """Run ``argv`` to completion and capture its output as text."""
+    """Run ``argv`` to completion and capture its output as text (or let it through to ours)."""
     args = tuple(str(arg) for arg in argv)
     try:
         done = subprocess.run(  # noqa: S603 - argv list, no shell
             args,
             input=stdin,
-            capture_output=True,
+            capture_output=capture,
             text=True,
             errors="replace",
             timeout=timeout,
@@ -77,7 +79,7 @@ def run(
         raise ProcessError(f"{args[0]} is not installed (run scripts/bootstrap.sh)") from exc
     except subprocess.TimeoutExpired as exc:
         raise ProcessError(f"{' '.join(args)} did not finish within {timeout:g}s") from exc
-    result = Result(args, done.returncode, done.stdout, done.stderr)
+    result = Result(args, done.returncode, done.stdout or "", done.stderr or "")
     if check and done.returncode != 0:
         tail = (done.stderr or done.stdout).strip()[-_TAIL:]
         raise ProcessError(f"{' '.join(args)} exited {done.returncode}: {tail}", result)

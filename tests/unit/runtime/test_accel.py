@@ -27,6 +27,7 @@ class FakeQemu:
         stdin: str | None = None,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        capture: bool = True,
     ) -> Result:
         self.calls.append(argv)
         return Result(tuple(argv), self.returncode, self.stdout, "")

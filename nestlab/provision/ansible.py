@@ -1,0 +1,84 @@
+"""Run playbooks/site.yml against a lab through ansible-runner, streaming per-task progress.
+
+ansible-runner owns the ansible-playbook process; this module gives it the inventory, the roles
+path and a private data directory under the lab's state, and turns its events into progress lines
+and a :class:`~nestlab.provision.events.ProvisionError` that names host, task and message.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nestlab import paths
+from nestlab.paths import LabFiles
+from nestlab.provision.events import ProvisionError, Tally
+from nestlab.provision.inventory import inventory, ssh_config
+from nestlab.spec.plan import Plan
+
+Progress = Callable[[str], None]
+PLAYBOOK_TIMEOUT_S = 3600  # a cold provisioning of nine nodes on two cores; normally minutes
+
+
+def write_inventory(plan: Plan, files: LabFiles) -> Path:
+    """Write inventory.yml and ssh/config for the lab; returns the inventory path."""
+    files.ssh_dir.mkdir(parents=True, exist_ok=True)
+    files.inventory.write_text(yaml.safe_dump(inventory(plan, files), sort_keys=False), encoding="utf-8")
+    files.ssh_config.write_text(ssh_config(plan, files), encoding="utf-8")
+    return files.inventory
+
+
+def run_playbook(
+    plan: Plan,
+    files: LabFiles,
+    progress: Progress,
+    *,
+    playbook: str = "site.yml",
+    limit: str | None = None,
+    extravars: dict[str, Any] | None = None,
+) -> Tally:
+    """Run a playbook from playbooks/ on the lab; raise ProvisionError when any task fails."""
+    import ansible_runner  # noqa: PLC0415 - heavy import (all of ansible), needed only here
+
+    root = paths.repo_root()
+    write_inventory(plan, files)
+    data_dir = files.root / "ansible"
+    if data_dir.exists():
+        shutil.rmtree(data_dir / "artifacts", ignore_errors=True)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    files.logs.mkdir(parents=True, exist_ok=True)
+    log = files.logs / "ansible.log"
+    tally = Tally()
+
+    def on_event(event: dict[str, Any]) -> bool:
+        line = tally.feed(event)
+        if line is not None:
+            progress(line)
+        return True
+
+    result = ansible_runner.run(
+        private_data_dir=str(data_dir),
+        project_dir=str(root / "playbooks"),
+        playbook=str(root / "playbooks" / playbook),
+        inventory=str(files.inventory),
+        limit=limit,
+        extravars={"nestlab_state_dir": str(files.root), **(extravars or {})},
+        envvars={
+            "ANSIBLE_ROLES_PATH": str(root / "roles"),
+            "ANSIBLE_LOG_PATH": str(log),
+            "ANSIBLE_HOST_KEY_CHECKING": "False",
+            "ANSIBLE_FORKS": "10",
+            "ANSIBLE_PIPELINING": "True",
+            "ANSIBLE_NOCOLOR": "True",
+        },
+        event_handler=on_event,
+        quiet=True,
+        timeout=PLAYBOOK_TIMEOUT_S,
+    )
+    if result.status != "successful" or tally.failures:
+        raise ProvisionError(tally.failures, str(log))
+    return tally

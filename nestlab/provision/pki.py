@@ -1,0 +1,139 @@
+"""The lab CA and the TLS certificates of every node, made on the outer machine at ``up``.
+
+etcd peers, API servers and clients trust only this CA. Keys are written 0600 in the lab's state
+directory; each node receives its own certificate and key and the CA certificate, never the CA key.
+Re-running keeps what exists (idempotent) unless a certificate no longer matches the plan.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from nestlab.spec.model import Role
+from nestlab.spec.plan import Plan
+
+VALIDITY = datetime.timedelta(days=365)  # a lab lives for days; a year never expires mid-exercise
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A certificate and its key on disk."""
+
+    cert: Path
+    key: Path
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+
+
+def _load(issued: Issued) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    cert = x509.load_pem_x509_certificate(issued.cert.read_bytes())
+    key = serialization.load_pem_private_key(issued.key.read_bytes(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise TypeError(f"{issued.key} is not an EC key")
+    return cert, key
+
+
+def ensure_ca(pki: Path, lab_name: str) -> Issued:
+    """The lab CA, created on first use."""
+    issued = Issued(pki / "ca.crt", pki / "ca.key")
+    if issued.cert.exists() and issued.key.exists():
+        return issued
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"nestlab {lab_name} CA")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + VALIDITY * 5)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+        )
+        .sign(key, hashes.SHA256())
+    )
+    _write_key(issued.key, key)
+    issued.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return issued
+
+
+def issue(
+    pki: Path,
+    ca: Issued,
+    name: str,
+    *,
+    organization: str | None = None,
+    dns: tuple[str, ...] = (),
+    ips: tuple[IPv4Address, ...] = (),
+    server: bool = True,
+) -> Issued:
+    """A leaf certificate (server+client, or client only) signed by the lab CA; kept if it still fits."""
+    issued = Issued(pki / f"{name}.crt", pki / f"{name}.key")
+    wanted_sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns] + [x509.IPAddress(ip) for ip in ips]
+    if issued.cert.exists() and issued.key.exists():
+        current = x509.load_pem_x509_certificate(issued.cert.read_bytes())
+        try:
+            sans = list(current.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+        except x509.ExtensionNotFound:
+            sans = []
+        if set(map(str, sans)) == set(map(str, wanted_sans)):
+            return issued
+    ca_cert, ca_key = _load(ca)
+    key = ec.generate_private_key(ec.SECP256R1())
+    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, name)]
+    if organization:
+        attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    usages = [ExtendedKeyUsageOID.CLIENT_AUTH] + ([ExtendedKeyUsageOID.SERVER_AUTH] if server else [])
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name(attributes))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+    )
+    if wanted_sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(wanted_sans), critical=False)
+    _write_key(issued.key, key)
+    issued.cert.write_bytes(builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+    return issued
+
+
+def ensure_lab_pki(plan: Plan, pki: Path) -> dict[str, Issued]:
+    """The CA, one certificate per node (SANs: name, address; the VIP too on control-plane nodes), and
+    the lab-admin client certificate (``admin``, group ``system:masters``)."""
+    ca = ensure_ca(pki, plan.lab.name)
+    out = {"ca": ca}
+    for node in plan.nodes:
+        ips: tuple[IPv4Address, ...] = (node.address,)
+        dns: tuple[str, ...] = (node.name,)
+        if node.role is Role.CONTROL_PLANE:
+            ips += (plan.vip, IPv4Address("127.0.0.1"))
+            dns += ("localhost", "kubernetes", "kubernetes.default")
+        out[node.name] = issue(pki, ca, node.name, dns=dns, ips=ips)
+    out["admin"] = issue(pki, ca, "admin", organization="system:masters", server=False)
+    return out
