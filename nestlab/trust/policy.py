@@ -1,0 +1,139 @@
+"""The measurement policy: which digests a host may have measured, and the check of one event.
+
+A policy is a JSON document (see docs/trust.md)::
+
+    {"name": "lab-default",
+     "packages": {"nestlab-agent": ["<sha256 of the .deb>"], "nestlab-pod-kernel": ["..."]},
+     "kernels": ["<sha256 of a signed pod kernel image>"],
+     "initramfs": ["<sha256>"],
+     "configs": ["<sha256 of an agent configuration file>"],
+     "forbidden_cmdline_args": ["init=", "rdinit="]}
+
+Its digest (sha256 of its canonical JSON) goes into every verdict, so a verdict says exactly which
+policy it was judged by. Pure: no files, no processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from nestlab.trust import pcrs
+from nestlab.trust.errors import PolicyError
+from nestlab.trust.eventlog import Event
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_LISTS = ("kernels", "initramfs", "configs")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Known-good digests, by kind."""
+
+    name: str
+    """Shown in verdicts and errors."""
+    packages: Mapping[str, frozenset[str]]
+    """Package name -> sha256 digests of its allowed .deb files."""
+    kernels: frozenset[str]
+    """sha256 digests of allowed pod kernel images."""
+    initramfs: frozenset[str]
+    """sha256 digests of allowed pod initramfs images."""
+    configs: frozenset[str]
+    """sha256 digests of allowed agent configuration files."""
+    forbidden_cmdline_args: tuple[str, ...] = ()
+    """Kernel command-line argument prefixes a pod may not boot with."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "packages": {name: sorted(digests) for name, digests in sorted(self.packages.items())},
+            "kernels": sorted(self.kernels),
+            "initramfs": sorted(self.initramfs),
+            "configs": sorted(self.configs),
+            "forbidden_cmdline_args": list(self.forbidden_cmdline_args),
+        }
+
+    def digest(self) -> str:
+        """sha256 of the canonical JSON form: the policy's identity."""
+        canonical = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def parse_policy(text: str) -> Policy:
+    """Parse a policy document; PolicyError names the field that is wrong."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PolicyError(f"policy is not JSON ({exc.msg} at line {exc.lineno})") from exc
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+        raise PolicyError("policy must be a JSON object with a string 'name'")
+    unknown = sorted(raw.keys() - {"name", "packages", *_LISTS, "forbidden_cmdline_args"})
+    if unknown:
+        raise PolicyError(f"policy has unknown fields: {', '.join(unknown)}")
+    packages = raw.get("packages", {})
+    if not isinstance(packages, dict):
+        raise PolicyError("policy.packages must map package names to digest lists")
+    args = raw.get("forbidden_cmdline_args", [])
+    if not isinstance(args, list) or not all(isinstance(a, str) and a for a in args):
+        raise PolicyError("policy.forbidden_cmdline_args must be a list of non-empty strings")
+    return Policy(
+        name=raw["name"],
+        packages={name: _digests(digests, f"policy.packages.{name}") for name, digests in packages.items()},
+        kernels=_digests(raw.get("kernels", []), "policy.kernels"),
+        initramfs=_digests(raw.get("initramfs", []), "policy.initramfs"),
+        configs=_digests(raw.get("configs", []), "policy.configs"),
+        forbidden_cmdline_args=tuple(args),
+    )
+
+
+def _digests(value: object, where: str) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(d, str) and _HEX64.match(d) for d in value):
+        raise PolicyError(f"{where} must be a list of sha256 digests (64 lowercase hex characters)")
+    return frozenset(value)
+
+
+def check_event(policy: Policy, event: Event) -> str | None:
+    """None when the policy allows the event, else the reason it does not."""
+    expected_pcr = pcrs.ASSIGNMENT.get(event.type)
+    if expected_pcr is None:
+        return f"unknown event type {event.type!r}: not in the PCR assignment"
+    if event.pcr != expected_pcr:
+        return f"{event.type} events belong in PCR {expected_pcr}, this one was extended into PCR {event.pcr}"
+    if event.type == "package":
+        return _check_package(policy, event)
+    if event.type == "pod-cmdline":
+        return _check_cmdline(policy, event)
+    known = {"config": policy.configs, "pod-kernel": policy.kernels, "pod-initramfs": policy.initramfs}
+    if event.digest not in known[event.type]:
+        digest = event.digest[:16]
+        return f"{event.description}: {event.type} digest {digest}… is not known to policy {policy.name}"
+    return None
+
+
+def _check_package(policy: Policy, event: Event) -> str | None:
+    name = event.data.get("name")
+    if not isinstance(name, str):
+        return "package event has no package name in data.name"
+    if event.digest not in policy.packages.get(name, frozenset()):
+        digest = event.digest[:16]
+        return f"package {event.description} has digest {digest}… which policy {policy.name} does not know"
+    return None
+
+
+def _check_cmdline(policy: Policy, event: Event) -> str | None:
+    cmdline = event.data.get("cmdline")
+    if not isinstance(cmdline, str):
+        return "pod-cmdline event has no command line in data.cmdline"
+    if hashlib.sha256(cmdline.encode()).hexdigest() != event.digest:
+        return f"{event.description}: the logged command line is not the one that was measured"
+    for arg in cmdline.split():
+        for forbidden in policy.forbidden_cmdline_args:
+            if arg.startswith(forbidden):
+                return (
+                    f"{event.description}: command line argument {arg!r} is forbidden by policy {policy.name}"
+                )
+    return None
