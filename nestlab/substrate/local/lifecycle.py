@@ -1,0 +1,259 @@
+"""The local substrate's public API: up, status, stop_node, start_node, ssh_argv, down.
+
+Every call is idempotent: ``up`` creates what is missing and starts what is stopped, ``down``
+removes whatever of the lab is really on the machine (processes, mounts, bridge, veths, lab dir),
+reading the machine as well as the state file, so either can be re-run after a crash. Calls on
+one lab are serialized by a lock file in its directory.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import Literal
+
+from nestlab import paths
+from nestlab.runtime import proc
+from nestlab.runtime.accel import probe
+from nestlab.spec import NodeName, Plan, PlannedNode, Role
+from nestlab.substrate.local import bridge as br
+from nestlab.substrate.local import mounts, pids, ssh
+from nestlab.substrate.local import state as st
+from nestlab.substrate.local.errors import LocalSubstrateError, UnknownNodeError
+from nestlab.substrate.local.image import ensure_image
+from nestlab.substrate.local.keys import ensure_key
+from nestlab.substrate.local.layout import LabLayout, bridge_name, machine_name
+from nestlab.substrate.local.node import Context, Spawner, boot, halt
+from nestlab.substrate.local.nodefiles import known_hosts_line
+
+Progress = Callable[[str], None]
+SSH_WAIT_S = 300.0  # nodes boot in parallel on two shared cores; a loaded machine needs minutes
+NodeState = Literal["running", "stopped", "absent"]
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    """What ``up`` or ``start_node`` did to one node."""
+
+    name: NodeName
+    address: IPv4Address
+    pid: int
+    started: bool
+    """True when this call started it; False when it was already running."""
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """One node as ``status`` sees it."""
+
+    name: NodeName
+    role: Role
+    placed_on: NodeName
+    address: IPv4Address
+    state: NodeState
+    reachable: bool
+    """A real SSH login succeeded (False when not checked or not running)."""
+
+
+def layout_for(name: str, lab_root: Path | None = None) -> LabLayout:
+    """The lab's layout (its directory: ``lab_root`` or nestlab.paths.lab_dir(name))."""
+    return LabLayout(name=name, root=(lab_root or paths.lab_dir(name)).absolute())
+
+
+@contextmanager
+def _locked(layout: LabLayout) -> Iterator[None]:
+    layout.root.mkdir(parents=True, exist_ok=True)
+    with layout.lock_file.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _context(
+    plan: Plan, layout: LabLayout, image: Path, *, run: proc.Runner, spawn: Spawner, kvm: bool | None
+) -> Context:
+    """Keys, known_hosts and the accelerator decision for booting this lab's nodes."""
+    public = ensure_key(run, layout.ssh_key, f"nestlab-{plan.lab.name}")
+    lines = []
+    for node in plan.nodes:
+        host_pub = ensure_key(run, layout.host_key(node.name), f"root@{node.name}")
+        lines.append(known_hosts_line(node.name, node.address, host_pub))
+    layout.known_hosts.write_text("".join(lines), encoding="ascii")
+    if kvm is None:
+        kvm = bool(plan.by_role(Role.HOST)) and probe(run).name == "kvm"
+    return Context(
+        layout=layout,
+        image=image,
+        bridge=bridge_name(plan.lab.name),
+        network=plan.lab.networks.management,
+        authorized_key=public,
+        kvm=kvm,
+        run=run,
+        spawn=spawn,
+    )
+
+
+def _start(ctx: Context, lab: st.LabState, nodes: list[PlannedNode], progress: Progress) -> list[NodeResult]:
+    results = []
+    for node in nodes:
+        lab, pid, started = boot(ctx, lab, node)
+        progress(f"{node.name}: {'started' if started else 'already running'}")
+        results.append(NodeResult(node.name, node.address, pid, started))
+
+    def alive(name: str) -> bool:
+        return pids.is_running(lab.nodes[NodeName(name)].pid, machine_name(lab.name, NodeName(name)))
+
+    progress(f"waiting for sshd on {len(nodes)} node(s)")
+    ssh.wait_reachable(
+        ctx.run, ctx.layout, {n.name: n.address for n in nodes}, timeout=SSH_WAIT_S, alive=alive
+    )
+    return results
+
+
+def up(
+    plan: Plan,
+    progress: Progress = lambda _msg: None,
+    *,
+    lab_root: Path | None = None,
+    run: proc.Runner = proc.run,
+    spawn: Spawner = proc.spawn,
+    kvm: bool | None = None,
+) -> list[NodeResult]:
+    """Create what is missing and start what is stopped; return when every node answers SSH."""
+    layout = layout_for(plan.lab.name, lab_root)
+    network = plan.lab.networks.management
+    bridge = bridge_name(plan.lab.name)
+    with _locked(layout):
+        lab = st.load(layout.state_file, plan.lab.name)
+        br.check_clashes(run, bridge, network, owned=lab.bridge == bridge and lab.network == str(network))
+        image = Path(lab.image) if lab.image else None
+        if image is None or not image.is_dir():  # a lab keeps the image it was created from
+            image = ensure_image(run=run, progress=progress).root
+            lab = st.with_image(lab, image)
+        lab = st.with_bridge(lab, bridge, str(network))
+        st.save(layout.state_file, lab)
+        br.ensure_bridge(run, bridge, plan.gateway, network)
+        ctx = _context(plan, layout, image, run=run, spawn=spawn, kvm=kvm)
+        return _start(ctx, lab, list(plan.nodes), progress)
+
+
+def _affected(plan: Plan, name: str) -> list[PlannedNode]:
+    """``name`` alone, or for a host its whole failure domain (the host first)."""
+    try:
+        node = plan.node(name)
+    except KeyError:
+        known = ", ".join(n.name for n in plan.nodes)
+        raise UnknownNodeError(f"lab {plan.lab.name} has no node {name!r}; its nodes: {known}") from None
+    if node.role is Role.HOST:
+        return [plan.node(member) for member in plan.failure_domains()[node.name]]
+    return [node]
+
+
+def stop_node(
+    plan: Plan, name: str, *, lab_root: Path | None = None, run: proc.Runner = proc.run
+) -> list[NodeName]:
+    """Stop a node; a host takes every node placed on it down with it. Returns the nodes stopped."""
+    layout = layout_for(plan.lab.name, lab_root)
+    affected = _affected(plan, name)
+    with _locked(layout):
+        lab = st.load(layout.state_file, plan.lab.name)
+        for node in reversed(affected):  # placed nodes first, the host last
+            lab = halt(run, layout, lab, node)
+    return [node.name for node in affected]
+
+
+def start_node(
+    plan: Plan,
+    name: str,
+    progress: Progress = lambda _msg: None,
+    *,
+    lab_root: Path | None = None,
+    run: proc.Runner = proc.run,
+    spawn: Spawner = proc.spawn,
+    kvm: bool | None = None,
+) -> list[NodeResult]:
+    """Start a stopped node (a host with every node placed on it); wait until they answer SSH."""
+    layout = layout_for(plan.lab.name, lab_root)
+    affected = _affected(plan, name)
+    with _locked(layout):
+        lab = st.load(layout.state_file, plan.lab.name)
+        if lab.bridge is None or lab.image is None:
+            raise LocalSubstrateError(f"lab {plan.lab.name} is not up; run `nestlab up` first")
+        br.ensure_bridge(run, lab.bridge, plan.gateway, plan.lab.networks.management)
+        ctx = _context(plan, layout, Path(lab.image), run=run, spawn=spawn, kvm=kvm)
+        return _start(ctx, lab, affected, progress)
+
+
+def status(
+    plan: Plan, *, lab_root: Path | None = None, run: proc.Runner = proc.run, check_ssh: bool = True
+) -> list[NodeStatus]:
+    """Every node's role, placement, address, state, and whether SSH answers."""
+    layout = layout_for(plan.lab.name, lab_root)
+    lab = st.load(layout.state_file, plan.lab.name)
+    statuses = []
+    for node in plan.nodes:
+        record = lab.nodes.get(node.name)
+        state: NodeState = "absent"
+        if record is not None:
+            running = pids.is_running(record.pid, record.machine)
+            state = "running" if running else "stopped"
+        reachable = state == "running" and check_ssh and ssh.reachable(run, layout, node.address)
+        statuses.append(NodeStatus(node.name, node.role, node.placed_on, node.address, state, reachable))
+    return statuses
+
+
+def ssh_argv(
+    plan: Plan, name: str, command: list[str] | None = None, *, lab_root: Path | None = None
+) -> list[str]:
+    """The ``ssh`` command line that logs in as root on node ``name`` (running ``command``)."""
+    try:
+        node = plan.node(name)
+    except KeyError:
+        raise UnknownNodeError(f"lab {plan.lab.name} has no node {name!r}") from None
+    return ssh.ssh_argv(layout_for(plan.lab.name, lab_root), node.address, command or [])
+
+
+@dataclass(frozen=True)
+class DownResult:
+    """What ``down`` removed."""
+
+    stopped: tuple[str, ...]
+    """Machine names of the node processes stopped."""
+    unmounted: tuple[Path, ...]
+    bridge_removed: bool
+
+
+def down(name: str, *, lab_root: Path | None = None, run: proc.Runner = proc.run) -> DownResult:
+    """Remove every process, mount, veth and the bridge of lab ``name``, then its directory."""
+    layout = layout_for(name, lab_root)
+    if not layout.root.exists():
+        return DownResult((), (), False)
+    with _locked(layout):
+        try:
+            lab = st.load(layout.state_file, name)
+        except LocalSubstrateError:
+            lab = st.LabState(name=name, bridge=bridge_name(name))  # unreadable: trust the machine
+        running = pids.node_pids(layout.root / "nodes")
+        for record in lab.nodes.values():
+            if record.pid is not None and pids.is_running(record.pid, record.machine):
+                running[record.machine] = record.pid
+        for machine, pid in sorted(running.items()):
+            pids.stop(pid, machine)
+        unmounted = tuple(mounts.mounts_under(layout.root))
+        mounts.unmount_all(run, layout.root)
+        removed = False
+        if lab.bridge is not None and br.exists(run, lab.bridge):
+            br.remove_bridge(run, lab.bridge)
+            removed = True
+        left = mounts.mounts_under(layout.root)
+        if left:
+            raise LocalSubstrateError(f"still mounted after unmounting: {', '.join(map(str, left))}")
+        shutil.rmtree(layout.root)
+    return DownResult(tuple(sorted(running)), unmounted, removed)
