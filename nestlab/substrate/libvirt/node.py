@@ -16,6 +16,7 @@ import pulumi_libvirt as libvirt
 
 from nestlab.spec import PlannedNode, Role
 from nestlab.substrate.libvirt import cloudinit
+from nestlab.substrate.libvirt.domain_xml import CDROM_ON_SATA
 from nestlab.substrate.libvirt.network import LabNetwork
 
 COMPONENT_TYPE = "nestlab:libvirt:LabNode"
@@ -106,6 +107,7 @@ class LabNode(pulumi.ComponentResource):
             autostart=True,
             running=True,
             description=f"nestlab {lab_name}: {node.role} {node.name} at {node.address}",
+            xml=libvirt.DomainXmlArgs(xslt=CDROM_ON_SATA),  # the cloud-init CD must not be IDE on q35
             opts=child,
         )
         self.register_outputs({"domain": self.domain.id, "address": str(node.address)})
