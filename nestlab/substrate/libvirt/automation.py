@@ -21,7 +21,7 @@ from nestlab import paths
 from nestlab.errors import UsageError
 from nestlab.runtime import proc
 from nestlab.spec import load_spec
-from nestlab.substrate.libvirt.settings import LAB_KEY, StackSettings, read_settings
+from nestlab.substrate.libvirt.settings import StackSettings, public_key_path, read_settings
 
 if TYPE_CHECKING:
     from pulumi import automation as auto
@@ -68,14 +68,14 @@ def stack_config(request: LabRequest, state_dir: Path) -> dict[str, str]:
         "nestlab:image": request.image if "://" in request.image else str(Path(request.image).resolve()),
         "nestlab:domainType": request.domain_type,
         "nestlab:stateDir": str(state_dir),
-        "nestlab:sshPublicKeyFile": str(state_dir / LAB_KEY),
+        "nestlab:sshPublicKeyFile": str(public_key_path(state_dir)),
     }
 
 
 def ensure_lab_key(state_dir: Path, run: proc.Runner = proc.run) -> Path:
     """The lab's SSH key pair under ``state_dir``, made with ssh-keygen when missing."""
-    public = state_dir / LAB_KEY
-    private = public.with_suffix("")
+    public = public_key_path(state_dir)
+    private = paths.LabFiles(state_dir).ssh_key
     if not private.exists():
         private.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         run(

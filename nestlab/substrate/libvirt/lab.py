@@ -77,7 +77,7 @@ class LibvirtLab(pulumi.ComponentResource):
             )
         self.provision = command.local.Command(
             f"{resource_name}-provision",
-            create=provisioning.command_line(settings.spec_path, settings.inventory_path),
+            create=provisioning.command_line(settings.spec_path, settings.files.inventory),
             triggers=[
                 provisioning.plan_digest(plan),
                 provisioning.roles_digest(repo_root or paths.repo_root()),

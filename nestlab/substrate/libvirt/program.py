@@ -25,8 +25,8 @@ def outputs(settings: StackSettings) -> dict[str, object]:
     plan = settings.plan
     return {
         "vip": str(plan.vip),
-        "kubeconfig": str(settings.kubeconfig_path),
-        "inventory": str(settings.inventory_path),
+        "kubeconfig": str(settings.files.kubeconfig),
+        "inventory": str(settings.files.inventory),
         "addresses": {str(node.name): str(node.address) for node in plan.nodes},
         "hypervisors": {str(node.name): settings.uris[node.hypervisor] for node in plan.nodes},
     }

@@ -20,7 +20,6 @@ from nestlab.spec.model import Lab, Substrate, SubstrateType
 
 NAMESPACE = "nestlab"
 DEFAULT_URI = "qemu:///system"
-LAB_KEY = Path("ssh/id_ed25519.pub")  # under the state dir: the key pair nestlab makes for each lab
 DOMAIN_TYPES = ("kvm", "qemu")  # kvm needs (nested) KVM on the hypervisor; qemu is TCG, slow but works
 
 # Every key the program reads, with what it is for: the unknown-key message lists them.
@@ -65,14 +64,15 @@ class StackSettings:
         return self.plan.lab.substrate.uris
 
     @property
-    def inventory_path(self) -> Path:
-        """The Ansible inventory provisioning reads."""
-        return self.state_dir / "inventory.yml"
+    def files(self) -> paths.LabFiles:
+        """The lab's state files (inventory, kubeconfig, SSH key), the same layout on every substrate."""
+        return paths.LabFiles(self.state_dir)
 
-    @property
-    def kubeconfig_path(self) -> Path:
-        """The kubeconfig provisioning writes for the lab's API (through the VIP)."""
-        return self.state_dir / "kubeconfig"
+
+def public_key_path(state_dir: Path) -> Path:
+    """The public half of the lab's own SSH key pair (the key nestlab makes for each lab)."""
+    private = paths.LabFiles(state_dir).ssh_key
+    return private.with_name(private.name + ".pub")
 
 
 def as_libvirt(lab: Lab) -> Lab:
@@ -112,7 +112,7 @@ def read_settings(raw: Mapping[str, object], base_dir: Path) -> StackSettings:
         image = str(_absolute(image, base_dir))
     state_dir = _absolute(state, base_dir) if state else paths.lab_dir(plan.lab.name if plan else "default")
     # The lab's own key is the default, once the lab (hence its state dir) is known.
-    key = _public_key(values, base_dir, state_dir / LAB_KEY if plan or state else None, problems)
+    key = _public_key(values, base_dir, public_key_path(state_dir) if plan or state else None, problems)
     if problems or plan is None:
         raise StackConfigError("bad stack configuration:\n" + "\n".join(problems))
     return StackSettings(spec_path, plan, image, pool, key, domain_type, state_dir)

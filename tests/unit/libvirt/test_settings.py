@@ -30,7 +30,7 @@ def test_a_local_spec_becomes_one_local_hypervisor_and_defaults_apply(tmp_path: 
     assert settings.uris == (DEFAULT_URI,)
     assert (settings.pool, settings.domain_type) == ("default", "kvm")
     assert settings.state_dir == tmp_path / "labs" / "default"
-    assert settings.inventory_path == tmp_path / "labs" / "default" / "inventory.yml"
+    assert settings.files.inventory == tmp_path / "labs" / "default" / "inventory.yml"
 
 
 def test_relative_paths_start_at_the_project_directory_and_urls_stay(tmp_path: Path) -> None:
