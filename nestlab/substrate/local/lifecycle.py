@@ -24,7 +24,7 @@ from nestlab.spec import NodeName, Plan, PlannedNode, Role
 from nestlab.substrate.local import bridge as br
 from nestlab.substrate.local import mounts, pids, ssh
 from nestlab.substrate.local import state as st
-from nestlab.substrate.local.errors import LocalSubstrateError, UnknownNodeError
+from nestlab.substrate.local.errors import LabClashError, LocalSubstrateError, UnknownNodeError
 from nestlab.substrate.local.image import ensure_image
 from nestlab.substrate.local.keys import ensure_key
 from nestlab.substrate.local.layout import LabLayout, bridge_name, machine_name
@@ -130,9 +130,15 @@ def up(
     layout = layout_for(plan.lab.name, lab_root)
     network = plan.lab.networks.management
     bridge = bridge_name(plan.lab.name)
+    fresh = not layout.state_file.exists()
     with _locked(layout):
         lab = st.load(layout.state_file, plan.lab.name)
-        br.check_clashes(run, bridge, network, owned=lab.bridge == bridge and lab.network == str(network))
+        try:
+            br.check_clashes(run, bridge, network, owned=lab.bridge == bridge and lab.network == str(network))
+        except LabClashError:
+            if fresh:  # refused before anything was made: leave no empty lab directory behind
+                shutil.rmtree(layout.root, ignore_errors=True)
+            raise
         image = Path(lab.image) if lab.image else None
         if image is None or not image.is_dir():  # a lab keeps the image it was created from
             image = ensure_image(run=run, progress=progress).root

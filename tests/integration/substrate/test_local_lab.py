@@ -1,0 +1,165 @@
+"""A real local lab: nspawn nodes from the cached node image, SSH, a TPM in a node, a host's failure
+domain stopping and starting, two labs side by side, and a ``down`` that leaves nothing behind.
+
+The node image is built on first use (a minute or two) and then comes from the cache.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from nestlab.runtime import proc
+from nestlab.spec import Plan, make_plan, parse_spec
+from nestlab.substrate.local import bridge as br
+from nestlab.substrate.local import lifecycle as lc
+from nestlab.substrate.local.errors import LabClashError
+from nestlab.substrate.local.layout import bridge_name
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="nspawn machines, bridges and mounts need root"),
+]
+
+SPEC = Path(__file__).with_name("small.lab.yaml")
+
+
+@dataclass(frozen=True)
+class Lab:
+    """A lab that is up, and where its state lives."""
+
+    plan: Plan
+    root: Path
+
+
+def _plan(name: str | None = None, third_octet: int | None = None) -> Plan:
+    text = SPEC.read_text()
+    if name is not None:
+        text = text.replace("name: h3small", f"name: {name}")
+    if third_octet is not None:
+        text = text.replace("198.18.203.", f"198.18.{third_octet}.").replace(
+            "198.19.203.", f"198.19.{third_octet}."
+        )
+    return make_plan(parse_spec(text, str(SPEC)))
+
+
+def _ssh(lab: Lab, node: str, *command: str) -> proc.Result:
+    return proc.run(lc.ssh_argv(lab.plan, node, list(command), lab_root=lab.root), timeout=60, check=False)
+
+
+def _links() -> str:
+    return proc.run(["ip", "-o", "link", "show"], timeout=30).stdout
+
+
+def _mountinfo() -> str:
+    return Path("/proc/self/mountinfo").read_text()
+
+
+def _alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
+@pytest.fixture
+def lab_factory(tmp_path: Path) -> Iterator[list[Lab]]:
+    """Labs created by a test; every one is taken down afterwards, also when the test fails."""
+    labs: list[Lab] = []
+    yield labs
+    errors = []
+    for lab in labs:
+        try:
+            lc.down(lab.plan.lab.name, lab_root=lab.root)
+        except Exception as exc:  # take every lab down, then report
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+
+
+def _up(labs: list[Lab], plan: Plan, root: Path) -> tuple[Lab, list[lc.NodeResult]]:
+    lab = Lab(plan, root)
+    labs.append(lab)
+    return lab, lc.up(plan, lab_root=root)
+
+
+def test_small_lab_lifecycle(lab_factory: list[Lab], tmp_path: Path) -> None:
+    lab, results = _up(lab_factory, _plan(), tmp_path / "h3small")
+    names = sorted(node.name for node in lab.plan.nodes)
+    assert sorted(r.name for r in results) == names == ["cp-1", "depot", "esx-01", "lb-1"]
+    pids = {r.name: r.pid for r in results}
+
+    # Every node answers SSH as itself, on its planned address, with no route off the lab.
+    for node in lab.plan.nodes:
+        answer = _ssh(lab, node.name, "hostname; ip -4 -o addr show host0; ip route show default")
+        assert answer.returncode == 0, answer.stderr
+        hostname, address_line, *default_route = answer.stdout.splitlines()
+        assert hostname == node.name
+        assert f"inet {node.address}/24" in address_line
+        assert default_route == []
+    assert all(s.state == "running" and s.reachable for s in lc.status(lab.plan, lab_root=lab.root))
+
+    # The node's own TPM answers, and role services are installed but left off for the roles.
+    tpm = _ssh(lab, "cp-1", "tpm2_getcap properties-fixed")
+    assert tpm.returncode == 0, tpm.stderr
+    assert 'value: "2.0"' in tpm.stdout
+    services = _ssh(lab, "cp-1", "systemctl is-enabled etcd haproxy keepalived nginx docker-registry")
+    assert services.stdout.split() == ["disabled"] * 5
+    assert _ssh(lab, "esx-01", "test -c /dev/net/tun").returncode == 0
+
+    # A second up changes nothing.
+    again = lc.up(lab.plan, lab_root=lab.root)
+    assert [(r.name, r.pid, r.started) for r in again] == [(n, pids[n], False) for n in pids]
+
+    # Stopping the host stops every node placed on it; starting it brings them back.
+    domain = lab.plan.failure_domains()["esx-01"]
+    assert sorted(lc.stop_node(lab.plan, "esx-01", lab_root=lab.root)) == sorted(domain) == names
+    after_stop = lc.status(lab.plan, lab_root=lab.root)
+    assert [(s.state, s.reachable) for s in after_stop] == [("stopped", False)] * 4
+    assert not any(_alive(pid) for pid in pids.values())
+    assert str(lab.root) not in _mountinfo()
+    assert _ssh(lab, "cp-1", "true").returncode != 0
+    restarted = lc.start_node(lab.plan, "esx-01", lab_root=lab.root)
+    assert sorted(r.name for r in restarted) == names
+    assert all(r.started for r in restarted)
+    assert all(s.state == "running" and s.reachable for s in lc.status(lab.plan, lab_root=lab.root))
+    # The node's writable layer survives the restart.
+    assert _ssh(lab, "cp-1", "test -f /var/lib/swtpm/tpm2-00.permall").returncode == 0
+
+    # down removes the processes, mounts, veths, bridge and lab directory.
+    running = [r.pid for r in restarted]
+    bridge = bridge_name(lab.plan.lab.name)
+    veths = br.members(proc.run, bridge)
+    assert len(veths) == 4
+    assert all(veth.startswith("vb-") for veth in veths)
+    done = lc.down(lab.plan.lab.name, lab_root=lab.root)
+    assert done.bridge_removed
+    assert len(done.stopped) == 4
+    assert not any(_alive(pid) for pid in running)
+    assert f"{bridge}:" not in _links()
+    assert not [veth for veth in veths if f"{veth}:" in _links() or f"{veth}@" in _links()]
+    assert str(lab.root) not in _mountinfo()
+    assert not lab.root.exists()
+    assert lc.down(lab.plan.lab.name, lab_root=lab.root) == lc.DownResult((), (), False)  # idempotent
+
+
+def test_labs_side_by_side_and_clash_refused(lab_factory: list[Lab], tmp_path: Path) -> None:
+    first, _ = _up(lab_factory, _plan("h3left", 204), tmp_path / "h3left")
+    second, _ = _up(lab_factory, _plan("h3right", 205), tmp_path / "h3right")
+    for lab in (first, second):
+        assert all(s.reachable for s in lc.status(lab.plan, lab_root=lab.root))
+    # The labs' networks are separate bridges: first's nodes do not reach second's.
+    assert _ssh(first, "cp-1", "ping -c1 -W1 198.18.205.21").returncode != 0
+
+    clash = _plan("h3clash", 204)  # same management network as h3left
+    with pytest.raises(LabClashError, match=r"198\.18\.204\.0/24 overlaps"):
+        lc.up(clash, lab_root=tmp_path / "h3clash")
+    assert "nl-h3clash" not in _links()
+    assert not (tmp_path / "h3clash").exists()
+
+    same_name = _plan("h3left", 206)  # another state dir, but the bridge name is taken
+    with pytest.raises(LabClashError, match="nl-h3left already exists"):
+        lc.up(same_name, lab_root=tmp_path / "elsewhere")
+    assert not (tmp_path / "elsewhere").exists()
