@@ -3,7 +3,7 @@
 VENV := .venv/bin
 SPEC ?= stacks/default.lab.yaml
 
-.PHONY: up test bootstrap lint fmt unit integration e2e
+.PHONY: up test bootstrap lint fmt unit integration e2e kernel
 
 ## Stand up the default lab (for now: show its plan; later work fills in `nestlab up`).
 up: bootstrap
@@ -34,3 +34,7 @@ integration: bootstrap
 
 e2e: bootstrap
 	$(VENV)/pytest -m e2e
+
+## Build the just-enough pod kernel (cached by content under the nestlab cache) and print its path.
+kernel: bootstrap
+	$(VENV)/python -m nestlab.runtime.kernel build

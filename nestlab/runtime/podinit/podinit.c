@@ -1,0 +1,601 @@
+/*
+ * pod-init: PID 1 of a nestlab pod microVM (the CRX init + Spherelet Agent of a vSphere Pod).
+ *
+ * It mounts /proc, /sys and /dev, configures lo and eth0 from nestlab.* kernel parameters, reads
+ * the pod description from the virtio disk whose serial is "nestlab-pod", gives every container a
+ * fresh overlay (its read-only image disk under a writable upper on the ephemeral disk), chroots
+ * into it and runs it, forwards its output to the console as "[name] line", reports start/exit
+ * events to the host as JSON lines on the virtio-serial port "nestlab.control", applies the
+ * restart policy, and powers the VM off when the pod is done or the host writes "stop".
+ *
+ * Pod description (one directive per line, values %XX-encoded, see nestlab/runtime/poddesc.py):
+ *   nestlab-pod 1 | name N | restart Never|OnFailure|Always | grace S | backoff MS
+ *   container N | image SERIAL | arg A | env K=V | workdir D | user UID:GID | end
+ *
+ * Built static with musl-gcc; no shell, no busybox, no dynamic allocation beyond fixed tables.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
+#include <net/if.h>
+#include <net/route.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_CONTAINERS 16
+#define MAX_ARGS 64
+#define MAX_ENV 64
+#define LINE_MAX_OUT 1024            /* longer output lines are split: the console is line-based */
+#define DESC_MAX 65536               /* the pod description disk is read up to this size */
+#define BACKOFF_CAP_MS 300000        /* kubelet's crash-loop back-off ceiling: five minutes */
+#define CONTROL_NAME "nestlab.control"
+#define DESC_SERIAL "nestlab-pod"
+#define EPH_SERIAL "nestlab-eph"
+#define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+enum policy { NEVER, ON_FAILURE, ALWAYS };
+
+struct container {
+	char *name, *image, *workdir;
+	char *argv[MAX_ARGS + 1], *envp[MAX_ENV + 2];
+	int argc, envc;
+	uid_t uid; gid_t gid;
+	pid_t pid;                   /* running process, 0 when not running */
+	int out;                     /* read end of its stdout/stderr pipe, -1 when closed */
+	char buf[LINE_MAX_OUT]; size_t len;
+	int restarts, last_code, done;
+	long long restart_at_ms;     /* 0 = no restart scheduled */
+	long backoff_ms;
+};
+
+static struct container pods[MAX_CONTAINERS];
+static int npods;
+static char *pod_name = "pod";
+static enum policy restart_policy = NEVER;
+static long grace_s = 10, backoff_ms = 10000; /* kubelet defaults: 10 s back-off start */
+static int control = -1;
+static char desc[DESC_MAX + 1];
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+static void say(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("pod-init: ", stdout);
+	vprintf(fmt, ap);
+	fputc('\n', stdout);
+	fflush(stdout);
+	va_end(ap);
+}
+
+/* One JSON event line on the control port; names are DNS labels, so no escaping is needed. */
+static void event(const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof line - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0 || control < 0)
+		return;
+	if (n > (int)sizeof line - 2)
+		n = sizeof line - 2;
+	line[n++] = '\n';
+	for (int off = 0; off < n;) {
+		ssize_t w = write(control, line + off, n - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return;
+		off += w;
+	}
+}
+
+static void mkdirs(const char *path)
+{
+	char tmp[512];
+	snprintf(tmp, sizeof tmp, "%s", path);
+	for (char *p = tmp + 1; *p; p++)
+		if (*p == '/') { *p = 0; mkdir(tmp, 0755); *p = '/'; }
+	mkdir(tmp, 0755);
+}
+
+static int mnt(const char *src, const char *dst, const char *type, unsigned long flags, const char *data)
+{
+	mkdirs(dst);
+	if (mount(src, dst, type, flags, data) == 0)
+		return 0;
+	say("mount %s on %s (%s) failed: %s", src, dst, type, strerror(errno));
+	return -1;
+}
+
+static int read_file(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	size_t len = 0;
+	ssize_t r;
+	while (len < size - 1 && (r = read(fd, buf + len, size - 1 - len)) > 0)
+		len += r;
+	close(fd);
+	buf[len] = 0;
+	return (int)len;
+}
+
+/* A one-line sysfs attribute without its newline. */
+static int read_value(const char *path, char *buf, size_t size)
+{
+	int len = read_file(path, buf, size);
+	if (len >= 0)
+		buf[strcspn(buf, "\n")] = 0;
+	return len;
+}
+
+/* The /dev path of the virtio disk with this serial, or NULL. */
+static const char *disk_by_serial(const char *serial)
+{
+	static char dev[300];
+	char path[300], value[64];
+	DIR *dir = opendir("/sys/block");
+	struct dirent *d;
+	const char *found = NULL;
+	while (dir && (d = readdir(dir))) {
+		if (strncmp(d->d_name, "vd", 2))
+			continue;
+		snprintf(path, sizeof path, "/sys/block/%s/serial", d->d_name);
+		if (read_value(path, value, sizeof value) >= 0 && !strcmp(value, serial)) {
+			snprintf(dev, sizeof dev, "/dev/%s", d->d_name);
+			found = dev;
+		}
+	}
+	if (dir)
+		closedir(dir);
+	return found;
+}
+
+static void open_control(void)
+{
+	char path[300], value[64];
+	DIR *dir = opendir("/sys/class/virtio-ports");
+	struct dirent *d;
+	while (dir && (d = readdir(dir))) {
+		snprintf(path, sizeof path, "/sys/class/virtio-ports/%s/name", d->d_name);
+		if (d->d_name[0] != '.' && read_value(path, value, sizeof value) >= 0 && !strcmp(value, CONTROL_NAME)) {
+			snprintf(path, sizeof path, "/dev/%s", d->d_name);
+			control = open(path, O_RDWR | O_CLOEXEC);
+		}
+	}
+	if (dir)
+		closedir(dir);
+	if (control < 0)
+		say("no virtio-serial port named %s: events go nowhere", CONTROL_NAME);
+}
+
+/* ---- network: lo always; eth0 from nestlab.ip=A.B.C.D/N and nestlab.gw=A.B.C.D ---- */
+
+static int if_up(int sock, const char *ifname)
+{
+	struct ifreq ifr = {0};
+	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname);
+	if (ioctl(sock, SIOCGIFFLAGS, &ifr) < 0)
+		return -1;
+	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+	return ioctl(sock, SIOCSIFFLAGS, &ifr);
+}
+
+static void set_addr(int sock, unsigned long req, const char *ifname, in_addr_t addr)
+{
+	struct ifreq ifr = {0};
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
+	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname);
+	sin->sin_family = AF_INET;
+	sin->sin_addr.s_addr = addr;
+	if (ioctl(sock, req, &ifr) < 0)
+		say("%s: address ioctl failed: %s", ifname, strerror(errno));
+}
+
+static void setup_network(const char *cmdline)
+{
+	int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	char ip[32] = "", gw[32] = "";
+	const char *p;
+	if (sock < 0)
+		return;
+	if (if_up(sock, "lo") < 0)
+		say("lo: %s", strerror(errno));
+	if ((p = strstr(cmdline, "nestlab.ip=")))
+		sscanf(p + 11, "%31[0-9./]", ip);
+	if ((p = strstr(cmdline, "nestlab.gw=")))
+		sscanf(p + 11, "%31[0-9.]", gw);
+	if (ip[0]) {
+		char *slash = strchr(ip, '/');
+		int prefix = slash ? atoi(slash + 1) : 24;
+		if (slash)
+			*slash = 0;
+		set_addr(sock, SIOCSIFADDR, "eth0", inet_addr(ip));
+		set_addr(sock, SIOCSIFNETMASK, "eth0", htonl(prefix ? ~0u << (32 - prefix) : 0));
+		if (if_up(sock, "eth0") < 0)
+			say("eth0: %s", strerror(errno));
+		say("eth0 %s/%d", ip, prefix);
+	}
+	if (gw[0]) {
+		struct rtentry rt = {0};
+		struct sockaddr_in *dst = (struct sockaddr_in *)&rt.rt_dst;
+		struct sockaddr_in *gate = (struct sockaddr_in *)&rt.rt_gateway;
+		struct sockaddr_in *mask = (struct sockaddr_in *)&rt.rt_genmask;
+		dst->sin_family = gate->sin_family = mask->sin_family = AF_INET;
+		gate->sin_addr.s_addr = inet_addr(gw);
+		rt.rt_flags = RTF_UP | RTF_GATEWAY;
+		if (ioctl(sock, SIOCADDRT, &rt) < 0)
+			say("default route via %s: %s", gw, strerror(errno));
+	}
+	close(sock);
+}
+
+/* ---- pod description ---- */
+
+static char *decode(char *s)
+{
+	char *out = s, *in = s;
+	while (*in) {
+		if (in[0] == '%' && in[1] && in[2]) {
+			char hex[3] = {in[1], in[2], 0};
+			*out++ = (char)strtol(hex, NULL, 16);
+			in += 3;
+		} else {
+			*out++ = *in++;
+		}
+	}
+	*out = 0;
+	return s;
+}
+
+static int parse_desc(char *text)
+{
+	struct container *c = NULL;
+	int line_no = 0;
+	for (char *save, *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *value = strchr(line, ' ');
+		line_no++;
+		if (value)
+			*value++ = 0;
+		else
+			value = "";
+		if (line_no == 1 && strcmp(line, "nestlab-pod"))
+			return say("pod description: first line is not 'nestlab-pod 1'"), -1;
+		if (!strcmp(line, "name")) pod_name = decode(value);
+		else if (!strcmp(line, "restart"))
+			restart_policy = !strcmp(value, "Always") ? ALWAYS : !strcmp(value, "OnFailure") ? ON_FAILURE : NEVER;
+		else if (!strcmp(line, "grace")) grace_s = atol(value);
+		else if (!strcmp(line, "backoff")) backoff_ms = atol(value);
+		else if (!strcmp(line, "container")) {
+			if (npods == MAX_CONTAINERS)
+				return say("pod description: more than %d containers", MAX_CONTAINERS), -1;
+			c = &pods[npods++];
+			c->name = decode(value);
+			c->workdir = "/";
+			c->out = -1;
+		} else if (!c) {
+			continue; /* unknown pod-level directives are ignored: newer hosts may add some */
+		} else if (!strcmp(line, "image")) c->image = decode(value);
+		else if (!strcmp(line, "workdir")) c->workdir = decode(value);
+		else if (!strcmp(line, "user")) sscanf(value, "%u:%u", &c->uid, &c->gid);
+		else if (!strcmp(line, "arg") && c->argc < MAX_ARGS) c->argv[c->argc++] = decode(value);
+		else if (!strcmp(line, "env") && c->envc < MAX_ENV) c->envp[c->envc++] = decode(value);
+		else if (!strcmp(line, "end")) c = NULL;
+	}
+	for (int i = 0; i < npods; i++) {
+		struct container *k = &pods[i];
+		int has_path = 0;
+		if (!k->image || !k->argc)
+			return say("container %s: image and at least one arg are required", k->name), -1;
+		for (int e = 0; e < k->envc; e++)
+			has_path |= !strncmp(k->envp[e], "PATH=", 5);
+		if (!has_path)
+			k->envp[k->envc++] = DEFAULT_PATH;
+		k->backoff_ms = backoff_ms;
+	}
+	return npods ? 0 : (say("pod description has no containers"), -1);
+}
+
+static int load_desc(void)
+{
+	const char *dev = disk_by_serial(DESC_SERIAL);
+	if (!dev)
+		return say("no virtio disk with serial %s", DESC_SERIAL), -1;
+	if (read_file(dev, desc, sizeof desc) < 0)
+		return say("%s: %s", dev, strerror(errno)), -1;
+	return parse_desc(desc);
+}
+
+/* ---- containers ---- */
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st; (void)flag; (void)ftw;
+	return remove(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+static void unmount_root(struct container *c)
+{
+	static const char *const subs[] = {"proc", "sys", "dev", ""};
+	char path[256];
+	for (int i = 0; i < 4; i++) {
+		snprintf(path, sizeof path, "/run/c/%s/root/%s", c->name, subs[i]);
+		umount2(path, MNT_DETACH);
+	}
+	snprintf(path, sizeof path, "/eph/%s", c->name);
+	nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
+/* A fresh root for every (re)start, as the kubelet gives a restarted container a new layer. */
+static int prepare_root(struct container *c)
+{
+	char lower[256], upper[256], work[256], root[256], sub[300], opts[900];
+	const char *dev = disk_by_serial(c->image);
+	snprintf(lower, sizeof lower, "/run/c/%s/lower", c->name);
+	snprintf(upper, sizeof upper, "/eph/%s/upper", c->name);
+	snprintf(work, sizeof work, "/eph/%s/work", c->name);
+	snprintf(root, sizeof root, "/run/c/%s/root", c->name);
+	if (!dev)
+		return say("container %s: no virtio disk with serial %s", c->name, c->image), -1;
+	if (access(lower, F_OK) != 0 || c->restarts == 0) {
+		mkdirs(lower);
+		if (mount(dev, lower, "erofs", MS_RDONLY, NULL) < 0 &&
+		    mount(dev, lower, "ext4", MS_RDONLY, "noload") < 0)
+			return say("container %s: %s is neither erofs nor ext4: %s", c->name, dev, strerror(errno)), -1;
+	}
+	mkdirs(upper);
+	mkdirs(work);
+	snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
+	if (mnt("overlay", root, "overlay", 0, opts) < 0)
+		return -1;
+	snprintf(sub, sizeof sub, "%s/proc", root);
+	mnt("proc", sub, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	snprintf(sub, sizeof sub, "%s/sys", root);
+	mnt("sysfs", sub, "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL);
+	snprintf(sub, sizeof sub, "%s/dev", root);
+	mnt("devtmpfs", sub, "devtmpfs", MS_NOSUID, NULL);
+	return 0;
+}
+
+static void start(struct container *c)
+{
+	int fds[2];
+	char root[256];
+	c->restart_at_ms = 0;
+	if (prepare_root(c) < 0 || pipe2(fds, O_CLOEXEC) < 0) {
+		c->last_code = 128;
+		c->done = 1;
+		event("{\"event\":\"failed\",\"container\":\"%s\",\"reason\":\"rootfs\"}", c->name);
+		return;
+	}
+	snprintf(root, sizeof root, "/run/c/%s/root", c->name);
+	pid_t pid = fork();
+	if (pid == 0) {
+		sigset_t all;
+		sigemptyset(&all);
+		sigprocmask(SIG_SETMASK, &all, NULL);
+		setsid();
+		int null = open("/dev/null", O_RDONLY);
+		dup2(null < 0 ? fds[0] : null, 0);
+		dup2(fds[1], 1);
+		dup2(fds[1], 2);
+		if (chroot(root) < 0 || chdir(c->workdir) < 0)
+			dprintf(2, "pod-init: chroot %s / chdir %s: %s\n", root, c->workdir, strerror(errno)), _exit(126);
+		if (setgroups(0, NULL) < 0 || setgid(c->gid) < 0 || setuid(c->uid) < 0)
+			dprintf(2, "pod-init: user %u:%u: %s\n", c->uid, c->gid, strerror(errno)), _exit(126);
+		execvpe(c->argv[0], c->argv, c->envp);
+		dprintf(2, "pod-init: exec %s: %s\n", c->argv[0], strerror(errno));
+		_exit(errno == ENOENT ? 127 : 126);
+	}
+	close(fds[1]);
+	if (pid < 0) {
+		close(fds[0]);
+		c->last_code = 128;
+		c->done = 1;
+		return;
+	}
+	c->pid = pid;
+	c->out = fds[0];
+	fcntl(c->out, F_SETFL, O_NONBLOCK);
+	event("{\"event\":\"started\",\"container\":\"%s\",\"pid\":%d,\"restarts\":%d}", c->name, pid, c->restarts);
+}
+
+static void emit_line(struct container *c)
+{
+	printf("[%s] %.*s\n", c->name, (int)c->len, c->buf);
+	fflush(stdout);
+	c->len = 0;
+}
+
+/* Forward whatever the container wrote, a line at a time; at EOF the pipe is closed. */
+static void drain(struct container *c)
+{
+	char chunk[512];
+	ssize_t r;
+	while (c->out >= 0 && (r = read(c->out, chunk, sizeof chunk)) != 0) {
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				return;
+			break;
+		}
+		for (ssize_t i = 0; i < r; i++) {
+			if (chunk[i] == '\n' || c->len == sizeof c->buf)
+				emit_line(c);
+			if (chunk[i] != '\n')
+				c->buf[c->len++] = chunk[i];
+		}
+	}
+	if (c->len)
+		emit_line(c);
+	if (c->out >= 0)
+		close(c->out);
+	c->out = -1;
+}
+
+static void exited(struct container *c, int status, int stopping)
+{
+	int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+	drain(c);
+	c->pid = 0;
+	c->last_code = code;
+	event("{\"event\":\"exited\",\"container\":\"%s\",\"code\":%d,\"signal\":%d,\"restarts\":%d}",
+	      c->name, code, sig, c->restarts);
+	unmount_root(c);
+	if (!stopping && (restart_policy == ALWAYS || (restart_policy == ON_FAILURE && code != 0))) {
+		c->restart_at_ms = now_ms() + c->backoff_ms;
+		c->backoff_ms = c->backoff_ms * 2 > BACKOFF_CAP_MS ? BACKOFF_CAP_MS : c->backoff_ms * 2;
+		c->restarts++;
+	} else {
+		c->done = 1;
+	}
+}
+
+static void reap(int stopping)
+{
+	int status;
+	pid_t pid;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		for (int i = 0; i < npods; i++)
+			if (pods[i].pid == pid)
+				exited(&pods[i], status, stopping);
+}
+
+static void signal_all(int sig)
+{
+	for (int i = 0; i < npods; i++)
+		if (pods[i].pid > 0)
+			kill(-pods[i].pid, sig);
+}
+
+static void power_off(void)
+{
+	sync();
+	umount2("/eph", MNT_DETACH);
+	say("powering off");
+	/* No ACPI in the microvm: a reset with `-no-reboot` is how the guest makes QEMU exit. */
+	reboot(RB_AUTOBOOT);
+	for (;;)
+		pause();
+}
+
+/* Run containers until all are done (or the host says stop), then report the pod phase. */
+static void supervise(void)
+{
+	struct pollfd fds[MAX_CONTAINERS + 2];
+	sigset_t mask;
+	char cmd[128];
+	int stopping = 0;
+	long long stop_deadline = 0;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGTERM);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	for (int i = 0; i < npods; i++)
+		start(&pods[i]);
+	for (;;) {
+		int running = 0, pending = 0;
+		long long next = -1, now = now_ms();
+		for (int i = 0; i < npods; i++) {
+			struct container *c = &pods[i];
+			if (!c->pid && c->restart_at_ms && !stopping && c->restart_at_ms <= now)
+				start(c);
+			running += c->pid > 0;
+			if (!c->pid && c->restart_at_ms && !stopping) {
+				pending++;
+				if (next < 0 || c->restart_at_ms < next)
+					next = c->restart_at_ms;
+			}
+		}
+		if (!running && (!pending || stopping))
+			break;
+		if (stopping && now >= stop_deadline) {
+			signal_all(SIGKILL);
+			stop_deadline = now + 1000;
+		}
+		int n = 0;
+		fds[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
+		fds[n++] = (struct pollfd){.fd = control, .events = POLLIN};
+		for (int i = 0; i < npods; i++)
+			fds[n++] = (struct pollfd){.fd = pods[i].out, .events = POLLIN};
+		long long wait = stopping ? stop_deadline - now : next < 0 ? -1 : next - now;
+		poll(fds, n, wait < 0 ? -1 : (int)(wait > 60000 ? 60000 : wait));
+		struct signalfd_siginfo si;
+		while (read(sfd, &si, sizeof si) == sizeof si)
+			if (si.ssi_signo == SIGTERM && !stopping)
+				stopping = 1, stop_deadline = now_ms() + grace_s * 1000, signal_all(SIGTERM);
+		if (fds[1].revents & POLLIN) {
+			ssize_t r = read(control, cmd, sizeof cmd - 1);
+			if (r > 0 && !strncmp(cmd, "stop", 4) && !stopping) {
+				say("stop requested by the host");
+				stopping = 1;
+				stop_deadline = now_ms() + grace_s * 1000;
+				signal_all(SIGTERM);
+			}
+		}
+		for (int i = 0; i < npods; i++)
+			if (fds[i + 2].revents)
+				drain(&pods[i]);
+		reap(stopping);
+	}
+	int failed = 0;
+	for (int i = 0; i < npods; i++)
+		failed |= pods[i].last_code != 0;
+	event("{\"event\":\"pod\",\"pod\":\"%s\",\"phase\":\"%s\"}", pod_name, failed ? "Failed" : "Succeeded");
+	say("pod %s %s", pod_name, failed ? "Failed" : "Succeeded");
+}
+
+int main(void)
+{
+	static char cmdline[4096];
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	mnt("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	mnt("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	mnt("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, NULL);
+	mnt("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+	read_file("/proc/cmdline", cmdline, sizeof cmdline);
+	open_control();
+	event("{\"event\":\"init\",\"version\":1}");
+	setup_network(cmdline);
+	if (load_desc() == 0) {
+		const char *eph = disk_by_serial(EPH_SERIAL);
+		if (!eph || mnt(eph, "/eph", "ext4", MS_NOSUID | MS_NODEV, NULL) < 0)
+			mnt("tmpfs", "/eph", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+		sethostname(pod_name, strlen(pod_name));
+		supervise();
+	} else {
+		event("{\"event\":\"pod\",\"pod\":\"%s\",\"phase\":\"Failed\",\"reason\":\"description\"}", pod_name);
+	}
+	power_off();
+	return 0;
+}

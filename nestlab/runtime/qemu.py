@@ -1,0 +1,234 @@
+"""Launch a pod microVM with QEMU ``-M microvm``: the vSphere Pod's CRX, built from open source.
+
+:func:`argv` is pure: the same :class:`VmConfig` always gives the same command line, so unit
+tests read it and a user can paste it. The machine has no BIOS disk boot, no PCI, no ACPI and no
+default devices: the kernel is loaded directly (PVH), devices are virtio-mmio (announced on the
+kernel command line by QEMU), the serial console goes to a log file, pod-init's control port is a
+virtio-serial port connected to a unix socket the host listens on, QMP is a unix socket. QEMU runs
+under seccomp (``-sandbox on``) and, when started as root, drops to an unprivileged uid once the
+files are open. :class:`QemuVmm` implements the :class:`Vmm` interface through ``proc.spawn``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from nestlab.runtime import proc
+from nestlab.runtime.accel import QEMU, Accel
+from nestlab.runtime.poddesc import DiskSerial
+from nestlab.runtime.qmp import Qmp, QmpError
+
+POD_UID = 64900  # QEMU drops to this uid:gid when started as root; no passwd entry is needed
+POD_OVERHEAD_MIB = 32  # kernel + pod-init + page tables: measured under 20 MiB, rounded up
+DEFAULT_CONTAINER_MIB = 128  # memory for a container with neither request nor limit
+MIN_GUEST_MIB = 64
+BASE_CMDLINE = (
+    "console=ttyS0",  # the ISA serial port microvm keeps
+    "quiet",  # fewer console lines: each costs guest and host time under TCG
+    "reboot=t",  # pod-init powers off by resetting (no ACPI); a triple fault needs no device
+    "panic=-1",  # a crashed pod reboots at once, and -no-reboot turns that into QEMU exiting
+)
+CONTROL_PORT = "nestlab.control"  # the virtio-serial port name pod-init looks for
+
+
+class VmError(proc.ProcessError):
+    """A pod VM could not be started, inspected or stopped."""
+
+
+@dataclass(frozen=True)
+class Disk:
+    """A virtio-blk disk, found in the guest by its serial."""
+
+    path: Path
+    serial: DiskSerial
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+class Tap:
+    """A host tap device for the pod's eth0 (created and bridged by the caller)."""
+
+    ifname: str
+    mac: str
+
+
+@dataclass(frozen=True)
+class VmConfig:
+    """Everything that defines one pod VM."""
+
+    name: str
+    kernel: Path
+    initrd: Path
+    vcpus: int
+    memory_mib: int
+    disks: tuple[Disk, ...]
+    console_log: Path
+    control_socket: Path
+    """Unix socket the host already listens on (see :class:`nestlab.runtime.control.Channel`)."""
+    qmp_socket: Path
+    accel: Accel
+    cmdline: tuple[str, ...] = ()
+    """Extra kernel parameters, e.g. ``nestlab.ip=198.18.4.10/24``."""
+    tap: Tap | None = None
+    runas: str | None = None
+    """``uid:gid`` QEMU switches to after opening its files; None keeps the caller's."""
+
+
+@dataclass(frozen=True)
+class ContainerResources:
+    """Requests and limits of one container (None = not given)."""
+
+    cpu_request_m: int | None = None
+    cpu_limit_m: int | None = None
+    memory_request_mib: int | None = None
+    memory_limit_mib: int | None = None
+
+
+def size(containers: Sequence[ContainerResources]) -> tuple[int, int]:
+    """(vCPUs, guest MiB) for a pod: sum of limits (else requests) plus the pod overhead.
+
+    As on vSphere, the VM is sized by limits, since the guest kernel cannot borrow memory back.
+    """
+    millis = sum(c.cpu_limit_m or c.cpu_request_m or 0 for c in containers)
+    mib = sum(c.memory_limit_mib or c.memory_request_mib or DEFAULT_CONTAINER_MIB for c in containers)
+    return max(1, math.ceil(millis / 1000)), max(MIN_GUEST_MIB, mib + POD_OVERHEAD_MIB)
+
+
+def default_runas() -> str | None:
+    """``POD_UID:POD_UID`` when running as root, else None (QEMU already runs unprivileged)."""
+    return f"{POD_UID}:{POD_UID}" if os.geteuid() == 0 else None
+
+
+def argv(config: VmConfig) -> list[str]:
+    """The QEMU command line for ``config``."""
+    cpu = "host" if config.accel.name == "kvm" else "max"
+    args = [
+        QEMU, "-name", config.name,
+        "-M", "microvm,acpi=off", "-cpu", cpu, *config.accel.qemu_args(),
+        "-smp", str(config.vcpus), "-m", f"{config.memory_mib}M",
+        "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+        "-kernel", str(config.kernel), "-initrd", str(config.initrd),
+        "-append", " ".join((*BASE_CMDLINE, *config.cmdline)),
+        "-chardev", f"file,id=console,path={config.console_log}", "-serial", "chardev:console",
+        "-chardev", f"socket,id=control,path={config.control_socket}",
+        "-device", "virtio-serial-device,max_ports=2",
+        "-device", f"virtserialport,chardev=control,name={CONTROL_PORT}",
+        "-qmp", f"unix:{config.qmp_socket},server=on,wait=off",
+        # elevateprivileges=deny would also forbid the setuid of -runas (QEMU dies of SIGSYS);
+        # once -runas has dropped root, the process has nothing left to elevate to.
+        "-sandbox", "on,obsolete=deny,spawn=deny,resourcecontrol=deny",
+    ]  # fmt: skip
+    for index, disk in enumerate(config.disks):
+        readonly = ",readonly=on" if disk.read_only else ""
+        args += ["-drive", f"file={disk.path},if=none,id=disk{index},format=raw{readonly}"]
+        args += ["-device", f"virtio-blk-device,drive=disk{index},serial={disk.serial}"]
+    if config.tap is not None:
+        args += ["-netdev", f"tap,id=net0,ifname={config.tap.ifname},script=no,downscript=no"]
+        args += ["-device", f"virtio-net-device,netdev=net0,mac={config.tap.mac}"]
+    if config.runas is not None:
+        args += ["-runas", config.runas]
+    return args
+
+
+class RunningVm(Protocol):
+    """A started pod VM, whatever the VMM."""
+
+    config: VmConfig
+    pid: int
+
+    def wait(self, timeout: float) -> int:
+        """Wait for the VM to end by itself; its exit status."""
+        ...
+
+    def stop(self, grace: float = 5.0) -> int:
+        """Stop it, gracefully first; its exit status."""
+        ...
+
+
+class Vmm(Protocol):
+    """A virtual machine monitor that can run pod VMs (only QEMU is implemented)."""
+
+    name: str
+
+    def launch(self, config: VmConfig) -> RunningVm:
+        """Start the VM described by ``config``."""
+        ...
+
+
+class QemuVm:
+    """A running QEMU, with its QMP connection opened on demand."""
+
+    def __init__(self, config: VmConfig, process: proc.Process) -> None:
+        self.config = config
+        self.process = process
+        self.pid = process.pid
+        self._qmp: Qmp | None = None
+
+    def qmp(self) -> Qmp:
+        """The QMP connection (connected on first use)."""
+        if self._qmp is None:
+            self._qmp = Qmp.connect(self.config.qmp_socket)
+        return self._qmp
+
+    def wait(self, timeout: float) -> int:
+        """Wait for QEMU to exit (pod-init powered off); VmError when it is still running."""
+        try:
+            return self.process.wait(timeout)
+        except proc.ProcessError as exc:
+            raise VmError(f"pod VM {self.config.name} still running after {timeout:g}s") from exc
+        finally:
+            self._close_qmp()
+
+    def rss_kib(self) -> int:
+        """QEMU's resident set size, from /proc/<pid>/status."""
+        for line in Path(f"/proc/{self.pid}/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise VmError(f"no VmRSS for QEMU pid {self.pid}")
+
+    def stop(self, grace: float = 5.0) -> int:
+        """QMP system_powerdown, then QMP quit, then SIGTERM/SIGKILL; QEMU's exit status.
+
+        Without ACPI the guest ignores the power button, so pods are stopped gracefully through
+        the control channel first; this is the VMM-level fallback that always ends the process.
+        """
+        for command, wait in (("system_powerdown", grace), ("quit", grace)):
+            if self.process.poll() is not None:
+                break
+            try:
+                self.qmp().execute(command)
+            except QmpError:
+                break  # QMP gone: QEMU is exiting or wedged; the signals below settle it
+            deadline = time.monotonic() + wait
+            while self.process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+        self._close_qmp()
+        return self.process.stop(grace)
+
+    def _close_qmp(self) -> None:
+        if self._qmp is not None:
+            self._qmp.close()
+            self._qmp = None
+
+
+Spawner = Callable[..., proc.Process]
+
+
+class QemuVmm:
+    """Pod VMs as ``qemu-system-x86_64 -M microvm`` processes."""
+
+    name = "qemu"
+
+    def __init__(self, spawn: Spawner = proc.spawn) -> None:
+        self._spawn = spawn
+
+    def launch(self, config: VmConfig) -> QemuVm:
+        """Start QEMU; its own messages go to ``<console_log>.qemu``."""
+        log = config.console_log.with_suffix(".qemu.log")
+        return QemuVm(config, self._spawn(argv(config), log=log))
