@@ -10,12 +10,17 @@ order, and nothing else was extended. Format (``nestlab-eventlog/1``)::
       "hash": "sha256",
       "events": [
         {"seq": 0, "pcr": 11, "type": "pod-kernel", "digest": "<64 lowercase hex>",
-         "description": "pod demo/web kernel", "data": {"pod": "demo/web", "path": "..."}}
+         "description": "pod demo/web kernel",
+         "data": {"pod": "demo/web", "path": "...", "sha256": "<sha256 of the kernel image>"}}
       ]
     }
 
-``seq`` counts from 0 in log order; ``digest`` is what was extended; ``data`` is free-form JSON the
-policy may look at. See docs/trust.md for the event types.
+``seq`` counts from 0 in log order. ``digest`` is what was extended into ``pcr``: the sha256 of the
+event's canonical JSON ``{"data", "description", "type"}`` (sorted keys, no spaces, UTF-8), in the
+way IMA's ima-ng template hash covers both a file's hash and its name. So the description (the
+pod's name) is as bound by the TPM as the content hash in ``data.sha256``: renaming a pod in the
+log, or swapping two pods that boot identical kernels, changes what replay gives. The parser
+rejects an event whose digest does not match its own fields. See docs/trust.md for event types.
 """
 
 from __future__ import annotations
@@ -45,11 +50,11 @@ class Event:
     type: str
     """What kind of thing was measured (see pcrs.ASSIGNMENT)."""
     digest: str
-    """sha256 of the measured thing, lowercase hex: exactly what was extended."""
+    """Template digest (see module doc), lowercase hex: exactly what was extended."""
     description: str
     """Human-readable: pod name, package name and version."""
     data: Mapping[str, Any] = field(default_factory=dict)
-    """Details for the policy (pod, path, cmdline, package version)."""
+    """Details for the policy: sha256 of the measured content, pod, path, cmdline, package version."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -68,10 +73,9 @@ class EventLog:
 
     events: tuple[Event, ...] = ()
 
-    def next_event(
-        self, pcr: int, type_: str, digest: str, description: str, data: Mapping[str, Any]
-    ) -> Event:
+    def next_event(self, pcr: int, type_: str, description: str, data: Mapping[str, Any]) -> Event:
         """Not a mutation: returns the event the next log (see :meth:`with_event`) would end with."""
+        digest = template_digest(type_, description, data)
         return Event(len(self.events), pcr, type_, digest, description, dict(data))
 
     def with_event(self, event: Event) -> EventLog:
@@ -80,6 +84,13 @@ class EventLog:
     def dumps(self) -> str:
         document = {"format": FORMAT, "hash": pcrs.HASH, "events": [e.to_json() for e in self.events]}
         return json.dumps(document, indent=1, sort_keys=True) + "\n"
+
+
+def template_digest(type_: str, description: str, data: Mapping[str, Any]) -> str:
+    """sha256 of the event's canonical JSON: what gets extended for it."""
+    document = {"data": dict(data), "description": description, "type": type_}
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def extend(value: bytes, digest: bytes) -> bytes:
@@ -137,4 +148,6 @@ def _event(position: int, raw: object) -> Event:
     data = raw.get("data", {})
     if not isinstance(data, dict):
         raise EventLogError(f"{where}: data must be an object")
+    if template_digest(raw["type"], raw["description"], data) != digest:
+        raise EventLogError(f"{where} digest does not match its type, description and data: it was edited")
     return Event(seq, pcr, raw["type"], digest, raw["description"], data)

@@ -118,14 +118,21 @@ def ensure_lab_keys(root: Path, lab: str, runner: proc.Runner = proc.run) -> Lab
 
 
 def _make_apt_key(tmp: Path, lab: str, runner: proc.Runner) -> None:
-    home = tmp / "gnupg"
-    home.mkdir(mode=0o700)
-    gpg = ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", "--passphrase", ""]
-    uid = f"nestlab lab {lab} apt repository <apt@{lab}.nestlab.invalid>"
-    runner([*gpg, "--quick-gen-key", uid, "ed25519", "sign", "never"], timeout=_TIMEOUT)
-    runner([*gpg, "--armor", "--output", str(tmp / "apt-signing.asc"), "--export"], timeout=_TIMEOUT)
-    # the gpg-agent this started holds the homedir open; stop it before the directory moves
-    runner(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], timeout=_TIMEOUT)
+    # gpg-agent's socket lives in the homedir and a socket path is limited to 108 bytes, so the key
+    # is made in a short-named directory and moved next to the others once the agent is stopped
+    with tempfile.TemporaryDirectory(prefix="nestlab-gpg-") as short:
+        home = Path(short) / "gnupg"
+        home.mkdir(mode=0o700)
+        gpg = ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", "--passphrase", ""]
+        uid = f"nestlab lab {lab} apt repository <apt@{lab}.nestlab.invalid>"
+        try:
+            runner([*gpg, "--quick-gen-key", uid, "ed25519", "sign", "never"], timeout=_TIMEOUT)
+            runner([*gpg, "--armor", "--output", str(tmp / "apt-signing.asc"), "--export"], timeout=_TIMEOUT)
+        finally:
+            runner(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], timeout=_TIMEOUT, check=False)
+        for socket_file in home.glob("S.*"):
+            socket_file.unlink()
+        shutil.move(home, tmp / "gnupg")
 
 
 def _make_kernel_key(tmp: Path, lab: str, runner: proc.Runner) -> None:

@@ -71,15 +71,15 @@ class Measurer:
             return EventLog()
         return eventlog.parse(self.log_path.read_text())
 
-    def measure(self, type_: str, digest: str, description: str, data: Mapping[str, Any]) -> Event:
-        """Extend ``digest`` into the PCR assigned to ``type_`` and log it; returns the logged event."""
+    def measure(self, type_: str, description: str, data: Mapping[str, Any]) -> Event:
+        """Extend the event's template digest into the PCR assigned to ``type_`` and log it."""
         pcr = pcrs.ASSIGNMENT.get(type_)
         if pcr is None:
             raise MeasurementError(f"no PCR is assigned to event type {type_!r} (see nestlab.trust.pcrs)")
         with self.locked():
             log = self.read()
-            event = log.next_event(pcr, type_, digest, description, data)
-            self._tpm.pcr_extend(pcr, bytes.fromhex(digest))
+            event = log.next_event(pcr, type_, description, data)
+            self._tpm.pcr_extend(pcr, bytes.fromhex(event.digest))
             try:
                 _write_atomic(self.log_path, log.with_event(event).dumps())
             except OSError as exc:
@@ -91,33 +91,27 @@ class Measurer:
 
     def measure_package(self, name: str, version: str, deb: Path) -> Event:
         """A host boot component: the .deb a package was installed from."""
-        return self.measure(
-            "package", file_digest(deb), f"{name} {version}", {"name": name, "version": version}
-        )
+        data = {"name": name, "version": version, "sha256": file_digest(deb)}
+        return self.measure("package", f"{name} {version}", data)
 
     def measure_config(self, path: Path) -> Event:
         """The agent's configuration file."""
-        return self.measure("config", file_digest(path), f"config {path}", {"path": str(path)})
+        return self.measure("config", f"config {path}", {"path": str(path), "sha256": file_digest(path)})
 
     def measure_pod_launch(self, launch: PodLaunch) -> tuple[Event, Event, Event]:
         """Kernel, initramfs and command line of a pod, before its microVM starts."""
         pod = launch.pod
         kernel = self.measure(
             "pod-kernel",
-            file_digest(launch.kernel),
             f"pod {pod} kernel",
-            {"pod": pod, "path": str(launch.kernel)},
+            {"pod": pod, "path": str(launch.kernel), "sha256": file_digest(launch.kernel)},
         )
         initramfs = self.measure(
             "pod-initramfs",
-            file_digest(launch.initramfs),
             f"pod {pod} initramfs",
-            {"pod": pod, "path": str(launch.initramfs)},
+            {"pod": pod, "path": str(launch.initramfs), "sha256": file_digest(launch.initramfs)},
         )
-        cmdline_digest = hashlib.sha256(launch.cmdline.encode()).hexdigest()
-        cmdline = self.measure(
-            "pod-cmdline", cmdline_digest, f"pod {pod} cmdline", {"pod": pod, "cmdline": launch.cmdline}
-        )
+        cmdline = self.measure("pod-cmdline", f"pod {pod} cmdline", {"pod": pod, "cmdline": launch.cmdline})
         return kernel, initramfs, cmdline
 
     @contextmanager

@@ -60,7 +60,8 @@ class Swtpm:
         return Tpm(self.tcti, self.runner)
 
     def reboot(self) -> None:
-        """TPM reset + TPM2_Startup(CLEAR): PCRs back to zero, persistent keys kept."""
+        """Orderly shutdown, TPM reset, TPM2_Startup(CLEAR): PCRs back to zero, persistent keys kept."""
+        self.tpm().shutdown()
         try:
             self.runner(["swtpm_ioctl", "--tcp", f"{self.host}:{self.ctrl_port}", "-i"], timeout=10)
         except proc.ProcessError as exc:

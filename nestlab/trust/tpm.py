@@ -70,6 +70,11 @@ class Tpm:
         """TPM2_Startup(CLEAR): what firmware does after a reset; harmless when already started."""
         self._tool(["tpm2_startup", "-c"])
 
+    def shutdown(self) -> None:
+        """TPM2_Shutdown(CLEAR): what the OS does before a reboot. Without it the reset counts as a
+        dictionary-attack failure, and after a few the TPM refuses to use the AK (lockout)."""
+        self._tool(["tpm2_shutdown", "-c"])
+
     def pcr_read(self, indexes: Sequence[int]) -> dict[int, bytes]:
         """Current sha256 values of ``indexes``."""
         result = self._tool(["tpm2_pcrread", "sha256:" + ",".join(str(i) for i in indexes)])

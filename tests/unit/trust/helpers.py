@@ -43,7 +43,7 @@ def recorded_evidence(event_log: str | None = None) -> Evidence:
 def recorded_policy(name: str = "lab-default") -> Policy:
     """A policy allowing exactly what the recorded host measured."""
     events = parse((FIXTURES / "events.json").read_text()).events
-    by_type = {event.type: event.digest for event in events}
+    by_type = {event.type: event.data.get("sha256", "") for event in events}
     return Policy(
         name=name,
         packages={"nestlab-agent": frozenset({by_type["package"]})},

@@ -44,11 +44,32 @@ def test_untouched_quoted_pcrs_replay_to_zero() -> None:
 
 def test_dump_and_parse_round_trip() -> None:
     log = EventLog()
-    first = log.next_event(11, "pod-kernel", "ab" * 32, "pod a/b kernel", {"pod": "a/b"})
+    first = log.next_event(11, "pod-kernel", "pod a/b kernel", {"pod": "a/b", "sha256": "ab" * 32})
     log = log.with_event(first)
-    log = log.with_event(log.next_event(11, "pod-cmdline", "cd" * 32, "pod a/b cmdline", {"cmdline": "x"}))
+    log = log.with_event(log.next_event(11, "pod-cmdline", "pod a/b cmdline", {"cmdline": "x"}))
     assert eventlog.parse(log.dumps()) == log
     assert [event.seq for event in log.events] == [0, 1]
+
+
+def test_event_digest_covers_type_description_and_data() -> None:
+    canonical = '{"data":{"pod":"a/b","sha256":"%s"},"description":"pod a/b kernel","type":"pod-kernel"}' % (
+        "ab" * 32
+    )
+    event = EventLog().next_event(11, "pod-kernel", "pod a/b kernel", {"sha256": "ab" * 32, "pod": "a/b"})
+    assert event.digest == hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"description": "pod kube-system/dns kernel"},
+        {"data": {"pod": "kube-system/dns", "path": "/x", "sha256": "00" * 32}},
+        {"type": "pod-initramfs"},
+    ],
+)
+def test_edited_event_is_rejected(change: dict[str, object]) -> None:
+    with pytest.raises(EventLogError, match="entry 2 digest does not match its type, description and data"):
+        eventlog.parse(_mutate(change))
 
 
 @pytest.mark.parametrize("cut", [1, 100, 700, -3])

@@ -41,8 +41,8 @@ def test_pod_launch_is_three_events_in_pcr_11_that_replay_to_the_tpm(
     kernel, initramfs, cmdline = measurer.measure_pod_launch(launch)
     assert (kernel.type, initramfs.type, cmdline.type) == ("pod-kernel", "pod-initramfs", "pod-cmdline")
     assert {kernel.pcr, initramfs.pcr, cmdline.pcr} == {11}
-    assert kernel.digest == hashlib.sha256(b"kernel").hexdigest()
-    assert cmdline.digest == hashlib.sha256(b"console=hvc0").hexdigest()
+    assert kernel.data["sha256"] == hashlib.sha256(b"kernel").hexdigest()
+    assert kernel.digest == eventlog.template_digest("pod-kernel", "pod demo/web kernel", kernel.data)
     assert cmdline.data == {"pod": "demo/web", "cmdline": "console=hvc0"}
     log = measurer.read()
     assert [event.seq for event in log.events] == [0, 1, 2]
@@ -71,7 +71,7 @@ def test_reset_starts_an_empty_log(tmp_path: Path, launch: PodLaunch) -> None:
 def test_unassigned_type_is_refused_before_touching_the_tpm(tmp_path: Path) -> None:
     tpm = FakeTpm()
     with pytest.raises(MeasurementError, match="no PCR is assigned to event type 'bios'"):
-        Measurer(tpm, tmp_path / "events.json").measure("bios", "00" * 32, "x", {})
+        Measurer(tpm, tmp_path / "events.json").measure("bios", "x", {})
     assert tpm.pcrs == {}
 
 

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import pytest
 
+from nestlab.trust import eventlog
 from nestlab.trust.errors import SignatureError
 from nestlab.trust.verdict import Verdict
 from nestlab.trust.verify import Evidence, SignatureChecker, verify
@@ -127,13 +128,24 @@ def test_reordered_and_renumbered_log_fails_replay() -> None:
     assert not any("PCR 8 " in reason for reason in verdict.reasons)
 
 
-def test_event_rewritten_to_a_known_digest_fails_replay() -> None:
+def test_event_renamed_in_the_log_is_rejected() -> None:
     def disguise(events: list[dict[str, object]]) -> None:
-        events[2]["digest"] = hashlib.sha256(b"something the policy knows").hexdigest()
+        events[2]["description"] = "pod kube-system/dns kernel"
 
     verdict = judge(recorded_evidence(log_with(disguise)))
     assert not verdict.passed
-    assert any("does not replay" in reason for reason in verdict.reasons)
+    assert any("entry 2 digest does not match" in reason for reason in verdict.reasons)
+
+
+def test_event_rewritten_with_a_matching_digest_fails_replay() -> None:
+    def disguise(events: list[dict[str, object]]) -> None:
+        data = {**events[2]["data"], "sha256": hashlib.sha256(b"a kernel the policy knows").hexdigest()}  # type: ignore[dict-item]
+        events[2]["data"] = data
+        events[2]["digest"] = eventlog.template_digest("pod-kernel", "pod demo/web kernel", data)
+
+    verdict = judge(recorded_evidence(log_with(disguise)))
+    assert not verdict.passed
+    assert any("PCR 11 replays to" in reason for reason in verdict.reasons)
 
 
 def test_unknown_measurement_fails_policy_naming_the_event() -> None:
