@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NewType
 
+from nestlab.paths import LabFiles
 from nestlab.spec import NodeName
 
 BridgeName = NewType("BridgeName", str)
@@ -43,6 +44,11 @@ class LabLayout:
     """The lab directory (nestlab.paths.lab_dir(name) unless given)."""
 
     @property
+    def files(self) -> LabFiles:
+        """The lab-directory layout every layer shares (keys, inventory, logs)."""
+        return LabFiles(self.root)
+
+    @property
     def state_file(self) -> Path:
         """What exists and which PIDs run it (JSON)."""
         return self.root / "state.json"
@@ -55,12 +61,12 @@ class LabLayout:
     @property
     def ssh_key(self) -> Path:
         """The lab's private SSH key (ed25519, 0600); ``.pub`` beside it."""
-        return self.root / "ssh" / "id_ed25519"
+        return self.files.ssh_key
 
     @property
     def known_hosts(self) -> Path:
         """Every node's host key, so SSH never prompts."""
-        return self.root / "ssh" / "known_hosts"
+        return self.files.known_hosts
 
     def node_dir(self, node: NodeName) -> Path:
         """Everything of one node."""
@@ -84,4 +90,4 @@ class LabLayout:
 
     def console_log(self, node: NodeName) -> Path:
         """nspawn's output: the node's console."""
-        return self.node_dir(node) / "console.log"
+        return self.files.logs / f"console-{node}.log"

@@ -9,6 +9,7 @@ one lab are serialized by a lock file in its directory.
 from __future__ import annotations
 
 import fcntl
+import json
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -86,6 +87,8 @@ def _context(
         host_pub = ensure_key(run, layout.host_key(node.name), f"root@{node.name}")
         lines.append(known_hosts_line(node.name, node.address, host_pub))
     layout.known_hosts.write_text("".join(lines), encoding="ascii")
+    addresses: dict[str, IPv4Address] = {node.name: node.address for node in plan.nodes}
+    layout.files.ssh_config.write_text(ssh.ssh_config(layout, addresses), encoding="ascii")
     if kvm is None:
         kvm = bool(plan.by_role(Role.HOST)) and probe(run).name == "kvm"
     return Context(
@@ -145,6 +148,7 @@ def up(
             lab = st.with_image(lab, image)
         lab = st.with_bridge(lab, bridge, str(network))
         st.save(layout.state_file, lab)
+        layout.files.plan.write_text(json.dumps(plan.to_dict(), indent=2) + "\n", encoding="utf-8")
         br.ensure_bridge(run, bridge, plan.gateway, network)
         ctx = _context(plan, layout, image, run=run, spawn=spawn, kvm=kvm)
         return _start(ctx, lab, list(plan.nodes), progress)

@@ -86,7 +86,9 @@ def boot(ctx: Context, lab: st.LabState, node: PlannedNode) -> tuple[st.LabState
         tun=node.role is Role.HOST,
         kvm=ctx.kvm and node.role is Role.HOST,
     )
-    pid = pids.adopt(ctx.spawn(argv, log=layout.console_log(node.name)))
+    log = layout.console_log(node.name)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    pid = pids.adopt(ctx.spawn(argv, log=log))
     lab = st.started(lab, node.name, pid)
     st.save(layout.state_file, lab)
     return lab, pid, True

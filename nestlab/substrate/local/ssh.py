@@ -7,7 +7,7 @@ node's real host key) and independent of the user's ~/.ssh/config.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from ipaddress import IPv4Address
 
 from nestlab.runtime import proc
@@ -36,6 +36,26 @@ def ssh_argv(layout: LabLayout, address: IPv4Address, command: Sequence[str] = (
         f"root@{address}",
         *command,
     ]  # fmt: skip
+
+
+def ssh_config(layout: LabLayout, addresses: Mapping[str, IPv4Address]) -> str:
+    """An ssh_config naming every node (``ssh -F <it> cp-1``), for people, Ansible and testinfra."""
+    blocks = []
+    for name, address in addresses.items():
+        blocks.append(
+            f"Host {name}\n"
+            f"    HostName {address}\n"
+            "    User root\n"
+            f"    IdentityFile {layout.ssh_key}\n"
+            "    IdentitiesOnly yes\n"
+            "    BatchMode yes\n"
+            "    StrictHostKeyChecking yes\n"
+            f"    UserKnownHostsFile {layout.known_hosts}\n"
+            "    GlobalKnownHostsFile /dev/null\n"
+            f"    ConnectTimeout {CONNECT_TIMEOUT_S}\n"
+            "    LogLevel ERROR\n"
+        )
+    return "".join(blocks)
 
 
 def reachable(run: proc.Runner, layout: LabLayout, address: IPv4Address) -> bool:
@@ -76,7 +96,7 @@ def wait_reachable(
         if clock() > deadline:
             names = ", ".join(sorted(waiting))
             raise NodeUnreachableError(
-                f"sshd did not answer on {names} within {timeout:g}s; the consoles are in "
-                f"{layout.root / 'nodes'}/<node>/console.log"
+                f"sshd did not answer on {names} within {timeout:g}s; the node consoles are "
+                f"{layout.files.logs}/console-<node>.log"
             )
         sleep(RETRY_INTERVAL_S)

@@ -6,6 +6,7 @@ The node image is built on first use (a minute or two) and then comes from the c
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from nestlab.paths import LabFiles
 from nestlab.runtime import proc
 from nestlab.spec import Plan, make_plan, parse_spec
 from nestlab.substrate.local import bridge as br
@@ -100,6 +102,10 @@ def test_small_lab_lifecycle(lab_factory: list[Lab], tmp_path: Path) -> None:
         assert f"inet {node.address}/24" in address_line
         assert default_route == []
     assert all(s.state == "running" and s.reachable for s in lc.status(lab.plan, lab_root=lab.root))
+    files = LabFiles(lab.root)
+    by_name = proc.run(["ssh", "-F", str(files.ssh_config), "lb-1", "hostname"], timeout=60, check=False)
+    assert by_name.stdout.strip() == "lb-1", by_name.stderr
+    assert json.loads(files.plan.read_text())["name"] == "h3small"
 
     # The node's own TPM answers, and role services are installed but left off for the roles.
     tpm = _ssh(lab, "cp-1", "tpm2_getcap properties-fixed")
