@@ -66,22 +66,24 @@ def user_data(node: PlannedNode, ssh_public_key: str, console_password: str | No
     return "#cloud-config\n" + yaml.safe_dump(document, sort_keys=False)
 
 
-def network_config(node: PlannedNode, management: IPv4Network) -> str:
+def network_config(node: PlannedNode, management: IPv4Network, mtu: int | None = None) -> str:
     """Netplan v2: the management interface, matched by MAC, with the planned static address.
 
     No gateway and no DNS server: lab networks are never routed out, everything is on the subnet.
+    ``mtu`` is set when the network is stretched over hypervisors (VXLAN takes 50 bytes).
     """
+    ethernet: dict[str, object] = {
+        "match": {"macaddress": mac_for(node.address)},
+        "set-name": "mgmt0",
+        "addresses": [f"{node.address}/{management.prefixlen}"],
+        "dhcp4": False,
+        "dhcp6": False,
+    }
+    if mtu is not None:
+        ethernet["mtu"] = mtu
     document = {
         "version": 2,
-        "ethernets": {
-            "mgmt0": {
-                "match": {"macaddress": mac_for(node.address)},
-                "set-name": "mgmt0",
-                "addresses": [f"{node.address}/{management.prefixlen}"],
-                "dhcp4": False,
-                "dhcp6": False,
-            }
-        },
+        "ethernets": {"mgmt0": ethernet},
     }
     return yaml.safe_dump(document, sort_keys=False)
 
@@ -91,11 +93,13 @@ def documents(
     node: PlannedNode,
     management: IPv4Network,
     ssh_public_key: str,
+    *,
     console_password: str | None = None,
+    mtu: int | None = None,
 ) -> NodeDocuments:
     """All three documents of ``node``."""
     return NodeDocuments(
         meta_data=meta_data(lab_name, node),
         user_data=user_data(node, ssh_public_key, console_password),
-        network_config=network_config(node, management),
+        network_config=network_config(node, management, mtu),
     )

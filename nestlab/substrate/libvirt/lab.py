@@ -17,8 +17,8 @@ import pulumi_libvirt as libvirt
 
 from nestlab import paths
 from nestlab.spec import NodeName
-from nestlab.substrate.libvirt import provisioning
-from nestlab.substrate.libvirt.network import LabNetwork
+from nestlab.substrate.libvirt import overlay, provisioning
+from nestlab.substrate.libvirt.network import LabNetwork, bridge_name
 from nestlab.substrate.libvirt.node import LabNode
 from nestlab.substrate.libvirt.settings import StackSettings
 
@@ -34,6 +34,8 @@ class Hypervisor:
     provider: libvirt.Provider
     network: LabNetwork
     base_volume: libvirt.Volume
+    link: command.local.Command | None
+    """Joins this hypervisor's lab bridge to the others' (labs over several hypervisors only)."""
 
 
 class LibvirtLab(pulumi.ComponentResource):
@@ -55,6 +57,7 @@ class LibvirtLab(pulumi.ComponentResource):
         super().__init__(COMPONENT_TYPE, resource_name, None, opts)
         plan = settings.plan
         lab = plan.lab
+        self._mtu = overlay.LAB_MTU if len(settings.uris) > 1 else None
         self.hypervisors = [
             self._hypervisor(resource_name, index, uri, settings) for index, uri in enumerate(settings.uris)
         ]
@@ -73,6 +76,7 @@ class LibvirtLab(pulumi.ComponentResource):
                 domain_type=settings.domain_type,
                 provider=hypervisor.provider,
                 console_password=console_password,
+                mtu=self._mtu,
                 opts=pulumi.ResourceOptions(parent=self),
             )
         self.provision = command.local.Command(
@@ -83,10 +87,29 @@ class LibvirtLab(pulumi.ComponentResource):
                 provisioning.roles_digest(repo_root or paths.repo_root()),
             ],
             environment={"NESTLAB_SUBSTRATE": "libvirt", "NESTLAB_STATE_DIR": str(settings.state_dir)},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[n.domain for n in self.nodes.values()]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self._provisioning_needs()),
         )
         self.register_outputs(
             {"vip": str(plan.vip), "addresses": {n.name: str(n.address) for n in plan.nodes}}
+        )
+
+    def _provisioning_needs(self) -> list[pulumi.Resource]:
+        """Every domain, and every bridge link: Ansible needs all nodes reachable."""
+        links: list[pulumi.Resource] = [h.link for h in self.hypervisors if h.link is not None]
+        return [*(node.domain for node in self.nodes.values()), *links]
+
+    def _link(
+        self, prefix: str, index: int, settings: StackSettings, network: LabNetwork
+    ) -> command.local.Command:
+        """The VXLAN join of hypervisor ``index`` towards all the others, run over SSH."""
+        lab_name = settings.plan.lab.name
+        target = overlay.ssh_target(settings.uris[index])
+        peers = [overlay.ssh_target(uri).host for i, uri in enumerate(settings.uris) if i != index]
+        return command.local.Command(
+            f"{prefix}-link",
+            create=overlay.ssh_line(target, overlay.join_script(lab_name, bridge_name(lab_name), peers)),
+            delete=overlay.ssh_line(target, overlay.leave_script(lab_name)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[network.network]),
         )
 
     def _hypervisor(self, resource_name: str, index: int, uri: str, settings: StackSettings) -> Hypervisor:
@@ -99,8 +122,10 @@ class LibvirtLab(pulumi.ComponentResource):
             management=lab.networks.management,
             gateway=settings.plan.gateway if index == 0 else None,
             provider=provider,
+            mtu=self._mtu,
             opts=pulumi.ResourceOptions(parent=self),
         )
+        link = self._link(prefix, index, settings, network) if self._mtu is not None else None
         base = libvirt.Volume(
             f"{prefix}-base",
             name=f"{lab.name}-node-base.qcow2",
@@ -109,4 +134,4 @@ class LibvirtLab(pulumi.ComponentResource):
             source=settings.image,
             opts=pulumi.ResourceOptions(parent=self, provider=provider),
         )
-        return Hypervisor(uri, provider, network, base)
+        return Hypervisor(uri, provider, network, base, link)

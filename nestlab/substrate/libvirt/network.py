@@ -44,9 +44,13 @@ class LabNetwork(pulumi.ComponentResource):
         management: IPv4Network,
         gateway: IPv4Address | None,
         provider: libvirt.Provider,
+        mtu: int | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        """``gateway`` is the hypervisor's own address on the network, or None for a bridge without one."""
+        """``gateway`` is the hypervisor's own address on the network, or None for a bridge without one.
+
+        ``mtu`` (when the network is stretched over a VXLAN) reaches the nodes' virtio NICs through libvirt.
+        """
         super().__init__(COMPONENT_TYPE, resource_name, None, opts)
         addresses: list[str] | None = None
         if gateway is not None:
@@ -63,6 +67,7 @@ class LabNetwork(pulumi.ComponentResource):
             dhcp=libvirt.NetworkDhcpArgs(enabled=False),
             dns=libvirt.NetworkDnsArgs(enabled=False),
             autostart=True,
+            mtu=mtu,
             opts=pulumi.ResourceOptions(parent=self, provider=provider),
         )
         self.register_outputs({"id": self.network.id, "bridge": bridge_name(lab_name)})

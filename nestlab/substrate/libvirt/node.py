@@ -56,6 +56,7 @@ class LabNode(pulumi.ComponentResource):
         domain_type: str,
         provider: libvirt.Provider,
         console_password: pulumi.Output[str] | None = None,
+        mtu: int | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(COMPONENT_TYPE, resource_name, None, opts)
@@ -70,7 +71,7 @@ class LabNode(pulumi.ComponentResource):
             size=node.size.disk_mib * MIB,
             opts=child,
         )
-        docs = cloudinit.documents(lab_name, node, management, ssh_public_key)
+        docs = cloudinit.documents(lab_name, node, management, ssh_public_key, mtu=mtu)
         user_data: pulumi.Input[str] = docs.user_data
         if console_password is not None:
             user_data = console_password.apply(lambda pw: cloudinit.user_data(node, ssh_public_key, pw))

@@ -17,6 +17,7 @@ from nestlab import paths
 from nestlab.errors import UsageError
 from nestlab.spec import Plan, SpecError, load_spec, make_plan
 from nestlab.spec.model import Lab, Substrate, SubstrateType
+from nestlab.substrate.libvirt import overlay
 
 NAMESPACE = "nestlab"
 DEFAULT_URI = "qemu:///system"
@@ -108,6 +109,12 @@ def read_settings(raw: Mapping[str, object], base_dir: Path) -> StackSettings:
             plan = make_plan(as_libvirt(load_spec(spec_path)))
         except SpecError as exc:
             problems.append(f"{NAMESPACE}:spec names a spec that was refused:\n{exc}")
+    if plan is not None and len(plan.lab.substrate.uris) > 1:
+        for uri in plan.lab.substrate.uris:
+            try:
+                overlay.ssh_target(uri)
+            except UsageError as exc:
+                problems.append(f"{NAMESPACE}:spec: {exc}")
     if image and "://" not in image:
         image = str(_absolute(image, base_dir))
     state_dir = _absolute(state, base_dir) if state else paths.lab_dir(plan.lab.name if plan else "default")

@@ -6,6 +6,7 @@ resource types and counts from the recording monitor, values through Output.all(
 
 from __future__ import annotations
 
+import shlex
 from collections import Counter
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -49,7 +50,7 @@ def test_graph_has_one_network_and_base_image_per_hypervisor_and_a_full_node_per
     assert counts[VOLUME] == hypervisors + len(plan.nodes)  # base images + one overlay per node
     assert counts[CLOUD_INIT] == len(plan.nodes)
     assert counts[DOMAIN] == len(plan.nodes)
-    assert counts[COMMAND] == 1
+    assert counts[COMMAND] == 1 + (hypervisors if hypervisors > 1 else 0)  # provisioning + bridge links
     domains = {r.inputs["name"] for r in run.monitor.of_type(DOMAIN)}
     assert domains == {f"{plan.lab.name}-{node.name}" for node in plan.nodes}
     uris = sorted(r.inputs["uri"] for r in run.monitor.of_type(PROVIDER))
@@ -135,10 +136,13 @@ def test_multi_stack_places_control_plane_nodes_on_distinct_hypervisors(tmp_path
 
 def test_provisioning_command_depends_on_every_domain_and_triggers_on_the_digests(tmp_path: Path) -> None:
     run = _run("multi", tmp_path)
-    (provision,) = run.monitor.of_type(COMMAND)
+    (provision,) = [r for r in run.monitor.of_type(COMMAND) if r.name == "lab-provision"]
     domain_urns = {r.urn for r in run.monitor.of_type(DOMAIN)}
+    link_urns = {r.urn for r in run.monitor.of_type(COMMAND) if r.name.endswith("-link")}
     assert domain_urns <= set(provision.dependencies)
+    assert link_urns <= set(provision.dependencies)  # nodes on other hypervisors must be reachable
     assert len(domain_urns) == 9
+    assert len(link_urns) == 3
     assert provision.inputs["create"].startswith("nestlab provision --inventory ")
     assert " && nestlab verify --inventory " in provision.inputs["create"]
     assert len(provision.inputs["triggers"]) == 2
@@ -206,3 +210,28 @@ def test_a_spec_that_fails_validation_is_refused_with_its_field_path(tmp_path: P
     with pytest.raises(pulumi.RunError, match=r"spec\.controlPlane\.count"):
         execute(run)
     assert run.monitor.registrations == []
+
+
+def test_multi_stack_joins_each_hypervisor_bridge_to_the_others_after_its_network(tmp_path: Path) -> None:
+    run = _run("multi", tmp_path)
+    networks = {r.urn: r for r in run.monitor.of_type(NETWORK)}
+    links = [r for r in run.monitor.of_type(COMMAND) if r.name.endswith("-link")]
+    hosts = ["hv-1.lab.internal", "hv-2.lab.internal", "hv-3.lab.internal"]
+    assert len(links) == 3
+    for index, link in enumerate(sorted(links, key=lambda r: r.name)):
+        (network_urn,) = [urn for urn in link.dependencies if urn in networks]
+        assert networks[network_urn].name == f"lab-h{index}-mgmt-net"
+        remote = shlex.split(link.inputs["create"])
+        assert remote[:4] == ["ssh", "-o", "BatchMode=yes", f"root@{hosts[index]}"]
+        script = shlex.split(remote[4])[2]
+        peers = [h for i, h in enumerate(hosts) if i != index]
+        assert f"for peer in {' '.join(peers)}; do" in script
+        assert "ip link set vx-multi master lv-multi" in script
+        assert shlex.split(link.inputs["delete"])[-1] == "sh -c 'ip link del vx-multi 2>/dev/null || true\n'"
+    assert all(n.inputs["mtu"] == 1450 for n in networks.values())
+
+
+def test_a_single_hypervisor_lab_has_no_links_and_the_default_mtu(tmp_path: Path) -> None:
+    run = _run("dev", tmp_path)
+    assert [r.name for r in run.monitor.of_type(COMMAND)] == ["lab-provision"]
+    assert all("mtu" not in n.inputs for n in run.monitor.of_type(NETWORK))
