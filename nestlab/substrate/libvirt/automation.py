@@ -9,16 +9,17 @@ missing we say so, and how to proceed, before creating anything.
 
 from __future__ import annotations
 
+import contextlib
 import runpy
 import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nestlab import paths
-from nestlab.errors import UsageError
+from nestlab.errors import NestlabError, UsageError
 from nestlab.runtime import proc
 from nestlab.spec import load_spec
 from nestlab.substrate.libvirt.settings import StackSettings, public_key_path, read_settings
@@ -34,6 +35,7 @@ PULUMI_INSTALL = (
     "The local substrate needs no Pulumi: run `nestlab up` (or `nestlab up --substrate local`) instead."
 )
 KEY_STAND_IN = "ssh-ed25519 AAAA-made-by-nestlab-up"  # the real key is generated after checking
+ERROR_TAIL = 3000  # characters of Pulumi's error output kept: the failing resource and its cause
 KEYGEN_TIMEOUT = 30.0  # ssh-keygen for one ed25519 key takes milliseconds; 30 s means it is stuck
 
 
@@ -110,11 +112,12 @@ def up(
     settings = check(request)
     ensure_lab_key(settings.state_dir, run)
     read_settings(stack_config(request, settings.state_dir), base_dir=Path.cwd())  # now with the real key
-    stack = _stack(request, settings.state_dir, settings.plan.lab.name)
-    if preview:
-        stack.preview(on_output=on_output)
-        return {}
-    result = stack.up(on_output=on_output)
+    with _pulumi_errors("up", settings.state_dir):
+        stack = _stack(request, settings.state_dir, settings.plan.lab.name)
+        if preview:
+            stack.preview(on_output=on_output)
+            return {}
+        result = stack.up(on_output=on_output)
     return {name: output.value for name, output in result.outputs.items()}
 
 
@@ -127,7 +130,23 @@ def destroy(
     """``pulumi destroy`` for the lab's stack: every domain, disk and network of the lab goes."""
     require_pulumi(which)
     settings = check(request)
-    _stack(request, settings.state_dir, settings.plan.lab.name).destroy(on_output=on_output)
+    with _pulumi_errors("destroy", settings.state_dir):
+        _stack(request, settings.state_dir, settings.plan.lab.name).destroy(on_output=on_output)
+
+
+@contextlib.contextmanager
+def _pulumi_errors(step: str, state_dir: Path) -> Iterator[None]:
+    """Pulumi's CommandError -> a NestlabError naming the step, the error tail and where the stack is."""
+    from pulumi import automation as auto  # noqa: PLC0415 - see _stack
+
+    try:
+        yield
+    except auto.CommandError as exc:
+        tail = str(exc).strip()[-ERROR_TAIL:]
+        raise NestlabError(
+            f"pulumi {step} failed: {tail}\nThe stack and its backend are in {state_dir / 'pulumi'}; "
+            "docs/pulumi.md lists the usual causes."
+        ) from exc
 
 
 def _stack(request: LabRequest, state_dir: Path, stack_name: str) -> auto.Stack:

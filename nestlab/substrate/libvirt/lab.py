@@ -109,6 +109,7 @@ class LibvirtLab(pulumi.ComponentResource):
             f"{prefix}-link",
             create=overlay.ssh_line(target, overlay.join_script(lab_name, bridge_name(lab_name), peers)),
             delete=overlay.ssh_line(target, overlay.leave_script(lab_name)),
+            triggers=[network.network.id],  # a re-created bridge has lost its VXLAN port: join again
             opts=pulumi.ResourceOptions(parent=self, depends_on=[network.network]),
         )
 

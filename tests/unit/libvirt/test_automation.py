@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nestlab.errors import EXIT_BAD_INPUT, UsageError
+from nestlab.errors import EXIT_BAD_INPUT, NestlabError, UsageError
 from nestlab.runtime.proc import Result
 from nestlab.spec import SpecError
 from nestlab.substrate.libvirt import automation
@@ -81,3 +81,17 @@ def test_nestlab_up_sets_absolute_paths_and_the_labs_own_state(tmp_path: Path) -
     assert config["nestlab:image"] == "https://d/node.qcow2"
     assert config["nestlab:stateDir"] == str(tmp_path)
     assert config["nestlab:sshPublicKeyFile"] == str(tmp_path / "ssh" / "id_ed25519.pub")
+
+
+def test_a_failing_pulumi_step_becomes_a_nestlab_error_naming_step_cause_and_state(tmp_path: Path) -> None:
+    from pulumi import automation as auto
+    from pulumi.automation._cmd import CommandResult
+
+    failure = auto.CommandError(CommandResult(stdout="", stderr="error: libvirt: cannot connect", code=255))
+    with pytest.raises(NestlabError) as caught, automation._pulumi_errors("up", tmp_path):
+        raise failure
+    message = str(caught.value)
+    assert message.startswith("pulumi up failed: ")
+    assert "cannot connect" in message
+    assert str(tmp_path / "pulumi") in message
+    assert caught.value.__cause__ is failure

@@ -221,6 +221,7 @@ def test_multi_stack_joins_each_hypervisor_bridge_to_the_others_after_its_networ
     for index, link in enumerate(sorted(links, key=lambda r: r.name)):
         (network_urn,) = [urn for urn in link.dependencies if urn in networks]
         assert networks[network_urn].name == f"lab-h{index}-mgmt-net"
+        assert link.inputs["triggers"] == [f"lab-h{index}-mgmt-net-id"]  # re-join a re-created bridge
         remote = shlex.split(link.inputs["create"])
         assert remote[:4] == ["ssh", "-o", "BatchMode=yes", f"root@{hosts[index]}"]
         script = shlex.split(remote[4])[2]
