@@ -1,0 +1,289 @@
+"""The one module that talks to etcd: its v3 gRPC-JSON gateway over HTTP(S), with endpoint failover.
+
+Kubernetes keeps every object in etcd and borrows etcd's revision as ``resourceVersion``; so do we.
+Going through the JSON gateway (instead of gRPC) keeps the dependency list to aiohttp. Keys and
+values travel base64-encoded and int64 fields travel as strings; this module hides both.
+
+Failover rule: a request that could not be *sent* (connection refused, TLS failure, DNS) moves on
+to the next endpoint; a request that was sent and timed out is reported as unavailable rather
+than retried, because retrying a write elsewhere could apply it twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import ssl
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from nestlab.errors import NestlabError
+
+_REQUEST_TIMEOUT = 5.0  # seconds: etcd answers in milliseconds; 5 s covers a loaded 2-core machine
+
+
+class EtcdError(NestlabError):
+    """etcd refused a request or answered something this client does not understand."""
+
+
+class EtcdUnavailableError(EtcdError):
+    """No etcd endpoint answered; the message lists what was tried."""
+
+
+class EtcdCompactedError(EtcdError):
+    """The requested revision was compacted away; clients must re-list."""
+
+    def __init__(self, message: str, compact_revision: int) -> None:
+        super().__init__(message)
+        self.compact_revision = compact_revision
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """Client TLS material for etcd (all PEM files)."""
+
+    ca: Path
+    """CA bundle that signed the etcd server certificates."""
+    cert: Path | None = None
+    """Client certificate, when etcd requires client authentication."""
+    key: Path | None = None
+    """Private key of ``cert``."""
+
+
+@dataclass(frozen=True)
+class KeyValue:
+    """One etcd key at one revision."""
+
+    key: str
+    value: bytes
+    create_revision: int
+    mod_revision: int
+
+
+@dataclass(frozen=True)
+class RangeResult:
+    """The keys a range read returned and the store revision it was read at."""
+
+    kvs: tuple[KeyValue, ...]
+    revision: int
+    more: bool
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """A change to one key: ``kind`` is PUT or DELETE; ``prev`` is the value before it, if any."""
+
+    kind: str
+    kv: KeyValue
+    prev: KeyValue | None
+
+
+def _b64(text: str | bytes) -> str:
+    raw = text.encode() if isinstance(text, str) else text
+    return base64.b64encode(raw).decode()
+
+
+def prefix_end(prefix: str) -> str:
+    """The exclusive end of the key range starting with ``prefix`` (etcd's range_end convention)."""
+    raw = bytearray(prefix.encode())
+    while raw:
+        if raw[-1] < 0xFF:
+            raw[-1] += 1
+            return bytes(raw).decode("latin-1")
+        raw.pop()
+    return "\0"
+
+
+def _end_b64(prefix: str) -> str:
+    return _b64(prefix_end(prefix).encode("latin-1"))
+
+
+def parse_kv(raw: dict[str, Any]) -> KeyValue:
+    """A gateway ``kv`` object as a :class:`KeyValue`."""
+    return KeyValue(
+        key=base64.b64decode(raw.get("key", "")).decode(),
+        value=base64.b64decode(raw.get("value", "")),
+        create_revision=int(raw.get("create_revision", 0)),
+        mod_revision=int(raw.get("mod_revision", 0)),
+    )
+
+
+def _ssl_context(tls: TLSFiles | None) -> ssl.SSLContext | None:
+    if tls is None:
+        return None
+    context = ssl.create_default_context(cafile=str(tls.ca))
+    if tls.cert is not None:
+        context.load_cert_chain(str(tls.cert), None if tls.key is None else str(tls.key))
+    return context
+
+
+class EtcdClient:
+    """Async etcd v3 client over the JSON gateway; create one per event loop and ``close()`` it."""
+
+    def __init__(
+        self, endpoints: Sequence[str], tls: TLSFiles | None = None, timeout: float = _REQUEST_TIMEOUT
+    ) -> None:
+        if not endpoints:
+            raise EtcdError("no etcd endpoints given (pass --etcd-servers=https://host:2379,...)")
+        self.endpoints = tuple(endpoint.rstrip("/") for endpoint in endpoints)
+        self._current = 0
+        self._timeout = timeout
+        self._ssl = _ssl_context(tls)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self._ssl or True))
+        return self._session
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        errors: list[str] = []
+        for attempt in range(len(self.endpoints)):
+            index = (self._current + attempt) % len(self.endpoints)
+            url = self.endpoints[index] + path
+            try:
+                async with self._http().post(
+                    url, json=body, timeout=aiohttp.ClientTimeout(total=self._timeout)
+                ) as response:
+                    payload: dict[str, Any] = await response.json(content_type=None)
+            except (aiohttp.ClientConnectionError, OSError) as exc:
+                if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
+                    raise EtcdUnavailableError(f"etcd at {url} dropped the connection: {exc}") from exc
+                errors.append(f"{self.endpoints[index]}: {exc}")
+                continue
+            except TimeoutError as exc:
+                raise EtcdUnavailableError(f"etcd at {url} did not answer within {self._timeout:g}s") from exc
+            self._current = index
+            if "error" in payload or "code" in payload:
+                message = str(payload.get("message") or payload.get("error"))
+                if "compacted" in message:
+                    raise EtcdCompactedError(message, 0)
+                raise EtcdError(f"etcd {path} failed: {message}")
+            return payload
+        raise EtcdUnavailableError("no etcd endpoint answered: " + "; ".join(errors))
+
+    async def get(self, key: str) -> KeyValue | None:
+        """The current value of ``key``, or None."""
+        payload = await self._post("/v3/kv/range", {"key": _b64(key)})
+        kvs = payload.get("kvs", [])
+        return parse_kv(kvs[0]) if kvs else None
+
+    async def range(self, prefix: str, *, limit: int = 0, revision: int = 0) -> RangeResult:
+        """All keys under ``prefix`` (sorted by key), at ``revision`` (0 = latest)."""
+        body: dict[str, Any] = {"key": _b64(prefix), "range_end": _end_b64(prefix)}
+        if limit:
+            body["limit"] = limit
+        if revision:
+            body["revision"] = revision
+        payload = await self._post("/v3/kv/range", body)
+        kvs = tuple(parse_kv(raw) for raw in payload.get("kvs", []))
+        return RangeResult(kvs, int(payload["header"]["revision"]), bool(payload.get("more", False)))
+
+    async def revision(self) -> int:
+        """The current store revision (also a cheap health check)."""
+        payload = await self._post("/v3/kv/range", {"key": _b64("\0"), "limit": 1})
+        return int(payload["header"]["revision"])
+
+    async def _txn(self, compare: dict[str, Any], success: dict[str, Any], key: str) -> tuple[bool, int]:
+        payload = await self._post(
+            "/v3/kv/txn",
+            {"compare": [compare], "success": [success], "failure": [{"request_range": {"key": _b64(key)}}]},
+        )
+        return bool(payload.get("succeeded", False)), int(payload["header"]["revision"])
+
+    async def create(self, key: str, value: bytes) -> int | None:
+        """Store ``key`` only if it does not exist; the new revision, or None when it exists."""
+        ok, revision = await self._txn(
+            {"target": "CREATE", "key": _b64(key), "create_revision": 0},
+            {"request_put": {"key": _b64(key), "value": _b64(value)}},
+            key,
+        )
+        return revision if ok else None
+
+    async def update(self, key: str, value: bytes, mod_revision: int) -> int | None:
+        """Replace ``key`` only if it is still at ``mod_revision``; the new revision, or None."""
+        ok, revision = await self._txn(
+            {"target": "MOD", "key": _b64(key), "mod_revision": mod_revision},
+            {"request_put": {"key": _b64(key), "value": _b64(value)}},
+            key,
+        )
+        return revision if ok else None
+
+    async def delete(self, key: str, mod_revision: int) -> int | None:
+        """Delete ``key`` only if it is still at ``mod_revision``; the revision, or None."""
+        ok, revision = await self._txn(
+            {"target": "MOD", "key": _b64(key), "mod_revision": mod_revision},
+            {"request_delete_range": {"key": _b64(key)}},
+            key,
+        )
+        return revision if ok else None
+
+    async def compact(self, revision: int) -> None:
+        """Discard history before ``revision`` (used by tests and by maintenance)."""
+        await self._post("/v3/kv/compaction", {"revision": revision, "physical": True})
+
+    async def watch(self, prefix: str, start_revision: int) -> AsyncIterator[tuple[int, list[WatchEvent]]]:
+        """Yield (revision, events) for every change under ``prefix`` from ``start_revision`` on.
+
+        Raises :class:`EtcdCompactedError` when ``start_revision`` is older than the compacted history,
+        and :class:`EtcdUnavailableError` when the stream breaks (the caller resumes or reports).
+        """
+        body = {
+            "create_request": {
+                "key": _b64(prefix),
+                "range_end": _end_b64(prefix),
+                "start_revision": start_revision,
+                "prev_kv": True,
+                "progress_notify": True,
+            }
+        }
+        errors: list[str] = []
+        for attempt in range(len(self.endpoints)):
+            index = (self._current + attempt) % len(self.endpoints)
+            url = self.endpoints[index] + "/v3/watch"
+            try:
+                async with self._http().post(
+                    url, json=body, timeout=aiohttp.ClientTimeout(total=None)
+                ) as resp:
+                    self._current = index
+                    async for line in resp.content:
+                        if line.strip():
+                            yield _watch_batch(json.loads(line))
+                    raise EtcdUnavailableError(f"etcd at {url} closed the watch stream")
+            except aiohttp.ClientConnectorError as exc:
+                errors.append(f"{self.endpoints[index]}: {exc}")
+            except (aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
+                raise EtcdUnavailableError(f"etcd watch at {url} broke: {exc}") from exc
+        raise EtcdUnavailableError("no etcd endpoint accepted a watch: " + "; ".join(errors))
+
+
+def _watch_batch(message: dict[str, Any]) -> tuple[int, list[WatchEvent]]:
+    """One gateway watch message as (revision, events); raises on cancel/compaction."""
+    if "error" in message:
+        raise EtcdUnavailableError(f"etcd watch failed: {message['error']}")
+    result = message.get("result", {})
+    if result.get("canceled"):
+        compacted = int(result.get("compact_revision", 0))
+        if compacted:
+            raise EtcdCompactedError(f"revision compacted (oldest kept is {compacted})", compacted)
+        raise EtcdUnavailableError(f"etcd cancelled the watch: {result.get('cancel_reason', 'no reason')}")
+    events = [
+        WatchEvent(
+            kind=raw.get("type", "PUT"),
+            kv=parse_kv(raw["kv"]),
+            prev=parse_kv(raw["prev_kv"]) if "prev_kv" in raw else None,
+        )
+        for raw in result.get("events", [])
+    ]
+    return int(result.get("header", {}).get("revision", 0)), events

@@ -1,0 +1,350 @@
+"""HTTP in, registry call, Kubernetes-shaped JSON out.
+
+Every resource URL (``/api/v1/namespaces/<ns>/pods/<name>/status``...) is parsed into a target and
+a verb, authenticated, authorized and dispatched to :class:`~nestlab.api.registry.Registry`. Any
+refusal is an :class:`~nestlab.api.status.ApiError` turned into a Status body by the middleware.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from nestlab.api import auth, discovery, openapi, protobuf, resources, status, tables
+from nestlab.api.registry import Registry
+from nestlab.api.resources import NAMESPACES, PODS, ROLEBINDINGS, Resource
+from nestlab.api.selectors import compile_selector
+from nestlab.api.store import Obj
+
+_MAX_WATCH = 1800  # seconds a watch stays open without timeoutSeconds (upstream: 30-60 min)
+_JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a resource URL names."""
+
+    resource: Resource
+    namespace: str
+    name: str
+    subresource: str
+
+
+def parse_target(group: str, version: str, parts: list[str]) -> Target:
+    """The target of ``/<prefix>/<group>/<version>/<parts...>``; 404 when nothing is served there."""
+    namespace = ""
+    if len(parts) >= 3 and parts[0] == "namespaces":
+        candidate = resources.find(group, version, parts[2])
+        if candidate is not None and candidate.namespaced:
+            namespace, parts = parts[1], parts[2:]
+    if not parts or len(parts) > 3:
+        raise status.path_not_found()
+    resource = resources.find(group, version, parts[0])
+    if resource is None or (resource.namespaced is False and namespace):
+        raise status.path_not_found()
+    name = parts[1] if len(parts) > 1 else ""
+    sub = parts[2] if len(parts) > 2 else ""
+    if sub and sub not in resource.subresources:
+        raise status.path_not_found()
+    return Target(resource, namespace, name, sub)
+
+
+def verb_of(method: str, target: Target, watch: bool) -> str:
+    """The RBAC verb of a request."""
+    if method == "GET":
+        return "get" if target.name else ("watch" if watch else "list")
+    if method == "POST":
+        return "create"
+    if method == "PUT":
+        return "update"
+    if method == "PATCH":
+        return "patch"
+    if method == "DELETE":
+        return "delete" if target.name else "deletecollection"
+    raise status.method_not_allowed(method, target.resource.plural)
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").lower() in ("1", "true")
+
+
+def json_response(body: Any, code: int = 200) -> web.Response:
+    """A JSON answer with the content type clients expect."""
+    return web.Response(text=json.dumps(body), status=code, content_type=_JSON)
+
+
+async def read_body(request: web.Request) -> Any:
+    """The decoded request body (JSON or YAML); 400/415 on anything else."""
+    raw = await request.read()
+    if not raw:
+        return None
+    kind = request.content_type
+    if kind == protobuf.MEDIA_TYPE:
+        return protobuf.decode(raw)
+    try:
+        if kind in ("application/yaml", "application/x-yaml"):
+            return yaml.safe_load(raw)
+        if kind.endswith("json") or kind in ("", "application/octet-stream", "text/plain"):
+            return json.loads(raw)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise status.bad_request(f"the body of the request could not be decoded: {exc}") from exc
+    raise status.unsupported_media_type(kind)
+
+
+class Handlers:
+    """The routes of the API server, bound to one registry and one set of credentials."""
+
+    def __init__(
+        self, registry: Registry, tokens: dict[str, auth.User], anonymous_admin: bool = False
+    ) -> None:
+        self.registry = registry
+        self.tokens = tokens
+        self.anonymous_admin = anonymous_admin
+        self.shutting_down = False
+
+    def routes(self) -> list[web.RouteDef]:
+        """Every route, in matching order."""
+        return [
+            web.get("/version", self.version),
+            web.get("/livez", self.livez),
+            web.get("/healthz", self.readyz),
+            web.get("/readyz", self.readyz),
+            web.get("/api", self.core_versions),
+            web.get("/api/v1", self.core_resources),
+            web.get("/apis", self.groups),
+            web.get("/apis/{group}", self.group),
+            web.get("/apis/{group}/{version}", self.group_resources),
+            web.get("/openapi/v2", self.openapi_v2),
+            web.get("/openapi/v3", self.openapi_v3_root),
+            web.get("/openapi/v3/{path:.*}", self.openapi_v3),
+            web.route("*", "/api/v1/{tail:.+}", self.core_resource),
+            web.route("*", "/apis/{group}/{version}/{tail:.+}", self.group_resource),
+        ]
+
+    # -- who is calling -------------------------------------------------------------------------
+    def authenticate(self, request: web.Request) -> auth.User:
+        """The caller, from a bearer token or a verified client certificate; 401 otherwise."""
+        header = request.headers.get("Authorization", "")
+        if header:
+            user = auth.user_from_bearer(header, self.tokens)
+            if user is None:
+                raise status.unauthorized()
+            return user
+        transport = request.transport
+        peercert = transport.get_extra_info("peercert") if transport is not None else None
+        user = auth.user_from_peercert(peercert)
+        if user is not None:
+            return user
+        if self.anonymous_admin:
+            return auth.User("system:anonymous", frozenset({"system:masters"}))
+        raise status.unauthorized()
+
+    async def authorize(self, user: auth.User, verb: str, target: Target) -> None:
+        """403 unless ``user`` may ``verb`` the target."""
+        if user.is_admin:
+            return
+        resource = target.resource.plural + (f"/{target.subresource}" if target.subresource else "")
+        roles: set[str] = set()
+        scope = target.namespace or (target.name if target.resource is NAMESPACES else "")
+        if scope:
+            bindings, _ = await self.registry.store.list(ROLEBINDINGS, scope, lambda _obj: True)
+            roles = auth.bound_roles(user, bindings)
+            if target.resource is NAMESPACES and not target.subresource and verb != "get":
+                roles = set()  # a namespace binding lets you read your namespace, not change it
+        if not auth.allowed(user, verb, resource, roles):
+            raise status.forbidden(
+                user.name, verb, resource, target.resource.group, namespace=target.namespace, name=target.name
+            )
+
+    # -- health and discovery ---------------------------------------------------------------------
+    async def version(self, _request: web.Request) -> web.Response:
+        return json_response(discovery.version())
+
+    async def livez(self, _request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def readyz(self, _request: web.Request) -> web.Response:
+        if self.shutting_down:
+            return web.Response(
+                text="[-]shutdown failed: server is shutting down\nreadyz check failed", status=500
+            )
+        try:
+            await self.registry.store.etcd.revision()
+        except Exception as exc:  # any storage failure means "not ready"
+            return web.Response(text=f"[-]etcd failed: {exc}\nreadyz check failed", status=500)
+        return web.Response(text="ok")
+
+    async def core_versions(self, request: web.Request) -> web.Response:
+        self.authenticate(request)
+        return json_response(discovery.api_versions(request.host))
+
+    async def core_resources(self, request: web.Request) -> web.Response:
+        self.authenticate(request)
+        return json_response(discovery.resource_list("", "v1"))
+
+    async def groups(self, request: web.Request) -> web.Response:
+        self.authenticate(request)
+        return json_response(discovery.api_groups())
+
+    async def group(self, request: web.Request) -> web.Response:
+        self.authenticate(request)
+        found = discovery.api_group(request.match_info["group"])
+        if found is None:
+            raise status.path_not_found()
+        return json_response(found)
+
+    async def group_resources(self, request: web.Request) -> web.Response:
+        self.authenticate(request)
+        found = discovery.resource_list(request.match_info["group"], request.match_info["version"])
+        if found is None:
+            raise status.path_not_found()
+        return json_response(found)
+
+    async def openapi_v2(self, request: web.Request) -> web.Response:
+        self.authenticate(request)
+        if "protobuf" in request.headers.get("Accept", ""):
+            return web.Response(
+                body=openapi.v2_protobuf(),
+                content_type="application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+            )
+        return json_response(openapi.v2_document())
+
+    async def openapi_v3_root(self, request: web.Request) -> web.Response:
+        self.authenticate(request)
+        return json_response(openapi.v3_index())
+
+    async def openapi_v3(self, request: web.Request) -> web.Response:
+        self.authenticate(request)
+        document = openapi.v3_document(request.match_info["path"])
+        if document is None:
+            raise status.path_not_found()
+        return json_response(document)
+
+    # -- resources --------------------------------------------------------------------------------
+    async def core_resource(self, request: web.Request) -> web.StreamResponse:
+        return await self._resource(request, "", "v1", request.match_info["tail"])
+
+    async def group_resource(self, request: web.Request) -> web.StreamResponse:
+        info = request.match_info
+        return await self._resource(request, info["group"], info["version"], info["tail"])
+
+    async def _resource(
+        self, request: web.Request, group: str, version: str, tail: str
+    ) -> web.StreamResponse:
+        user = self.authenticate(request)
+        target = parse_target(group, version, [p for p in tail.split("/") if p])
+        query = request.query
+        watching = _flag(query.get("watch"))
+        verb = verb_of(request.method, target, watching)
+        await self.authorize(user, verb, target)
+        if target.subresource == "log":
+            raise status.unavailable(
+                f'logs of pod "{target.name}" are served by the node agent (nestlab-agent), '
+                "which this API server cannot reach yet"
+            )
+        if target.subresource == "binding":
+            if verb != "create":
+                raise status.method_not_allowed(request.method, "pods/binding")
+            return json_response(
+                await self.registry.bind(target.namespace, target.name, await read_body(request)), 201
+            )
+        if request.method == "GET":
+            return await self._read(request, target, watching)
+        return await self._write(request, target, verb)
+
+    async def _read(self, request: web.Request, target: Target, watching: bool) -> web.StreamResponse:
+        query, plural = request.query, target.resource.plural
+        as_table = "as=Table" in request.headers.get("Accept", "")
+        include = query.get("includeObject", "Metadata")
+        if target.name and not watching:
+            obj = await self.registry.get(target.resource, target.namespace, target.name)
+            if target.subresource == "status" or not as_table:
+                return json_response(obj)
+            return json_response(tables.table(plural, [obj], obj["metadata"]["resourceVersion"], include))
+        field_selector = query.get("fieldSelector", "")
+        if target.name:
+            field_selector = ",".join(filter(None, [field_selector, f"metadata.name={target.name}"]))
+        predicate = compile_selector(query.get("labelSelector", ""), field_selector, plural)
+        if watching:
+            return await self._watch(request, target, predicate, as_table, include)
+        listed = await self.registry.list(target.resource, target.namespace, predicate)
+        if as_table:
+            return json_response(
+                tables.table(plural, listed["items"], listed["metadata"]["resourceVersion"], include)
+            )
+        return json_response(listed)
+
+    async def _watch(
+        self, request: web.Request, target: Target, predicate: Any, as_table: bool, include: str
+    ) -> web.StreamResponse:
+        try:
+            seconds = min(float(request.query.get("timeoutSeconds", _MAX_WATCH)), _MAX_WATCH)
+        except ValueError as exc:
+            raise status.bad_request("timeoutSeconds must be a number") from exc
+        since = request.query.get("resourceVersion", "")
+        events = await self.registry.store.open_watch(target.resource, target.namespace, since, predicate)
+        response = web.StreamResponse(headers={"Content-Type": _JSON, "Transfer-Encoding": "chunked"})
+        await response.prepare(request)
+
+        async def send(kind: str, obj: Obj) -> None:
+            if as_table and kind != "ERROR":
+                obj = tables.table(target.resource.plural, [obj], obj["metadata"]["resourceVersion"], include)
+            await response.write(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
+
+        try:
+            async with asyncio.timeout(seconds):
+                async for event in events:
+                    await send(event.type, event.object)
+        except TimeoutError:
+            pass
+        except status.ApiError as exc:
+            await send("ERROR", exc.status())
+        except ConnectionResetError:
+            return response
+        finally:
+            await events.aclose()  # type: ignore[attr-defined]
+        await response.write_eof()
+        return response
+
+    async def _write(self, request: web.Request, target: Target, verb: str) -> web.Response:
+        registry, res, ns = self.registry, target.resource, target.namespace
+        if request.query.get("dryRun"):
+            raise status.bad_request("dryRun is not supported by this API server")
+        body = await read_body(request)
+        if verb == "create":
+            if target.name:
+                raise status.method_not_allowed("POST", f"{res.plural}/{target.name}")
+            return json_response(await registry.create(res, ns, body), 201)
+        if verb == "update":
+            return json_response(await registry.update(res, ns, target.name, body, target.subresource))
+        if verb == "patch":
+            if body is None:
+                raise status.bad_request("the PATCH body is empty")
+            return json_response(
+                await registry.patch(
+                    res, ns, target.name, request.content_type, body, subresource=target.subresource
+                )
+            )
+        if verb == "delete":
+            options = body if isinstance(body, dict) else {}
+            if "gracePeriodSeconds" in request.query:
+                options["gracePeriodSeconds"] = _int(
+                    request.query["gracePeriodSeconds"], "gracePeriodSeconds"
+                )
+            return json_response(await registry.delete(res, ns, target.name, options))
+        raise status.method_not_allowed(request.method, res.plural)
+
+
+def _int(value: str, name: str) -> int:
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise status.bad_request(f"{name} must be an integer, got {value!r}") from exc
+
+
+__all__ = ["PODS", "Handlers", "Target", "parse_target", "verb_of"]

@@ -1,0 +1,79 @@
+"""``nestlab-apiserver``: the command the Ansible role runs on each control-plane node.
+
+Flags follow kube-apiserver's names where one exists, so an administrator who knows one knows
+the other (``--etcd-servers``, ``--tls-cert-file``, ``--client-ca-file``, ``--token-auth-file``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from nestlab.api.etcd import TLSFiles
+from nestlab.api.server import ServerConfig, serve
+from nestlab.errors import NestlabError, UsageError
+
+
+def parse_args(argv: Sequence[str]) -> ServerConfig:
+    """The server configuration from command-line flags; UsageError on inconsistent flags."""
+    parser = argparse.ArgumentParser(
+        prog="nestlab-apiserver", description="Kubernetes-compatible API server on etcd"
+    )
+    parser.add_argument("--etcd-servers", required=True, help="comma-separated etcd client URLs")
+    parser.add_argument("--etcd-cafile", type=Path, help="CA that signed the etcd server certificates")
+    parser.add_argument("--etcd-certfile", type=Path, help="client certificate for etcd")
+    parser.add_argument("--etcd-keyfile", type=Path, help="key of --etcd-certfile")
+    parser.add_argument("--bind", "--bind-address", default="0.0.0.0", help="address to listen on")  # noqa: S104
+    parser.add_argument("--port", "--secure-port", type=int, default=6443)
+    parser.add_argument(
+        "--tls-cert-file", type=Path, help="serving certificate (omit for plain HTTP, tests only)"
+    )
+    parser.add_argument("--tls-private-key-file", type=Path)
+    parser.add_argument("--client-ca-file", type=Path, help="CA of client certificates (CN=user, O=groups)")
+    parser.add_argument("--token-auth-file", type=Path, help='static tokens: token,user,uid,"group1,group2"')
+    parser.add_argument(
+        "--anonymous-admin", action="store_true", help="unauthenticated callers are admins (tests only)"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(list(argv))
+    if (args.tls_cert_file is None) != (args.tls_private_key_file is None):
+        raise UsageError("--tls-cert-file and --tls-private-key-file go together")
+    if args.client_ca_file is not None and args.tls_cert_file is None:
+        raise UsageError("--client-ca-file needs TLS: give --tls-cert-file and --tls-private-key-file")
+    etcd_tls = None
+    if args.etcd_cafile is not None:
+        etcd_tls = TLSFiles(args.etcd_cafile, args.etcd_certfile, args.etcd_keyfile)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return ServerConfig(
+        etcd_servers=tuple(s.strip() for s in args.etcd_servers.split(",") if s.strip()),
+        bind=args.bind,
+        port=args.port,
+        tls_cert=args.tls_cert_file,
+        tls_key=args.tls_private_key_file,
+        client_ca=args.client_ca_file,
+        tokens_file=args.token_auth_file,
+        etcd_tls=etcd_tls,
+        anonymous_admin=args.anonymous_admin,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    try:
+        config = parse_args(sys.argv[1:] if argv is None else argv)
+        asyncio.run(serve(config))
+    except NestlabError as exc:
+        print(f"nestlab-apiserver: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

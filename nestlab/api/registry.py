@@ -1,0 +1,370 @@
+"""The verbs on objects with their per-kind rules: defaulting, validation, status subresources,
+graceful pod deletion, binding, finalizers, namespace termination and quota admission.
+
+Handlers decode HTTP and call one method here; this module never sees a request, so its rules are
+testable against a fake etcd and reusable by in-process callers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from nestlab.api import status, validation
+from nestlab.api.patch import apply_patch
+from nestlab.api.quota import QuotaAdmission
+from nestlab.api.resources import ALL, NAMESPACES, PODS, QUOTAS, Resource
+from nestlab.api.store import Obj, Predicate, Store, now
+
+log = logging.getLogger(__name__)
+_NAMESPACE_POLL = 0.5  # seconds between checks while a namespace's content is being removed
+_RETRIES = 8  # read-modify-write attempts: enough for a few writers racing on one object
+
+
+def _meta(obj: Obj) -> dict[str, Any]:
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        raise status.bad_request("metadata must be an object")
+    return meta
+
+
+class Registry:
+    """Create/get/list/update/patch/delete with Kubernetes semantics on top of a :class:`Store`."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.quota = QuotaAdmission(store)
+        self._background: set[asyncio.Task[None]] = set()
+
+    def _check_type(self, resource: Resource, obj: Any) -> Obj:
+        if not isinstance(obj, dict):
+            raise status.bad_request(f"the body must be a {resource.kind} object")
+        kind, api_version = obj.get("kind"), obj.get("apiVersion")
+        if kind and kind != resource.kind:
+            raise status.bad_request(
+                f"the kind in the data ({kind}) does not match the kind served here ({resource.kind})"
+            )
+        if api_version and api_version != resource.group_version:
+            raise status.bad_request(
+                f"the API version in the data ({api_version}) does not match the expected API version "
+                f"({resource.group_version})"
+            )
+        obj["kind"], obj["apiVersion"] = resource.kind, resource.group_version
+        if "metadata" in obj:
+            _meta(obj)
+        else:
+            obj["metadata"] = {}
+        return obj
+
+    async def _namespace_open(self, resource: Resource, namespace: str, name: str) -> None:
+        ns = await self.store.get(NAMESPACES, "", namespace)
+        if ns["metadata"].get("deletionTimestamp"):
+            reason = f"unable to create new content in namespace {namespace} because it is being terminated"
+            raise status.admission_forbidden(resource.plural, resource.group, name, reason)
+
+    async def get(self, resource: Resource, namespace: str, name: str) -> Obj:
+        """One object (404 when absent)."""
+        return await self.store.get(resource, namespace, name)
+
+    async def list(self, resource: Resource, namespace: str, predicate: Predicate) -> Obj:
+        """A ``<Kind>List`` with the store revision as its resourceVersion."""
+        items, revision = await self.store.list(resource, namespace, predicate)
+        return {
+            "kind": f"{resource.kind}List",
+            "apiVersion": resource.group_version,
+            "metadata": {"resourceVersion": str(revision)},
+            "items": items,
+        }
+
+    async def create(self, resource: Resource, namespace: str, body: Any) -> Obj:
+        """Default, validate, admit and store a new object."""
+        obj = self._check_type(resource, body)
+        meta = obj["metadata"]
+        if resource.namespaced and meta.get("namespace") not in (None, "", namespace):
+            raise status.bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request"
+            )
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = f"{meta['generateName']}{secrets.token_hex(3)[:5]}"
+        for key in ("deletionTimestamp", "deletionGracePeriodSeconds", "uid", "resourceVersion"):
+            meta.pop(key, None)
+        if resource is PODS:
+            validation.default_pod(obj)
+            obj["status"] = {"phase": "Pending", "qosClass": obj["status"].get("qosClass", "BestEffort")}
+        if resource is NAMESPACES:
+            obj["spec"] = {"finalizers": ["kubernetes"]}
+            obj["status"] = {"phase": "Active"}
+        causes = validation.validate(obj, resource)
+        if causes:
+            raise status.invalid(resource.kind, resource.group, str(meta.get("name", "")), causes)
+        if resource.namespaced:
+            await self._namespace_open(resource, namespace, meta["name"])
+        if resource is QUOTAS:
+            obj = await self.quota.initial_status(namespace, obj)
+        charged: list[str] = []
+        if resource is PODS:
+            charged = await self.quota.admit(namespace, obj)
+        try:
+            return await self.store.create(resource, namespace, obj)
+        except status.ApiError:
+            if charged:
+                await self.quota.refund(namespace, obj, charged)
+            raise
+
+    def _merge_update(self, resource: Resource, old: Obj, new: Obj, subresource: str) -> Obj:
+        """The object to store when ``new`` replaces ``old`` through the main resource or /status."""
+        if subresource == "status":
+            merged = copy.deepcopy(old)
+            merged["status"] = new.get("status", {})
+            return merged
+        meta, old_meta = new["metadata"], old["metadata"]
+        for key in (
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "namespace",
+        ):
+            if key in old_meta:
+                meta[key] = old_meta[key]
+            else:
+                meta.pop(key, None)
+        if resource.has_status:
+            new["status"] = old.get("status", {})
+        if resource is PODS:
+            validation.default_pod(new)
+        if resource is NAMESPACES:
+            new["spec"] = old.get("spec", {})
+        return new
+
+    async def _write(self, resource: Resource, namespace: str, old: Obj, new: Obj, subresource: str) -> Obj:
+        name = old["metadata"]["name"]
+        new = self._merge_update(resource, old, new, subresource)
+        if new["metadata"].get("name") != name:
+            raise status.bad_request(
+                f"the name of the object ({new['metadata'].get('name')}) "
+                f"does not match the name on the URL ({name})"
+            )
+        causes = validation.validate(new, resource)
+        if resource is PODS and subresource != "status":
+            causes += validation.check_pod_update(old, new)
+        if causes:
+            raise status.invalid(resource.kind, resource.group, name, causes)
+        expected = int(old["metadata"]["resourceVersion"])
+        new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+        if new == old:
+            return old  # nothing changed: no write, no new resourceVersion, no watch event
+        deleting = new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers")
+        if deleting and resource is not PODS:
+            # The last finalizer is gone: the object goes (pods instead wait for their node agent).
+            new["metadata"]["resourceVersion"] = str(expected)
+            return await self._finalize(resource, namespace, new)
+        return await self.store.replace(resource, namespace, new, expected)
+
+    async def update(
+        self, resource: Resource, namespace: str, name: str, body: Any, subresource: str = ""
+    ) -> Obj:
+        """PUT: replace the object; a resourceVersion in the body makes it compare-and-swap (409)."""
+        new = self._check_type(resource, body)
+        if new["metadata"].get("name") not in (None, name):
+            raise status.bad_request(
+                f"the name of the object ({new['metadata']['name']}) "
+                f"does not match the name on the URL ({name})"
+            )
+        new["metadata"]["name"] = name
+        wanted = str(new["metadata"].get("resourceVersion") or "")
+
+        async def change(current: Obj) -> Obj:
+            if wanted and wanted != current["metadata"]["resourceVersion"]:
+                raise status.conflict(resource.plural, resource.group, name)
+            return await self._write(resource, namespace, current, copy.deepcopy(new), subresource)
+
+        return await self._retrying(resource, namespace, name, change, pinned=bool(wanted))
+
+    async def patch(
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        content_type: str,
+        body: Any,
+        *,
+        subresource: str = "",
+    ) -> Obj:
+        """PATCH: apply to the latest copy; retried on contention unless it names a resourceVersion."""
+
+        async def change(current: Obj) -> Obj:
+            patched = apply_patch(content_type, copy.deepcopy(current), body)
+            if not isinstance(patched, dict):
+                raise status.bad_request("the patch does not produce an object")
+            wanted = str(_meta(patched).get("resourceVersion") or "")
+            if wanted and wanted != current["metadata"]["resourceVersion"]:
+                raise status.conflict(resource.plural, resource.group, name)
+            patched = self._check_type(resource, patched)
+            if (
+                subresource != "status"
+                and resource.has_status
+                and patched.get("status") != current.get("status")
+            ):
+                patched["status"] = current.get("status", {})
+            return await self._write(resource, namespace, current, patched, subresource)
+
+        pinned = isinstance(body, dict) and bool((body.get("metadata") or {}).get("resourceVersion"))
+        return await self._retrying(resource, namespace, name, change, pinned=pinned)
+
+    async def _retrying(
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        change: Callable[[Obj], Awaitable[Obj]],
+        *,
+        pinned: bool,
+    ) -> Obj:
+        """Run ``change`` on the latest copy; lost compare-and-swap races are retried unless the
+        client pinned a resourceVersion (then the 409 is the answer it asked for)."""
+        for _ in range(_RETRIES):
+            current = await self.store.get(resource, namespace, name)
+            try:
+                return await change(current)
+            except status.ApiError as exc:
+                if exc.reason != "Conflict" or pinned or "has been modified" not in exc.message:
+                    raise
+        raise status.conflict(resource.plural, resource.group, name)
+
+    async def bind(self, namespace: str, name: str, body: Any) -> Obj:
+        """pods/binding: assign an unscheduled pod to a node, once."""
+        target = (body or {}).get("target") or {} if isinstance(body, dict) else {}
+        node = target.get("name")
+        if not node:
+            raise status.invalid(
+                "Binding", "", name, [status.Cause("target.name", "Required value", "FieldValueRequired")]
+            )
+
+        async def assign(pod: Obj) -> Obj:
+            current = pod["spec"].get("nodeName")
+            if current:
+                raise status.conflict(
+                    "pods/binding", "", name, f'pod {name} is already assigned to node "{current}"'
+                )
+            if pod["metadata"].get("deletionTimestamp"):
+                raise status.conflict(
+                    "pods/binding", "", name, f"pod {name} is being deleted, cannot be assigned to a host"
+                )
+            pod["spec"]["nodeName"] = node
+            conditions = [c for c in pod["status"].get("conditions") or [] if c.get("type") != "PodScheduled"]
+            conditions.append({"type": "PodScheduled", "status": "True", "lastTransitionTime": now()})
+            pod["status"]["conditions"] = conditions
+            return pod
+
+        await self.store.mutate(PODS, namespace, name, assign)
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+
+    async def delete(self, resource: Resource, namespace: str, name: str, options: Obj) -> Obj:
+        """DELETE: graceful for scheduled pods, Terminating for namespaces, blocked by finalizers."""
+        current = await self.store.get(resource, namespace, name)
+        pre = options.get("preconditions") or {}
+        if pre.get("uid") and pre["uid"] != current["metadata"].get("uid"):
+            raise status.conflict(
+                resource.plural,
+                resource.group,
+                name,
+                f"Precondition failed: UID in precondition: {pre['uid']}, "
+                f"UID in object meta: {current['metadata'].get('uid')}",
+            )
+        if pre.get("resourceVersion") and pre["resourceVersion"] != current["metadata"]["resourceVersion"]:
+            raise status.conflict(resource.plural, resource.group, name)
+        if resource is NAMESPACES:
+            return await self._terminate_namespace(current)
+        grace = options.get("gracePeriodSeconds")
+        if resource is PODS and self._needs_grace(current, grace):
+            return await self._mark_deleting(resource, namespace, current, grace)
+        if current["metadata"].get("finalizers"):
+            return await self._mark_deleting(resource, namespace, current, 0)
+        return await self._finalize(resource, namespace, current)
+
+    @staticmethod
+    def _needs_grace(pod: Obj, grace: Any) -> bool:
+        if grace is not None and int(grace) == 0:
+            return False
+        scheduled = bool(pod["spec"].get("nodeName"))
+        terminal = pod.get("status", {}).get("phase") in ("Succeeded", "Failed")
+        return scheduled and not terminal
+
+    async def _mark_deleting(self, resource: Resource, namespace: str, current: Obj, grace: Any) -> Obj:
+        if current["metadata"].get("deletionTimestamp"):
+            return current
+        seconds = (
+            int(grace)
+            if grace is not None
+            else int(current.get("spec", {}).get("terminationGracePeriodSeconds", 30))
+        )
+        stamp = datetime.now(UTC) + timedelta(seconds=seconds)
+        current["metadata"]["deletionTimestamp"] = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+        current["metadata"]["deletionGracePeriodSeconds"] = seconds
+        return await self.store.replace(
+            resource, namespace, current, int(current["metadata"]["resourceVersion"])
+        )
+
+    async def _finalize(self, resource: Resource, namespace: str, current: Obj) -> Obj:
+        removed = await self.store.remove(resource, namespace, current)
+        if resource is PODS:
+            await self.quota.refund(namespace, removed)
+        return removed
+
+    async def _terminate_namespace(self, ns: Obj) -> Obj:
+        name = ns["metadata"]["name"]
+        if not ns["metadata"].get("deletionTimestamp"):
+            ns["metadata"]["deletionTimestamp"] = now()
+            ns["status"] = {"phase": "Terminating"}
+            ns = await self.store.replace(NAMESPACES, "", ns, int(ns["metadata"]["resourceVersion"]))
+        task = asyncio.get_running_loop().create_task(self.empty_namespace(name))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return ns
+
+    async def empty_namespace(self, name: str) -> None:
+        """Delete everything in a terminating namespace, then the namespace itself."""
+        try:
+            while True:
+                remaining = 0
+                for resource in (r for r in ALL if r.namespaced):
+                    items, _ = await self.store.list(resource, name, lambda _obj: True)
+                    for item in items:
+                        remaining += 1
+                        try:
+                            await self.delete(resource, name, item["metadata"]["name"], {})
+                        except status.ApiError as exc:
+                            if exc.code not in (404, 409):
+                                raise
+                if remaining == 0:
+                    ns = await self.store.get(NAMESPACES, "", name)
+                    await self.store.remove(NAMESPACES, "", ns)
+                    return
+                await asyncio.sleep(_NAMESPACE_POLL)
+        except status.ApiError as exc:
+            if exc.code != 404:
+                log.warning(
+                    "namespace %s: cleanup stopped: %s (resumes on the next delete or restart)",
+                    name,
+                    exc.message,
+                )
+
+    async def resume_terminations(self) -> None:
+        """Restart cleanup of namespaces left Terminating by a previous server."""
+        items, _ = await self.store.list(
+            NAMESPACES, "", lambda obj: bool(obj["metadata"].get("deletionTimestamp"))
+        )
+        for ns in items:
+            await self._terminate_namespace(ns)
+
+    async def close(self) -> None:
+        """Stop background work."""
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)

@@ -1,0 +1,141 @@
+"""Assemble and run the API server: aiohttp application, TLS, lifecycle.
+
+``serve()`` is what ``nestlab-apiserver`` runs on each control-plane node; tests may call
+``build_app()`` in-process. On SIGTERM the server first reports not-ready (so the load balancer's
+``/readyz`` check drains it), then stops accepting, then closes etcd.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from nestlab.api import auth, status
+from nestlab.api.etcd import EtcdClient, TLSFiles
+from nestlab.api.handlers import Handlers, json_response
+from nestlab.api.registry import Registry
+from nestlab.api.store import Store
+from nestlab.errors import UsageError
+
+log = logging.getLogger(__name__)
+_DRAIN = 1.0  # seconds between "not ready" and closing the listener, for load balancers to notice
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything ``nestlab-apiserver`` is told on its command line."""
+
+    etcd_servers: tuple[str, ...]
+    bind: str = "0.0.0.0"  # noqa: S104 - an API server listens on all addresses by default
+    port: int = 6443
+    tls_cert: Path | None = None
+    """Serving certificate; without it the server speaks plain HTTP (tests only)."""
+    tls_key: Path | None = None
+    client_ca: Path | None = None
+    """CA whose client certificates authenticate users (CN = user, O = groups)."""
+    tokens_file: Path | None = None
+    etcd_tls: TLSFiles | None = None
+    anonymous_admin: bool = False
+    """Treat unauthenticated callers as admins: for throwaway test servers only."""
+    drain_seconds: float = field(default=_DRAIN)
+
+
+@web.middleware
+async def status_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every refusal becomes a Status body; an unexpected failure is logged and is a 500 Status."""
+    try:
+        return await handler(request)
+    except status.ApiError as exc:
+        response = json_response(exc.status(), exc.code)
+        if exc.code == 503:
+            response.headers["Retry-After"] = "1"
+        return response
+    except web.HTTPNotFound:
+        return json_response(status.path_not_found().status(), 404)
+    except web.HTTPMethodNotAllowed:
+        return json_response(status.method_not_allowed(request.method, request.path).status(), 405)
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception as exc:
+        log.exception("%s %s failed", request.method, request.path)
+        body = status.ApiError(
+            500,
+            "InternalError",
+            f"an error on the server ({type(exc).__name__}) has prevented the request from succeeding",
+        )
+        return json_response(body.status(), 500)
+
+
+def server_ssl(config: ServerConfig) -> ssl.SSLContext | None:
+    """The serving TLS context (client certificates optional, verified against the client CA)."""
+    if config.tls_cert is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(str(config.tls_cert), None if config.tls_key is None else str(config.tls_key))
+        if config.client_ca is not None:
+            context.load_verify_locations(str(config.client_ca))
+            context.verify_mode = ssl.CERT_OPTIONAL
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(
+            f"cannot load TLS files ({config.tls_cert}, {config.tls_key}, {config.client_ca}): {exc}"
+        ) from exc
+    return context
+
+
+def build_app(config: ServerConfig) -> tuple[web.Application, Handlers]:
+    """The application and its handlers (whose ``shutting_down`` flag drives /readyz)."""
+    tokens = auth.load_tokens(config.tokens_file) if config.tokens_file is not None else {}
+    etcd = EtcdClient(config.etcd_servers, config.etcd_tls)
+    registry = Registry(Store(etcd))
+    handlers = Handlers(registry, tokens, config.anonymous_admin)
+    app = web.Application(middlewares=[status_errors], client_max_size=3 * 1024 * 1024)
+    app.add_routes(handlers.routes())
+
+    async def resume(_app: web.Application) -> None:
+        try:
+            await registry.resume_terminations()
+        except status.ApiError as exc:
+            log.warning("could not resume namespace terminations: %s", exc.message)
+
+    async def close(_app: web.Application) -> None:
+        await registry.close()
+        await etcd.close()
+
+    app.on_startup.append(resume)
+    app.on_cleanup.append(close)
+    return app, handlers
+
+
+async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None:
+    """Run until SIGTERM/SIGINT (or ``stop`` is set), then drain and close."""
+    app, handlers = build_app(config)
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+    await runner.setup()
+    site = web.TCPSite(runner, config.bind, config.port, ssl_context=server_ssl(config), shutdown_timeout=2.0)
+    await site.start()
+    log.info(
+        "nestlab-apiserver listening on %s:%d (etcd: %s)",
+        config.bind,
+        config.port,
+        ",".join(config.etcd_servers),
+    )
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+        handlers.shutting_down = True
+        await asyncio.sleep(config.drain_seconds)
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,195 @@
+"""Objects in etcd: keys, resourceVersion = mod_revision, compare-and-swap updates, watches.
+
+This is the generic storage layer (no per-kind rules): the one place that turns etcd answers into
+Kubernetes semantics. An update names the revision it read; etcd applies it only if the key is
+still at that revision, which is how two writers racing on one object get a 409 instead of a lost
+update. etcd failures become 503 (retryable), compacted revisions become 410 (re-list).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from nestlab.api import status
+from nestlab.api.etcd import EtcdClient, EtcdCompactedError, EtcdUnavailableError, KeyValue
+from nestlab.api.resources import Resource
+
+Obj = dict[str, Any]
+Predicate = Callable[[Obj], bool]
+T = TypeVar("T")
+_CAS_ATTEMPTS = 16  # retries of a read-modify-write under contention before answering 409
+
+
+def now() -> str:
+    """The current time as Kubernetes writes timestamps (RFC 3339, seconds, Z)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """One event as a Kubernetes watch stream delivers it."""
+
+    type: str
+    """ADDED, MODIFIED, DELETED (or ERROR, with a Status object)."""
+    object: Obj
+
+
+def decode(kv: KeyValue, revision: int | None = None) -> Obj:
+    """The stored object with its resourceVersion filled from etcd."""
+    obj: Obj = json.loads(kv.value)
+    obj.setdefault("metadata", {})["resourceVersion"] = str(
+        revision if revision is not None else kv.mod_revision
+    )
+    return obj
+
+
+def encode(obj: Obj) -> bytes:
+    """The bytes stored in etcd (resourceVersion is never stored: etcd is its source)."""
+    stored = dict(obj)
+    stored["metadata"] = {k: v for k, v in obj.get("metadata", {}).items() if k != "resourceVersion"}
+    return json.dumps(stored, separators=(",", ":"), sort_keys=True).encode()
+
+
+async def _guard(call: Awaitable[T]) -> T:
+    try:
+        return await call
+    except EtcdCompactedError as exc:
+        raise status.gone(f"too old resource version: {exc}") from exc
+    except EtcdUnavailableError as exc:
+        raise status.unavailable(f"storage is unavailable: {exc}") from exc
+
+
+class Store:
+    """Generic object storage over one :class:`EtcdClient`."""
+
+    def __init__(self, etcd: EtcdClient) -> None:
+        self.etcd = etcd
+
+    async def get(self, resource: Resource, namespace: str, name: str) -> Obj:
+        """The object, or a 404 ApiError."""
+        kv = await _guard(self.etcd.get(resource.key(namespace, name)))
+        if kv is None:
+            raise status.not_found(resource.plural, resource.group, name)
+        return decode(kv)
+
+    async def list(self, resource: Resource, namespace: str, predicate: Predicate) -> tuple[list[Obj], int]:
+        """Matching objects and the store revision of the read (the list's resourceVersion)."""
+        result = await _guard(self.etcd.range(resource.prefix(namespace)))
+        items = [obj for obj in (decode(kv) for kv in result.kvs) if predicate(obj)]
+        return items, result.revision
+
+    async def create(self, resource: Resource, namespace: str, obj: Obj) -> Obj:
+        """Store a new object (uid, creationTimestamp set here); 409 when the name is taken."""
+        meta = obj.setdefault("metadata", {})
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = now()
+        meta.pop("resourceVersion", None)
+        if resource.namespaced:
+            meta["namespace"] = namespace
+        else:
+            meta.pop("namespace", None)
+        revision = await _guard(self.etcd.create(resource.key(namespace, meta["name"]), encode(obj)))
+        if revision is None:
+            raise status.already_exists(resource.plural, resource.group, meta["name"])
+        meta["resourceVersion"] = str(revision)
+        return obj
+
+    async def replace(self, resource: Resource, namespace: str, obj: Obj, expected: int) -> Obj:
+        """Write ``obj`` only if the stored copy is still at revision ``expected``; else 409."""
+        name = obj["metadata"]["name"]
+        revision = await _guard(self.etcd.update(resource.key(namespace, name), encode(obj), expected))
+        if revision is None:
+            if await _guard(self.etcd.get(resource.key(namespace, name))) is None:
+                raise status.not_found(resource.plural, resource.group, name)
+            raise status.conflict(resource.plural, resource.group, name)
+        obj["metadata"]["resourceVersion"] = str(revision)
+        return obj
+
+    async def mutate(
+        self, resource: Resource, namespace: str, name: str, change: Callable[[Obj], Awaitable[Obj | None]]
+    ) -> Obj:
+        """Read-modify-write with retries on contention; ``change`` returns None to leave it alone."""
+        for _ in range(_CAS_ATTEMPTS):
+            current = await self.get(resource, namespace, name)
+            expected = int(current["metadata"]["resourceVersion"])
+            updated = await change(json.loads(json.dumps(current)))
+            if updated is None:
+                return current
+            try:
+                return await self.replace(resource, namespace, updated, expected)
+            except status.ApiError as exc:
+                if exc.reason != "Conflict":
+                    raise
+        raise status.conflict(resource.plural, resource.group, name, "too many concurrent writers; try again")
+
+    async def remove(self, resource: Resource, namespace: str, obj: Obj) -> Obj:
+        """Delete the object if still at ``obj``'s revision; its last state, with the deletion's RV."""
+        name = obj["metadata"]["name"]
+        expected = int(obj["metadata"]["resourceVersion"])
+        revision = await _guard(self.etcd.delete(resource.key(namespace, name), expected))
+        if revision is None:
+            if await _guard(self.etcd.get(resource.key(namespace, name))) is None:
+                raise status.not_found(resource.plural, resource.group, name)
+            raise status.conflict(resource.plural, resource.group, name)
+        obj["metadata"]["resourceVersion"] = str(revision)
+        return obj
+
+    async def open_watch(
+        self, resource: Resource, namespace: str, since: str, predicate: Predicate
+    ) -> AsyncIterator[WatchEvent]:
+        """Check ``since`` (400 if malformed, 410 if compacted) and return the event stream.
+
+        Checking before streaming lets those refusals be plain HTTP answers; later failures
+        (compaction while watching, etcd lost) arrive as an ERROR event, as upstream.
+        """
+        replay: Sequence[Obj] = ()
+        if since in ("", "0"):
+            replay, revision = await self.list(resource, namespace, predicate)
+        else:
+            try:
+                revision = int(since)
+            except ValueError as exc:
+                raise status.bad_request(f"invalid resource version: {since!r}") from exc
+            if revision < 0:
+                raise status.bad_request(f"invalid resource version: {since!r}")
+            current = await _guard(self.etcd.revision())
+            if revision < current:
+                await _guard(self.etcd.range(resource.prefix(namespace), limit=1, revision=revision + 1))
+        return self._events(resource, namespace, revision, replay, predicate)
+
+    async def _events(
+        self, resource: Resource, namespace: str, revision: int, replay: Sequence[Obj], predicate: Predicate
+    ) -> AsyncIterator[WatchEvent]:
+        for item in replay:
+            yield WatchEvent("ADDED", item)
+        try:
+            async for _rev, events in self.etcd.watch(resource.prefix(namespace), revision + 1):
+                for event in events:
+                    translated = _translate(event.kind, event.kv, event.prev, predicate)
+                    if translated is not None:
+                        yield translated
+        except EtcdCompactedError as exc:
+            raise status.gone(f"too old resource version: {revision} ({exc})") from exc
+        except EtcdUnavailableError as exc:
+            raise status.unavailable(f"storage is unavailable: {exc}") from exc
+
+
+def _translate(kind: str, kv: KeyValue, prev: KeyValue | None, predicate: Predicate) -> WatchEvent | None:
+    """An etcd event as the watch event a client filtering with ``predicate`` must see."""
+    old = decode(prev, kv.mod_revision) if prev is not None else None
+    if kind == "DELETE":
+        return WatchEvent("DELETED", old) if old is not None and predicate(old) else None
+    new = decode(kv)
+    was, now_matches = old is not None and predicate(old), predicate(new)
+    if now_matches and not was:
+        return WatchEvent("ADDED", new)
+    if now_matches:
+        return WatchEvent("MODIFIED", new)
+    if was:
+        return WatchEvent("DELETED", new)
+    return None

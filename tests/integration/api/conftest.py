@@ -1,0 +1,377 @@
+"""Fixture ladder for the API server: pki -> etcd_cluster -> apiserver -> kubeconfig/kubectl.
+
+A REAL 3-member etcd cluster on loopback, the REAL ``nestlab-apiserver`` as a process over HTTPS
+with a lab CA, static tokens and client certificates; kubectl binaries and the Python client
+talk to it. Every process is stopped by PID and every directory removed, also on failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import ssl
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nestlab import paths
+from nestlab.runtime import proc
+
+ADMIN_TOKEN = "admin-token-0123456789"  # noqa: S105 - a test credential
+BOB_TOKEN = "bob-token-0123456789"  # noqa: S105
+NODE_TOKEN = "node-token-0123456789"  # noqa: S105
+# Debian's kubectl 1.20 unpacked from its .deb; the package version names the cache entry.
+KUBECTL_120_CACHE = Path(os.environ.get("NESTLAB_KUBECTL_CACHE") or paths.cache_dir() / "kubectl-deb")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Any, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception as exc:
+            last = exc
+        time.sleep(0.2)
+    raise AssertionError(f"{what} not ready after {timeout:g}s (last error: {last})")
+
+
+@dataclass(frozen=True)
+class Pki:
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    alice_cert: Path
+    alice_key: Path
+    carol_cert: Path
+    carol_key: Path
+
+
+def _cert(
+    directory: Path, name: str, subject: str, ca: Path, ca_key: Path, *, server: bool = False
+) -> tuple[Path, Path]:
+    key, csr, cert = directory / f"{name}.key", directory / f"{name}.csr", directory / f"{name}.crt"
+    proc.run(
+        [
+            "openssl",
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            key,
+            "-out",
+            csr,
+            "-subj",
+            subject,
+        ],
+        timeout=30,
+    )
+    ext = directory / f"{name}.ext"
+    ext.write_text(
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
+        if server
+        else "extendedKeyUsage=clientAuth\n"
+    )
+    proc.run(
+        [
+            "openssl",
+            "x509",
+            "-req",
+            "-in",
+            csr,
+            "-CA",
+            ca,
+            "-CAkey",
+            ca_key,
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            cert,
+            "-extfile",
+            ext,
+        ],
+        timeout=30,
+    )
+    return cert, key
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A lab CA, a serving certificate for 127.0.0.1 and two client certificates."""
+    directory = tmp_path_factory.mktemp("pki")
+    ca, ca_key = directory / "ca.crt", directory / "ca.key"
+    proc.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            ca_key,
+            "-out",
+            ca,
+            "-days",
+            "2",
+            "-subj",
+            "/CN=nestlab-test-ca",
+        ],
+        timeout=30,
+    )
+    server_cert, server_key = _cert(directory, "server", "/CN=apiserver", ca, ca_key, server=True)
+    alice_cert, alice_key = _cert(directory, "alice", "/O=nestlab:admins/CN=alice", ca, ca_key)
+    carol_cert, carol_key = _cert(directory, "carol", "/O=devs/CN=carol", ca, ca_key)
+    return Pki(ca, server_cert, server_key, alice_cert, alice_key, carol_cert, carol_key)
+
+
+@dataclass
+class EtcdMember:
+    name: str
+    client_url: str
+    data_dir: Path
+    argv: list[str]
+    log: Path
+    process: proc.Process | None = None
+
+    def start(self) -> None:
+        self.process = proc.spawn(self.argv, log=self.log)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop(grace=5)
+            self.process = None
+
+
+@pytest.fixture(scope="session")
+def etcd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[EtcdMember]]:
+    """Three etcd members on loopback, stopped by PID at the end."""
+    root = tmp_path_factory.mktemp("etcd")
+    names = ["e1", "e2", "e3"]
+    peers = {n: f"http://127.0.0.1:{free_port()}" for n in names}
+    clients = {n: f"http://127.0.0.1:{free_port()}" for n in names}
+    cluster = ",".join(f"{n}={peers[n]}" for n in names)
+    members = []
+    for name in names:
+        argv = [
+            "etcd",
+            "--name",
+            name,
+            "--data-dir",
+            str(root / name),
+            "--listen-client-urls",
+            clients[name],
+            "--advertise-client-urls",
+            clients[name],
+            "--listen-peer-urls",
+            peers[name],
+            "--initial-advertise-peer-urls",
+            peers[name],
+            "--initial-cluster",
+            cluster,
+            "--initial-cluster-state",
+            "new",
+            "--initial-cluster-token",
+            f"nestlab-test-{os.getpid()}",
+            # A loaded 2-core machine: slower heartbeats keep elections from churning.
+            "--heartbeat-interval",
+            "250",
+            "--election-timeout",
+            "2500",
+        ]
+        members.append(EtcdMember(name, clients[name], root / name, argv, root / f"{name}.log"))
+    try:
+        for member in members:
+            member.start()
+        for member in members:
+            wait_until(lambda m=member: _etcd_healthy(m.client_url), f"etcd {member.name}", timeout=60)
+        yield members
+    finally:
+        for member in members:
+            member.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _etcd_healthy(url: str) -> bool:
+    with urllib.request.urlopen(f"{url}/health", timeout=2) as response:  # noqa: S310 - loopback test URL
+        return bool(json.loads(response.read()).get("health") == "true")
+
+
+@dataclass(frozen=True)
+class ApiServer:
+    url: str
+    pki: Pki
+    log: Path
+    process: proc.Process
+
+    def context(self, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.pki.ca))
+        if cert is not None:
+            context.load_cert_chain(str(cert), str(key))
+        return context
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        token: str | None = ADMIN_TOKEN,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
+        context: ssl.SSLContext | None = None,
+    ) -> tuple[int, Any]:
+        """One HTTP request; (status code, decoded JSON body or text)."""
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        request = urllib.request.Request(self.url + path, data=data, method=method)  # noqa: S310
+        if data is not None:
+            request.add_header("Content-Type", content_type)
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
+        try:
+            with urllib.request.urlopen(request, context=context or self.context(), timeout=20) as response:  # noqa: S310
+                code, payload = response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            code, payload = exc.code, exc.read()
+        try:
+            return code, json.loads(payload)
+        except ValueError:
+            return code, payload.decode(errors="replace")
+
+
+def start_apiserver(pki: Pki, etcd_urls: list[str], directory: Path) -> tuple[str, proc.Process, Path]:
+    tokens = directory / "tokens.csv"
+    tokens.write_text(
+        f'{ADMIN_TOKEN},admin,1,"nestlab:admins"\n{BOB_TOKEN},bob,2\n{NODE_TOKEN},system:node:esx-01,3,"system:nodes"\n'
+    )
+    port = free_port()
+    log = directory / f"apiserver-{port}.log"
+    argv = [
+        sys.executable,
+        "-m",
+        "nestlab.api.main",
+        "--etcd-servers",
+        ",".join(etcd_urls),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--tls-cert-file",
+        pki.server_cert,
+        "--tls-private-key-file",
+        pki.server_key,
+        "--client-ca-file",
+        pki.ca,
+        "--token-auth-file",
+        tokens,
+    ]
+    process = proc.spawn(argv, log=log)
+    url = f"https://127.0.0.1:{port}"
+    context = ssl.create_default_context(cafile=str(pki.ca))
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"apiserver exited {process.poll()}: {log.read_text()[-2000:]}")
+        with urllib.request.urlopen(f"{url}/readyz", context=context, timeout=2) as response:  # noqa: S310
+            return bool(response.status == 200)
+
+    try:
+        wait_until(ready, "nestlab-apiserver", timeout=30)
+    except BaseException:
+        process.stop()
+        raise
+    return url, process, log
+
+
+@pytest.fixture(scope="session")
+def apiserver(
+    pki: Pki, etcd_cluster: list[EtcdMember], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiServer]:
+    """``nestlab-apiserver`` over HTTPS against the 3-member cluster, stopped by PID at the end."""
+    directory = tmp_path_factory.mktemp("apiserver")
+    url, process, log = start_apiserver(pki, [m.client_url for m in etcd_cluster], directory)
+    try:
+        yield ApiServer(url, pki, log, process)
+    finally:
+        process.stop()
+
+
+def write_kubeconfig(
+    path: Path,
+    server: ApiServer,
+    *,
+    token: str | None = None,
+    cert: Path | None = None,
+    key: Path | None = None,
+) -> Path:
+    user: dict[str, str] = (
+        {"token": token} if token else {"client-certificate": str(cert), "client-key": str(key)}
+    )
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "lab", "cluster": {"server": server.url, "certificate-authority": str(server.pki.ca)}}
+        ],
+        "users": [{"name": "u", "user": user}],
+        "contexts": [{"name": "lab", "context": {"cluster": "lab", "user": "u"}}],
+        "current-context": "lab",
+    }
+    path.write_text(json.dumps(config))
+    return path
+
+
+@pytest.fixture(scope="session")
+def kubectl_120() -> Path:
+    """Debian's kubectl 1.20, unpacked (not installed: it conflicts with the kubectl package).
+
+    Cached under the .deb's name (package and version), so a re-run downloads nothing.
+    """
+    cached = sorted(KUBECTL_120_CACHE.glob("kubernetes-client_*/usr/bin/kubectl"))
+    if cached:
+        return cached[-1]
+    KUBECTL_120_CACHE.mkdir(parents=True, exist_ok=True)
+    download = Path(tempfile.mkdtemp(prefix="download-", dir=KUBECTL_120_CACHE))
+    try:
+        try:
+            proc.run(["apt-get", "download", "kubernetes-client"], timeout=300, cwd=download)
+        except proc.ProcessError:
+            proc.run(["apt-get", "update", "-qq"], timeout=600)
+            proc.run(["apt-get", "download", "kubernetes-client"], timeout=300, cwd=download)
+        debs = sorted(download.glob("kubernetes-client_*.deb"))
+        assert debs, "apt-get download kubernetes-client produced no .deb"
+        staging = download / "root"
+        proc.run(["dpkg-deb", "-x", debs[-1], staging], timeout=120)
+        target = KUBECTL_120_CACHE / debs[-1].stem
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+    finally:
+        shutil.rmtree(download, ignore_errors=True)
+    return target / "usr" / "bin" / "kubectl"

@@ -1,0 +1,63 @@
+"""Token files, client certificates and the view/edit/admin rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nestlab.api import auth
+
+
+def test_tokens_file(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.csv"
+    path.write_text('# comment\nt1,alice,1,"nestlab:admins,devs"\nt2,bob,2\n')
+    tokens = auth.load_tokens(path)
+    assert tokens["t1"].is_admin
+    assert tokens["t1"].groups >= {"devs", "system:authenticated"}
+    assert not tokens["t2"].is_admin
+    assert auth.user_from_bearer("Bearer t2", tokens) == tokens["t2"]
+    assert auth.user_from_bearer("Bearer nope", tokens) is None
+    assert auth.user_from_bearer("Basic t2", tokens) is None
+
+
+def test_bad_tokens_file_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.csv"
+    path.write_text("t1,alice,1\nbroken\n")
+    with pytest.raises(auth.AuthConfigError, match=r"tokens.csv:2"):
+        auth.load_tokens(path)
+    with pytest.raises(auth.AuthConfigError, match="cannot read"):
+        auth.load_tokens(tmp_path / "missing")
+
+
+def test_peercert_subject() -> None:
+    cert = {
+        "subject": (
+            (("organizationName", "devs"),),
+            (("organizationName", "ops"),),
+            (("commonName", "carol"),),
+        )
+    }
+    user = auth.user_from_peercert(cert)
+    assert user is not None
+    assert user.name == "carol"
+    assert user.groups == {"devs", "ops", "system:authenticated"}
+    assert auth.user_from_peercert({}) is None
+
+
+def test_roles() -> None:
+    bob = auth.User("bob", frozenset({"devs"}))
+    bindings = [
+        {"roleRef": {"name": "view"}, "subjects": [{"kind": "User", "name": "bob"}]},
+        {"roleRef": {"name": "edit"}, "subjects": [{"kind": "Group", "name": "ops"}]},
+    ]
+    roles = auth.bound_roles(bob, bindings)
+    assert roles == {"view"}
+    assert auth.allowed(bob, "list", "pods", roles)
+    assert not auth.allowed(bob, "create", "pods", roles)
+    assert auth.allowed(bob, "create", "pods", {"edit"})
+    assert not auth.allowed(bob, "create", "rolebindings", {"edit"})
+    assert auth.allowed(bob, "create", "rolebindings", {"admin"})
+    node = auth.User("system:node:esx-01", frozenset({"system:nodes"}))
+    assert auth.allowed(node, "update", "pods/status", set())
+    assert not auth.allowed(node, "create", "pods", set())

@@ -1,0 +1,94 @@
+"""Validation causes name the field and use the upstream wording."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from nestlab.api import resources as r
+from nestlab.api import validation
+
+
+def pod(**spec: Any) -> dict[str, Any]:
+    obj = {"metadata": {"name": "web"}, "spec": {"containers": [{"name": "c", "image": "i"}], **spec}}
+    validation.default_pod(obj)
+    return obj
+
+
+def fields(obj: dict[str, Any], resource: r.Resource = r.PODS) -> list[str]:
+    return [c.field for c in validation.validate(obj, resource)]
+
+
+def test_valid_pod_has_no_causes_and_gets_defaults() -> None:
+    obj = pod()
+    assert validation.validate(obj, r.PODS) == []
+    assert obj["spec"]["containers"][0]["imagePullPolicy"] == "Always"  # untagged image
+    assert obj["status"]["qosClass"] == "BestEffort"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"containers": []}, "spec.containers"),
+        ({"containers": [{"image": "i"}]}, "spec.containers[0].name"),
+        ({"containers": [{"name": "c"}]}, "spec.containers[0].image"),
+        ({"containers": [{"name": "Bad_Name", "image": "i"}]}, "spec.containers[0].name"),
+        (
+            {"containers": [{"name": "c", "image": "i"}, {"name": "c", "image": "j"}]},
+            "spec.containers[1].name",
+        ),
+        (
+            {"containers": [{"name": "c", "image": "i", "resources": {"requests": {"cpu": "lots"}}}]},
+            "spec.containers[0].resources.requests[cpu]",
+        ),
+        (
+            {
+                "containers": [
+                    {
+                        "name": "c",
+                        "image": "i",
+                        "resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}},
+                    }
+                ]
+            },
+            "spec.containers[0].resources.requests[cpu]",
+        ),
+        ({"restartPolicy": "Sometimes", "containers": [{"name": "c", "image": "i"}]}, "spec.restartPolicy"),
+    ],
+)
+def test_bad_pods(change: dict[str, Any], field: str) -> None:
+    obj = {"metadata": {"name": "web"}, "spec": change}
+    assert field in fields(obj)
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"), [("web-1", True), ("a.b", True), ("Web", False), ("-a", False), ("", False)]
+)
+def test_pod_names_are_dns1123_subdomains(name: str, ok: bool) -> None:
+    assert (validation.check_name(name, "Pod") == []) is ok
+
+
+def test_namespace_names_are_labels() -> None:
+    assert validation.check_name("a.b", "Namespace")
+    assert validation.check_name("x" * 64, "Namespace")[0].message.endswith(
+        "must be no more than 63 characters"
+    )
+
+
+def test_rolebinding_only_to_known_cluster_roles() -> None:
+    binding = {
+        "metadata": {"name": "b"},
+        "roleRef": {"kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"kind": "Robot"}],
+    }
+    assert fields(binding, r.ROLEBINDINGS) == ["roleRef.name", "subjects[0].kind"]
+
+
+def test_pod_update_may_change_image_only() -> None:
+    old = pod()
+    new = pod()
+    new["spec"]["containers"][0]["image"] = "j"
+    assert validation.check_pod_update(old, new) == []
+    new["spec"]["nodeName"] = "x"
+    assert validation.check_pod_update(old, new)[0].reason == "FieldValueForbidden"
