@@ -23,7 +23,7 @@ from nestlab.runtime import proc
 from nestlab.runtime.accel import probe
 from nestlab.spec import NodeName, Plan, PlannedNode, Role
 from nestlab.substrate.local import bridge as br
-from nestlab.substrate.local import mounts, pids, ssh
+from nestlab.substrate.local import mounts, orphans, pids, ssh
 from nestlab.substrate.local import state as st
 from nestlab.substrate.local.errors import LabClashError, LocalSubstrateError, UnknownNodeError
 from nestlab.substrate.local.image import ensure_image
@@ -34,7 +34,8 @@ from nestlab.substrate.local.nodefiles import known_hosts_line
 
 Progress = Callable[[str], None]
 SSH_WAIT_S = 300.0  # nodes boot in parallel on two shared cores; a loaded machine needs minutes
-NodeState = Literal["running", "stopped", "absent"]
+NodeState = Literal["running", "stopped", "orphaned", "absent"]
+"""orphaned: the node's nspawn was killed but its container still runs; ``up`` or ``down`` clears it."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class NodeStatus:
 
 def layout_for(name: str, lab_root: Path | None = None) -> LabLayout:
     """The lab's layout (its directory: ``lab_root`` or nestlab.paths.lab_dir(name))."""
-    return LabLayout(name=name, root=(lab_root or paths.lab_dir(name)).absolute())
+    return LabLayout(name=name, root=(lab_root or paths.lab_dir(name)).resolve())
 
 
 @contextmanager
@@ -207,13 +208,16 @@ def status(
     """Every node's role, placement, address, state, and whether SSH answers."""
     layout = layout_for(plan.lab.name, lab_root)
     lab = st.load(layout.state_file, plan.lab.name)
+    orphaned = orphans.find(layout.root / "nodes") if layout.root.exists() else {}
     statuses = []
     for node in plan.nodes:
         record = lab.nodes.get(node.name)
         state: NodeState = "absent"
         if record is not None:
-            running = pids.is_running(record.pid, record.machine)
-            state = "running" if running else "stopped"
+            if pids.is_running(record.pid, record.machine):
+                state = "running"
+            else:
+                state = "orphaned" if layout.upper(node.name) in orphaned else "stopped"
         reachable = state == "running" and check_ssh and ssh.reachable(run, layout, node.address)
         statuses.append(NodeStatus(node.name, node.role, node.placed_on, node.address, state, reachable))
     return statuses
@@ -249,19 +253,23 @@ def down(name: str, *, lab_root: Path | None = None, run: proc.Runner = proc.run
         try:
             lab = st.load(layout.state_file, name)
         except LocalSubstrateError:
-            lab = st.LabState(name=name, bridge=bridge_name(name))  # unreadable: trust the machine
+            lab = st.LabState(name=name)  # unreadable: trust the machine
         running = pids.node_pids(layout.root / "nodes")
         for record in lab.nodes.values():
             if record.pid is not None and pids.is_running(record.pid, record.machine):
                 running[record.machine] = record.pid
         for machine, pid in sorted(running.items()):
             pids.stop(pid, machine)
+        for pid in orphans.find(layout.root / "nodes").values():
+            orphans.end(run, pid)
         unmounted = tuple(mounts.mounts_under(layout.root))
         mounts.unmount_all(run, layout.root)
-        removed = False
-        if lab.bridge is not None and br.exists(run, lab.bridge):
-            br.remove_bridge(run, lab.bridge)
-            removed = True
+        # The bridge name is derived from the lab's name, and the clash check never lets two lab
+        # directories share one: with this directory present, nl-<name> is this lab's.
+        bridge = lab.bridge or bridge_name(name)
+        removed = br.exists(run, bridge)
+        if removed:
+            br.remove_bridge(run, bridge)
         left = mounts.mounts_under(layout.root)
         if left:
             raise LocalSubstrateError(f"still mounted after unmounting: {', '.join(map(str, left))}")

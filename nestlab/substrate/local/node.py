@@ -14,7 +14,7 @@ from typing import Protocol
 
 from nestlab.runtime import proc
 from nestlab.spec import PlannedNode, Role
-from nestlab.substrate.local import mounts, pids
+from nestlab.substrate.local import mounts, orphans, pids
 from nestlab.substrate.local import state as st
 from nestlab.substrate.local.layout import BridgeName, LabLayout, machine_name
 from nestlab.substrate.local.nodefiles import NodeIdentity, new_machine_id, write_node_files
@@ -72,6 +72,7 @@ def boot(ctx: Context, lab: st.LabState, node: PlannedNode) -> tuple[st.LabState
     if record.pid is not None and pids.is_running(record.pid, machine):
         return lab, record.pid, False
     layout = ctx.layout
+    clear_orphan(ctx.run, layout, node)
     lab = st.mounted(lab, node.name, machine)
     st.save(layout.state_file, lab)
     merged = layout.merged(node.name)
@@ -94,6 +95,13 @@ def boot(ctx: Context, lab: st.LabState, node: PlannedNode) -> tuple[st.LabState
     return lab, pid, True
 
 
+def clear_orphan(run: proc.Runner, layout: LabLayout, node: PlannedNode) -> None:
+    """End the node's container if it outlived its nspawn (so two never hold one address)."""
+    orphan = orphans.find(layout.root / "nodes").get(layout.upper(node.name))
+    if orphan is not None:
+        orphans.end(run, orphan)
+
+
 def halt(run: proc.Runner, layout: LabLayout, lab: st.LabState, node: PlannedNode) -> st.LabState:
     """Stop ``node`` (clean poweroff) and unmount its overlay; its writable layer is kept."""
     machine = machine_name(layout.name, node.name)
@@ -102,6 +110,7 @@ def halt(run: proc.Runner, layout: LabLayout, lab: st.LabState, node: PlannedNod
         return lab
     if record.pid is not None:
         pids.stop(record.pid, machine)
+    clear_orphan(run, layout, node)
     mounts.unmount_all(run, layout.merged(node.name))
     lab = st.stopped(lab, node.name)
     st.save(layout.state_file, lab)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +20,10 @@ from nestlab.runtime import proc
 from nestlab.spec import Plan, make_plan, parse_spec
 from nestlab.substrate.local import bridge as br
 from nestlab.substrate.local import lifecycle as lc
+from nestlab.substrate.local import orphans
 from nestlab.substrate.local.errors import LabClashError
 from nestlab.substrate.local.layout import bridge_name
+from nestlab.substrate.local.pids import node_pids as pids_of_lab
 
 pytestmark = [
     pytest.mark.integration,
@@ -169,3 +172,28 @@ def test_labs_side_by_side_and_clash_refused(lab_factory: list[Lab], tmp_path: P
     with pytest.raises(LabClashError, match="nl-h3left already exists"):
         lc.up(same_name, lab_root=tmp_path / "elsewhere")
     assert not (tmp_path / "elsewhere").exists()
+
+
+def test_recovers_from_killed_nspawn_and_lost_state(lab_factory: list[Lab], tmp_path: Path) -> None:
+    lab, results = _up(lab_factory, _plan("h3crash", 207), tmp_path / "h3crash")
+    pids = {r.name: r.pid for r in results}
+
+    # nspawn killed hard: its container lives on as an orphan holding cp-1's address.
+    os.kill(pids["cp-1"], signal.SIGKILL)
+    states = {s.name: s.state for s in lc.status(lab.plan, lab_root=lab.root)}
+    assert states == {"esx-01": "running", "depot": "running", "lb-1": "running", "cp-1": "orphaned"}
+    again = {r.name: r for r in lc.up(lab.plan, lab_root=lab.root)}
+    assert again["cp-1"].started
+    assert not again["lb-1"].started
+    assert orphans.find(lab.root / "nodes") == {}
+    assert _ssh(lab, "cp-1", "true").returncode == 0
+
+    # A crash that also lost the state file: down still finds and removes everything.
+    os.kill(again["lb-1"].pid, signal.SIGKILL)
+    (lab.root / "state.json").unlink()
+    lc.down(lab.plan.lab.name, lab_root=lab.root)
+    assert orphans.find(tmp_path) == {}
+    assert pids_of_lab(lab.root / "nodes") == {}
+    assert "nl-h3crash" not in _links()
+    assert str(lab.root) not in _mountinfo()
+    assert not lab.root.exists()
