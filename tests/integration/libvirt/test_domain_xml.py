@@ -18,7 +18,7 @@ import pytest
 
 from nestlab.runtime import proc
 from nestlab.substrate.libvirt.domain_xml import CDROM_ON_SATA
-from tests.unit.libvirt.harness import TEST_KEY, run_program, stack_config
+from tests.unit.libvirt.harness import TEST_KEY, event_loop, run_program, stack_config
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +77,8 @@ def _parse(text: str) -> ET.Element:
 @pytest.fixture(scope="module")
 def declared_domains(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     state = tmp_path_factory.mktemp("state")
-    run = run_program(stack_config("dev", sshPublicKey=TEST_KEY, stateDir=str(state)))
+    with event_loop():
+        run = run_program(stack_config("dev", sshPublicKey=TEST_KEY, stateDir=str(state)))
     return [r.inputs for r in run.monitor.of_type("libvirt:index/domain:Domain")]
 
 

@@ -7,8 +7,11 @@ assert on. Resource outputs echo their inputs, so Output.all(...).apply(...) see
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import runpy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,6 +91,48 @@ def stack_config(stack: str, **overrides: str) -> dict[str, str]:
     config = {str(k): str(v) for k, v in document["config"].items()}
     config.update({f"nestlab:{key}": value for key, value in overrides.items()})
     return config
+
+
+def _closing_thread_loop(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """Run ``fn`` in a worker thread, then close the event loop Pulumi made for that thread (if any)."""
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        try:
+            loop = asyncio.get_event_loop_policy().get_event_loop()
+        except RuntimeError:  # no loop was set in this thread
+            loop = None
+        if loop is not None and not loop.is_running():
+            asyncio.set_event_loop(None)
+            loop.close()
+
+
+class LoopClosingExecutor(ThreadPoolExecutor):
+    """Pulumi runs each RPC in the loop's default executor, and its _sync_await gives every worker
+    thread an event loop it never closes; left to the garbage collector, those loops raise
+    ResourceWarnings inside whichever test runs next. This executor closes them after each call."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        return super().submit(_closing_thread_loop, fn, *args, **kwargs)
+
+
+@contextlib.contextmanager
+def event_loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """A fresh current event loop for Pulumi's runtime; it and its worker threads' loops are closed after.
+
+    Pulumi's mocks need a current loop in the main thread; code that ran asyncio.run() before (API
+    tests, for one) leaves none set, so each program run gets its own.
+    """
+    loop = asyncio.new_event_loop()
+    executor = LoopClosingExecutor()
+    loop.set_default_executor(executor)
+    asyncio.set_event_loop(loop)
+    try:
+        yield loop
+    finally:
+        executor.shutdown(wait=True)
+        asyncio.set_event_loop(None)
+        loop.close()
 
 
 def prepare(config: dict[str, str], stack: str = "dev", secret_keys: list[str] | None = None) -> ProgramRun:
