@@ -148,6 +148,12 @@ class EtcdClient:
             self._session = None
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST to the current endpoint, moving on to the next ones as the module docstring says.
+
+        Reads (``/v3/kv/range``) are idempotent and are retried elsewhere after any connection
+        failure; writes only when the connection was refused (nothing was sent).
+        """
+        idempotent = path == "/v3/kv/range"
         errors: list[str] = []
         for attempt in range(len(self.endpoints)):
             index = (self._current + attempt) % len(self.endpoints)
@@ -157,13 +163,15 @@ class EtcdClient:
                     url, json=body, timeout=aiohttp.ClientTimeout(total=self._timeout)
                 ) as response:
                     payload: dict[str, Any] = await response.json(content_type=None)
-            except (aiohttp.ClientConnectionError, OSError) as exc:
-                if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
-                    raise EtcdUnavailableError(f"etcd at {url} dropped the connection: {exc}") from exc
-                errors.append(f"{self.endpoints[index]}: {exc}")
+            except (aiohttp.ClientConnectionError, OSError, TimeoutError) as exc:
+                self._current = (index + 1) % len(self.endpoints)  # the next request starts elsewhere
+                sent = not isinstance(exc, aiohttp.ClientConnectorError)
+                if sent and not idempotent:
+                    timed_out = isinstance(exc, TimeoutError)
+                    what = "did not answer in time" if timed_out else "dropped the connection"
+                    raise EtcdUnavailableError(f"etcd at {url} {what}: {exc!r}") from exc
+                errors.append(f"{self.endpoints[index]}: {exc!r}")
                 continue
-            except TimeoutError as exc:
-                raise EtcdUnavailableError(f"etcd at {url} did not answer within {self._timeout:g}s") from exc
             self._current = index
             if "error" in payload or "code" in payload:
                 message = str(payload.get("message") or payload.get("error"))

@@ -38,6 +38,12 @@ def parse_args(argv: Sequence[str]) -> ServerConfig:
     parser.add_argument(
         "--anonymous-admin", action="store_true", help="unauthenticated callers are admins (tests only)"
     )
+    parser.add_argument(
+        "--shutdown-delay-duration",
+        type=float,
+        default=1.0,
+        help="seconds to keep serving (with /readyz failing) after SIGTERM, so load balancers drain",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(list(argv))
     if (args.tls_cert_file is None) != (args.tls_private_key_file is None):
@@ -61,6 +67,7 @@ def parse_args(argv: Sequence[str]) -> ServerConfig:
         tokens_file=args.token_auth_file,
         etcd_tls=etcd_tls,
         anonymous_admin=args.anonymous_admin,
+        drain_seconds=args.shutdown_delay_duration,
     )
 
 

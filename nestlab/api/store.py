@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from nestlab.api import status
-from nestlab.api.etcd import EtcdClient, EtcdCompactedError, EtcdUnavailableError, KeyValue
+from nestlab.api.etcd import EtcdClient, EtcdCompactedError, EtcdError, KeyValue
 from nestlab.api.resources import Resource
 
 Obj = dict[str, Any]
@@ -60,7 +60,7 @@ async def _guard(call: Awaitable[T]) -> T:
         return await call
     except EtcdCompactedError as exc:
         raise status.gone(f"too old resource version: {exc}") from exc
-    except EtcdUnavailableError as exc:
+    except EtcdError as exc:  # unavailable, no leader, request timed out inside etcd...
         raise status.unavailable(f"storage is unavailable: {exc}") from exc
 
 
@@ -175,7 +175,7 @@ class Store:
                         yield translated
         except EtcdCompactedError as exc:
             raise status.gone(f"too old resource version: {revision} ({exc})") from exc
-        except EtcdUnavailableError as exc:
+        except EtcdError as exc:
             raise status.unavailable(f"storage is unavailable: {exc}") from exc
 
 

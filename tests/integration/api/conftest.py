@@ -208,7 +208,7 @@ def etcd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Etcd
         for member in members:
             member.start()
         for member in members:
-            wait_until(lambda m=member: _etcd_healthy(m.client_url), f"etcd {member.name}", timeout=60)
+            wait_until(lambda m=member: etcd_healthy(m.client_url), f"etcd {member.name}", timeout=60)
         yield members
     finally:
         for member in members:
@@ -216,7 +216,7 @@ def etcd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Etcd
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _etcd_healthy(url: str) -> bool:
+def etcd_healthy(url: str) -> bool:
     with urllib.request.urlopen(f"{url}/health", timeout=2) as response:  # noqa: S310 - loopback test URL
         return bool(json.loads(response.read()).get("health") == "true")
 
@@ -266,7 +266,9 @@ class ApiServer:
             return code, payload.decode(errors="replace")
 
 
-def start_apiserver(pki: Pki, etcd_urls: list[str], directory: Path) -> tuple[str, proc.Process, Path]:
+def start_apiserver(
+    pki: Pki, etcd_urls: list[str], directory: Path, *extra: str, wait_ready: bool = True
+) -> tuple[str, proc.Process, Path]:
     tokens = directory / "tokens.csv"
     tokens.write_text(
         f'{ADMIN_TOKEN},admin,1,"nestlab:admins"\n{BOB_TOKEN},bob,2\n{NODE_TOKEN},system:node:esx-01,3,"system:nodes"\n'
@@ -291,6 +293,7 @@ def start_apiserver(pki: Pki, etcd_urls: list[str], directory: Path) -> tuple[st
         pki.ca,
         "--token-auth-file",
         tokens,
+        *extra,
     ]
     process = proc.spawn(argv, log=log)
     url = f"https://127.0.0.1:{port}"
@@ -302,8 +305,12 @@ def start_apiserver(pki: Pki, etcd_urls: list[str], directory: Path) -> tuple[st
         with urllib.request.urlopen(f"{url}/readyz", context=context, timeout=2) as response:  # noqa: S310
             return bool(response.status == 200)
 
+    def live() -> bool:
+        with urllib.request.urlopen(f"{url}/livez", context=context, timeout=2) as response:  # noqa: S310
+            return bool(response.status == 200)
+
     try:
-        wait_until(ready, "nestlab-apiserver", timeout=30)
+        wait_until(ready if wait_ready else live, "nestlab-apiserver", timeout=30)
     except BaseException:
         process.stop()
         raise
