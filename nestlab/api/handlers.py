@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from nestlab.api import auth, discovery, openapi, protobuf, resources, status, tables
+from nestlab.api import auth, discovery, fields, openapi, protobuf, resources, status, tables
 from nestlab.api.registry import Registry
 from nestlab.api.resources import NAMESPACES, PODS, ROLEBINDINGS, Resource
 from nestlab.api.selectors import compile_selector
@@ -314,30 +314,60 @@ class Handlers:
     async def _write(self, request: web.Request, target: Target, verb: str) -> web.Response:
         registry, res, ns = self.registry, target.resource, target.namespace
         if request.query.get("dryRun"):
-            raise status.bad_request("dryRun is not supported by this API server")
+            raise status.bad_request("dryRun is not supported by this API server; leave out --dry-run=server")
         body = await read_body(request)
-        if verb == "create":
-            if target.name:
-                raise status.method_not_allowed("POST", f"{res.plural}/{target.name}")
-            return json_response(await registry.create(res, ns, body), 201)
-        if verb == "update":
-            return json_response(await registry.update(res, ns, target.name, body, target.subresource))
-        if verb == "patch":
-            if body is None:
-                raise status.bad_request("the PATCH body is empty")
-            return json_response(
-                await registry.patch(
-                    res, ns, target.name, request.content_type, body, subresource=target.subresource
-                )
-            )
-        if verb == "delete":
+        if verb in ("delete", "deletecollection"):
             options = body if isinstance(body, dict) else {}
             if "gracePeriodSeconds" in request.query:
                 options["gracePeriodSeconds"] = _int(
                     request.query["gracePeriodSeconds"], "gracePeriodSeconds"
                 )
+            if verb == "deletecollection":
+                return json_response(await self._delete_collection(request, target, options))
             return json_response(await registry.delete(res, ns, target.name, options))
-        raise status.method_not_allowed(request.method, res.plural)
+        structured = verb != "patch" or not request.content_type.startswith("application/json-patch")
+        warnings = []
+        if structured and isinstance(body, dict) and target.subresource != "binding":
+            warnings = fields.enforce(body, res, request.query.get("fieldValidation", ""))
+        if verb == "create":
+            if target.name:
+                raise status.method_not_allowed("POST", f"{res.plural}/{target.name}")
+            answer = json_response(await registry.create(res, ns, body), 201)
+        elif verb == "update":
+            answer = json_response(await registry.update(res, ns, target.name, body, target.subresource))
+        elif verb == "patch":
+            if body is None:
+                raise status.bad_request("the PATCH body is empty")
+            patched = await registry.patch(
+                res, ns, target.name, request.content_type, body, subresource=target.subresource
+            )
+            answer = json_response(patched)
+        else:
+            raise status.method_not_allowed(request.method, res.plural)
+        for warning in warnings:
+            answer.headers.add("Warning", f"299 - {json.dumps(warning)}")
+        return answer
+
+    async def _delete_collection(self, request: web.Request, target: Target, options: Obj) -> Obj:
+        """DELETE on a collection: delete every object the selectors match, one by one."""
+        query = request.query
+        predicate = compile_selector(
+            query.get("labelSelector", ""), query.get("fieldSelector", ""), target.resource.plural
+        )
+        listed = await self.registry.list(target.resource, target.namespace, predicate)
+        deleted = []
+        for item in listed["items"]:
+            meta = item["metadata"]
+            try:
+                deleted.append(
+                    await self.registry.delete(
+                        target.resource, meta.get("namespace", ""), meta["name"], options
+                    )
+                )
+            except status.ApiError as exc:
+                if exc.code != 404:  # already gone is what the caller wanted
+                    raise
+        return {**listed, "items": deleted}
 
 
 def _int(value: str, name: str) -> int:

@@ -173,3 +173,40 @@ def test_kubectl_workflow(kubectl, lab_node: str, apiserver: ApiServer, tmp_path
     gone = kubectl("get", "namespace", ns, check=False)
     assert gone.returncode != 0
     assert f'namespaces "{ns}" not found' in gone.stderr
+
+
+TYPO_POD = """apiVersion: v1
+kind: Pod
+metadata:
+  name: typo
+spec:
+  containers:
+  - name: c
+    image: busybox:1.36
+    imagePullPolicyy: Always
+"""
+
+
+def test_unknown_fields_are_refused_or_warned(kubectl, apiserver: ApiServer, tmp_path: Path) -> None:
+    """kubectl 1.27+ asks for fieldValidation=Strict (our OpenAPI v3 says PATCH supports it); 1.20
+    sends nothing and gets the server default, Warn, with the field dropped."""
+    ns = "typo-" + kubectl.version.replace(".", "-")
+    assert apiserver.request("POST", "/api/v1/namespaces", {"metadata": {"name": ns}})[0] == 201
+    try:
+        manifest = tmp_path / "typo.yaml"
+        manifest.write_text(TYPO_POD)
+        result = kubectl("apply", "-n", ns, "-f", str(manifest), check=False)
+        message = 'unknown field "spec.containers[0].imagePullPolicyy"'
+        assert message in result.stderr, result.stderr
+        if kubectl.version == "1.20":
+            assert result.returncode == 0
+            assert f"Warning: {message}" in result.stderr
+            code, stored = apiserver.request("GET", f"/api/v1/namespaces/{ns}/pods/typo")
+            assert code == 200
+            assert "imagePullPolicyy" not in stored["spec"]["containers"][0]
+        else:
+            assert result.returncode != 0
+            assert "strict decoding error" in result.stderr
+            assert apiserver.request("GET", f"/api/v1/namespaces/{ns}/pods/typo")[0] == 404
+    finally:
+        apiserver.request("DELETE", f"/api/v1/namespaces/{ns}")
