@@ -8,22 +8,25 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
 import click
 from rich.console import Console
 
-from nestlab import __version__, paths
+from nestlab import __version__, lifecycle, paths
 from nestlab.errors import NestlabError
-from nestlab.render import render_plan
+from nestlab.render import render_plan, render_status
 from nestlab.runtime import machine
 from nestlab.spec import load_spec, make_plan, parse_spec
 from nestlab.spec.model import Lab
 from nestlab.spec.precheck import precheck
 
-PLANNED = "Coming with later work (not available yet): up, down, status, ssh, node, verify, attest, bench."
+PLANNED = "Coming with later work (not available yet): attest, bench."
 DEFAULT_SPEC = "apiVersion: nestlab.dev/v1alpha1\nkind: Lab\n"
+NAME_HELP = "The lab's name (default: the spec's metadata.name, else 'default')."
 
 
 def _fail(error: NestlabError) -> NoReturn:
@@ -76,6 +79,129 @@ def plan(spec: Path | None, as_json: bool) -> None:
         click.echo(json.dumps(document, indent=2))
         return
     render_plan(_console(), lab_plan, capacity, checks)
+
+
+def _progress() -> Callable[[str], None]:
+    console = _console()
+
+    def show(message: str) -> None:
+        console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}", markup=True, highlight=False)
+
+    return show
+
+
+@cli.command()
+@click.argument("spec", required=False, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--name", help=NAME_HELP)
+@click.option(
+    "--substrate",
+    type=click.Choice(["local", "libvirt"]),
+    default=None,
+    help="Where nodes run (default: the spec's substrate).",
+)
+@click.option("--image", default="", help="libvirt only: the node qcow2 image (path or URL).")
+@click.option("--force", is_flag=True, help="Go on although the pre-check says the lab does not fit.")
+def up(spec: Path | None, name: str | None, substrate: str | None, image: str, force: bool) -> None:
+    """Stand the lab of SPEC up (or complete it); a second run changes nothing."""
+    try:
+        if substrate == "libvirt":
+            outputs = lifecycle.up_libvirt(spec, image, _progress())
+            click.echo(json.dumps(outputs, indent=2, default=str))
+            return
+        report = lifecycle.up(spec, name, _progress(), force=force)
+    except NestlabError as exc:
+        _fail(exc)
+    if report.nothing_to_do:
+        click.echo(f"lab {report.name} is up; nothing to do ({report.seconds:.0f}s)")
+    else:
+        click.echo(
+            f"lab {report.name} is up: {len(report.started)} node(s) started, "
+            f"{report.changed} change(s) applied ({report.seconds:.0f}s)"
+        )
+
+
+@cli.command()
+@click.option("--name", default="default", show_default=True, help="The lab to remove.")
+def down(name: str) -> None:
+    """Remove every process, mount, bridge and file of a lab (the image cache stays)."""
+    try:
+        result = lifecycle.down(name)
+    except NestlabError as exc:
+        _fail(exc)
+    click.echo(f"lab {name} removed: {len(result.stopped)} node(s) stopped")
+
+
+@cli.command()
+@click.option("--name", default="default", show_default=True, help="The lab.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(name: str, as_json: bool) -> None:
+    """Every node: role, placement, address, state, reachable over SSH."""
+    try:
+        nodes = lifecycle.status(name)
+    except NestlabError as exc:
+        _fail(exc)
+    rows = [
+        {"name": n.name, "role": str(n.role), "placedOn": n.placed_on, "address": str(n.address),
+         "state": n.state, "reachable": n.reachable}
+        for n in nodes
+    ]  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    render_status(_console(), name, rows)
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("node")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.option("--name", default="default", show_default=True, help="The lab.")
+def ssh(node: str, command: tuple[str, ...], name: str) -> None:
+    """Log in to NODE as root, or run COMMAND there (nestlab ssh cp-1 -- etcdctl member list)."""
+    try:
+        code = lifecycle.ssh(name, node, list(command))
+    except NestlabError as exc:
+        _fail(exc)
+    sys.exit(code)
+
+
+@cli.group()
+def node() -> None:
+    """Stop or start a node; a host takes the nodes placed on it (its failure domain) along."""
+
+
+@node.command("stop")
+@click.argument("node_name", metavar="NODE")
+@click.option("--name", default="default", show_default=True, help="The lab.")
+def node_stop(node_name: str, name: str) -> None:
+    """Stop NODE (and, for a host, every node placed on it)."""
+    try:
+        stopped = lifecycle.node_stop(name, node_name)
+    except NestlabError as exc:
+        _fail(exc)
+    click.echo(f"stopped: {', '.join(stopped)}")
+
+
+@node.command("start")
+@click.argument("node_name", metavar="NODE")
+@click.option("--name", default="default", show_default=True, help="The lab.")
+def node_start(node_name: str, name: str) -> None:
+    """Start NODE (and, for a host, every node placed on it); waits for SSH."""
+    try:
+        started = lifecycle.node_start(name, node_name, _progress())
+    except NestlabError as exc:
+        _fail(exc)
+    click.echo(f"running: {', '.join(started)}")
+
+
+@cli.command()
+@click.option("--name", default="default", show_default=True, help="The lab.")
+def verify(name: str) -> None:
+    """Run the testinfra checks (tests/infra) against every node of the lab over SSH."""
+    try:
+        report = lifecycle.verify(name)
+    except NestlabError as exc:
+        _fail(exc)
+    click.echo(f"verify passed; report: {report}")
 
 
 def main() -> None:

@@ -63,3 +63,17 @@ def render_plan(console: Console, plan: Plan, capacity: Capacity, checks: list[L
     )
     for warning in plan.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
+
+
+def render_status(console: Console, name: str, rows: list[dict[str, object]]) -> None:
+    """The ``nestlab status`` table."""
+    table = Table(title=f"Lab {name}", title_justify="left")
+    for column in ("node", "role", "placed on", "address", "state", "ssh"):
+        table.add_column(column)
+    for row in rows:
+        state = str(row["state"])
+        style = "green" if state == "running" else "yellow" if state == "stopped" else "red"
+        reach = "[green]yes[/]" if row["reachable"] else "[red]no[/]"
+        table.add_row(str(row["name"]), str(row["role"]), str(row["placedOn"]), str(row["address"]),
+                      f"[{style}]{state}[/]", reach)  # fmt: skip
+    console.print(table)

@@ -7,7 +7,9 @@ and a :class:`~nestlab.provision.events.ProvisionError` that names host, task an
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -68,6 +70,8 @@ def run_playbook(
         limit=limit,
         extravars={"nestlab_state_dir": str(files.root), **(extravars or {})},
         envvars={
+            # the venv's ansible-playbook, whether or not the venv is on PATH
+            "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
             "ANSIBLE_ROLES_PATH": str(root / "roles"),
             "ANSIBLE_LOG_PATH": str(log),
             "ANSIBLE_HOST_KEY_CHECKING": "False",
@@ -80,5 +84,11 @@ def run_playbook(
         timeout=PLAYBOOK_TIMEOUT_S,
     )
     if result.status != "successful" or tally.failures:
-        raise ProvisionError(tally.failures, str(log))
+        raise ProvisionError(tally.failures, str(log), _tail(result.stdout.read()))
     return tally
+
+
+def _tail(output: str) -> str:
+    """The last lines of ansible-playbook's own output, for failures that happen before any task."""
+    lines = [line for line in output.strip().splitlines() if line.strip()]
+    return " | ".join(lines[-3:])[-500:]

@@ -30,9 +30,10 @@ class TaskFailure:
 class ProvisionError(NestlabError):
     """The playbook failed; ``failures`` names every failing node, task and message."""
 
-    def __init__(self, failures: list[TaskFailure], log: str) -> None:
+    def __init__(self, failures: list[TaskFailure], log: str, output: str = "") -> None:
         self.failures = tuple(failures)
-        lines = [str(f) for f in failures] or ["ansible-playbook failed before running any task"]
+        early = "ansible-playbook failed before running any task" + (f": {output}" if output else "")
+        lines = [str(f) for f in failures] or [early]
         super().__init__("\n".join([*lines, f"full log: {log}"]))
 
 

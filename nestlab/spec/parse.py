@@ -59,18 +59,21 @@ DEFAULT_PODS = IPv4Network("198.19.0.0/16")
 DEFAULT_POD_PREFIX = 24
 
 
-def load_spec(path: Path) -> Lab:
-    """Read and validate a spec file; a missing or unreadable file is a :class:`SpecError` too."""
+def load_spec(path: Path, name: str | None = None) -> Lab:
+    """Read and validate a spec file (``name`` replaces metadata.name); unreadable files are SpecErrors."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise SpecError([SpecIssue(str(path), f"cannot read the spec: {reason}")]) from exc
-    return parse_spec(text, source=str(path))
+    return parse_spec(text, source=str(path), name=name)
 
 
-def parse_spec(text: str, source: str = "") -> Lab:
-    """Parse YAML text into a Lab, or raise one SpecError listing every problem."""
+def parse_spec(text: str, source: str = "", name: str | None = None) -> Lab:
+    """Parse YAML text into a Lab, or raise one SpecError listing every problem.
+
+    ``name`` (from ``--name``) replaces metadata.name and is validated like it.
+    """
     issues: list[SpecIssue] = []
     try:
         document = yaml.safe_load(text)
@@ -79,6 +82,9 @@ def parse_spec(text: str, source: str = "") -> Lab:
         where = f"line {mark.line + 1}" if mark is not None else "document"
         problem = getattr(exc, "problem", None) or str(exc)
         raise SpecError([SpecIssue(where, f"is not valid YAML: {problem}")], source) from exc
+    if name is not None and isinstance(document, dict):
+        metadata = document.get("metadata")
+        document["metadata"] = {**(metadata if isinstance(metadata, dict) else {}), "name": name}
     lab = _lab(Section(document, "", issues))
     if lab is not None and not issues:
         validate(lab, issues)

@@ -108,3 +108,11 @@ def test_sizes_accept_units() -> None:
     assert lab.hosts[0].size.memory_mib == 2048
     assert lab.hosts[0].size.disk_mib == 8192
     assert lab.depot.size.disk_mib == 1024 * 1024
+
+
+def test_name_override_replaces_metadata_and_is_validated() -> None:
+    from nestlab.spec import SpecError
+
+    assert parse_spec(spec_yaml(), name="second").name == "second"
+    with pytest.raises(SpecError, match=r"metadata\.name: .Bad Name. is not a valid lab name"):
+        parse_spec(spec_yaml(), name="Bad Name")
