@@ -93,6 +93,7 @@ def launch(
     desc_disk = poddesc.write_disk(description, workdir / "pod.desc")
     eph_disk = disks.make_ephemeral(workdir / "ephemeral.ext4", ephemeral_mib)
     vcpus, memory = qemu.size(resources or [qemu.ContainerResources()] * len(description.containers))
+    control_socket = workdir / "control.sock"
     config = qemu.VmConfig(
         name=description.name,
         kernel=boot.kernel,
@@ -105,15 +106,15 @@ def launch(
             *(qemu.Disk(images[s], s) for s in description.image_serials()),
         ),
         console_log=workdir / "console.log",
-        control_socket=workdir / "control.sock",
+        control_socket=control_socket,
         qmp_socket=workdir / "qmp.sock",
         accel=accel,
         cmdline=tuple(cmdline),
         tap=tap,
         runas=qemu.default_runas(),
     )
-    config.control_socket.unlink(missing_ok=True)
-    channel = control.Channel(config.control_socket)
+    control_socket.unlink(missing_ok=True)
+    channel = control.Channel(control_socket)
     try:
         vm = (vmm or qemu.QemuVmm()).launch(config)
     except BaseException:

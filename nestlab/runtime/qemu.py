@@ -69,8 +69,8 @@ class VmConfig:
     memory_mib: int
     disks: tuple[Disk, ...]
     console_log: Path
-    control_socket: Path
-    """Unix socket the host already listens on (see :class:`nestlab.runtime.control.Channel`)."""
+    control_socket: Path | None
+    """Unix socket the host already listens on (:class:`nestlab.runtime.control.Channel`); None: no port."""
     qmp_socket: Path
     accel: Accel
     cmdline: tuple[str, ...] = ()
@@ -78,6 +78,8 @@ class VmConfig:
     tap: Tap | None = None
     runas: str | None = None
     """``uid:gid`` QEMU switches to after opening its files; None keeps the caller's."""
+    acpi: bool = False
+    """Only for kernels that find virtio-mmio devices through ACPI (e.g. Debian's, for comparison)."""
 
 
 @dataclass(frozen=True)
@@ -110,20 +112,21 @@ def argv(config: VmConfig) -> list[str]:
     cpu = "host" if config.accel.name == "kvm" else "max"
     args = [
         QEMU, "-name", config.name,
-        "-M", "microvm,acpi=off", "-cpu", cpu, *config.accel.qemu_args(),
+        "-M", f"microvm,acpi={'on' if config.acpi else 'off'}", "-cpu", cpu, *config.accel.qemu_args(),
         "-smp", str(config.vcpus), "-m", f"{config.memory_mib}M",
         "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
         "-kernel", str(config.kernel), "-initrd", str(config.initrd),
         "-append", " ".join((*BASE_CMDLINE, *config.cmdline)),
         "-chardev", f"file,id=console,path={config.console_log}", "-serial", "chardev:console",
-        "-chardev", f"socket,id=control,path={config.control_socket}",
-        "-device", "virtio-serial-device,max_ports=2",
-        "-device", f"virtserialport,chardev=control,name={CONTROL_PORT}",
         "-qmp", f"unix:{config.qmp_socket},server=on,wait=off",
         # elevateprivileges=deny would also forbid the setuid of -runas (QEMU dies of SIGSYS);
         # once -runas has dropped root, the process has nothing left to elevate to.
         "-sandbox", "on,obsolete=deny,spawn=deny,resourcecontrol=deny",
     ]  # fmt: skip
+    if config.control_socket is not None:
+        args += ["-chardev", f"socket,id=control,path={config.control_socket}"]
+        args += ["-device", "virtio-serial-device,max_ports=2"]
+        args += ["-device", f"virtserialport,chardev=control,name={CONTROL_PORT}"]
     for index, disk in enumerate(config.disks):
         readonly = ",readonly=on" if disk.read_only else ""
         args += ["-drive", f"file={disk.path},if=none,id=disk{index},format=raw{readonly}"]

@@ -134,3 +134,9 @@ def test_launch_goes_through_the_spawn_chokepoint(tmp_path: Path) -> None:
     assert vm.pid == 4242
     assert calls[0][0] == qemu.argv(config(console_log=tmp_path / "console.log"))
     assert calls[0][1] == tmp_path / "console.qemu.log"
+
+
+def test_no_control_port_without_a_socket_and_acpi_only_on_request() -> None:
+    args = qemu.argv(config(control_socket=None, acpi=True))
+    assert not any("virtserialport" in a or "virtio-serial" in a for a in args)
+    assert value_after(args, "-M") == ["microvm,acpi=on"]
