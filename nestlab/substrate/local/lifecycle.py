@@ -8,6 +8,7 @@ one lab are serialized by a lock file in its directory.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import shutil
@@ -140,8 +141,10 @@ def up(
         try:
             br.check_clashes(run, bridge, network, owned=lab.bridge == bridge and lab.network == str(network))
         except LabClashError:
-            if fresh:  # refused before anything was made: leave no empty lab directory behind
-                shutil.rmtree(layout.root, ignore_errors=True)
+            if fresh:  # refused before anything was made: take back the lock file (and the
+                layout.lock_file.unlink(missing_ok=True)  # directory, unless others wrote there)
+                with contextlib.suppress(OSError):
+                    layout.root.rmdir()
             raise
         image = Path(lab.image) if lab.image else None
         if image is None or not image.is_dir():  # a lab keeps the image it was created from
