@@ -72,6 +72,7 @@ def ensure_image(
     cache: Path | None = None,
     run: proc.Runner = proc.run,
     progress: Progress = lambda _msg: None,
+    check: Callable[[str, str], None] = check_mirror,
 ) -> NodeImage:
     """The cached image for ``recipe``, building it first when it is missing."""
     chosen = recipe or load_recipe()
@@ -79,7 +80,7 @@ def ensure_image(
     if found is not None:
         return found
     source = mirror or default_mirror()
-    check_mirror(source, SUITE)
+    check(source, SUITE)
     root_cache = cache or image_cache()
     root_cache.mkdir(parents=True, exist_ok=True)
     final = image_dir(chosen.digest, root_cache)
