@@ -84,7 +84,8 @@ def run_playbook(
         timeout=PLAYBOOK_TIMEOUT_S,
     )
     if result.status != "successful" or tally.failures:
-        raise ProvisionError(tally.failures, str(log), _tail(result.stdout.read()))
+        with result.stdout as output:
+            raise ProvisionError(tally.failures, str(log), _tail(output.read()))
     return tally
 
 
