@@ -24,6 +24,7 @@ import aiohttp
 
 from nestlab.errors import NestlabError
 
+_CLOSE_TURNS = 3  # event-loop turns an aborted TLS transport needs to release its socket
 _REQUEST_TIMEOUT = 5.0  # seconds: etcd answers in milliseconds; 5 s covers a loaded 2-core machine
 
 
@@ -146,6 +147,10 @@ class EtcdClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+            # Aborted TLS connections (a watch the caller stopped) finish closing on the next
+            # turns of the event loop; give them those turns so no socket outlives the client.
+            for _ in range(_CLOSE_TURNS):
+                await asyncio.sleep(0)
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST to the current endpoint, moving on to the next ones as the module docstring says.
@@ -155,8 +160,9 @@ class EtcdClient:
         """
         idempotent = path == "/v3/kv/range"
         errors: list[str] = []
+        start = self._current
         for attempt in range(len(self.endpoints)):
-            index = (self._current + attempt) % len(self.endpoints)
+            index = (start + attempt) % len(self.endpoints)
             url = self.endpoints[index] + path
             try:
                 async with self._http().post(
@@ -257,17 +263,24 @@ class EtcdClient:
             }
         }
         errors: list[str] = []
+        start = self._current
         for attempt in range(len(self.endpoints)):
-            index = (self._current + attempt) % len(self.endpoints)
+            index = (start + attempt) % len(self.endpoints)
             url = self.endpoints[index] + "/v3/watch"
             try:
                 async with self._http().post(
                     url, json=body, timeout=aiohttp.ClientTimeout(total=None)
                 ) as resp:
                     self._current = index
-                    async for line in resp.content:
-                        if line.strip():
-                            yield _watch_batch(json.loads(line))
+                    try:
+                        async for line in resp.content:
+                            if line.strip():
+                                yield _watch_batch(json.loads(line))
+                    finally:
+                        # A watch ends early (caller stopped, compaction): abort the connection
+                        # rather than start a TLS goodbye that could outlive the event loop.
+                        if resp.connection is not None and resp.connection.transport is not None:
+                            resp.connection.transport.abort()
                     raise EtcdUnavailableError(f"etcd at {url} closed the watch stream")
             except aiohttp.ClientConnectorError as exc:
                 errors.append(f"{self.endpoints[index]}: {exc}")

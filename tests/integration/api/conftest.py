@@ -89,7 +89,7 @@ def _cert(
     )
     ext = directory / f"{name}.ext"
     ext.write_text(
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n"
         if server
         else "extendedKeyUsage=clientAuth\n"
     )
