@@ -39,6 +39,8 @@ def seeded(apiserver: ApiServer) -> Iterator[dict[str, Any]]:
     )
     assert code == 201, body
     yield web
+    # The pod is bound to a node without an agent: confirm its deletion as the agent would.
+    apiserver.request("DELETE", f"{PODS}/web?gracePeriodSeconds=0")
     apiserver.request("DELETE", f"/api/v1/namespaces/{NS}")
 
 

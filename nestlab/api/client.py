@@ -1,0 +1,182 @@
+"""A small async client of the Kubernetes API, for nestlab's own controllers and node agents.
+
+The one place outside the server that speaks HTTP to an API server. Refusals come back as the
+same :class:`~nestlab.api.status.ApiError` the server raised (code, reason, message), so callers
+branch on ``exc.code == 409`` exactly as they would against kube-apiserver; connection failures
+are ``ApiError(503)`` so "retry later" is one case.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from nestlab.api import status
+from nestlab.api.resources import Resource
+
+Obj = dict[str, Any]
+_TIMEOUT = 10.0  # seconds per request; watches are bounded by their own timeoutSeconds
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Where the API server is and how to prove who we are."""
+
+    server: str
+    """``https://host:6443``."""
+    ca: Path | None = None
+    token: str | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+
+def path_of(resource: Resource, namespace: str = "", name: str = "", subresource: str = "") -> str:
+    """The URL path of a collection, an object or a subresource."""
+    base = f"/apis/{resource.group}/{resource.version}" if resource.group else "/api/v1"
+    if resource.namespaced and namespace:
+        base += f"/namespaces/{namespace}"
+    parts = [base, resource.plural, name, subresource]
+    return "/".join(p for p in parts if p)
+
+
+def _error(code: int, payload: Any, method: str, path: str) -> status.ApiError:
+    if isinstance(payload, dict) and payload.get("kind") == "Status":
+        return status.ApiError(code, str(payload.get("reason", "")), str(payload.get("message", "")))
+    return status.ApiError(code, "Unknown", f"{method} {path} answered {code}: {str(payload)[:200]}")
+
+
+class ApiClient:
+    """Async API client over one aiohttp session; ``close()`` it when done."""
+
+    def __init__(self, credentials: Credentials, timeout: float = _TIMEOUT) -> None:
+        self.credentials = credentials
+        self._timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            creds = self.credentials
+            context: ssl.SSLContext | bool = True
+            if creds.server.startswith("https://"):
+                context = ssl.create_default_context(cafile=None if creds.ca is None else str(creds.ca))
+                if creds.cert is not None:
+                    context.load_cert_chain(str(creds.cert), None if creds.key is None else str(creds.key))
+            headers = {"Authorization": f"Bearer {creds.token}"} if creds.token else {}
+            self._session = aiohttp.ClientSession(
+                base_url=creds.server, headers=headers, connector=aiohttp.TCPConnector(ssl=context)
+            )
+        return self._session
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        content_type: str = "application/json",
+        query: Mapping[str, str] | None = None,
+    ) -> Obj:
+        """One request; the decoded answer, or the server's refusal as ApiError."""
+        data = None if body is None else json.dumps(body)
+        headers = {"Content-Type": content_type} if data is not None else {}
+        try:
+            async with self._http().request(
+                method, path, data=data, headers=headers, params=query,
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
+            ) as response:  # fmt: skip
+                raw = await response.read()
+                code = response.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise status.unavailable(f"API server {self.credentials.server} unreachable: {exc!r}") from exc
+        try:
+            payload = json.loads(raw) if raw else {}
+        except ValueError:
+            payload = raw.decode(errors="replace")
+        if code >= 400:
+            raise _error(code, payload, method, path)
+        return payload if isinstance(payload, dict) else {"raw": payload}
+
+    async def get(self, resource: Resource, namespace: str, name: str) -> Obj:
+        """One object."""
+        return await self.request("GET", path_of(resource, namespace, name))
+
+    async def list(
+        self, resource: Resource, namespace: str = "", *, labels: str = "", fields: str = ""
+    ) -> Obj:
+        """A list (all namespaces when ``namespace`` is empty)."""
+        query = {k: v for k, v in (("labelSelector", labels), ("fieldSelector", fields)) if v}
+        return await self.request("GET", path_of(resource, namespace), query=query)
+
+    async def create(self, resource: Resource, namespace: str, obj: Obj) -> Obj:
+        """POST a new object."""
+        return await self.request("POST", path_of(resource, namespace), obj)
+
+    async def replace(self, resource: Resource, namespace: str, obj: Obj, subresource: str = "") -> Obj:
+        """PUT (compare-and-swap when ``obj`` carries a resourceVersion)."""
+        name = obj["metadata"]["name"]
+        return await self.request("PUT", path_of(resource, namespace, name, subresource), obj)
+
+    async def patch(
+        self, resource: Resource, namespace: str, name: str, patch: Obj, subresource: str = ""
+    ) -> Obj:
+        """JSON merge patch."""
+        path = path_of(resource, namespace, name, subresource)
+        return await self.request("PATCH", path, patch, content_type="application/merge-patch+json")
+
+    async def delete(self, resource: Resource, namespace: str, name: str, grace: int | None = None) -> Obj:
+        """DELETE (``grace=0`` is how a node agent confirms a pod is gone)."""
+        query = {} if grace is None else {"gracePeriodSeconds": str(grace)}
+        return await self.request("DELETE", path_of(resource, namespace, name), query=query)
+
+    async def bind(self, namespace: str, pod: str, node: str) -> Obj:
+        """Assign a pod to a node (pods/binding)."""
+        binding = {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": pod, "namespace": namespace},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+        }
+        return await self.request("POST", f"/api/v1/namespaces/{namespace}/pods/{pod}/binding", binding)
+
+    async def watch(
+        self,
+        resource: Resource,
+        namespace: str = "",
+        *,
+        since: str = "",
+        fields: str = "",
+        timeout: int = 300,
+    ) -> AsyncIterator[tuple[str, Obj]]:
+        """(type, object) pairs from a watch; raises ApiError on refusal or an ERROR event."""
+        query = {"watch": "1", "resourceVersion": since, "timeoutSeconds": str(timeout)}
+        if fields:
+            query["fieldSelector"] = fields
+        path = path_of(resource, namespace)
+        try:
+            async with self._http().get(
+                path, params=query, timeout=aiohttp.ClientTimeout(total=timeout + self._timeout)
+            ) as response:
+                if response.status >= 400:
+                    raise _error(response.status, await response.json(content_type=None), "GET", path)
+                async for line in response.content:
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    if event.get("type") == "ERROR":
+                        obj = event.get("object") or {}
+                        raise _error(int(obj.get("code", 500)), obj, "WATCH", path)
+                    yield event["type"], event["object"]
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise status.unavailable(f"watch of {path} broke: {exc!r}") from exc

@@ -1,0 +1,86 @@
+"""``nestlab-controller``: the leader-elected scheduler each control-plane node runs.
+
+Run one per control-plane node; the Lease makes exactly one of them act. Flags mirror
+kube-scheduler's where they exist (``--leader-elect-lease-duration``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from nestlab.api.client import ApiClient, Credentials
+from nestlab.controller.leader import LeaderElector, LeaseConfig
+from nestlab.controller.scheduler import Scheduler
+from nestlab.errors import NestlabError, UsageError
+
+
+def parse_args(argv: Sequence[str]) -> tuple[Credentials, LeaseConfig, float]:
+    """Credentials, Lease settings and pass interval from the command line."""
+    parser = argparse.ArgumentParser(prog="nestlab-controller", description="leader-elected pod scheduler")
+    parser.add_argument("--server", required=True, help="API server URL, e.g. https://198.18.0.10:6443")
+    parser.add_argument("--certificate-authority", type=Path, help="CA of the API server certificate")
+    parser.add_argument("--token-file", type=Path, help="file holding a bearer token")
+    parser.add_argument("--client-certificate", type=Path)
+    parser.add_argument("--client-key", type=Path)
+    parser.add_argument(
+        "--identity", default=f"{socket.gethostname()}_{os.getpid()}", help="name in the Lease"
+    )
+    parser.add_argument("--leader-elect-lease-duration", type=int, default=15, help="seconds")
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds between scheduling passes")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(list(argv))
+    token = None
+    if args.token_file is not None:
+        try:
+            token = args.token_file.read_text().strip()
+        except OSError as exc:
+            raise UsageError(f"cannot read --token-file {args.token_file}: {exc.strerror}") from exc
+    if (args.client_certificate is None) != (args.client_key is None):
+        raise UsageError("--client-certificate and --client-key go together")
+    if token is None and args.client_certificate is None:
+        raise UsageError(
+            "give --token-file or --client-certificate/--client-key: the API server requires a user"
+        )
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    credentials = Credentials(
+        args.server, args.certificate_authority, token, args.client_certificate, args.client_key
+    )
+    return credentials, LeaseConfig(args.identity, duration=args.leader_elect_lease_duration), args.interval
+
+
+async def run(credentials: Credentials, lease: LeaseConfig, interval: float) -> None:
+    """Schedule until SIGTERM/SIGINT, then release the Lease."""
+    client = ApiClient(credentials)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await Scheduler(client, LeaderElector(client, lease), interval).run(stop)
+    finally:
+        await client.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    try:
+        asyncio.run(run(*parse_args(sys.argv[1:] if argv is None else argv)))
+    except NestlabError as exc:
+        print(f"nestlab-controller: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""Two real nestlab-controller processes elect a leader on a Lease; the leader binds pods."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nestlab.runtime import proc
+from tests.integration.api.conftest import ADMIN_TOKEN, ApiServer, wait_until
+
+pytestmark = pytest.mark.integration
+NS = "sched"
+LEASE = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/nestlab-scheduler"
+
+
+def node(
+    name: str, labels: dict[str, str] | None = None, taints: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, **(labels or {})}},
+        "spec": {"taints": taints or []},
+    }
+
+
+def web(name: str) -> dict[str, Any]:
+    term = {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "kubernetes.io/hostname"}
+    return {
+        "metadata": {"name": name, "labels": {"app": "web"}},
+        "spec": {
+            "containers": [
+                {"name": "c", "image": "busybox:1.36", "resources": {"requests": {"cpu": "250m"}}}
+            ],
+            "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}},
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def lab(apiserver: ApiServer) -> Iterator[list[str]]:
+    """Three Ready nodes (one in maintenance) and a namespace."""
+    specs = [
+        node("sched-1"),
+        node("sched-2", labels={"disk": "ssd"}),
+        node("sched-3", taints=[{"key": "maintenance", "value": "true", "effect": "NoSchedule"}]),
+    ]
+    names = []
+    try:
+        for spec in specs:
+            code, created = apiserver.request("POST", "/api/v1/nodes", spec)
+            assert code == 201, created
+            names.append(spec["metadata"]["name"])
+            created["status"] = {
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "allocatable": {"cpu": "2", "memory": "4Gi", "pods": "10"},
+            }
+            assert apiserver.request("PUT", f"/api/v1/nodes/{names[-1]}/status", created)[0] == 200
+        assert apiserver.request("POST", "/api/v1/namespaces", {"metadata": {"name": NS}})[0] == 201
+        yield names
+    finally:
+        pods = apiserver.request("GET", f"/api/v1/namespaces/{NS}/pods")[1]
+        for item in pods.get("items", []) if isinstance(pods, dict) else []:
+            apiserver.request(
+                "DELETE", f"/api/v1/namespaces/{NS}/pods/{item['metadata']['name']}?gracePeriodSeconds=0"
+            )
+        apiserver.request("DELETE", f"/api/v1/namespaces/{NS}")
+        for name in names:
+            apiserver.request("DELETE", f"/api/v1/nodes/{name}")
+
+
+@pytest.fixture
+def controllers(apiserver: ApiServer, lab: list[str], tmp_path: Path) -> Iterator[dict[str, proc.Process]]:
+    token = tmp_path / "token"
+    token.write_text(ADMIN_TOKEN)
+    running: dict[str, proc.Process] = {}
+    try:
+        for identity in ("cp-1", "cp-2"):
+            argv = [
+                sys.executable, "-m", "nestlab.controller.main", "--server", apiserver.url,
+                "--certificate-authority", apiserver.pki.ca, "--token-file", token, "--identity", identity,
+                "--leader-elect-lease-duration", "4", "--interval", "0.3",
+            ]  # fmt: skip
+            running[identity] = proc.spawn(argv, log=tmp_path / f"{identity}.log")
+        yield running
+    finally:
+        for process in running.values():
+            process.stop()
+
+
+def holder(apiserver: ApiServer) -> str:
+    code, lease = apiserver.request("GET", LEASE)
+    return str(lease["spec"].get("holderIdentity", "")) if code == 200 else ""
+
+
+def pod_state(apiserver: ApiServer, name: str) -> dict[str, Any]:
+    code, pod = apiserver.request("GET", f"/api/v1/namespaces/{NS}/pods/{name}")
+    assert code == 200, pod
+    return pod
+
+
+def test_leader_binds_pods_and_hands_over(apiserver: ApiServer, controllers: dict[str, proc.Process]) -> None:
+    wait_until(lambda: holder(apiserver) in controllers, "a Lease holder", timeout=60)
+    leader = holder(apiserver)
+
+    for name in ("web-1", "web-2", "web-3"):
+        assert apiserver.request("POST", f"/api/v1/namespaces/{NS}/pods", web(name))[0] == 201
+    ssd = {
+        "metadata": {"name": "db"},
+        "spec": {"nodeSelector": {"disk": "ssd"}, "containers": [{"name": "c", "image": "i"}]},
+    }
+    assert apiserver.request("POST", f"/api/v1/namespaces/{NS}/pods", ssd)[0] == 201
+
+    def settled() -> bool:
+        third = pod_state(apiserver, "web-3")
+        conditions = third["status"].get("conditions") or []
+        return bool(pod_state(apiserver, "db")["spec"].get("nodeName")) and any(
+            c["type"] == "PodScheduled" and c["status"] == "False" for c in conditions
+        )
+
+    wait_until(settled, "scheduling of web-1..3 and db", timeout=60)
+    placed = {pod_state(apiserver, n)["spec"].get("nodeName") for n in ("web-1", "web-2")}
+    assert placed == {"sched-1", "sched-2"}  # anti-affinity spreads them; sched-3 is in maintenance
+    assert pod_state(apiserver, "db")["spec"]["nodeName"] == "sched-2"
+    third = pod_state(apiserver, "web-3")
+    assert "nodeName" not in third["spec"]
+    condition = next(c for c in third["status"]["conditions"] if c["type"] == "PodScheduled")
+    assert condition["reason"] == "Unschedulable"
+    assert condition["message"] == (
+        "0/3 nodes are available: 2 node(s) didn't match pod anti-affinity rules, "
+        "1 node(s) had untolerated taint {maintenance: true}."
+    )
+    code, events = apiserver.request(
+        "GET",
+        f"/api/v1/namespaces/{NS}/events?fieldSelector=involvedObject.name%3Dweb-3,reason%3DFailedScheduling",
+    )
+    assert code == 200
+    assert [e["message"] for e in events["items"]] == [condition["message"]]
+
+    controllers[leader].stop()  # SIGTERM: the leader releases the Lease on its way out
+    standby = next(identity for identity in controllers if identity != leader)
+    wait_until(lambda: holder(apiserver) == standby, "the standby taking the Lease", timeout=60)
+    code, maintenance = apiserver.request("GET", "/api/v1/nodes/sched-3")
+    assert code == 200
+    maintenance["spec"]["taints"] = []  # maintenance over: the pending replica now has a home
+    assert apiserver.request("PUT", "/api/v1/nodes/sched-3", maintenance)[0] == 200
+    wait_until(
+        lambda: pod_state(apiserver, "web-3")["spec"].get("nodeName") == "sched-3", "web-3 bound", timeout=60
+    )
