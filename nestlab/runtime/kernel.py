@@ -62,6 +62,19 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def tarball_sha256(tarball: Path, root: Path) -> str:
+    """sha256 of the source tarball, remembered per (path, size, mtime): hashing it takes seconds."""
+    info = tarball.stat()
+    stamp = hashlib.sha256(f"{tarball.resolve()} {info.st_size} {info.st_mtime_ns}".encode()).hexdigest()
+    memo = root / "src" / f"{stamp[:32]}.sha256"
+    if memo.exists():
+        return memo.read_text(encoding="ascii").strip()
+    digest = file_sha256(tarball)
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    memo.write_text(digest + "\n", encoding="ascii")
+    return digest
+
+
 def read_fragments(directory: Path = FRAGMENTS_DIR) -> list[tuple[str, str]]:
     """``(name, text)`` of every ``*.config`` fragment, in name order (the merge order)."""
     fragments = [(p.name, p.read_text(encoding="utf-8")) for p in sorted(directory.glob("*.config"))]
@@ -131,7 +144,7 @@ def build(
     root = root or paths.cache_dir() / "kernels"
     fragments = read_fragments(fragments_dir)
     requirements = kconfig.merge_fragments(fragments)
-    tarball_sha = file_sha256(tarball)
+    tarball_sha = tarball_sha256(tarball, root)
     key = build_key(tarball_sha, fragments, _build_code())
     final = root / key
     kernel = PodKernel(key, final / "vmlinux", final / "config")
@@ -144,24 +157,38 @@ def build(
         work = root / f"{key}.work"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
-        run(_make(tree, work, "tinyconfig"), timeout=STEP_TIMEOUT_S)
-        dot_config = work / ".config"
-        merged = kconfig.apply(dot_config.read_text(encoding="utf-8"), requirements)
-        dot_config.write_text(merged, encoding="utf-8")
-        run(_make(tree, work, "olddefconfig"), timeout=STEP_TIMEOUT_S)
-        kconfig.ensure(requirements, dot_config.read_text(encoding="utf-8"))
-        run(_make(tree, work, f"-j{JOBS}", "vmlinux"), timeout=BUILD_TIMEOUT_S)
-        staging = root / f"{key}.staging"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
-        shutil.copy2(work / "vmlinux", staging / "vmlinux")
-        shutil.copy2(dot_config, staging / "config")
-        (staging / "fragments.config").write_text("".join(text for _, text in fragments), encoding="utf-8")
-        (staging / ".complete").touch()
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(staging, final)
-        shutil.rmtree(work, ignore_errors=True)
+        try:
+            _configure_and_compile(tree, work, requirements, run)
+            _install(work, final, fragments)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)  # objects are not reused: any change is a new key
     return kernel
+
+
+def _configure_and_compile(
+    tree: Path, work: Path, requirements: dict[kconfig.Option, kconfig.Requirement], run: proc.Runner
+) -> None:
+    """tinyconfig, the fragments merged in, olddefconfig, the check, then the compile."""
+    run(_make(tree, work, "tinyconfig"), timeout=STEP_TIMEOUT_S)
+    dot_config = work / ".config"
+    merged = kconfig.apply(dot_config.read_text(encoding="utf-8"), requirements)
+    dot_config.write_text(merged, encoding="utf-8")
+    run(_make(tree, work, "olddefconfig"), timeout=STEP_TIMEOUT_S)
+    kconfig.ensure(requirements, dot_config.read_text(encoding="utf-8"))
+    run(_make(tree, work, f"-j{JOBS}", "vmlinux"), timeout=BUILD_TIMEOUT_S)
+
+
+def _install(work: Path, final: Path, fragments: Sequence[tuple[str, str]]) -> None:
+    """Copy the artifacts into the cache entry atomically (a staging directory, then a rename)."""
+    staging = final.with_name(final.name + ".staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    shutil.copy2(work / "vmlinux", staging / "vmlinux")
+    shutil.copy2(work / ".config", staging / "config")
+    (staging / "fragments.config").write_text("".join(text for _, text in fragments), encoding="utf-8")
+    (staging / ".complete").touch()
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(staging, final)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,8 +3,8 @@
  *
  * It mounts /proc, /sys and /dev, configures lo and eth0 from nestlab.* kernel parameters, reads
  * the pod description from the virtio disk whose serial is "nestlab-pod", gives every container a
- * fresh overlay (its read-only image disk under a writable upper on the ephemeral disk), chroots
- * into it and runs it, forwards its output to the console as "[name] line", reports start/exit
+ * fresh overlay (its read-only image disk under a writable upper on the ephemeral disk) and its
+ * own pid and mount namespaces, chroots into it and runs it, forwards its output to the console as "[name] line", reports start/exit
  * events to the host as JSON lines on the virtio-serial port "nestlab.control", applies the
  * restart policy, and powers the VM off when the pod is done or the host writes "stop".
  *
@@ -25,6 +25,7 @@
 #include <net/route.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -343,20 +344,18 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 
 static void unmount_root(struct container *c)
 {
-	static const char *const subs[] = {"proc", "sys", "dev", ""};
 	char path[256];
-	for (int i = 0; i < 4; i++) {
-		snprintf(path, sizeof path, "/run/c/%s/root/%s", c->name, subs[i]);
-		umount2(path, MNT_DETACH);
-	}
+	/* proc, sys and dev inside it went away with the container's mount namespace. */
+	snprintf(path, sizeof path, "/run/c/%s/root", c->name);
+	umount2(path, MNT_DETACH);
 	snprintf(path, sizeof path, "/eph/%s", c->name);
 	nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }
 
-/* A fresh root for every (re)start, as the kubelet gives a restarted container a new layer. */
+/* A fresh overlay for every (re)start, as the kubelet gives a restarted container a new layer. */
 static int prepare_root(struct container *c)
 {
-	char lower[256], upper[256], work[256], root[256], sub[300], opts[900];
+	char lower[256], upper[256], work[256], root[256], opts[900];
 	const char *dev = disk_by_serial(c->image);
 	snprintf(lower, sizeof lower, "/run/c/%s/lower", c->name);
 	snprintf(upper, sizeof upper, "/eph/%s/upper", c->name);
@@ -364,7 +363,7 @@ static int prepare_root(struct container *c)
 	snprintf(root, sizeof root, "/run/c/%s/root", c->name);
 	if (!dev)
 		return say("container %s: no virtio disk with serial %s", c->name, c->image), -1;
-	if (access(lower, F_OK) != 0 || c->restarts == 0) {
+	if (c->restarts == 0) {
 		mkdirs(lower);
 		if (mount(dev, lower, "erofs", MS_RDONLY, NULL) < 0 &&
 		    mount(dev, lower, "ext4", MS_RDONLY, "noload") < 0)
@@ -373,21 +372,46 @@ static int prepare_root(struct container *c)
 	mkdirs(upper);
 	mkdirs(work);
 	snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
-	if (mnt("overlay", root, "overlay", 0, opts) < 0)
-		return -1;
+	return mnt("overlay", root, "overlay", 0, opts);
+}
+
+struct launch { struct container *c; int out; };
+
+/* Runs as PID 1 of the container's own pid and mount namespaces, then becomes the container. */
+static int container_main(void *arg)
+{
+	struct launch *l = arg;
+	struct container *c = l->c;
+	char root[256], sub[300];
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	setsid();
+	int null = open("/dev/null", O_RDONLY);
+	dup2(null < 0 ? l->out : null, 0);
+	dup2(l->out, 1);
+	dup2(l->out, 2);
+	snprintf(root, sizeof root, "/run/c/%s/root", c->name);
+	mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
 	snprintf(sub, sizeof sub, "%s/proc", root);
-	mnt("proc", sub, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	mnt("proc", sub, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL); /* this namespace's pids only */
 	snprintf(sub, sizeof sub, "%s/sys", root);
 	mnt("sysfs", sub, "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL);
 	snprintf(sub, sizeof sub, "%s/dev", root);
 	mnt("devtmpfs", sub, "devtmpfs", MS_NOSUID, NULL);
-	return 0;
+	if (chroot(root) < 0 || chdir(c->workdir) < 0)
+		dprintf(2, "pod-init: chroot %s / chdir %s: %s\n", root, c->workdir, strerror(errno)), _exit(126);
+	if (setgroups(0, NULL) < 0 || setgid(c->gid) < 0 || setuid(c->uid) < 0)
+		dprintf(2, "pod-init: user %u:%u: %s\n", c->uid, c->gid, strerror(errno)), _exit(126);
+	execvpe(c->argv[0], c->argv, c->envp);
+	dprintf(2, "pod-init: exec %s: %s\n", c->argv[0], strerror(errno));
+	_exit(errno == ENOENT ? 127 : 126);
 }
 
 static void start(struct container *c)
 {
+	static char stack[64 * 1024]; /* the child's copy of it; no CLONE_VM, so it is never shared */
 	int fds[2];
-	char root[256];
 	c->restart_at_ms = 0;
 	if (prepare_root(c) < 0 || pipe2(fds, O_CLOEXEC) < 0) {
 		c->last_code = 128;
@@ -395,30 +419,16 @@ static void start(struct container *c)
 		event("{\"event\":\"failed\",\"container\":\"%s\",\"reason\":\"rootfs\"}", c->name);
 		return;
 	}
-	snprintf(root, sizeof root, "/run/c/%s/root", c->name);
-	pid_t pid = fork();
-	if (pid == 0) {
-		sigset_t all;
-		sigemptyset(&all);
-		sigprocmask(SIG_SETMASK, &all, NULL);
-		setsid();
-		int null = open("/dev/null", O_RDONLY);
-		dup2(null < 0 ? fds[0] : null, 0);
-		dup2(fds[1], 1);
-		dup2(fds[1], 2);
-		if (chroot(root) < 0 || chdir(c->workdir) < 0)
-			dprintf(2, "pod-init: chroot %s / chdir %s: %s\n", root, c->workdir, strerror(errno)), _exit(126);
-		if (setgroups(0, NULL) < 0 || setgid(c->gid) < 0 || setuid(c->uid) < 0)
-			dprintf(2, "pod-init: user %u:%u: %s\n", c->uid, c->gid, strerror(errno)), _exit(126);
-		execvpe(c->argv[0], c->argv, c->envp);
-		dprintf(2, "pod-init: exec %s: %s\n", c->argv[0], strerror(errno));
-		_exit(errno == ENOENT ? 127 : 126);
-	}
+	struct launch l = {c, fds[1]};
+	pid_t pid = clone(container_main, stack + sizeof stack, CLONE_NEWPID | CLONE_NEWNS | SIGCHLD, &l);
 	close(fds[1]);
 	if (pid < 0) {
+		say("container %s: clone: %s", c->name, strerror(errno));
 		close(fds[0]);
+		unmount_root(c);
 		c->last_code = 128;
 		c->done = 1;
+		event("{\"event\":\"failed\",\"container\":\"%s\",\"reason\":\"clone\"}", c->name);
 		return;
 	}
 	c->pid = pid;
@@ -465,7 +475,12 @@ static void exited(struct container *c, int status, int stopping)
 {
 	int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 	int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+	/* The container ends with its main process, as a pid namespace would: no stragglers. */
+	kill(-c->pid, SIGKILL);
 	drain(c);
+	if (c->out >= 0)
+		close(c->out);
+	c->out = -1;
 	c->pid = 0;
 	c->last_code = code;
 	event("{\"event\":\"exited\",\"container\":\"%s\",\"code\":%d,\"signal\":%d,\"restarts\":%d}",
@@ -515,7 +530,7 @@ static void supervise(void)
 	sigset_t mask;
 	char cmd[128];
 	int stopping = 0;
-	long long stop_deadline = 0;
+	long long stop_deadline = 0, control_quiet_until = 0;
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGCHLD);
 	sigaddset(&mask, SIGTERM);
@@ -545,15 +560,21 @@ static void supervise(void)
 		}
 		int n = 0;
 		fds[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
-		fds[n++] = (struct pollfd){.fd = control, .events = POLLIN};
+		/* A port whose host end is closed reports POLLHUP forever: look again once a second. */
+		int watch_control = control >= 0 && now >= control_quiet_until;
+		fds[n++] = (struct pollfd){.fd = watch_control ? control : -1, .events = POLLIN};
 		for (int i = 0; i < npods; i++)
 			fds[n++] = (struct pollfd){.fd = pods[i].out, .events = POLLIN};
 		long long wait = stopping ? stop_deadline - now : next < 0 ? -1 : next - now;
+		if (!watch_control && control >= 0 && (wait < 0 || wait > 1000))
+			wait = 1000;
 		poll(fds, n, wait < 0 ? -1 : (int)(wait > 60000 ? 60000 : wait));
 		struct signalfd_siginfo si;
 		while (read(sfd, &si, sizeof si) == sizeof si)
 			if (si.ssi_signo == SIGTERM && !stopping)
 				stopping = 1, stop_deadline = now_ms() + grace_s * 1000, signal_all(SIGTERM);
+		if ((fds[1].revents & (POLLHUP | POLLERR)) && !(fds[1].revents & POLLIN))
+			control_quiet_until = now_ms() + 1000;
 		if (fds[1].revents & POLLIN) {
 			ssize_t r = read(control, cmd, sizeof cmd - 1);
 			if (r > 0 && !strncmp(cmd, "stop", 4) && !stopping) {

@@ -41,7 +41,10 @@ def tap() -> Iterator[Tap]:
 
 def test_pod_serves_http_on_its_configured_address(launch_pod: LaunchPod, tap: Tap) -> None:
     script = "mkdir -p /tmp/www && echo hello-from-pod > /tmp/www/index.html && exec busybox httpd -f -p 8080 -h /tmp/www"
-    description = PodDescription("web", (Container(ContainerName("httpd"), IMAGE, ("sh", "-c", script)),))
+    # httpd is PID 1 of its namespace and has no TERM handler: a short grace ends the test sooner
+    description = PodDescription(
+        "web", (Container(ContainerName("httpd"), IMAGE, ("sh", "-c", script)),), grace_s=1
+    )
     start = time.monotonic()
     vm = launch_pod(description, tap=tap, cmdline=(f"nestlab.ip={POD_IP}/30", f"nestlab.gw={HOST_IP}"))
     while not isinstance(vm.next_event(HTTP_TIMEOUT_S), Started):

@@ -48,7 +48,7 @@ def test_containers_run_report_and_power_off(launch_pod: LaunchPod) -> None:
             Container(
                 ContainerName("who"),
                 IMAGE,
-                ("sh", "-c", 'echo "greeting=$GREETING dir=$(pwd) uid=$(id -u) gid=$(id -g)"'),
+                ("sh", "-c", 'echo "greeting=$GREETING dir=$(pwd) uid=$(id -u) gid=$(id -g) pid=$$"'),
                 env=(("GREETING", "hi there"),),
                 working_dir="/tmp",
                 user=(1000, 1001),
@@ -70,7 +70,8 @@ def test_containers_run_report_and_power_off(launch_pod: LaunchPod) -> None:
     console = vm.console_log.read_text(errors="replace")
     assert "[hello] hello from demo" in console
     assert "[hello] to-stderr" in console
-    assert "[who] greeting=hi there dir=/tmp uid=1000 gid=1001" in console
+    # pid=1: each container is the first process of its own pid namespace, as under the kubelet
+    assert "[who] greeting=hi there dir=/tmp uid=1000 gid=1001 pid=1" in console
 
 
 def test_on_failure_restarts_with_a_fresh_layer_until_stopped(launch_pod: LaunchPod) -> None:
