@@ -69,8 +69,14 @@ def layout_for(name: str, lab_root: Path | None = None) -> LabLayout:
 
 
 @contextmanager
-def _locked(layout: LabLayout) -> Iterator[None]:
-    layout.root.mkdir(parents=True, exist_ok=True)
+def _locked(layout: LabLayout, *, create: bool = False) -> Iterator[None]:
+    """Hold the lab's lock; only ``up`` (create=True) may make the lab directory."""
+    if create:
+        layout.root.mkdir(parents=True, exist_ok=True)
+    elif not layout.state_file.exists():
+        raise LocalSubstrateError(
+            f"lab {layout.name} is not up here (no {layout.state_file}); run `nestlab up` first"
+        )
     with layout.lock_file.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -136,7 +142,7 @@ def up(
     network = plan.lab.networks.management
     bridge = bridge_name(plan.lab.name)
     fresh = not layout.state_file.exists()
-    with _locked(layout):
+    with _locked(layout, create=True):
         lab = st.load(layout.state_file, plan.lab.name)
         try:
             br.check_clashes(run, bridge, network, owned=lab.bridge == bridge and lab.network == str(network))
@@ -199,7 +205,7 @@ def start_node(
     with _locked(layout):
         lab = st.load(layout.state_file, plan.lab.name)
         if lab.bridge is None or lab.image is None:
-            raise LocalSubstrateError(f"lab {plan.lab.name} is not up; run `nestlab up` first")
+            raise LocalSubstrateError(f"lab {plan.lab.name} was never fully up; run `nestlab up` first")
         br.ensure_bridge(run, lab.bridge, plan.gateway, plan.lab.networks.management)
         ctx = _context(plan, layout, Path(lab.image), run=run, spawn=spawn, kvm=kvm)
         return _start(ctx, lab, affected, progress)
@@ -211,13 +217,15 @@ def status(
     """Every node's role, placement, address, state, and whether SSH answers."""
     layout = layout_for(plan.lab.name, lab_root)
     lab = st.load(layout.state_file, plan.lab.name)
-    orphaned = orphans.find(layout.root / "nodes") if layout.root.exists() else {}
+    running = {name: pids.is_running(record.pid, record.machine) for name, record in lab.nodes.items()}
+    # Looked for only after every nspawn was checked (and a dead one reaped): a container whose
+    # nspawn is still dying has that nspawn as parent and is not an orphan yet.
+    orphaned = orphans.find(layout.root / "nodes") if not all(running.values()) else {}
     statuses = []
     for node in plan.nodes:
-        record = lab.nodes.get(node.name)
         state: NodeState = "absent"
-        if record is not None:
-            if pids.is_running(record.pid, record.machine):
+        if node.name in running:
+            if running[node.name]:
                 state = "running"
             else:
                 state = "orphaned" if layout.upper(node.name) in orphaned else "stopped"
@@ -252,7 +260,7 @@ def down(name: str, *, lab_root: Path | None = None, run: proc.Runner = proc.run
     layout = layout_for(name, lab_root)
     if not layout.root.exists():
         return DownResult((), (), False)
-    with _locked(layout):
+    with _locked(layout, create=True):  # also without a state file: it may be what the crash lost
         try:
             lab = st.load(layout.state_file, name)
         except LocalSubstrateError:

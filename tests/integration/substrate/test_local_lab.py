@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +78,9 @@ def lab_factory(tmp_path: Path) -> Iterator[list[Lab]]:
     yield labs
     errors = []
     for lab in labs:
+        logs = LabFiles(lab.root).logs
+        if logs.is_dir():  # the node consoles outlive the lab, for a failure's post-mortem
+            shutil.copytree(logs, tmp_path / f"{lab.plan.lab.name}-logs", dirs_exist_ok=True)
         try:
             lc.down(lab.plan.lab.name, lab_root=lab.root)
         except Exception as exc:  # take every lab down, then report
@@ -159,8 +164,13 @@ def test_labs_side_by_side_and_clash_refused(lab_factory: list[Lab], tmp_path: P
     second, _ = _up(lab_factory, _plan("h3right", 205), tmp_path / "h3right")
     for lab in (first, second):
         assert all(s.reachable for s in lc.status(lab.plan, lab_root=lab.root))
-    # The labs' networks are separate bridges: first's nodes do not reach second's.
-    assert _ssh(first, "cp-1", "ping -c1 -W1 198.18.205.21").returncode != 0
+    # Each lab's nodes sit on its own bridge; a node reaches its lab's gateway and nothing else.
+    left, right = br.members(proc.run, bridge_name("h3left")), br.members(proc.run, bridge_name("h3right"))
+    assert len(left) == len(right) == 4
+    assert not set(left) & set(right)
+    assert _ssh(first, "cp-1", "ping -c1 -W2 198.18.204.1").returncode == 0
+    assert _ssh(first, "cp-1", "ping -c1 -W2 198.18.205.1").returncode != 0
+    assert _ssh(first, "cp-1", "ping -c1 -W2 198.18.205.21").returncode != 0
 
     clash = _plan("h3clash", 204)  # same management network as h3left
     with pytest.raises(LabClashError, match=r"198\.18\.204\.0/24 overlaps"):
@@ -174,13 +184,23 @@ def test_labs_side_by_side_and_clash_refused(lab_factory: list[Lab], tmp_path: P
     assert not (tmp_path / "elsewhere").exists()
 
 
+def _states_once_cp1_not_running(lab: Lab) -> dict[str, str]:
+    """Node states, read once the killed nspawn of cp-1 has really exited (a signal is not instant)."""
+    for _ in range(300):
+        states = {s.name: s.state for s in lc.status(lab.plan, lab_root=lab.root, check_ssh=False)}
+        if states["cp-1"] != "running":
+            return states
+        time.sleep(0.1)
+    raise AssertionError("cp-1's nspawn did not exit after SIGKILL")
+
+
 def test_recovers_from_killed_nspawn_and_lost_state(lab_factory: list[Lab], tmp_path: Path) -> None:
     lab, results = _up(lab_factory, _plan("h3crash", 207), tmp_path / "h3crash")
     pids = {r.name: r.pid for r in results}
 
     # nspawn killed hard: its container lives on as an orphan holding cp-1's address.
     os.kill(pids["cp-1"], signal.SIGKILL)
-    states = {s.name: s.state for s in lc.status(lab.plan, lab_root=lab.root)}
+    states = _states_once_cp1_not_running(lab)
     assert states == {"esx-01": "running", "depot": "running", "lb-1": "running", "cp-1": "orphaned"}
     again = {r.name: r for r in lc.up(lab.plan, lab_root=lab.root)}
     assert again["cp-1"].started

@@ -46,7 +46,16 @@ def test_stopping_a_host_stops_its_failure_domain(plan: Plan, tmp_path: Path) ->
 
 
 def test_stopping_a_non_host_stops_only_it(plan: Plan, tmp_path: Path) -> None:
-    assert lc.stop_node(plan, "cp-1", lab_root=tmp_path / "lab") == [NodeName("cp-1")]
+    layout = lc.layout_for(plan.lab.name, tmp_path / "lab")
+    st.save(layout.state_file, st.LabState(name=plan.lab.name))
+    assert lc.stop_node(plan, "cp-1", lab_root=layout.root) == [NodeName("cp-1")]
+
+
+def test_a_lab_never_up_is_not_created_by_stop_or_start(plan: Plan, tmp_path: Path) -> None:
+    for call in (lc.stop_node, lc.start_node):
+        with pytest.raises(LocalSubstrateError, match="is not up here"):
+            call(plan, "esx-01", lab_root=tmp_path / "lab")
+    assert not (tmp_path / "lab").exists()
 
 
 def test_unknown_node_lists_the_real_ones(plan: Plan, tmp_path: Path) -> None:
@@ -56,9 +65,11 @@ def test_unknown_node_lists_the_real_ones(plan: Plan, tmp_path: Path) -> None:
         lc.ssh_argv(plan, "cp-9", lab_root=tmp_path)
 
 
-def test_start_before_up_says_what_to_do(plan: Plan, tmp_path: Path) -> None:
-    with pytest.raises(LocalSubstrateError, match="run `nestlab up` first"):
-        lc.start_node(plan, "cp-1", lab_root=tmp_path / "lab")
+def test_start_of_a_half_made_lab_says_what_to_do(plan: Plan, tmp_path: Path) -> None:
+    layout = lc.layout_for(plan.lab.name, tmp_path / "lab")
+    st.save(layout.state_file, st.LabState(name=plan.lab.name))  # a crash before the bridge
+    with pytest.raises(LocalSubstrateError, match="never fully up; run `nestlab up` first"):
+        lc.start_node(plan, "cp-1", lab_root=layout.root)
 
 
 def test_down_of_an_absent_lab_is_a_no_op(tmp_path: Path) -> None:
