@@ -16,8 +16,9 @@ import yaml
 from aiohttp import web
 
 from nestlab.api import auth, discovery, fields, openapi, protobuf, resources, status, tables
+from nestlab.api.access import Authorizer
 from nestlab.api.registry import Registry
-from nestlab.api.resources import NAMESPACES, PODS, ROLEBINDINGS, Resource
+from nestlab.api.resources import PODS, Resource
 from nestlab.api.selectors import compile_selector
 from nestlab.api.store import Obj
 
@@ -103,6 +104,7 @@ class Handlers:
         self, registry: Registry, tokens: dict[str, auth.User], anonymous_admin: bool = False
     ) -> None:
         self.registry = registry
+        self.authorizer = Authorizer(registry.store)
         self.tokens = tokens
         self.anonymous_admin = anonymous_admin
         self.shutting_down = False
@@ -146,20 +148,14 @@ class Handlers:
 
     async def authorize(self, user: auth.User, verb: str, target: Target) -> None:
         """403 unless ``user`` may ``verb`` the target."""
-        if user.is_admin:
-            return
-        resource = target.resource.plural + (f"/{target.subresource}" if target.subresource else "")
-        roles: set[str] = set()
-        scope = target.namespace or (target.name if target.resource is NAMESPACES else "")
-        if scope:
-            bindings, _ = await self.registry.store.list(ROLEBINDINGS, scope, lambda _obj: True)
-            roles = auth.bound_roles(user, bindings)
-            if target.resource is NAMESPACES and not target.subresource and verb != "get":
-                roles = set()  # a namespace binding lets you read your namespace, not change it
-        if not auth.allowed(user, verb, resource, roles):
-            raise status.forbidden(
-                user.name, verb, resource, target.resource.group, namespace=target.namespace, name=target.name
-            )
+        await self.authorizer.check(
+            user,
+            verb,
+            target.resource,
+            namespace=target.namespace,
+            name=target.name,
+            subresource=target.subresource,
+        )
 
     # -- health and discovery ---------------------------------------------------------------------
     async def version(self, _request: web.Request) -> web.Response:
@@ -241,6 +237,10 @@ class Handlers:
         query = request.query
         watching = _flag(query.get("watch"))
         verb = verb_of(request.method, target, watching)
+        if not target.resource.stored:
+            if verb != "create":
+                raise status.method_not_allowed(request.method, target.resource.plural)
+            return json_response(await self.authorizer.review(user, await read_body(request)), 201)
         await self.authorize(user, verb, target)
         if target.subresource == "log":
             raise status.unavailable(

@@ -89,7 +89,8 @@ def v3_document(path: str) -> Obj | None:
         return None
     paths: Obj = {}
     for resource in served:
-        paths.update(_paths(resource, version3=True))
+        if resource.stored:
+            paths.update(_paths(resource, version3=True))
     return {"openapi": "3.0.0", "info": _INFO, "paths": paths, "components": {"schemas": {}}}
 
 
@@ -97,7 +98,8 @@ def v2_document() -> Obj:
     """/openapi/v2 as JSON (for people and tools that ask for JSON)."""
     paths: Obj = {}
     for resource in resources.ALL:
-        paths.update(_paths(resource, version3=False))
+        if resource.stored:
+            paths.update(_paths(resource, version3=False))
     return {"swagger": "2.0", "info": _INFO, "paths": paths, "definitions": {}}
 
 

@@ -23,6 +23,8 @@ from nestlab.api.store import Obj, Predicate, Store, now
 
 log = logging.getLogger(__name__)
 _NAMESPACE_POLL = 0.5  # seconds between checks while a namespace's content is being removed
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+UNDELETABLE_NAMESPACES = ("default", "kube-system", "kube-public")
 _RETRIES = 8  # read-modify-write attempts: enough for a few writers racing on one object
 
 
@@ -280,6 +282,8 @@ class Registry:
         if pre.get("resourceVersion") and pre["resourceVersion"] != current["metadata"]["resourceVersion"]:
             raise status.conflict(resource.plural, resource.group, name)
         if resource is NAMESPACES:
+            if name in UNDELETABLE_NAMESPACES:
+                raise status.admission_forbidden("namespaces", "", name, "this namespace may not be deleted")
             return await self._terminate_namespace(current)
         grace = options.get("gracePeriodSeconds")
         if resource is PODS and self._needs_grace(current, grace):
@@ -354,6 +358,20 @@ class Registry:
                     name,
                     exc.message,
                 )
+
+    async def bootstrap(self) -> None:
+        """Create the namespaces every cluster has, and resume interrupted namespace deletions.
+
+        Safe for several API servers at once: creates are compare-and-swap, so all but one get
+        AlreadyExists, which is what they wanted.
+        """
+        for name in SYSTEM_NAMESPACES:
+            try:
+                await self.create(NAMESPACES, "", {"metadata": {"name": name}})
+            except status.ApiError as exc:
+                if exc.code != 409:
+                    raise
+        await self.resume_terminations()
 
     async def resume_terminations(self) -> None:
         """Restart cleanup of namespaces left Terminating by a previous server."""

@@ -30,6 +30,13 @@ class Resource:
     has_status: bool = False
     """Whether ``status`` is only writable through the status subresource."""
     categories: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = ALL_VERBS
+    """What the resource supports; create-only kinds (access reviews) are never stored."""
+
+    @property
+    def stored(self) -> bool:
+        """Whether objects of this kind live in etcd (access reviews are answered, not kept)."""
+        return "get" in self.verbs
 
     @property
     def group_version(self) -> str:
@@ -61,7 +68,17 @@ QUOTAS = Resource(
 LEASES = Resource("leases", "lease", "Lease", "coordination.k8s.io", "v1", True)
 ROLEBINDINGS = Resource("rolebindings", "rolebinding", "RoleBinding", "rbac.authorization.k8s.io", "v1", True)
 
-ALL: tuple[Resource, ...] = (NAMESPACES, NODES, PODS, EVENTS, QUOTAS, LEASES, ROLEBINDINGS)
+ACCESS_REVIEWS = Resource(
+    "selfsubjectaccessreviews",
+    "selfsubjectaccessreview",
+    "SelfSubjectAccessReview",
+    "authorization.k8s.io",
+    "v1",
+    False,
+    verbs=("create",),
+)
+
+ALL: tuple[Resource, ...] = (NAMESPACES, NODES, PODS, EVENTS, QUOTAS, LEASES, ROLEBINDINGS, ACCESS_REVIEWS)
 
 
 def groups() -> dict[str, list[str]]:

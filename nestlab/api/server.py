@@ -25,6 +25,8 @@ from nestlab.api.store import Store
 from nestlab.errors import UsageError
 
 log = logging.getLogger(__name__)
+_BOOTSTRAP = web.AppKey("bootstrap", asyncio.Task[None])
+_BOOTSTRAP_RETRY = 1.0  # seconds between attempts to create the system namespaces while etcd is away
 _DRAIN = 1.0  # seconds between "not ready" and closing the listener, for load balancers to notice
 
 
@@ -101,17 +103,26 @@ def build_app(config: ServerConfig) -> tuple[web.Application, Handlers]:
     app = web.Application(middlewares=[status_errors], client_max_size=3 * 1024 * 1024)
     app.add_routes(handlers.routes())
 
-    async def resume(_app: web.Application) -> None:
-        try:
-            await registry.resume_terminations()
-        except status.ApiError as exc:
-            log.warning("could not resume namespace terminations: %s", exc.message)
+    async def bootstrap() -> None:
+        while True:
+            try:
+                await registry.bootstrap()
+            except status.ApiError as exc:
+                log.warning("bootstrap (system namespaces) waits for etcd: %s", exc.message)
+                await asyncio.sleep(_BOOTSTRAP_RETRY)
+            else:
+                return
+
+    async def start(_app: web.Application) -> None:
+        app[_BOOTSTRAP] = asyncio.get_running_loop().create_task(bootstrap())
 
     async def close(_app: web.Application) -> None:
+        app[_BOOTSTRAP].cancel()
+        await asyncio.gather(app[_BOOTSTRAP], return_exceptions=True)
         await registry.close()
         await etcd.close()
 
-    app.on_startup.append(resume)
+    app.on_startup.append(start)
     app.on_cleanup.append(close)
     return app, handlers
 

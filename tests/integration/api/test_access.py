@@ -112,3 +112,33 @@ def test_node_agent_rights(apiserver: ApiServer, team_namespace: str) -> None:
     assert body["status"]["phase"] == "Running"
     assert apiserver.request("POST", pods, pod("by-node"), token=NODE_TOKEN)[0] == 403
     assert apiserver.request("DELETE", "/api/v1/nodes/esx-07", token=NODE_TOKEN)[0] == 200
+
+
+@pytest.mark.parametrize("generation", ["1.20", "current"])
+def test_kubectl_auth_can_i(apiserver: ApiServer, kubectl_120: Path, tmp_path: Path, generation: str) -> None:
+    """``kubectl auth can-i`` (a SelfSubjectAccessReview, sent as protobuf by new kubectl) answers
+    what the authorizer decides for the real request."""
+    binary = kubectl_120 if generation == "1.20" else KUBECTL
+    ns = f"can-i-{generation.replace('.', '')}"
+    config = write_kubeconfig(tmp_path / "kubeconfig", apiserver, token=BOB_TOKEN)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "KUBECONFIG": str(config)}
+
+    def can_i(*args: str) -> str:
+        result = proc.run([binary, "auth", "can-i", *args, "-n", ns], timeout=60, check=False, env=env)
+        assert result.returncode in (0, 1), result.stderr
+        return result.stdout.strip()
+
+    assert apiserver.request("POST", "/api/v1/namespaces", {"metadata": {"name": ns}})[0] == 201
+    try:
+        assert can_i("list", "nodes") == "no"
+        assert can_i("create", "pods") == "no"
+        bindings = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings"
+        assert apiserver.request("POST", bindings, binding("bob-edit", "edit", "User", "bob"))[0] == 201
+        assert can_i("create", "pods") == "yes"
+        assert can_i("get", "pods", "--subresource=log") == "yes"
+        assert can_i("create", "rolebindings") == "no"
+        assert can_i("delete", f"namespace/{ns}") == "no"
+        pod_created = apiserver.request("POST", f"/api/v1/namespaces/{ns}/pods", pod("p"), token=BOB_TOKEN)
+        assert pod_created[0] == 201  # the review and the real request agree
+    finally:
+        apiserver.request("DELETE", f"/api/v1/namespaces/{ns}")

@@ -250,3 +250,21 @@ def test_watch_translates_events_and_refuses_compacted() -> None:
         assert gone.value.code == 410
 
     run(scenario())
+
+
+def test_bootstrap_creates_system_namespaces_once_and_protects_them() -> None:
+    async def scenario() -> None:
+        registry = await fresh()
+        await asyncio.gather(registry.bootstrap(), registry.bootstrap())  # two API servers starting
+        listed = await registry.list(r.NAMESPACES, "", lambda _o: True)
+        names = sorted(item["metadata"]["name"] for item in listed["items"])
+        assert names == ["default", "demo", "kube-node-lease", "kube-public", "kube-system"]
+        with pytest.raises(ApiError) as refused:
+            await registry.delete(r.NAMESPACES, "", "kube-system", {})
+        assert refused.value.code == 403
+        assert (
+            refused.value.message
+            == 'namespaces "kube-system" is forbidden: this namespace may not be deleted'
+        )
+
+    run(scenario())

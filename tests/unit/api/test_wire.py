@@ -116,3 +116,18 @@ def test_status_shapes() -> None:
         {"reason": "FieldValueRequired", "message": "Required value", "field": "spec.containers[0].image"}
     ]
     assert invalid.message == 'Pod "web" is invalid: spec.containers[0].image: Required value'
+
+
+# `kubectl.1.33 auth can-i get pods --subresource=log -n demo`
+ACCESS_REVIEW = (
+    b'k8s\x00\n2\n\x17authorization.k8s.io/v1\x12\x17SelfSubjectAccessReview\x12<\n\x10\n\x00\x12\x00\x1a\x00"\x00'
+    b'*\x002\x008\x00B\x00\x12\x1e\n\x1c\n\x04demo\x12\x03get\x1a\x00"\x00*\x04pods2\x03log:\x00\x1a\x08\x08\x00'
+    b'\x12\x00\x1a\x00 \x00\x1a\x00"\x00'
+)
+
+
+def test_decode_recorded_access_review() -> None:
+    review = protobuf.decode(ACCESS_REVIEW)
+    assert review["spec"] == {
+        "resourceAttributes": {"namespace": "demo", "verb": "get", "resource": "pods", "subresource": "log"}
+    }
