@@ -144,6 +144,11 @@ def up(
     fresh = not layout.state_file.exists()
     with _locked(layout, create=True):
         lab = st.load(layout.state_file, plan.lab.name)
+        if lab.network is not None and lab.network != str(network):
+            raise LabClashError(
+                f"lab {plan.lab.name} exists on {lab.network} but the spec now says {network}; "
+                f"run `nestlab down {plan.lab.name}` first to rebuild it on the new network"
+            )
         try:
             br.check_clashes(run, bridge, network, owned=lab.bridge == bridge and lab.network == str(network))
         except LabClashError:

@@ -9,8 +9,8 @@ import pytest
 from nestlab.spec import NodeName, Plan, load_spec, make_plan
 from nestlab.substrate.local import lifecycle as lc
 from nestlab.substrate.local import state as st
-from nestlab.substrate.local.errors import LocalSubstrateError, UnknownNodeError
-from nestlab.substrate.local.layout import machine_name
+from nestlab.substrate.local.errors import LabClashError, LocalSubstrateError, UnknownNodeError
+from nestlab.substrate.local.layout import bridge_name, machine_name
 
 SPEC = Path(__file__).parents[2] / "integration" / "substrate" / "small.lab.yaml"
 
@@ -74,3 +74,13 @@ def test_start_of_a_half_made_lab_says_what_to_do(plan: Plan, tmp_path: Path) ->
 
 def test_down_of_an_absent_lab_is_a_no_op(tmp_path: Path) -> None:
     assert lc.down("nothing", lab_root=tmp_path / "nothing") == lc.DownResult((), (), False)
+
+
+def test_a_lab_cannot_move_to_another_network_in_place(plan: Plan, tmp_path: Path) -> None:
+    layout = lc.layout_for(plan.lab.name, tmp_path / "lab")
+    lab = st.with_bridge(st.LabState(name=plan.lab.name), bridge_name(plan.lab.name), "198.18.99.0/24")
+    st.save(layout.state_file, lab)
+    with pytest.raises(
+        LabClashError, match=r"exists on 198\.18\.99\.0/24 .* run `nestlab down h3small` first"
+    ):
+        lc.up(plan, lab_root=layout.root)
