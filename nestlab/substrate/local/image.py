@@ -26,7 +26,8 @@ from nestlab.substrate.local.recipe import Recipe, load_recipe
 SUITE = "bookworm"
 DEBOOTSTRAP_TIMEOUT_S = 1800.0  # a cold debootstrap over a slow mirror; minutes on a good one
 APT_TIMEOUT_S = 2400.0  # ~300 packages (QEMU, etcd, nginx...) downloaded and unpacked
-SHORT_TIMEOUT_S = 120.0
+APT_UPDATE_TIMEOUT_S = 600.0  # package lists of bookworm main: tens of MB
+SHORT_TIMEOUT_S = 120.0  # systemctl enable/disable in the tree
 MANIFEST = "manifest.json"
 NICE = ("nice", "-n", "10")  # the build shares two cores with running labs and other builds
 
@@ -81,7 +82,7 @@ def ensure_image(
         return found
     source = mirror or default_mirror()
     check(source, SUITE)
-    root_cache = cache or image_cache()
+    root_cache = (cache or image_cache()).absolute()  # debootstrap and nspawn need absolute paths
     root_cache.mkdir(parents=True, exist_ok=True)
     final = image_dir(chosen.digest, root_cache)
     work = Path(tempfile.mkdtemp(prefix=f".node-{chosen.digest[:12]}-", dir=root_cache))
@@ -128,7 +129,9 @@ def build_tree(
     policy.write_text("#!/bin/sh\n# no service starts while the image is built\nexit 101\n", encoding="ascii")
     policy.chmod(0o755)
     progress(f"installing {len(recipe.packages)} packages")
-    in_tree(run, rootfs, debs, ["apt-get", "update", "-q"], SHORT_TIMEOUT_S * 5)
+    # A snapshot mirror (NESTLAB_DEBIAN_MIRROR) serves Release files past their Valid-Until date.
+    update = ["apt-get", "-o", "Acquire::Check-Valid-Until=false", "update", "-q"]
+    in_tree(run, rootfs, debs, update, APT_UPDATE_TIMEOUT_S)
     in_tree(
         run,
         rootfs,
