@@ -193,9 +193,9 @@ class EtcdClient:
         kvs = payload.get("kvs", [])
         return parse_kv(kvs[0]) if kvs else None
 
-    async def range(self, prefix: str, *, limit: int = 0, revision: int = 0) -> RangeResult:
-        """All keys under ``prefix`` (sorted by key), at ``revision`` (0 = latest)."""
-        body: dict[str, Any] = {"key": _b64(prefix), "range_end": _end_b64(prefix)}
+    async def range(self, prefix: str, *, start: str = "", limit: int = 0, revision: int = 0) -> RangeResult:
+        """Keys under ``prefix`` from ``start`` on (sorted by key), at ``revision`` (0 = latest)."""
+        body: dict[str, Any] = {"key": _b64(start or prefix), "range_end": _end_b64(prefix)}
         if limit:
             body["limit"] = limit
         if revision:

@@ -272,11 +272,16 @@ class Handlers:
         predicate = compile_selector(query.get("labelSelector", ""), field_selector, plural)
         if watching:
             return await self._watch(request, target, predicate, as_table, include)
-        listed = await self.registry.list(target.resource, target.namespace, predicate)
+        limit = _int(query.get("limit", "0") or "0", "limit")
+        if limit < 0:
+            raise status.bad_request("limit must not be negative")
+        listed = await self.registry.list(
+            target.resource, target.namespace, predicate, limit=limit, token=query.get("continue", "")
+        )
         if as_table:
-            return json_response(
-                tables.table(plural, listed["items"], listed["metadata"]["resourceVersion"], include)
-            )
+            printed = tables.table(plural, listed["items"], listed["metadata"]["resourceVersion"], include)
+            printed["metadata"] = listed["metadata"]
+            return json_response(printed)
         return json_response(listed)
 
     async def _watch(

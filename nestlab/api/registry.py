@@ -7,24 +7,19 @@ testable against a fake etcd and reusable by in-process callers.
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nestlab.api import status, validation
+from nestlab.api.namespaces import NamespaceLifecycle
 from nestlab.api.patch import apply_patch
 from nestlab.api.quota import QuotaAdmission
-from nestlab.api.resources import ALL, NAMESPACES, PODS, QUOTAS, Resource
+from nestlab.api.resources import NAMESPACES, PODS, QUOTAS, Resource
 from nestlab.api.store import Obj, Predicate, Store, now
 
-log = logging.getLogger(__name__)
-_NAMESPACE_POLL = 0.5  # seconds between checks while a namespace's content is being removed
-SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-UNDELETABLE_NAMESPACES = ("default", "kube-system", "kube-public")
 _RETRIES = 8  # read-modify-write attempts: enough for a few writers racing on one object
 
 
@@ -41,7 +36,7 @@ class Registry:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.quota = QuotaAdmission(store)
-        self._background: set[asyncio.Task[None]] = set()
+        self.namespaces = NamespaceLifecycle(store, self.create, self.delete)
 
     def _check_type(self, resource: Resource, obj: Any) -> Obj:
         if not isinstance(obj, dict):
@@ -73,13 +68,22 @@ class Registry:
         """One object (404 when absent)."""
         return await self.store.get(resource, namespace, name)
 
-    async def list(self, resource: Resource, namespace: str, predicate: Predicate) -> Obj:
-        """A ``<Kind>List`` with the store revision as its resourceVersion."""
-        items, revision = await self.store.list(resource, namespace, predicate)
+    async def list(
+        self, resource: Resource, namespace: str, predicate: Predicate, *, limit: int = 0, token: str = ""
+    ) -> Obj:
+        """A ``<Kind>List`` with the store revision as its resourceVersion (one chunk if ``limit``)."""
+        following = ""
+        if limit or token:
+            items, revision, following = await self.store.page(resource, namespace, predicate, limit, token)
+        else:
+            items, revision = await self.store.list(resource, namespace, predicate)
+        meta: dict[str, Any] = {"resourceVersion": str(revision)}
+        if following:
+            meta["continue"] = following
         return {
             "kind": f"{resource.kind}List",
             "apiVersion": resource.group_version,
-            "metadata": {"resourceVersion": str(revision)},
+            "metadata": meta,
             "items": items,
         }
 
@@ -282,9 +286,7 @@ class Registry:
         if pre.get("resourceVersion") and pre["resourceVersion"] != current["metadata"]["resourceVersion"]:
             raise status.conflict(resource.plural, resource.group, name)
         if resource is NAMESPACES:
-            if name in UNDELETABLE_NAMESPACES:
-                raise status.admission_forbidden("namespaces", "", name, "this namespace may not be deleted")
-            return await self._terminate_namespace(current)
+            return await self.namespaces.terminate(current)
         grace = options.get("gracePeriodSeconds")
         if resource is PODS and self._needs_grace(current, grace):
             return await self._mark_deleting(resource, namespace, current, grace)
@@ -321,68 +323,10 @@ class Registry:
             await self.quota.refund(namespace, removed)
         return removed
 
-    async def _terminate_namespace(self, ns: Obj) -> Obj:
-        name = ns["metadata"]["name"]
-        if not ns["metadata"].get("deletionTimestamp"):
-            ns["metadata"]["deletionTimestamp"] = now()
-            ns["status"] = {"phase": "Terminating"}
-            ns = await self.store.replace(NAMESPACES, "", ns, int(ns["metadata"]["resourceVersion"]))
-        task = asyncio.get_running_loop().create_task(self.empty_namespace(name))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        return ns
-
-    async def empty_namespace(self, name: str) -> None:
-        """Delete everything in a terminating namespace, then the namespace itself."""
-        try:
-            while True:
-                remaining = 0
-                for resource in (r for r in ALL if r.namespaced):
-                    items, _ = await self.store.list(resource, name, lambda _obj: True)
-                    for item in items:
-                        remaining += 1
-                        try:
-                            await self.delete(resource, name, item["metadata"]["name"], {})
-                        except status.ApiError as exc:
-                            if exc.code not in (404, 409):
-                                raise
-                if remaining == 0:
-                    ns = await self.store.get(NAMESPACES, "", name)
-                    await self.store.remove(NAMESPACES, "", ns)
-                    return
-                await asyncio.sleep(_NAMESPACE_POLL)
-        except status.ApiError as exc:
-            if exc.code != 404:
-                log.warning(
-                    "namespace %s: cleanup stopped: %s (resumes on the next delete or restart)",
-                    name,
-                    exc.message,
-                )
-
     async def bootstrap(self) -> None:
-        """Create the namespaces every cluster has, and resume interrupted namespace deletions.
-
-        Safe for several API servers at once: creates are compare-and-swap, so all but one get
-        AlreadyExists, which is what they wanted.
-        """
-        for name in SYSTEM_NAMESPACES:
-            try:
-                await self.create(NAMESPACES, "", {"metadata": {"name": name}})
-            except status.ApiError as exc:
-                if exc.code != 409:
-                    raise
-        await self.resume_terminations()
-
-    async def resume_terminations(self) -> None:
-        """Restart cleanup of namespaces left Terminating by a previous server."""
-        items, _ = await self.store.list(
-            NAMESPACES, "", lambda obj: bool(obj["metadata"].get("deletionTimestamp"))
-        )
-        for ns in items:
-            await self._terminate_namespace(ns)
+        """Create the system namespaces and resume interrupted namespace deletions."""
+        await self.namespaces.bootstrap()
 
     async def close(self) -> None:
         """Stop background work."""
-        for task in list(self._background):
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        await self.namespaces.close()

@@ -8,6 +8,7 @@ update. etcd failures become 503 (retryable), compacted revisions become 410 (re
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -21,6 +22,7 @@ from nestlab.api.resources import Resource
 
 Obj = dict[str, Any]
 Predicate = Callable[[Obj], bool]
+Objs = list[Obj]  # spelled once here: inside Store, "list" names the method
 T = TypeVar("T")
 _CAS_ATTEMPTS = 16  # retries of a read-modify-write under contention before answering 409
 
@@ -82,6 +84,34 @@ class Store:
         result = await _guard(self.etcd.range(resource.prefix(namespace)))
         items = [obj for obj in (decode(kv) for kv in result.kvs) if predicate(obj)]
         return items, result.revision
+
+    async def page(
+        self, resource: Resource, namespace: str, predicate: Predicate, limit: int, token: str
+    ) -> tuple[Objs, int, str]:
+        """One chunk of a paginated list (``?limit=&continue=``): items, revision, next token ("" at the end).
+
+        Every chunk is read at the first chunk's revision, so the whole list is one consistent
+        snapshot; once that revision is compacted the token is refused with 410, as upstream.
+        """
+        prefix = resource.prefix(namespace)
+        revision, start = 0, ""
+        if token:
+            revision, start = _decode_continue(token, prefix)
+        try:
+            result = await self.etcd.range(prefix, start=start, limit=limit, revision=revision)
+        except EtcdCompactedError as exc:
+            raise status.gone(
+                "The provided continue parameter is too old to display a consistent list result. "
+                "You can start a new list without the continue parameter."
+            ) from exc
+        except EtcdError as exc:
+            raise status.unavailable(f"storage is unavailable: {exc}") from exc
+        revision = revision or result.revision
+        items = [obj for obj in (decode(kv) for kv in result.kvs) if predicate(obj)]
+        following = ""
+        if result.more and result.kvs:
+            following = _encode_continue(revision, result.kvs[-1].key + "\0")
+        return items, revision, following
 
     async def create(self, resource: Resource, namespace: str, obj: Obj) -> Obj:
         """Store a new object (uid, creationTimestamp set here); 409 when the name is taken."""
@@ -177,6 +207,22 @@ class Store:
             raise status.gone(f"too old resource version: {revision} ({exc})") from exc
         except EtcdError as exc:
             raise status.unavailable(f"storage is unavailable: {exc}") from exc
+
+
+def _encode_continue(revision: int, start: str) -> str:
+    raw = json.dumps({"rv": revision, "start": start}).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _decode_continue(token: str, prefix: str) -> tuple[int, str]:
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(token.encode()))
+        revision, start = int(decoded["rv"]), str(decoded["start"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise status.bad_request(f"continue key is not valid: {token!r}") from exc
+    if revision <= 0 or not start.startswith(prefix):
+        raise status.bad_request("continue key is not valid: it belongs to another list")
+    return revision, start
 
 
 def _translate(kind: str, kv: KeyValue, prev: KeyValue | None, predicate: Predicate) -> WatchEvent | None:

@@ -447,3 +447,43 @@ def seeded_etcd_url(apiserver: ApiServer) -> str:
 def test_server_never_answered_500(apiserver: ApiServer, seeded: dict[str, Any]) -> None:
     log = apiserver.log.read_text()
     assert "Traceback" not in log, log[-3000:]
+
+
+def test_paginated_list_is_one_snapshot(apiserver: ApiServer) -> None:
+    base = "/api/v1/namespaces/pages/events"
+    assert apiserver.request("POST", "/api/v1/namespaces", {"metadata": {"name": "pages"}})[0] == 201
+    try:
+        for index in range(5):
+            event = {"metadata": {"name": f"e{index}"}, "involvedObject": {"kind": "Pod", "name": "x"}}
+            assert apiserver.request("POST", base, event)[0] == 201
+        code, first = apiserver.request("GET", f"{base}?limit=2")
+        assert code == 200
+        assert [e["metadata"]["name"] for e in first["items"]] == ["e0", "e1"]
+        token = first["metadata"]["continue"]
+        late = {"metadata": {"name": "e2a"}, "involvedObject": {"kind": "Pod", "name": "x"}}
+        assert apiserver.request("POST", base, late)[0] == 201  # after the snapshot: not in this list
+        names, pages = [], 0
+        while token:
+            code, page = apiserver.request("GET", f"{base}?limit=2&continue={token}")
+            assert code == 200, page
+            assert page["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
+            names += [e["metadata"]["name"] for e in page["items"]]
+            token, pages = page["metadata"].get("continue", ""), pages + 1
+        assert names == ["e2", "e3", "e4"]
+        assert pages == 2
+        code, status = apiserver.request("GET", f"{base}?limit=2&continue=bm90LWpzb24=")
+        assert (code, status["reason"]) == (400, "BadRequest")
+        etcd_url = seeded_etcd_url(apiserver)
+        _, current = apiserver.request("GET", base)
+        request = urllib.request.Request(  # noqa: S310 - loopback etcd
+            f"{etcd_url}/v3/kv/compaction",
+            data=b'{"revision": %d}' % int(current["metadata"]["resourceVersion"]),
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=5):  # noqa: S310
+            pass
+        code, status = apiserver.request("GET", f"{base}?limit=2&continue={first['metadata']['continue']}")
+        assert (code, status["reason"]) == (410, "Expired")
+        assert "continue parameter is too old" in status["message"]
+    finally:
+        apiserver.request("DELETE", "/api/v1/namespaces/pages")

@@ -101,6 +101,9 @@ def test_kubectl_workflow(kubectl, lab_node: str, apiserver: ApiServer, tmp_path
 
     assert f"namespace/{ns} created" in kubectl("create", "namespace", ns).stdout
     assert "Active" in kubectl("get", "namespace", ns).stdout
+    chunked = kubectl("get", "namespaces", "--chunk-size=1").stdout  # one ?limit=1&continue= per row
+    assert f"\n{ns} " in chunked
+    assert "\ndefault " in chunked
 
     pod_file = tmp_path / "pod.yaml"
     pod_file.write_text(POD.format(image="busybox:1.36"))

@@ -29,11 +29,13 @@ class FakeEtcd:
         await asyncio.sleep(0)  # yield, so concurrent read-modify-writes really interleave
         return self.data.get(key)
 
-    async def range(self, prefix: str, *, limit: int = 0, revision: int = 0) -> RangeResult:
+    async def range(self, prefix: str, *, start: str = "", limit: int = 0, revision: int = 0) -> RangeResult:
         if revision and revision <= self.compacted:
             raise EtcdCompactedError("mvcc: required revision has been compacted", self.compacted)
+        if revision and revision != self.rev:
+            raise NotImplementedError("the fake keeps no history for reads in the past")
         end = prefix_end(prefix)
-        kvs = tuple(self.data[k] for k in sorted(self.data) if prefix <= k < end)
+        kvs = tuple(self.data[k] for k in sorted(self.data) if (start or prefix) <= k < end)
         return RangeResult(kvs[:limit] if limit else kvs, self.rev, bool(limit and len(kvs) > limit))
 
     async def revision(self) -> int:

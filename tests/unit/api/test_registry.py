@@ -268,3 +268,23 @@ def test_bootstrap_creates_system_namespaces_once_and_protects_them() -> None:
         )
 
     run(scenario())
+
+
+def test_pagination_tokens() -> None:
+    async def scenario() -> None:
+        registry = await fresh()
+        for index in range(3):
+            await registry.create(r.PODS, "demo", pod(f"p{index}"))
+        first = await registry.list(r.PODS, "demo", lambda _o: True, limit=2)
+        assert [p["metadata"]["name"] for p in first["items"]] == ["p0", "p1"]
+        rest = await registry.list(
+            r.PODS, "demo", lambda _o: True, limit=2, token=first["metadata"]["continue"]
+        )
+        assert [p["metadata"]["name"] for p in rest["items"]] == ["p2"]
+        assert "continue" not in rest["metadata"]
+        assert rest["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
+        with pytest.raises(ApiError) as foreign:
+            await registry.list(r.NODES, "", lambda _o: True, limit=2, token=first["metadata"]["continue"])
+        assert foreign.value.code == 400
+
+    run(scenario())
