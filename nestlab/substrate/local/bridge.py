@@ -20,6 +20,7 @@ from nestlab.substrate.local.layout import BridgeName
 IP = "ip"
 TIMEOUT_S = 30.0  # ip answers at once; a slow answer means the machine is in trouble
 PROC_SYS_IPV4 = Path("/proc/sys/net/ipv4/conf")
+OWNER_PREFIX = "nestlab:"
 
 
 @dataclass(frozen=True)
@@ -44,17 +45,31 @@ def parse_interfaces(ip_json: str) -> list[Interface]:
     return interfaces
 
 
+def owner_tag(lab_root: Path) -> str:
+    """The alias a lab bridge carries: which lab directory made it (so only that lab removes it)."""
+    return f"{OWNER_PREFIX}{lab_root}"
+
+
 def find_clashes(
-    interfaces: list[Interface], bridge: BridgeName, network: IPv4Network, *, owned: bool
+    interfaces: list[Interface],
+    bridge: BridgeName,
+    network: IPv4Network,
+    *,
+    owned: bool,
+    bridge_owner: str | None = None,
 ) -> list[str]:
     """Why the lab's bridge and network cannot go on this machine (empty when they can)."""
     problems: list[str] = []
     for interface in interfaces:
         ours = owned and interface.name == bridge
         if interface.name == bridge and not ours:
+            whose = (
+                f"the lab in {bridge_owner.removeprefix(OWNER_PREFIX)} (`nestlab down` it there)"
+                if bridge_owner and bridge_owner.startswith(OWNER_PREFIX)
+                else "another lab with this name, or something else"
+            )
             problems.append(
-                f"an interface named {bridge} already exists: another lab with this name (see "
-                f"`nestlab down`), or something else; choose another lab name"
+                f"an interface named {bridge} already exists, made by {whose}; choose another lab name"
             )
         if ours:
             continue
@@ -72,9 +87,19 @@ def interfaces(run: proc.Runner) -> list[Interface]:
     return parse_interfaces(run([IP, "-j", "addr", "show"], timeout=TIMEOUT_S).stdout)
 
 
+def owner(run: proc.Runner, bridge: BridgeName) -> str | None:
+    """The alias of ``bridge`` (its owner tag), or None when it has none or does not exist."""
+    result = run([IP, "-j", "link", "show", "dev", bridge], timeout=TIMEOUT_S, check=False)
+    if result.returncode != 0:
+        return None
+    links: list[dict[str, Any]] = json.loads(result.stdout or "[]")
+    alias = links[0].get("ifalias") if links else None
+    return str(alias) if alias else None
+
+
 def check_clashes(run: proc.Runner, bridge: BridgeName, network: IPv4Network, *, owned: bool) -> None:
     """Raise LabClashError naming every clash."""
-    problems = find_clashes(interfaces(run), bridge, network, owned=owned)
+    problems = find_clashes(interfaces(run), bridge, network, owned=owned, bridge_owner=owner(run, bridge))
     if problems:
         raise LabClashError("the lab cannot be created here: " + "; ".join(problems))
 
@@ -89,11 +114,14 @@ def ensure_bridge(
     bridge: BridgeName,
     gateway: IPv4Address,
     network: IPv4Network,
+    *,
+    tag: str,
     proc_sys: Path = PROC_SYS_IPV4,
 ) -> None:
-    """Create (or complete) the bridge: up, holding ``gateway``, forwarding off."""
+    """Create (or complete) the bridge: tagged with its owner, up, holding ``gateway``, forwarding off."""
     if not exists(run, bridge):
         run([IP, "link", "add", "name", bridge, "type", "bridge"], timeout=TIMEOUT_S)
+    run([IP, "link", "set", "dev", bridge, "alias", tag], timeout=TIMEOUT_S)
     (proc_sys / bridge / "forwarding").write_text("0\n", encoding="ascii")
     run([IP, "addr", "replace", f"{gateway}/{network.prefixlen}", "dev", bridge], timeout=TIMEOUT_S)
     run([IP, "link", "set", "dev", bridge, "up"], timeout=TIMEOUT_S)

@@ -149,11 +149,15 @@ def up(
                 f"lab {plan.lab.name} exists on {lab.network} but the spec now says {network}; "
                 f"run `nestlab down {plan.lab.name}` first to rebuild it on the new network"
             )
+        tag = br.owner_tag(layout.root)
+        owned = br.owner(run, bridge) == tag or (lab.bridge == bridge and lab.network == str(network))
         try:
-            br.check_clashes(run, bridge, network, owned=lab.bridge == bridge and lab.network == str(network))
+            br.check_clashes(run, bridge, network, owned=owned)
         except LabClashError:
-            if fresh:  # refused before anything was made: take back the lock file (and the
-                layout.lock_file.unlink(missing_ok=True)  # directory, unless others wrote there)
+            if fresh:
+                # Refused before anything was made: take back the lock file, and the directory
+                # unless others (the CLI's saved spec, its log) wrote there.
+                layout.lock_file.unlink(missing_ok=True)
                 with contextlib.suppress(OSError):
                     layout.root.rmdir()
             raise
@@ -164,7 +168,7 @@ def up(
         lab = st.with_bridge(lab, bridge, str(network))
         st.save(layout.state_file, lab)
         layout.files.plan.write_text(json.dumps(plan.to_dict(), indent=2) + "\n", encoding="utf-8")
-        br.ensure_bridge(run, bridge, plan.gateway, network)
+        br.ensure_bridge(run, bridge, plan.gateway, network, tag=tag)
         ctx = _context(plan, layout, image, run=run, spawn=spawn, kvm=kvm)
         return _start(ctx, lab, list(plan.nodes), progress)
 
@@ -211,7 +215,9 @@ def start_node(
         lab = st.load(layout.state_file, plan.lab.name)
         if lab.bridge is None or lab.image is None:
             raise LocalSubstrateError(f"lab {plan.lab.name} was never fully up; run `nestlab up` first")
-        br.ensure_bridge(run, lab.bridge, plan.gateway, plan.lab.networks.management)
+        br.ensure_bridge(
+            run, lab.bridge, plan.gateway, plan.lab.networks.management, tag=br.owner_tag(layout.root)
+        )
         ctx = _context(plan, layout, Path(lab.image), run=run, spawn=spawn, kvm=kvm)
         return _start(ctx, lab, affected, progress)
 
@@ -280,10 +286,11 @@ def down(name: str, *, lab_root: Path | None = None, run: proc.Runner = proc.run
             orphans.end(run, pid)
         unmounted = tuple(mounts.mounts_under(layout.root))
         mounts.unmount_all(run, layout.root)
-        # The bridge name is derived from the lab's name, and the clash check never lets two lab
-        # directories share one: with this directory present, nl-<name> is this lab's.
-        bridge = lab.bridge or bridge_name(name)
-        removed = br.exists(run, bridge)
+        # Only this lab's bridge: recorded in its state, or tagged with its directory (the state
+        # file may be what a crash lost); never a same-named bridge another lab directory made.
+        bridge = bridge_name(name)
+        removed = lab.bridge == bridge or br.owner(run, bridge) == br.owner_tag(layout.root)
+        removed = removed and br.exists(run, bridge)
         if removed:
             br.remove_bridge(run, bridge)
         left = mounts.mounts_under(layout.root)

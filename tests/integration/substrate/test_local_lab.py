@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import time
@@ -179,9 +180,19 @@ def test_labs_side_by_side_and_clash_refused(lab_factory: list[Lab], tmp_path: P
     assert not (tmp_path / "h3clash").exists()
 
     same_name = _plan("h3left", 206)  # another state dir, but the bridge name is taken
-    with pytest.raises(LabClashError, match="nl-h3left already exists"):
-        lc.up(same_name, lab_root=tmp_path / "elsewhere")
-    assert not (tmp_path / "elsewhere").exists()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "spec.yaml").write_text("saved by the CLI before up\n")
+    with pytest.raises(
+        LabClashError, match=re.escape(f"nl-h3left already exists, made by the lab in {first.root}")
+    ):
+        lc.up(same_name, lab_root=elsewhere)
+    assert [p.name for p in elsewhere.iterdir()] == ["spec.yaml"]
+    # Taking the refused lab down removes its directory, never the other lab's bridge.
+    assert not lc.down("h3left", lab_root=elsewhere).bridge_removed
+    assert not elsewhere.exists()
+    assert "nl-h3left:" in _links()
+    assert all(s.reachable for s in lc.status(first.plan, lab_root=first.root))
 
 
 def _states_once_cp1_not_running(lab: Lab) -> dict[str, str]:

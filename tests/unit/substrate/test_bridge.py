@@ -47,7 +47,7 @@ def test_someone_elses_bridge_name_and_range_are_refused() -> None:
     interfaces = br.parse_interfaces(_ip_json(("nl-a", ["198.18.7.1/24"])))
     problems = br.find_clashes(interfaces, BRIDGE, NET, owned=False)
     assert len(problems) == 2
-    assert "nl-a already exists" in problems[0]
+    assert "nl-a already exists, made by another lab with this name" in problems[0]
     assert "overlaps 198.18.7.0/24 on nl-a" in problems[1]
 
 
@@ -82,10 +82,20 @@ def test_ensure_bridge_turns_forwarding_off(tmp_path: Path) -> None:
     (tmp_path / "nl-a").mkdir()
     (tmp_path / "nl-a" / "forwarding").write_text("1\n")
     fake = _FakeIp()
-    br.ensure_bridge(fake, BRIDGE, IPv4Address("198.18.7.1"), NET, proc_sys=tmp_path)
+    tag = br.owner_tag(Path("/labs/a"))
+    br.ensure_bridge(fake, BRIDGE, IPv4Address("198.18.7.1"), NET, tag=tag, proc_sys=tmp_path)
     assert ["ip", "link", "add", "name", "nl-a", "type", "bridge"] in fake.calls
+    assert ["ip", "link", "set", "dev", "nl-a", "alias", "nestlab:/labs/a"] in fake.calls
     assert ["ip", "addr", "replace", "198.18.7.1/24", "dev", "nl-a"] in fake.calls
     assert (tmp_path / "nl-a" / "forwarding").read_text() == "0\n"
     fake.calls.clear()
-    br.ensure_bridge(fake, BRIDGE, IPv4Address("198.18.7.1"), NET, proc_sys=tmp_path)
+    br.ensure_bridge(fake, BRIDGE, IPv4Address("198.18.7.1"), NET, tag=tag, proc_sys=tmp_path)
     assert not [c for c in fake.calls if c[1:3] == ["link", "add"]]  # idempotent
+
+
+def test_a_clash_names_the_lab_directory_that_owns_the_bridge() -> None:
+    interfaces = br.parse_interfaces(_ip_json(("nl-a", ["198.18.9.1/24"])))
+    (problem,) = br.find_clashes(
+        interfaces, BRIDGE, NET, owned=False, bridge_owner=br.owner_tag(Path("/home/u/labs/a"))
+    )
+    assert "made by the lab in /home/u/labs/a (`nestlab down` it there)" in problem
