@@ -15,8 +15,9 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from nestlab.api import auth, discovery, fields, openapi, protobuf, resources, status, tables
+from nestlab.api import auth, fields, protobuf, resources, status, tables
 from nestlab.api.access import Authorizer
+from nestlab.api.meta import MetaRoutes, json_response
 from nestlab.api.registry import Registry
 from nestlab.api.resources import PODS, Resource
 from nestlab.api.selectors import compile_selector
@@ -74,11 +75,6 @@ def _flag(value: str | None) -> bool:
     return (value or "").lower() in ("1", "true")
 
 
-def json_response(body: Any, code: int = 200) -> web.Response:
-    """A JSON answer with the content type clients expect."""
-    return web.Response(text=json.dumps(body), status=code, content_type=_JSON)
-
-
 async def read_body(request: web.Request) -> Any:
     """The decoded request body (JSON or YAML); 400/415 on anything else."""
     raw = await request.read()
@@ -107,23 +103,21 @@ class Handlers:
         self.authorizer = Authorizer(registry.store)
         self.tokens = tokens
         self.anonymous_admin = anonymous_admin
-        self.shutting_down = False
+        self.meta = MetaRoutes(registry.store.etcd, self.authenticate)
+
+    @property
+    def shutting_down(self) -> bool:
+        """Set on SIGTERM: /readyz fails from then on so load balancers drain this server."""
+        return self.meta.shutting_down
+
+    @shutting_down.setter
+    def shutting_down(self, value: bool) -> None:
+        self.meta.shutting_down = value
 
     def routes(self) -> list[web.RouteDef]:
         """Every route, in matching order."""
         return [
-            web.get("/version", self.version),
-            web.get("/livez", self.livez),
-            web.get("/healthz", self.readyz),
-            web.get("/readyz", self.readyz),
-            web.get("/api", self.core_versions),
-            web.get("/api/v1", self.core_resources),
-            web.get("/apis", self.groups),
-            web.get("/apis/{group}", self.group),
-            web.get("/apis/{group}/{version}", self.group_resources),
-            web.get("/openapi/v2", self.openapi_v2),
-            web.get("/openapi/v3", self.openapi_v3_root),
-            web.get("/openapi/v3/{path:.*}", self.openapi_v3),
+            *self.meta.routes(),
             web.route("*", "/api/v1/{tail:.+}", self.core_resource),
             web.route("*", "/apis/{group}/{version}/{tail:.+}", self.group_resource),
         ]
@@ -156,70 +150,6 @@ class Handlers:
             name=target.name,
             subresource=target.subresource,
         )
-
-    # -- health and discovery ---------------------------------------------------------------------
-    async def version(self, _request: web.Request) -> web.Response:
-        return json_response(discovery.version())
-
-    async def livez(self, _request: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
-    async def readyz(self, _request: web.Request) -> web.Response:
-        if self.shutting_down:
-            return web.Response(
-                text="[-]shutdown failed: server is shutting down\nreadyz check failed", status=500
-            )
-        try:
-            await self.registry.store.etcd.revision()
-        except Exception as exc:  # any storage failure means "not ready"
-            return web.Response(text=f"[-]etcd failed: {exc}\nreadyz check failed", status=500)
-        return web.Response(text="ok")
-
-    async def core_versions(self, request: web.Request) -> web.Response:
-        self.authenticate(request)
-        return json_response(discovery.api_versions(request.host))
-
-    async def core_resources(self, request: web.Request) -> web.Response:
-        self.authenticate(request)
-        return json_response(discovery.resource_list("", "v1"))
-
-    async def groups(self, request: web.Request) -> web.Response:
-        self.authenticate(request)
-        return json_response(discovery.api_groups())
-
-    async def group(self, request: web.Request) -> web.Response:
-        self.authenticate(request)
-        found = discovery.api_group(request.match_info["group"])
-        if found is None:
-            raise status.path_not_found()
-        return json_response(found)
-
-    async def group_resources(self, request: web.Request) -> web.Response:
-        self.authenticate(request)
-        found = discovery.resource_list(request.match_info["group"], request.match_info["version"])
-        if found is None:
-            raise status.path_not_found()
-        return json_response(found)
-
-    async def openapi_v2(self, request: web.Request) -> web.Response:
-        self.authenticate(request)
-        if "protobuf" in request.headers.get("Accept", ""):
-            return web.Response(
-                body=openapi.v2_protobuf(),
-                content_type="application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
-            )
-        return json_response(openapi.v2_document())
-
-    async def openapi_v3_root(self, request: web.Request) -> web.Response:
-        self.authenticate(request)
-        return json_response(openapi.v3_index())
-
-    async def openapi_v3(self, request: web.Request) -> web.Response:
-        self.authenticate(request)
-        document = openapi.v3_document(request.match_info["path"])
-        if document is None:
-            raise status.path_not_found()
-        return json_response(document)
 
     # -- resources --------------------------------------------------------------------------------
     async def core_resource(self, request: web.Request) -> web.StreamResponse:
@@ -316,20 +246,38 @@ class Handlers:
         await response.write_eof()
         return response
 
+    def _registry_for(self, request: web.Request, options: Any) -> Registry:
+        """The registry, or its dry-run twin for ``?dryRun=All`` (or DeleteOptions ``dryRun: [All]``)."""
+        asked = request.query.getall("dryRun", [])
+        if isinstance(options, dict) and options.get("dryRun"):
+            asked = (
+                asked + list(options["dryRun"])
+                if isinstance(options["dryRun"], list)
+                else [options["dryRun"]]
+            )
+        if not asked:
+            return self.registry
+        if set(asked) != {"All"}:
+            raise status.bad_request(f'Invalid value: "{asked[0]}": supported values: "All"')
+        return self.registry.dry_run()
+
+    async def _delete(
+        self, registry: Registry, request: web.Request, target: Target, verb: str, body: Any
+    ) -> Obj:
+        options = body if isinstance(body, dict) else {}
+        if "gracePeriodSeconds" in request.query:
+            options["gracePeriodSeconds"] = _int(request.query["gracePeriodSeconds"], "gracePeriodSeconds")
+        if verb == "deletecollection":
+            return await self._delete_collection(registry, request, target, options)
+        return await registry.delete(target.resource, target.namespace, target.name, options)
+
     async def _write(self, request: web.Request, target: Target, verb: str) -> web.Response:
-        registry, res, ns = self.registry, target.resource, target.namespace
-        if request.query.get("dryRun"):
-            raise status.bad_request("dryRun is not supported by this API server; leave out --dry-run=server")
         body = await read_body(request)
-        if verb in ("delete", "deletecollection"):
-            options = body if isinstance(body, dict) else {}
-            if "gracePeriodSeconds" in request.query:
-                options["gracePeriodSeconds"] = _int(
-                    request.query["gracePeriodSeconds"], "gracePeriodSeconds"
-                )
-            if verb == "deletecollection":
-                return json_response(await self._delete_collection(request, target, options))
-            return json_response(await registry.delete(res, ns, target.name, options))
+        deleting = verb in ("delete", "deletecollection")
+        registry = self._registry_for(request, body if deleting else None)
+        res, ns = target.resource, target.namespace
+        if deleting:
+            return json_response(await self._delete(registry, request, target, verb, body))
         structured = verb != "patch" or not request.content_type.startswith("application/json-patch")
         warnings = []
         if structured and isinstance(body, dict) and target.subresource != "binding":
@@ -353,21 +301,21 @@ class Handlers:
             answer.headers.add("Warning", f"299 - {json.dumps(warning)}")
         return answer
 
-    async def _delete_collection(self, request: web.Request, target: Target, options: Obj) -> Obj:
+    async def _delete_collection(
+        self, registry: Registry, request: web.Request, target: Target, options: Obj
+    ) -> Obj:
         """DELETE on a collection: delete every object the selectors match, one by one."""
         query = request.query
         predicate = compile_selector(
             query.get("labelSelector", ""), query.get("fieldSelector", ""), target.resource.plural
         )
-        listed = await self.registry.list(target.resource, target.namespace, predicate)
+        listed = await registry.list(target.resource, target.namespace, predicate)
         deleted = []
         for item in listed["items"]:
             meta = item["metadata"]
             try:
                 deleted.append(
-                    await self.registry.delete(
-                        target.resource, meta.get("namespace", ""), meta["name"], options
-                    )
+                    await registry.delete(target.resource, meta.get("namespace", ""), meta["name"], options)
                 )
             except status.ApiError as exc:
                 if exc.code != 404:  # already gone is what the caller wanted

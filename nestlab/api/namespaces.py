@@ -43,6 +43,8 @@ class NamespaceLifecycle:
             ns["metadata"]["deletionTimestamp"] = now()
             ns["status"] = {"phase": "Terminating"}
             ns = await self.store.replace(NAMESPACES, "", ns, int(ns["metadata"]["resourceVersion"]))
+        if self.store.dry_run:
+            return ns
         if name not in self._sweepers or self._sweepers[name].done():
             task = asyncio.get_running_loop().create_task(self._sweep(name))
             self._sweepers[name] = task

@@ -125,12 +125,39 @@ def _text(number: int, value: str) -> bytes:
     return _field(number, value.encode()) if value else b""
 
 
-def v2_protobuf() -> bytes:
-    """The v2 document as protobuf: swagger (1), info (2: title 1, version 2), paths (8).
+def _query_parameter(name: str, kind: str) -> bytes:
+    """ParametersItem{parameter: Parameter{non_body_parameter: {query_parameter_sub_schema}}}."""
+    sub_schema = _text(2, "query") + _text(4, name) + _text(6, kind)
+    return _field(1, _field(2, _field(3, sub_schema)))
 
-    Paths are encoded as names with an empty PathItem: enough for clients that list paths, and
-    the definitions map is empty for the reason given in the module docstring.
+
+def _gvk_extension(gvk: Obj) -> bytes:
+    """NamedAny{name: x-kubernetes-group-version-kind, value: Any{yaml}} (field 2 of Any is yaml)."""
+    text = f'group: "{gvk["group"]}"\nkind: {gvk["kind"]}\nversion: {gvk["version"]}\n'
+    return _text(1, "x-kubernetes-group-version-kind") + _field(2, _text(2, text))
+
+
+def _operation_pb(operation: Obj) -> bytes:
+    """Operation: operation_id (5), parameters (8), vendor_extension (13)."""
+    params = b"".join(
+        _field(8, _query_parameter(p["name"], p.get("type", "string"))) for p in operation["parameters"]
+    )
+    return (
+        _text(5, operation["operationId"])
+        + params
+        + _field(13, _gvk_extension(operation["x-kubernetes-group-version-kind"]))
+    )
+
+
+def v2_protobuf() -> bytes:
+    """The v2 document as protobuf (gnostic openapi.v2.Document): swagger (1), info (2),
+    paths (8) with each item path's PATCH operation (PathItem field 8) carrying its
+    group-version-kind and query parameters: kubectl 1.20 reads ``dryRun`` there to decide
+    whether ``--dry-run=server`` is supported. Definitions (9) are empty, as explained above.
     """
     info = _text(1, _INFO["title"]) + _text(2, _INFO["version"])
-    named_paths = b"".join(_field(2, _text(1, path)) for path in v2_document()["paths"])
+    named_paths = b""
+    for path, item in v2_document()["paths"].items():
+        path_item = _field(8, _operation_pb(item["patch"]))
+        named_paths += _field(2, _text(1, path) + _field(2, path_item))
     return _text(1, "2.0") + _field(2, info) + _field(8, named_paths) + _field(9, b"")

@@ -18,7 +18,7 @@ from nestlab.api.namespaces import NamespaceLifecycle
 from nestlab.api.patch import apply_patch
 from nestlab.api.quota import QuotaAdmission
 from nestlab.api.resources import NAMESPACES, PODS, QUOTAS, Resource
-from nestlab.api.store import Obj, Predicate, Store, now
+from nestlab.api.store import DryRunStore, Obj, Predicate, Store, now
 
 _RETRIES = 8  # read-modify-write attempts: enough for a few writers racing on one object
 
@@ -322,6 +322,10 @@ class Registry:
         if resource is PODS:
             await self.quota.refund(namespace, removed)
         return removed
+
+    def dry_run(self) -> Registry:
+        """A registry for ``?dryRun=All``: same rules and admission, nothing written."""
+        return Registry(DryRunStore(self.store.etcd))
 
     async def bootstrap(self) -> None:
         """Create the system namespaces and resume interrupted namespace deletions."""

@@ -19,7 +19,8 @@ from aiohttp import web
 
 from nestlab.api import auth, status
 from nestlab.api.etcd import EtcdClient, TLSFiles
-from nestlab.api.handlers import Handlers, json_response
+from nestlab.api.handlers import Handlers
+from nestlab.api.meta import json_response
 from nestlab.api.registry import Registry
 from nestlab.api.store import Store
 from nestlab.errors import UsageError

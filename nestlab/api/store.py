@@ -69,6 +69,8 @@ async def _guard(call: Awaitable[T]) -> T:
 class Store:
     """Generic object storage over one :class:`EtcdClient`."""
 
+    dry_run = False
+
     def __init__(self, etcd: EtcdClient) -> None:
         self.etcd = etcd
 
@@ -239,3 +241,39 @@ def _translate(kind: str, kv: KeyValue, prev: KeyValue | None, predicate: Predic
     if was:
         return WatchEvent("DELETED", new)
     return None
+
+
+class DryRunStore(Store):
+    """A Store whose writes check everything a real write would (existence, revision) and return
+    the would-be result, but never reach etcd: ``?dryRun=All``."""
+
+    dry_run = True
+
+    async def create(self, resource: Resource, namespace: str, obj: Obj) -> Obj:
+        meta = obj.setdefault("metadata", {})
+        if await _guard(self.etcd.get(resource.key(namespace, meta.get("name", "")))) is not None:
+            raise status.already_exists(resource.plural, resource.group, meta["name"])
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = now()
+        meta.pop("resourceVersion", None)
+        if resource.namespaced:
+            meta["namespace"] = namespace
+        return obj
+
+    async def _check(self, resource: Resource, namespace: str, name: str, expected: int) -> None:
+        current = await _guard(self.etcd.get(resource.key(namespace, name)))
+        if current is None:
+            raise status.not_found(resource.plural, resource.group, name)
+        if current.mod_revision != expected:
+            raise status.conflict(resource.plural, resource.group, name)
+
+    async def replace(self, resource: Resource, namespace: str, obj: Obj, expected: int) -> Obj:
+        await self._check(resource, namespace, obj["metadata"]["name"], expected)
+        obj["metadata"]["resourceVersion"] = str(expected)
+        return obj
+
+    async def remove(self, resource: Resource, namespace: str, obj: Obj) -> Obj:
+        await self._check(
+            resource, namespace, obj["metadata"]["name"], int(obj["metadata"]["resourceVersion"])
+        )
+        return obj

@@ -213,3 +213,24 @@ def test_unknown_fields_are_refused_or_warned(kubectl, apiserver: ApiServer, tmp
             assert apiserver.request("GET", f"/api/v1/namespaces/{ns}/pods/typo")[0] == 404
     finally:
         apiserver.request("DELETE", f"/api/v1/namespaces/{ns}")
+
+
+def test_server_side_dry_run(kubectl, apiserver: ApiServer, tmp_path: Path) -> None:
+    """--dry-run=server: kubectl 1.20 finds dryRun on the PATCH operation of /openapi/v2 (protobuf),
+    newer ones in /openapi/v3; deletes carry it in DeleteOptions. Nothing may change."""
+    ns = "dry-" + kubectl.version.replace(".", "-")
+    assert apiserver.request("POST", "/api/v1/namespaces", {"metadata": {"name": ns}})[0] == 201
+    try:
+        manifest = tmp_path / "pod.yaml"
+        manifest.write_text(POD.format(image="busybox:1.36"))
+        assert (
+            "pod/web created (server dry run)"
+            in kubectl("apply", "-n", ns, "-f", str(manifest), "--dry-run=server").stdout
+        )
+        assert apiserver.request("GET", f"/api/v1/namespaces/{ns}/pods/web")[0] == 404
+        kubectl("apply", "-n", ns, "-f", str(manifest))
+        deleted = kubectl("delete", "pod", "web", "-n", ns, "--dry-run=server").stdout
+        assert 'pod "web" deleted (server dry run)' in deleted
+        assert apiserver.request("GET", f"/api/v1/namespaces/{ns}/pods/web")[0] == 200
+    finally:
+        apiserver.request("DELETE", f"/api/v1/namespaces/{ns}")

@@ -288,3 +288,32 @@ def test_pagination_tokens() -> None:
         assert foreign.value.code == 400
 
     run(scenario())
+
+
+def test_dry_run_admits_and_validates_but_writes_nothing() -> None:
+    async def scenario() -> None:
+        registry = await fresh()
+        await registry.create(r.QUOTAS, "demo", {"metadata": {"name": "q"}, "spec": {"hard": {"cpu": "1"}}})
+        etcd = registry.store.etcd
+        before = etcd.rev  # type: ignore[attr-defined]
+        dry = registry.dry_run()
+        created = await dry.create(r.PODS, "demo", pod("a", cpu="500m"))
+        assert created["metadata"]["uid"]
+        with pytest.raises(ApiError) as over:
+            await dry.create(r.PODS, "demo", pod("b", cpu="2"))
+        assert over.value.code == 403
+        with pytest.raises(ApiError) as invalid:
+            await dry.create(r.PODS, "demo", {"metadata": {"name": "c"}, "spec": {"containers": []}})
+        assert invalid.value.code == 422
+        assert etcd.rev == before  # type: ignore[attr-defined]
+        await registry.create(r.PODS, "demo", pod("real"))
+        before = etcd.rev  # type: ignore[attr-defined]
+        await dry.delete(r.PODS, "demo", "real", {})
+        await dry.delete(r.NAMESPACES, "", "demo", {})
+        await dry.patch(
+            r.PODS, "demo", "real", "application/merge-patch+json", {"metadata": {"labels": {"x": "y"}}}
+        )
+        assert etcd.rev == before  # type: ignore[attr-defined]
+        assert (await registry.get(r.NAMESPACES, "", "demo"))["status"]["phase"] == "Active"
+
+    run(scenario())

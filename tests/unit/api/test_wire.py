@@ -56,8 +56,15 @@ def test_openapi_v2_protobuf_round_trips() -> None:
     assert document[1] == b"2.0"
     info = dict(protobuf.fields(document[2]))  # type: ignore[arg-type]
     assert info[1].startswith(b"Kubernetes")  # type: ignore[union-attr]
-    paths = [dict(protobuf.fields(v))[1] for _n, v in protobuf.fields(document[8])]  # type: ignore[arg-type]
-    assert b"/api/v1/namespaces/{namespace}/pods/{name}" in paths
+    named = [dict(protobuf.fields(v)) for _n, v in protobuf.fields(document[8])]  # type: ignore[arg-type]
+    pods = next(n for n in named if n[1] == b"/api/v1/namespaces/{namespace}/pods/{name}")
+    patch = dict(protobuf.fields(pods[2]))[8]  # type: ignore[arg-type]  # PathItem.patch
+    operation = protobuf.fields(patch)  # type: ignore[arg-type]
+    extension = next(v for n, v in operation if n == 13)
+    assert b"x-kubernetes-group-version-kind" in extension  # type: ignore[operator]
+    assert b"kind: Pod" in extension  # type: ignore[operator]
+    params = [v for n, v in operation if n == 8]
+    assert any(b"dryRun" in p for p in params)  # type: ignore[operator]
 
 
 def test_openapi_v3_advertises_field_validation_on_patch() -> None:

@@ -1,0 +1,111 @@
+"""Routes that are not resources: version, health, discovery and OpenAPI documents.
+
+They change only when the server's code does (never with the data), except ``/readyz``, which asks
+etcd for its revision on every call: the load balancer in front of the control plane uses it to
+stop sending traffic to a server that lost storage or is shutting down.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from nestlab.api import auth, discovery, openapi, status
+from nestlab.api.etcd import EtcdClient
+
+
+def json_response(body: Any, code: int = 200) -> web.Response:
+    """A JSON answer with the content type clients expect."""
+    return web.Response(text=json.dumps(body), status=code, content_type="application/json")
+
+
+class MetaRoutes:
+    """Version, health, discovery, OpenAPI; discovery and OpenAPI need an authenticated caller."""
+
+    def __init__(self, etcd: EtcdClient, authenticate: Callable[[web.Request], auth.User]) -> None:
+        self.etcd = etcd
+        self.authenticate = authenticate
+        self.shutting_down = False
+
+    def routes(self) -> list[web.RouteDef]:
+        """The non-resource routes."""
+        return [
+            web.get("/version", self.version),
+            web.get("/livez", self.livez),
+            web.get("/healthz", self.readyz),
+            web.get("/readyz", self.readyz),
+            web.get("/api", self.core_versions),
+            web.get("/api/v1", self.core_resources),
+            web.get("/apis", self.groups),
+            web.get("/apis/{group}", self.group),
+            web.get("/apis/{group}/{version}", self.group_resources),
+            web.get("/openapi/v2", self.openapi_v2),
+            web.get("/openapi/v3", self.openapi_v3_root),
+            web.get("/openapi/v3/{path:.*}", self.openapi_v3),
+        ]
+
+    async def version(self, _request: web.Request) -> web.Response:
+        return json_response(discovery.version())
+
+    async def livez(self, _request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def readyz(self, _request: web.Request) -> web.Response:
+        if self.shutting_down:
+            return web.Response(
+                text="[-]shutdown failed: server is shutting down\nreadyz check failed", status=500
+            )
+        try:
+            await self.etcd.revision()
+        except Exception as exc:  # any storage failure means "not ready"
+            return web.Response(text=f"[-]etcd failed: {exc}\nreadyz check failed", status=500)
+        return web.Response(text="ok")
+
+    async def core_versions(self, request: web.Request) -> web.Response:
+        self.authenticate(request)
+        return json_response(discovery.api_versions(request.host))
+
+    async def core_resources(self, request: web.Request) -> web.Response:
+        self.authenticate(request)
+        return json_response(discovery.resource_list("", "v1"))
+
+    async def groups(self, request: web.Request) -> web.Response:
+        self.authenticate(request)
+        return json_response(discovery.api_groups())
+
+    async def group(self, request: web.Request) -> web.Response:
+        self.authenticate(request)
+        found = discovery.api_group(request.match_info["group"])
+        if found is None:
+            raise status.path_not_found()
+        return json_response(found)
+
+    async def group_resources(self, request: web.Request) -> web.Response:
+        self.authenticate(request)
+        found = discovery.resource_list(request.match_info["group"], request.match_info["version"])
+        if found is None:
+            raise status.path_not_found()
+        return json_response(found)
+
+    async def openapi_v2(self, request: web.Request) -> web.Response:
+        self.authenticate(request)
+        if "protobuf" in request.headers.get("Accept", ""):
+            return web.Response(
+                body=openapi.v2_protobuf(),
+                content_type="application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+            )
+        return json_response(openapi.v2_document())
+
+    async def openapi_v3_root(self, request: web.Request) -> web.Response:
+        self.authenticate(request)
+        return json_response(openapi.v3_index())
+
+    async def openapi_v3(self, request: web.Request) -> web.Response:
+        self.authenticate(request)
+        document = openapi.v3_document(request.match_info["path"])
+        if document is None:
+            raise status.path_not_found()
+        return json_response(document)
