@@ -2,12 +2,15 @@
 # idempotent and quick when nothing is missing), so they work on a fresh Debian 12 machine.
 VENV := .venv/bin
 SPEC ?= stacks/default.lab.yaml
+NAME ?= default
 
 .PHONY: up test bootstrap lint fmt unit integration e2e kernel
 
-## Stand up the default lab (for now: show its plan; later work fills in `nestlab up`).
+## Stand up the default lab (plan, nodes, provisioning) and check it with `nestlab verify`.
 up: bootstrap
 	$(VENV)/nestlab plan $(SPEC)
+	$(VENV)/nestlab up $(SPEC) --name $(NAME)
+	$(VENV)/nestlab verify --name $(NAME)
 
 ## Install everything, run the checks and the whole test suite.
 test: bootstrap lint
