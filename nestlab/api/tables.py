@@ -110,6 +110,43 @@ def _event_row(event: Obj) -> list[Any]:
     ]
 
 
+def _quota_row(quota: Obj) -> list[Any]:
+    hard = (quota.get("status") or {}).get("hard") or (quota.get("spec") or {}).get("hard") or {}
+    used = (quota.get("status") or {}).get("used") or {}
+
+    def pairs(keep: Callable[[str], bool]) -> str:
+        return ", ".join(f"{k}: {used.get(k, '0')}/{v}" for k, v in sorted(hard.items()) if keep(k))
+
+    return [
+        quota["metadata"]["name"],
+        age(quota["metadata"].get("creationTimestamp")),
+        pairs(lambda k: not k.startswith("limits.")),
+        pairs(lambda k: k.startswith("limits.")),
+    ]
+
+
+def _binding_row(binding: Obj) -> list[Any]:
+    subjects = binding.get("subjects") or []
+
+    def named(kind: str) -> str:
+        return ", ".join(s.get("name", "") for s in subjects if s.get("kind") == kind)
+
+    ref = binding.get("roleRef") or {}
+    return [
+        binding["metadata"]["name"],
+        f"{ref.get('kind', '')}/{ref.get('name', '')}",
+        age(binding["metadata"].get("creationTimestamp")),
+        named("User"),
+        named("Group"),
+        named("ServiceAccount"),
+    ]
+
+
+def _lease_row(lease: Obj) -> list[Any]:
+    holder = (lease.get("spec") or {}).get("holderIdentity") or ""
+    return [lease["metadata"]["name"], holder, age(lease["metadata"].get("creationTimestamp"))]
+
+
 _COLUMNS: dict[str, tuple[list[Column], Callable[[Obj], list[Any]]]] = {
     "pods": (
         [
@@ -140,6 +177,37 @@ _COLUMNS: dict[str, tuple[list[Column], Callable[[Obj], list[Any]]]] = {
         _node_row,
     ),
     "namespaces": ([_NAME, ("Status", "string", 0, "The status of the namespace"), _AGE], _namespace_row),
+    "resourcequotas": (
+        [
+            _NAME,
+            _AGE,
+            (
+                "Request",
+                "string",
+                0,
+                "Request represents a minimum amount of cpu/memory that a container may consume.",
+            ),
+            (
+                "Limit",
+                "string",
+                0,
+                "Limits control the maximum amount of cpu/memory that a container may use.",
+            ),
+        ],
+        _quota_row,
+    ),
+    "rolebindings": (
+        [
+            _NAME,
+            ("Role", "string", 0, "RoleRef is the reference to the role the binding grants."),
+            _AGE,
+            ("Users", "string", 1, "Users in the binding"),
+            ("Groups", "string", 1, "Groups in the binding"),
+            ("ServiceAccounts", "string", 1, "ServiceAccounts in the binding"),
+        ],
+        _binding_row,
+    ),
+    "leases": ([_NAME, ("Holder", "string", 0, "The holder of the lease"), _AGE], _lease_row),
     "events": (
         [
             ("Last Seen", "string", 0, "Time of the last occurrence."),

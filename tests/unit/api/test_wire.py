@@ -138,3 +138,26 @@ def test_decode_recorded_access_review() -> None:
     assert review["spec"] == {
         "resourceAttributes": {"namespace": "demo", "verb": "get", "resource": "pods", "subresource": "log"}
     }
+
+
+def test_quota_binding_and_lease_rows() -> None:
+    quota = {
+        "metadata": {"name": "compute", "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"hard": {"cpu": "1", "pods": "3", "limits.cpu": "2"}},
+        "status": {
+            "hard": {"cpu": "1", "pods": "3", "limits.cpu": "2"},
+            "used": {"cpu": "500m", "pods": "1"},
+        },
+    }
+    cells = tables.table("resourcequotas", [quota], "1")["rows"][0]["cells"]
+    assert cells[2:] == ["cpu: 500m/1, pods: 1/3", "limits.cpu: 0/2"]
+    binding = {
+        "metadata": {"name": "devs"},
+        "roleRef": {"kind": "ClusterRole", "name": "edit"},
+        "subjects": [{"kind": "User", "name": "bob"}, {"kind": "Group", "name": "devs"}],
+    }
+    cells = tables.table("rolebindings", [binding], "1")["rows"][0]["cells"]
+    assert cells[1] == "ClusterRole/edit"
+    assert cells[3:5] == ["bob", "devs"]
+    lease = {"metadata": {"name": "nestlab-scheduler"}, "spec": {"holderIdentity": "cp-2"}}
+    assert tables.table("leases", [lease], "1")["rows"][0]["cells"][:2] == ["nestlab-scheduler", "cp-2"]
