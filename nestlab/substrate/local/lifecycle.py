@@ -34,6 +34,7 @@ from nestlab.substrate.local.node import Context, Spawner, boot, halt
 from nestlab.substrate.local.nodefiles import known_hosts_line
 
 Progress = Callable[[str], None]
+STATUS_SSH_ATTEMPTS = 2  # one login lost to a loaded machine does not make a node unreachable
 SSH_WAIT_S = 300.0  # nodes boot in parallel on two shared cores; a loaded machine needs minutes
 NodeState = Literal["running", "stopped", "orphaned", "absent"]
 """orphaned: the node's nspawn was killed but its container still runs; ``up`` or ``down`` clears it."""
@@ -240,7 +241,11 @@ def status(
                 state = "running"
             else:
                 state = "orphaned" if layout.upper(node.name) in orphaned else "stopped"
-        reachable = state == "running" and check_ssh and ssh.reachable(run, layout, node.address)
+        reachable = (
+            state == "running"
+            and check_ssh
+            and ssh.reachable(run, layout, node.address, attempts=STATUS_SSH_ATTEMPTS)
+        )
         statuses.append(NodeStatus(node.name, node.role, node.placed_on, node.address, state, reachable))
     return statuses
 

@@ -58,13 +58,16 @@ def ssh_config(layout: LabLayout, addresses: Mapping[str, IPv4Address]) -> str:
     return "".join(blocks)
 
 
-def reachable(run: proc.Runner, layout: LabLayout, address: IPv4Address) -> bool:
-    """Whether a real SSH login to ``address`` runs ``true``."""
-    try:
-        result = run(ssh_argv(layout, address, ["true"]), timeout=PROBE_TIMEOUT_S, check=False)
-    except proc.ProcessError:
-        return False
-    return result.returncode == 0
+def reachable(run: proc.Runner, layout: LabLayout, address: IPv4Address, attempts: int = 1) -> bool:
+    """Whether a real SSH login to ``address`` runs ``true`` (within ``attempts`` tries)."""
+    for _ in range(attempts):
+        try:
+            result = run(ssh_argv(layout, address, ["true"]), timeout=PROBE_TIMEOUT_S, check=False)
+        except proc.ProcessError:
+            continue
+        if result.returncode == 0:
+            return True
+    return False
 
 
 def wait_reachable(

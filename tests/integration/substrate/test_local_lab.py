@@ -50,8 +50,8 @@ def _plan(name: str | None = None, third_octet: int | None = None) -> Plan:
     if name is not None:
         text = text.replace("name: h3small", f"name: {name}")
     if third_octet is not None:
-        text = text.replace("198.18.203.", f"198.18.{third_octet}.").replace(
-            "198.19.203.", f"198.19.{third_octet}."
+        text = text.replace("198.18.241.", f"198.18.{third_octet}.").replace(
+            "198.19.241.", f"198.19.{third_octet}."
         )
     return make_plan(parse_spec(text, str(SPEC)))
 
@@ -162,25 +162,25 @@ def test_small_lab_lifecycle(lab_factory: list[Lab], tmp_path: Path) -> None:
 
 
 def test_labs_side_by_side_and_clash_refused(lab_factory: list[Lab], tmp_path: Path) -> None:
-    first, _ = _up(lab_factory, _plan("h3left", 204), tmp_path / "h3left")
-    second, _ = _up(lab_factory, _plan("h3right", 205), tmp_path / "h3right")
+    first, _ = _up(lab_factory, _plan("h3left", 242), tmp_path / "h3left")
+    second, _ = _up(lab_factory, _plan("h3right", 243), tmp_path / "h3right")
     for lab in (first, second):
         assert all(s.reachable for s in lc.status(lab.plan, lab_root=lab.root))
     # Each lab's nodes sit on its own bridge; a node reaches its lab's gateway and nothing else.
     left, right = br.members(proc.run, bridge_name("h3left")), br.members(proc.run, bridge_name("h3right"))
     assert len(left) == len(right) == 4
     assert not set(left) & set(right)
-    assert _ssh(first, "cp-1", "ping -c1 -W2 198.18.204.1").returncode == 0
-    assert _ssh(first, "cp-1", "ping -c1 -W2 198.18.205.1").returncode != 0
-    assert _ssh(first, "cp-1", "ping -c1 -W2 198.18.205.21").returncode != 0
+    assert _ssh(first, "cp-1", "ping -c1 -W10 198.18.242.1").returncode == 0
+    assert _ssh(first, "cp-1", "ping -c1 -W2 198.18.243.1").returncode != 0
+    assert _ssh(first, "cp-1", "ping -c1 -W2 198.18.243.21").returncode != 0
 
-    clash = _plan("h3clash", 204)  # same management network as h3left
-    with pytest.raises(LabClashError, match=r"198\.18\.204\.0/24 overlaps"):
+    clash = _plan("h3clash", 242)  # same management network as h3left
+    with pytest.raises(LabClashError, match=r"198\.18\.242\.0/24 overlaps"):
         lc.up(clash, lab_root=tmp_path / "h3clash")
     assert "nl-h3clash" not in _links()
     assert not (tmp_path / "h3clash").exists()
 
-    same_name = _plan("h3left", 206)  # another state dir, but the bridge name is taken
+    same_name = _plan("h3left", 244)  # another state dir, but the bridge name is taken
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / "spec.yaml").write_text("saved by the CLI before up\n")
@@ -207,7 +207,7 @@ def _states_once_cp1_not_running(lab: Lab) -> dict[str, str]:
 
 
 def test_recovers_from_killed_nspawn_and_lost_state(lab_factory: list[Lab], tmp_path: Path) -> None:
-    lab, results = _up(lab_factory, _plan("h3crash", 207), tmp_path / "h3crash")
+    lab, results = _up(lab_factory, _plan("h3crash", 245), tmp_path / "h3crash")
     pids = {r.name: r.pid for r in results}
 
     # nspawn killed hard: its container lives on as an orphan holding cp-1's address.

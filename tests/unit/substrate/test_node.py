@@ -97,7 +97,7 @@ def test_boot_mounts_configures_spawns_and_records(plan: Plan, tmp_path: Path) -
     assert log == ctx.layout.console_log(host.name)
 
     assert (merged / "etc/hostname").read_text() == "esx-01\n"
-    assert "Address=198.18.203.31/24" in (merged / "etc/systemd/network/10-nestlab-host0.network").read_text()
+    assert "Address=198.18.241.31/24" in (merged / "etc/systemd/network/10-nestlab-host0.network").read_text()
     assert (merged / "etc/ssh/ssh_host_ed25519_key").read_text() == "PRIVATE esx-01\n"
     machine_id = (merged / "etc/machine-id").read_text()
 
