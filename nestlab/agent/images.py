@@ -1,0 +1,190 @@
+"""The agent's image service: registry image -> read-only erofs disk, cached by manifest digest.
+
+vSphere's Image Service stages a container image on a disk that every pod using it shares; here
+the image's layers are pulled (every blob verified against its digest), applied in order with
+their whiteouts, and packed into one erofs file system by ``mkfs.erofs``. The disk is named by
+the manifest digest, so two tags of one image share one disk, and a pull whose manifest digest is
+already on disk downloads nothing else. ``refs.json`` remembers which digest each reference
+resolved to, so a pod whose image is cached still starts while the registry is down (the
+kubelet's ``IfNotPresent``). :meth:`ImageStore.collect` removes disks no pod uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Set
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NewType
+
+from nestlab.agent import layers
+from nestlab.agent.registry import ImageRef, RegistryClient, RegistryError, check_digest
+from nestlab.runtime import disks, proc
+
+Digest = NewType("Digest", str)
+DISK = "rootfs.erofs"
+CONFIG = "image.json"
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """What the image says about running it (OCI image config ``config`` section)."""
+
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    working_dir: str = "/"
+    user: str = ""
+
+
+@dataclass(frozen=True)
+class Image:
+    """A pulled image: its disk, ready to attach read-only to any number of pods."""
+
+    ref: str
+    digest: Digest
+    disk: Path
+    config: ImageConfig
+
+
+def parse_config(doc: dict[str, Any]) -> ImageConfig:
+    """The runtime part of an OCI image config document."""
+    conf = doc.get("config") or {}
+    env: list[tuple[str, str]] = []
+    for item in conf.get("Env") or []:
+        name, _, value = str(item).partition("=")
+        env.append((name, value))
+    return ImageConfig(
+        entrypoint=tuple(str(a) for a in conf.get("Entrypoint") or ()),
+        cmd=tuple(str(a) for a in conf.get("Cmd") or ()),
+        env=tuple(env),
+        working_dir=str(conf.get("WorkingDir") or "/"),
+        user=str(conf.get("User") or ""),
+    )
+
+
+ClientFactory = Callable[[str], RegistryClient]
+
+
+class ImageStore:
+    """Image disks under ``root``/images/<hex digest>/, shared by every pod on the host."""
+
+    def __init__(
+        self,
+        root: Path,
+        client: ClientFactory = RegistryClient,
+        run: proc.Runner = proc.run,
+    ) -> None:
+        self.root = root
+        self._client = client
+        self._run = run
+        self._lock = threading.Lock()
+        (root / "images").mkdir(parents=True, exist_ok=True)
+        (root / "tmp").mkdir(exist_ok=True)
+
+    def _dir(self, digest: str) -> Path:
+        return self.root / "images" / digest.removeprefix("sha256:")
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One pull or collection at a time, across threads and across agent processes."""
+        with self._lock, (self.root / "lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _refs(self) -> dict[str, str]:
+        try:
+            data = json.loads((self.root / "refs.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+    def _remember(self, ref: str, digest: str) -> None:
+        refs = self._refs()
+        refs[ref] = digest
+        tmp = self.root / "refs.json.tmp"
+        tmp.write_text(json.dumps(refs, indent=1, sort_keys=True))
+        os.replace(tmp, self.root / "refs.json")
+
+    def cached(self, ref: ImageRef) -> Image | None:
+        """The disk ``ref`` last resolved to, if it is still here."""
+        digest = self._refs().get(str(ref))
+        return None if digest is None else self.load(str(ref), Digest(digest))
+
+    def load(self, ref: str, digest: Digest) -> Image | None:
+        """The image with manifest ``digest``, if its disk is complete."""
+        directory = self._dir(digest)
+        if not (directory / DISK).is_file():
+            return None
+        config = parse_config(json.loads((directory / CONFIG).read_text()))
+        return Image(ref, digest, directory / DISK, config)
+
+    def pull(self, ref: ImageRef, *, always: bool = False) -> Image:
+        """The image's disk, pulled and built unless present (``always``: re-resolve the tag)."""
+        with self._locked():
+            if not always and (hit := self.cached(ref)) is not None:
+                return hit
+            client = self._client(ref.registry)
+            digest, manifest = client.manifest(ref)
+            image = self.load(str(ref), Digest(digest)) or self._build(client, ref, Digest(digest), manifest)
+            self._remember(str(ref), digest)
+            return image
+
+    def _build(
+        self, client: RegistryClient, ref: ImageRef, digest: Digest, manifest: dict[str, Any]
+    ) -> Image:
+        work = Path(tempfile.mkdtemp(prefix="pull-", dir=self.root / "tmp"))
+        try:
+            config_digest = check_digest(
+                str((manifest.get("config") or {}).get("digest")), f"image {ref} config"
+            )
+            config_doc = json.loads(client.blob(ref.repository, config_digest, work / "config").read_text())
+            if not isinstance(config_doc, dict):
+                raise RegistryError(f"image {ref}: config is not a JSON object")  # noqa: TRY301
+            rootfs = work / "rootfs"
+            rootfs.mkdir()
+            rootfs.chmod(0o755)  # the image's / (mkdtemp's 0700 would lock non-root users out)
+            for layer in manifest["layers"]:
+                layer_digest = check_digest(str(layer.get("digest")), f"image {ref} layer")
+                blob = client.blob(ref.repository, layer_digest, work / "layer")
+                layers.apply(blob, rootfs)
+                blob.unlink()
+            disks.make_image(rootfs, work / DISK, run=self._run)
+            (work / CONFIG).write_text(json.dumps(config_doc))
+            shutil.rmtree(rootfs)
+            (work / "config").unlink()
+            (work / "manifest.json").write_text(json.dumps(manifest))
+            final = self._dir(digest)
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(work, final)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        image = self.load(str(ref), digest)
+        assert image is not None  # noqa: S101 - just renamed into place
+        return image
+
+    def digests(self) -> set[Digest]:
+        """Every complete image on disk."""
+        return {Digest("sha256:" + d.name) for d in (self.root / "images").iterdir() if (d / DISK).is_file()}
+
+    def collect(self, in_use: Set[str]) -> list[Digest]:
+        """Remove every image no pod uses (and half-finished pulls); the digests removed."""
+        with self._locked():
+            removed = sorted(d for d in self.digests() if d not in in_use)
+            for digest in removed:
+                shutil.rmtree(self._dir(digest), ignore_errors=True)
+            for leftover in (self.root / "tmp").iterdir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            refs = {k: v for k, v in self._refs().items() if v not in removed}
+            (self.root / "refs.json").write_text(json.dumps(refs, indent=1, sort_keys=True))
+            return removed
