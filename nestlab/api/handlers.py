@@ -124,17 +124,18 @@ class Handlers:
 
     # -- who is calling -------------------------------------------------------------------------
     def authenticate(self, request: web.Request) -> auth.User:
-        """The caller, from a bearer token or a verified client certificate; 401 otherwise."""
+        """The caller, from a verified client certificate or a bearer token (in that order, as
+        kube-apiserver's union authenticator); 401 for a bad token or no credentials."""
+        transport = request.transport
+        peercert = transport.get_extra_info("peercert") if transport is not None else None
+        user = auth.user_from_peercert(peercert)
+        if user is not None:
+            return user
         header = request.headers.get("Authorization", "")
         if header:
             user = auth.user_from_bearer(header, self.tokens)
             if user is None:
                 raise status.unauthorized()
-            return user
-        transport = request.transport
-        peercert = transport.get_extra_info("peercert") if transport is not None else None
-        user = auth.user_from_peercert(peercert)
-        if user is not None:
             return user
         if self.anonymous_admin:
             return auth.User("system:anonymous", frozenset({"system:masters"}))

@@ -105,7 +105,10 @@ def fields(data: bytes) -> list[tuple[int, int | bytes]]:
 def _text(value: int | bytes) -> str:
     if isinstance(value, int):
         raise bad_request("protobuf body: expected a string field, got a number")
-    return value.decode()
+    try:
+        return value.decode()
+    except UnicodeDecodeError as exc:
+        raise bad_request(f"protobuf body: a string field is not UTF-8 ({exc.reason})") from exc
 
 
 def _bytes(value: int | bytes) -> bytes:

@@ -220,7 +220,8 @@ class Registry:
                 patched["status"] = current.get("status", {})
             return await self._write(resource, namespace, current, patched, subresource)
 
-        pinned = isinstance(body, dict) and bool((body.get("metadata") or {}).get("resourceVersion"))
+        meta = body.get("metadata") if isinstance(body, dict) else None
+        pinned = isinstance(meta, dict) and bool(meta.get("resourceVersion"))
         return await self._retrying(resource, namespace, name, change, pinned=pinned)
 
     async def _retrying(
@@ -245,9 +246,9 @@ class Registry:
 
     async def bind(self, namespace: str, name: str, body: Any) -> Obj:
         """pods/binding: assign an unscheduled pod to a node, once."""
-        target = (body or {}).get("target") or {} if isinstance(body, dict) else {}
-        node = target.get("name")
-        if not node:
+        target = body.get("target") if isinstance(body, dict) else None
+        node = target.get("name") if isinstance(target, dict) else None
+        if not node or not isinstance(node, str):
             raise status.invalid(
                 "Binding", "", name, [status.Cause("target.name", "Required value", "FieldValueRequired")]
             )
@@ -275,6 +276,13 @@ class Registry:
         """DELETE: graceful for scheduled pods, Terminating for namespaces, blocked by finalizers."""
         current = await self.store.get(resource, namespace, name)
         pre = options.get("preconditions") or {}
+        grace = options.get("gracePeriodSeconds")
+        if not isinstance(pre, dict):
+            raise status.bad_request("DeleteOptions.preconditions must be an object")
+        if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool) or grace < 0):
+            raise status.bad_request(
+                f"DeleteOptions.gracePeriodSeconds must be a non-negative integer, got {grace!r}"
+            )
         if pre.get("uid") and pre["uid"] != current["metadata"].get("uid"):
             raise status.conflict(
                 resource.plural,
@@ -287,7 +295,6 @@ class Registry:
             raise status.conflict(resource.plural, resource.group, name)
         if resource is NAMESPACES:
             return await self.namespaces.terminate(current)
-        grace = options.get("gracePeriodSeconds")
         if resource is PODS and self._needs_grace(current, grace):
             return await self._mark_deleting(resource, namespace, current, grace)
         if current["metadata"].get("finalizers"):

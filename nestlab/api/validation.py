@@ -12,6 +12,16 @@ from typing import Any
 
 from nestlab.api import quantity
 from nestlab.api.resources import Resource
+from nestlab.api.shapes import (
+    as_dict,
+    as_list,
+    check_affinity,
+    check_lease,
+    check_node,
+    check_status,
+    quantities,
+    type_causes,
+)
 from nestlab.api.status import Cause
 
 Obj = dict[str, Any]
@@ -67,7 +77,10 @@ def check_metadata(obj: Obj, resource: Resource) -> list[Cause]:
     meta = obj.get("metadata")
     if not isinstance(meta, dict):
         return [Cause("metadata", "Required value: metadata is required", "FieldValueRequired")]
+    if not isinstance(meta.get("name", ""), str):
+        return [Cause("metadata.name", "Invalid value: must be a string", "FieldValueTypeInvalid")]
     causes = check_name(str(meta.get("name", "")), resource.kind)
+    causes += type_causes(meta, {"finalizers": list, "generateName": str, "namespace": str}, "metadata.")
     causes += _check_map_of_strings(meta.get("labels"), "metadata.labels")
     causes += _check_map_of_strings(meta.get("annotations"), "metadata.annotations")
     return causes
@@ -79,6 +92,9 @@ def _check_resources(requirements: Any, path: str) -> list[Cause]:
         return causes
     if not isinstance(requirements, dict):
         return [Cause(path, "Invalid value: must be an object", "FieldValueTypeInvalid")]
+    causes = type_causes(requirements, {"requests": dict, "limits": dict}, f"{path}.")
+    if causes:
+        return causes
     for section in ("requests", "limits"):
         for name, value in (requirements.get(section) or {}).items():
             try:
@@ -109,7 +125,13 @@ def _check_resources(requirements: Any, path: str) -> list[Cause]:
 
 def default_pod(pod: Obj) -> None:
     """Fill the defaults Kubernetes fills, so clients read back what they would upstream."""
-    spec = pod.setdefault("spec", {})
+    if not isinstance(pod.get("status"), dict):
+        pod["status"] = {}
+    if pod.get("spec") is None:
+        pod["spec"] = {}
+    spec = pod["spec"]
+    if not isinstance(spec, dict):
+        return  # validation reports it
     spec.setdefault("restartPolicy", "Always")
     spec.setdefault("terminationGracePeriodSeconds", 30)
     spec.setdefault("dnsPolicy", "ClusterFirst")
@@ -117,40 +139,35 @@ def default_pod(pod: Obj) -> None:
     spec.setdefault("securityContext", {})
     spec.setdefault("enableServiceLinks", True)
     spec.setdefault("priority", 0)
-    for container in spec.get("containers") or []:
-        if not isinstance(container, dict):
+    for container in as_list(spec.get("containers")):
+        if not isinstance(container, dict) or not isinstance(container.setdefault("resources", {}), dict):
             continue
         image = str(container.get("image", ""))
         latest = ":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest")
         container.setdefault("imagePullPolicy", "Always" if latest else "IfNotPresent")
         container.setdefault("terminationMessagePath", "/dev/termination-log")
         container.setdefault("terminationMessagePolicy", "File")
-        container.setdefault("resources", {})
-        limits = container["resources"].get("limits") or {}
-        requests = (
-            container["resources"].setdefault("requests", {})
-            if limits
-            else container["resources"].get("requests")
-        )
+        limits = as_dict(container["resources"].get("limits"))
+        requests = container["resources"].setdefault("requests", {}) if limits else None
         for name, value in limits.items():
-            if requests is not None:
+            if isinstance(requests, dict):
                 requests.setdefault(name, value)
-        for port in container.get("ports") or []:
+        for port in as_list(container.get("ports")):
             if isinstance(port, dict):
                 port.setdefault("protocol", "TCP")
-    status = pod.setdefault("status", {})
+    status = pod["status"]
     status.setdefault("phase", "Pending")
     status.setdefault("qosClass", _qos_class(spec))
 
 
 def _qos_class(spec: Obj) -> str:
-    containers = [c for c in spec.get("containers") or [] if isinstance(c, dict)]
-    resources = [c.get("resources") or {} for c in containers]
+    containers = [c for c in as_list(spec.get("containers")) if isinstance(c, dict)]
+    resources = [as_dict(c.get("resources")) for c in containers]
     if not any(r.get("requests") or r.get("limits") for r in resources):
         return "BestEffort"
     guaranteed = all(
-        set(r.get("limits") or {}) >= {"cpu", "memory"}
-        and (r.get("requests") or {}) == (r.get("limits") or {})
+        set(as_dict(r.get("limits"))) >= {"cpu", "memory"}
+        and as_dict(r.get("requests")) == as_dict(r.get("limits"))
         for r in resources
     )
     return "Guaranteed" if guaranteed else "Burstable"
@@ -164,13 +181,25 @@ def check_pod(pod: Obj) -> list[Cause]:
     containers = spec.get("containers")
     if not isinstance(containers, list) or not containers:
         return [Cause("spec.containers", "Required value", "FieldValueRequired")]
-    causes: list[Cause] = []
+    causes = type_causes(
+        spec,
+        {"nodeSelector": dict, "tolerations": list, "affinity": dict, "volumes": list, "nodeName": str},
+        "spec.",
+    )
+    causes += check_affinity(spec.get("affinity"))
+    causes += [
+        Cause(f"spec.tolerations[{i}]", "Invalid value: must be an object", "FieldValueTypeInvalid")
+        for i, t in enumerate(as_list(spec.get("tolerations")))
+        if not isinstance(t, dict)
+    ]
     seen: set[str] = set()
     for index, container in enumerate(containers):
         path = f"spec.containers[{index}]"
         if not isinstance(container, dict):
             causes.append(Cause(path, "Invalid value: must be an object", "FieldValueTypeInvalid"))
             continue
+        kinds = {"ports": list, "env": list, "command": list, "args": list, "image": str}
+        causes += type_causes(container, kinds, f"{path}.")
         name = container.get("name")
         if not name:
             causes.append(Cause(f"{path}.name", "Required value", "FieldValueRequired"))
@@ -200,11 +229,13 @@ def check_pod(pod: Obj) -> list[Cause]:
 
 def check_pod_update(old: Obj, new: Obj) -> list[Cause]:
     """Pods are immutable but for images and a few scheduling fields, as upstream."""
-    old_spec, new_spec = dict(old.get("spec") or {}), dict(new.get("spec") or {})
+    old_spec, new_spec = dict(as_dict(old.get("spec"))), dict(as_dict(new.get("spec")))
     for spec in (old_spec, new_spec):
         for key in _MUTABLE_POD_SPEC:
             spec.pop(key, None)
-        spec["containers"] = [{**c, "image": ""} for c in spec.get("containers") or [] if isinstance(c, dict)]
+        spec["containers"] = [
+            {**c, "image": ""} for c in as_list(spec.get("containers")) if isinstance(c, dict)
+        ]
     if old_spec != new_spec:
         return [
             Cause(
@@ -220,18 +251,17 @@ def check_pod_update(old: Obj, new: Obj) -> list[Cause]:
 
 def check_quota(quota: Obj) -> list[Cause]:
     """Causes for a bad ResourceQuota: every hard limit must be a quantity."""
-    causes: list[Cause] = []
-    for name, value in ((quota.get("spec") or {}).get("hard") or {}).items():
-        try:
-            quantity.parse(value)
-        except quantity.QuantityError as exc:
-            causes.append(Cause(f"spec.hard[{name}]", f'Invalid value: "{value}": {exc}'))
-    return causes
+    spec = quota.get("spec")
+    if spec is not None and not isinstance(spec, dict):
+        return [Cause("spec", "Invalid value: must be an object", "FieldValueTypeInvalid")]
+    return quantities(as_dict(spec).get("hard"), "spec.hard")
 
 
 def check_rolebinding(binding: Obj) -> list[Cause]:
     """RoleBindings may only grant the built-in ClusterRoles this server authorizes."""
-    causes: list[Cause] = []
+    causes = type_causes(binding, {"roleRef": dict, "subjects": list})
+    if causes:
+        return causes
     ref = binding.get("roleRef") or {}
     if ref.get("kind") != "ClusterRole":
         causes.append(
@@ -273,8 +303,10 @@ def check_event(event: Obj) -> list[Cause]:
 
 def validate(obj: Obj, resource: Resource) -> list[Cause]:
     """Every cause against a new object of ``resource`` (defaulting already applied)."""
-    causes = check_metadata(obj, resource)
+    causes = check_metadata(obj, resource) + check_status(obj, resource)
     checks = {
+        "Node": check_node,
+        "Lease": check_lease,
         "Pod": check_pod,
         "ResourceQuota": check_quota,
         "RoleBinding": check_rolebinding,
