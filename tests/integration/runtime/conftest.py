@@ -40,10 +40,12 @@ def launch_pod(boot_files: pod.BootFiles, busybox_image: Path, tmp_path: Path) -
     """Launch pods under TCG; every one is stopped (and QEMU reaped) when the test ends."""
     launched: list[pod.PodVm] = []
 
-    def launch(description: PodDescription, **kwargs: object) -> pod.PodVm:
+    def launch(
+        description: PodDescription, images: dict[DiskSerial, Path] | None = None, **kwargs: object
+    ) -> pod.PodVm:
         vm = pod.launch(
             description,
-            {IMAGE: busybox_image},
+            images or {IMAGE: busybox_image},
             tmp_path / description.name,
             boot_files,
             Accel("tcg", "integration tests run under TCG"),

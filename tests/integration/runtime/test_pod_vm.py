@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from nestlab.runtime.control import Exited, Init, PodDone, Started
-from nestlab.runtime.poddesc import Container, ContainerName, PodDescription
+from nestlab.runtime.control import Exited, Failed, Init, PodDone, Started
+from nestlab.runtime.poddesc import Container, ContainerName, DiskSerial, PodDescription
 from tests.integration.runtime.conftest import IMAGE, LaunchPod
 
 pytestmark = pytest.mark.integration
@@ -138,3 +138,17 @@ def test_vmm_stop_ends_qemu_when_the_guest_does_not_cooperate(launch_pod: Launch
     vm.vm.stop(grace=1.0)  # QMP: system_powerdown (no ACPI: ignored), then quit
     assert gone(pid)
     assert os.path.exists(vm.console_log)
+
+
+def test_an_image_disk_that_is_no_file_system_fails_the_container(
+    launch_pod: LaunchPod, tmp_path: Path
+) -> None:
+    garbage = tmp_path / "garbage.img"
+    garbage.write_bytes(b"\xff" * 1024 * 1024)
+    serial = DiskSerial("img-garbage")
+    description = PodDescription("broken", (Container(ContainerName("app"), serial, ("true",)),))
+    vm = launch_pod(description, images={serial: garbage})
+    assert vm.wait_done(BOOT_TIMEOUT_S) == PodDone("broken", "Failed")
+    assert Failed("app", "rootfs") in vm.events
+    assert not any(isinstance(e, Started) for e in vm.events)
+    assert "is neither erofs nor ext4" in vm.console_log.read_text()
