@@ -218,10 +218,11 @@ class Handlers:
     async def _watch(
         self, request: web.Request, target: Target, predicate: Any, as_table: bool, include: str
     ) -> web.StreamResponse:
-        try:
-            seconds = min(float(request.query.get("timeoutSeconds", _MAX_WATCH)), _MAX_WATCH)
-        except ValueError as exc:
-            raise status.bad_request("timeoutSeconds must be a number") from exc
+        seconds = min(
+            _int(request.query.get("timeoutSeconds", str(_MAX_WATCH)), "timeoutSeconds"), _MAX_WATCH
+        )
+        if seconds < 0:
+            raise status.bad_request("timeoutSeconds must not be negative")
         since = request.query.get("resourceVersion", "")
         events = await self.registry.store.open_watch(target.resource, target.namespace, since, predicate)
         response = web.StreamResponse(headers={"Content-Type": _JSON, "Transfer-Encoding": "chunked"})
