@@ -7,12 +7,28 @@ RoleBindings stored in the namespace; the request path and the access review bot
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from nestlab.api import auth, resources, status
-from nestlab.api.resources import NAMESPACES, ROLEBINDINGS, Resource
+from nestlab.api.resources import LEASES, NAMESPACES, NODES, PODS, ROLEBINDINGS, Resource
 from nestlab.api.store import Obj, Store
 
+
+class Target(Protocol):
+    """What a request is about (see handlers.Target)."""
+
+    @property
+    def resource(self) -> Resource: ...
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def subresource(self) -> str: ...
+
+
+NODE_USER_PREFIX = "system:node:"
+NODE_LEASE_NAMESPACE = "kube-node-lease"
 # Paths every authenticated user may GET (upstream: system:discovery, system:public-info-viewer).
 _PUBLIC_PATHS = ("/api", "/apis", "/version", "/healthz", "/livez", "/readyz", "/openapi")
 
@@ -64,6 +80,30 @@ class Authorizer:
             plural = resource.plural + (f"/{subresource}" if subresource else "")
             where = namespace if resource.namespaced else ""
             raise status.forbidden(user.name, verb, plural, resource.group, namespace=where, name=name)
+
+    async def restrict_node(self, user: auth.User, verb: str, target: Target, body: Any) -> None:
+        """NodeRestriction: a node agent writes only its own Node, its own Lease in kube-node-lease
+        and the pods bound to it (403 otherwise, worded like upstream)."""
+        if user.is_admin or auth.NODE_GROUP not in user.groups or verb in ("get", "list", "watch"):
+            return
+        node = user.name.removeprefix(NODE_USER_PREFIX) if user.name.startswith(NODE_USER_PREFIX) else ""
+        resource, name = target.resource, target.name
+        if not name and isinstance(body, dict) and isinstance(body.get("metadata"), dict):
+            name = str(body["metadata"].get("name", ""))
+        reason = ""
+        if not node:
+            reason = f'node users must be named "{NODE_USER_PREFIX}<node name>", not "{user.name}"'
+        elif resource is NODES and name != node:
+            reason = f'node "{node}" is not allowed to modify node "{name}"'
+        elif resource is LEASES and (target.namespace != NODE_LEASE_NAMESPACE or name != node):
+            reason = f'node "{node}" may only modify its own lease in namespace {NODE_LEASE_NAMESPACE}'
+        elif resource is PODS:
+            pod = await self.store.get(PODS, target.namespace, target.name)
+            if (pod.get("spec") or {}).get("nodeName") != node:
+                action = "update pod status for" if target.subresource == "status" else "delete"
+                reason = f'node "{node}" can only {action} pods with spec.nodeName set to itself'
+        if reason:
+            raise status.admission_forbidden(resource.plural, resource.group, name, reason)
 
     async def review(self, user: auth.User, body: Any) -> Obj:
         """Answer a SelfSubjectAccessReview: ``body`` with ``status.allowed`` filled in."""

@@ -186,7 +186,7 @@ class Handlers:
             )
         if request.method == "GET":
             return await self._read(request, target, watching)
-        return await self._write(request, target, verb)
+        return await self._write(request, user, target, verb)
 
     async def _read(self, request: web.Request, target: Target, watching: bool) -> web.StreamResponse:
         query, plural = request.query, target.resource.plural
@@ -273,8 +273,9 @@ class Handlers:
             return await self._delete_collection(registry, request, target, options)
         return await registry.delete(target.resource, target.namespace, target.name, options)
 
-    async def _write(self, request: web.Request, target: Target, verb: str) -> web.Response:
+    async def _write(self, request: web.Request, user: auth.User, target: Target, verb: str) -> web.Response:
         body = await read_body(request)
+        await self.authorizer.restrict_node(user, verb, target, body)
         deleting = verb in ("delete", "deletecollection")
         registry = self._registry_for(request, body if deleting else None)
         res, ns = target.resource, target.namespace

@@ -271,7 +271,7 @@ def start_apiserver(
 ) -> tuple[str, proc.Process, Path]:
     tokens = directory / "tokens.csv"
     tokens.write_text(
-        f'{ADMIN_TOKEN},admin,1,"nestlab:admins"\n{BOB_TOKEN},bob,2\n{NODE_TOKEN},system:node:esx-01,3,"system:nodes"\n'
+        f'{ADMIN_TOKEN},admin,1,"nestlab:admins"\n{BOB_TOKEN},bob,2\n{NODE_TOKEN},system:node:esx-07,3,"system:nodes"\n'
     )
     port = free_port()
     log = directory / f"apiserver-{port}.log"

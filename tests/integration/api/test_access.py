@@ -95,22 +95,52 @@ def test_bob_with_admin_role_manages_bindings_through_kubectl(
     assert "at the cluster scope" in nodes.stderr
 
 
-def test_node_agent_rights(apiserver: ApiServer, team_namespace: str) -> None:
-    node = {"metadata": {"name": "esx-07"}}
-    assert apiserver.request("POST", "/api/v1/nodes", node, token=NODE_TOKEN)[0] == 201
+def test_node_agent_rights_and_node_restriction(apiserver: ApiServer, team_namespace: str) -> None:
+    """A node agent (system:node:esx-07) writes its own Node, its own Lease and its own pods only."""
+    assert (
+        apiserver.request("POST", "/api/v1/nodes", {"metadata": {"name": "esx-07"}}, token=NODE_TOKEN)[0]
+        == 201
+    )
+    code, body = apiserver.request(
+        "POST", "/api/v1/nodes", {"metadata": {"name": "esx-08"}}, token=NODE_TOKEN
+    )
+    assert (code, body["message"]) == (
+        403,
+        'nodes "esx-08" is forbidden: node "esx-07" is not allowed to modify node "esx-08"',
+    )
+    leases = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"
+    lease = {"metadata": {"name": "esx-07"}, "spec": {"holderIdentity": "esx-07", "leaseDurationSeconds": 40}}
+    assert apiserver.request("POST", leases, lease, token=NODE_TOKEN)[0] == 201
+    other = {"metadata": {"name": "esx-08"}, "spec": {"holderIdentity": "esx-07"}}
+    assert apiserver.request("POST", leases, other, token=NODE_TOKEN)[0] == 403
+
     pods = f"/api/v1/namespaces/{NS}/pods"
     assert apiserver.request("GET", pods, token=NODE_TOKEN)[0] == 200
-    status = {"status": {"phase": "Running"}}
+    assert apiserver.request("POST", pods, pod("by-node"), token=NODE_TOKEN)[0] == 403
+    assert apiserver.request("POST", pods, pod("for-esx-07"))[0] == 201
+    running = {"status": {"phase": "Running"}}
+    merge = "application/merge-patch+json"
     code, body = apiserver.request(
-        "PATCH",
-        f"{pods}/by-alice/status",
-        status,
-        token=NODE_TOKEN,
-        content_type="application/merge-patch+json",
+        "PATCH", f"{pods}/for-esx-07/status", running, token=NODE_TOKEN, content_type=merge
+    )
+    assert (code, body["message"]) == (
+        403,
+        'pods "for-esx-07" is forbidden: node "esx-07" can only update pod status for pods with '
+        "spec.nodeName set to itself",
+    )
+    binding = {"target": {"kind": "Node", "name": "esx-07"}}
+    assert apiserver.request("POST", f"{pods}/for-esx-07/binding", binding)[0] == 201
+    code, body = apiserver.request(
+        "PATCH", f"{pods}/for-esx-07/status", running, token=NODE_TOKEN, content_type=merge
     )
     assert code == 200, body
     assert body["status"]["phase"] == "Running"
-    assert apiserver.request("POST", pods, pod("by-node"), token=NODE_TOKEN)[0] == 403
+    marked = apiserver.request("DELETE", f"{pods}/for-esx-07")[1]  # a user deletes: graceful
+    assert marked["metadata"]["deletionTimestamp"]
+    confirmed = apiserver.request("DELETE", f"{pods}/for-esx-07?gracePeriodSeconds=0", token=NODE_TOKEN)
+    assert confirmed[0] == 200  # the agent confirms the pod is gone
+    assert apiserver.request("GET", f"{pods}/for-esx-07")[0] == 404
+    assert apiserver.request("DELETE", f"{leases}/esx-07", token=NODE_TOKEN)[0] == 200
     assert apiserver.request("DELETE", "/api/v1/nodes/esx-07", token=NODE_TOKEN)[0] == 200
 
 

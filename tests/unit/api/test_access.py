@@ -10,6 +10,7 @@ import pytest
 from nestlab.api import auth
 from nestlab.api import resources as r
 from nestlab.api.access import Authorizer
+from nestlab.api.handlers import Target
 from nestlab.api.status import ApiError
 from nestlab.api.store import Store
 from tests.unit.api.fake_etcd import FakeEtcd
@@ -48,5 +49,25 @@ def test_review_follows_rolebindings() -> None:
         with pytest.raises(ApiError) as empty:
             await authorizer.review(CAROL, {"spec": {}})
         assert empty.value.code == 422
+
+    asyncio.run(scenario())
+
+
+def test_node_restriction() -> None:
+    async def scenario() -> None:
+        store = Store(FakeEtcd())  # type: ignore[arg-type]
+        authorizer = Authorizer(store)
+        node = auth.User("system:node:esx-01", frozenset({"system:nodes"}))
+        await authorizer.restrict_node(
+            node, "create", Target(r.NODES, "", "", ""), {"metadata": {"name": "esx-01"}}
+        )
+        with pytest.raises(ApiError) as other:
+            await authorizer.restrict_node(node, "update", Target(r.NODES, "", "esx-02", "status"), {})
+        assert other.value.message.endswith('node "esx-01" is not allowed to modify node "esx-02"')
+        anonymous_node = auth.User("agent", frozenset({"system:nodes"}))
+        with pytest.raises(ApiError) as unnamed:
+            await authorizer.restrict_node(anonymous_node, "update", Target(r.NODES, "", "agent", ""), {})
+        assert 'node users must be named "system:node:<node name>"' in unnamed.value.message
+        await authorizer.restrict_node(node, "list", Target(r.NODES, "", "", ""), None)  # reads are free
 
     asyncio.run(scenario())
