@@ -98,7 +98,7 @@ def boot_once(kernel_path: Path, initrd: Path, acpi: bool, chosen: accel.Accel, 
         name="bench", kernel=kernel_path, initrd=initrd, vcpus=1, memory_mib=GUEST_MIB,
         disks=(qemu.Disk(disk, DiskSerial("bench")),), console_log=work / "console.log",
         control_socket=None, qmp_socket=work / "qmp.sock", accel=chosen, acpi=acpi,
-        runas=qemu.default_runas(),
+        runas=qemu.default_runas(), tsc_khz=qemu.default_tsc_khz(chosen),
     )  # fmt: skip
     start = time.monotonic()
     vm = qemu.QemuVmm().launch(config)

@@ -112,6 +112,7 @@ def launch(
         cmdline=tuple(cmdline),
         tap=tap,
         runas=qemu.default_runas(),
+        tsc_khz=qemu.default_tsc_khz(accel),
     )
     control_socket.unlink(missing_ok=True)
     channel = control.Channel(control_socket)

@@ -35,6 +35,7 @@ BASE_CMDLINE = (
     "panic=-1",  # a crashed pod reboots at once, and -no-reboot turns that into QEMU exiting
 )
 CONTROL_PORT = "nestlab.control"  # the virtio-serial port name pod-init looks for
+_STABLE_TSC = {"constant_tsc", "nonstop_tsc"}  # the host TSC ticks at one rate, always
 
 
 class VmError(proc.ProcessError):
@@ -80,6 +81,9 @@ class VmConfig:
     """``uid:gid`` QEMU switches to after opening its files; None keeps the caller's."""
     acpi: bool = False
     """Only for kernels that find virtio-mmio devices through ACPI (e.g. Debian's, for comparison)."""
+    tsc_khz: int | None = None
+    """Under TCG the guest reads the host's TSC, but cannot calibrate it (no HPET or PM timer in a
+    microvm): given its rate, the guest keeps time with the TSC instead of 10 ms jiffies."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,33 @@ def size(containers: Sequence[ContainerResources]) -> tuple[int, int]:
     return max(1, math.ceil(millis / 1000)), max(MIN_GUEST_MIB, mib + POD_OVERHEAD_MIB)
 
 
+def host_tsc_khz(cpuinfo: str, cpufreq_present: bool) -> int | None:
+    """The host TSC rate in kHz, when /proc/cpuinfo states it reliably, else None.
+
+    ``cpu MHz`` is the kernel's ``cpu_khz`` (its TSC-based CPU rate) only when no cpufreq driver
+    reports a current frequency instead, and it is a TSC rate only with a constant, non-stop TSC.
+    """
+    flags: set[str] = set()
+    mhz = None
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags" and not flags:
+            flags = set(value.split())
+        elif key.strip() == "cpu MHz" and mhz is None:
+            mhz = float(value)
+    if cpufreq_present or mhz is None or not _STABLE_TSC.issubset(flags):
+        return None
+    return round(mhz * 1000)
+
+
+def default_tsc_khz(accel: Accel) -> int | None:
+    """:func:`host_tsc_khz` of this machine for TCG guests; None under KVM (kvm-clock does it)."""
+    if accel.name != "tcg":
+        return None
+    cpuinfo = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
+    return host_tsc_khz(cpuinfo, Path("/sys/devices/system/cpu/cpu0/cpufreq").exists())
+
+
 def default_runas() -> str | None:
     """``POD_UID:POD_UID`` when running as root, else None (QEMU already runs unprivileged)."""
     return f"{POD_UID}:{POD_UID}" if os.geteuid() == 0 else None
@@ -110,13 +141,14 @@ def default_runas() -> str | None:
 def argv(config: VmConfig) -> list[str]:
     """The QEMU command line for ``config``."""
     cpu = "host" if config.accel.name == "kvm" else "max"
+    tsc = (f"tsc_early_khz={config.tsc_khz}",) if config.tsc_khz else ()
     args = [
         QEMU, "-name", config.name,
         "-M", f"microvm,acpi={'on' if config.acpi else 'off'}", "-cpu", cpu, *config.accel.qemu_args(),
         "-smp", str(config.vcpus), "-m", f"{config.memory_mib}M",
         "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
         "-kernel", str(config.kernel), "-initrd", str(config.initrd),
-        "-append", " ".join((*BASE_CMDLINE, *config.cmdline)),
+        "-append", " ".join((*BASE_CMDLINE, *tsc, *config.cmdline)),
         "-chardev", f"file,id=console,path={config.console_log}", "-serial", "chardev:console",
         "-qmp", f"unix:{config.qmp_socket},server=on,wait=off",
         # elevateprivileges=deny would also forbid the setuid of -runas (QEMU dies of SIGSYS);
@@ -124,7 +156,9 @@ def argv(config: VmConfig) -> list[str]:
         "-sandbox", "on,obsolete=deny,spawn=deny,resourcecontrol=deny",
     ]  # fmt: skip
     if config.control_socket is not None:
-        args += ["-chardev", f"socket,id=control,path={config.control_socket}"]
+        # reconnect: a restarted node agent listens on the same path again and QEMU comes back to
+        # it; meanwhile the guest's writes block (the port is closed), so no event is lost.
+        args += ["-chardev", f"socket,id=control,path={config.control_socket},reconnect=1"]
         args += ["-device", "virtio-serial-device,max_ports=2"]
         args += ["-device", f"virtserialport,chardev=control,name={CONTROL_PORT}"]
     for index, disk in enumerate(config.disks):

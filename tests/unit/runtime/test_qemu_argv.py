@@ -70,7 +70,7 @@ def test_console_control_and_qmp_channels() -> None:
     args = qemu.argv(config())
     chardevs = value_after(args, "-chardev")
     assert "file,id=console,path=/p/console.log" in chardevs
-    assert "socket,id=control,path=/p/control.sock" in chardevs  # client: the host listens first
+    assert "socket,id=control,path=/p/control.sock,reconnect=1" in chardevs  # client: the host listens first
     assert value_after(args, "-serial") == ["chardev:console"]
     assert "virtserialport,chardev=control,name=nestlab.control" in value_after(args, "-device")
     assert value_after(args, "-qmp") == ["unix:/p/qmp.sock,server=on,wait=off"]
@@ -140,3 +140,24 @@ def test_no_control_port_without_a_socket_and_acpi_only_on_request() -> None:
     args = qemu.argv(config(control_socket=None, acpi=True))
     assert not any("virtserialport" in a or "virtio-serial" in a for a in args)
     assert value_after(args, "-M") == ["microvm,acpi=on"]
+
+
+CPUINFO = "processor\t: 0\ncpu MHz\t\t: 2596.122\nflags\t\t: fpu tsc constant_tsc nonstop_tsc\n"
+
+
+def test_host_tsc_rate_only_when_cpuinfo_states_it_reliably() -> None:
+    assert qemu.host_tsc_khz(CPUINFO, cpufreq_present=False) == 2596122
+    assert qemu.host_tsc_khz(CPUINFO, cpufreq_present=True) is None  # cpu MHz is then the current rate
+    assert qemu.host_tsc_khz(CPUINFO.replace(" nonstop_tsc", ""), cpufreq_present=False) is None
+    assert qemu.host_tsc_khz("flags\t: constant_tsc nonstop_tsc\n", cpufreq_present=False) is None
+
+
+def test_tsc_rate_goes_on_the_kernel_command_line() -> None:
+    (append,) = value_after(qemu.argv(config(tsc_khz=2596122)), "-append")
+    assert "tsc_early_khz=2596122" in append.split()
+    (plain,) = value_after(qemu.argv(config()), "-append")
+    assert "tsc_early_khz" not in plain
+
+
+def test_no_tsc_rate_under_kvm() -> None:
+    assert qemu.default_tsc_khz(Accel("kvm", "probe")) is None
