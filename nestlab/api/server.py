@@ -28,6 +28,7 @@ from nestlab.errors import UsageError
 log = logging.getLogger(__name__)
 _BOOTSTRAP = web.AppKey("bootstrap", asyncio.Task[None])
 _BOOTSTRAP_RETRY = 1.0  # seconds between attempts to create the system namespaces while etcd is away
+_CLOSE_GRACE = 2.0  # seconds open requests get to finish when the listener closes
 _DRAIN = 1.0  # seconds between "not ready" and closing the listener, for load balancers to notice
 
 
@@ -131,9 +132,9 @@ def build_app(config: ServerConfig) -> tuple[web.Application, Handlers]:
 async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None:
     """Run until SIGTERM/SIGINT (or ``stop`` is set), then drain and close."""
     app, handlers = build_app(config)
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=_CLOSE_GRACE)
     await runner.setup()
-    site = web.TCPSite(runner, config.bind, config.port, ssl_context=server_ssl(config), shutdown_timeout=2.0)
+    site = web.TCPSite(runner, config.bind, config.port, ssl_context=server_ssl(config))
     await site.start()
     log.info(
         "nestlab-apiserver listening on %s:%d (etcd: %s)",

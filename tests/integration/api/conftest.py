@@ -321,13 +321,19 @@ def start_apiserver(
 def apiserver(
     pki: Pki, etcd_cluster: list[EtcdMember], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ApiServer]:
-    """``nestlab-apiserver`` over HTTPS against the 3-member cluster, stopped by PID at the end."""
+    """``nestlab-apiserver`` over HTTPS against the 3-member cluster, stopped by PID at the end.
+
+    At the end its log must hold no traceback: whatever the tests sent, the server answered with
+    a Status, never an unhandled exception (a 500).
+    """
     directory = tmp_path_factory.mktemp("apiserver")
     url, process, log = start_apiserver(pki, [m.client_url for m in etcd_cluster], directory)
     try:
         yield ApiServer(url, pki, log, process)
     finally:
         process.stop()
+    text = log.read_text()
+    assert "Traceback" not in text, text[-4000:]
 
 
 def write_kubeconfig(
