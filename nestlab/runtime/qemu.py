@@ -141,7 +141,9 @@ def default_runas() -> str | None:
 def argv(config: VmConfig) -> list[str]:
     """The QEMU command line for ``config``."""
     cpu = "host" if config.accel.name == "kvm" else "max"
-    tsc = (f"tsc_early_khz={config.tsc_khz}",) if config.tsc_khz else ()
+    # tsc=reliable: the clocksource watchdog would judge the TSC against jiffies, which lose ticks
+    # when the host is loaded, and fall back to those very jiffies.
+    tsc = (f"tsc_early_khz={config.tsc_khz}", "tsc=reliable") if config.tsc_khz else ()
     args = [
         QEMU, "-name", config.name,
         "-M", f"microvm,acpi={'on' if config.acpi else 'off'}", "-cpu", cpu, *config.accel.qemu_args(),

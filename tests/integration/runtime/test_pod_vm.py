@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from nestlab.runtime import qemu
+from nestlab.runtime.accel import Accel
 from nestlab.runtime.control import Exited, Failed, Init, PodDone, Started
 from nestlab.runtime.poddesc import Container, ContainerName, DiskSerial, PodDescription
 from tests.integration.runtime.conftest import IMAGE, LaunchPod
@@ -53,6 +55,11 @@ def test_containers_run_report_and_power_off(launch_pod: LaunchPod) -> None:
                 working_dir="/tmp",
                 user=(1000, 1001),
             ),
+            Container(
+                ContainerName("clock"),
+                IMAGE,
+                ("cat", "/sys/devices/system/clocksource/clocksource0/current_clocksource"),
+            ),
         ),
     )
     vm = launch_pod(description)
@@ -61,9 +68,9 @@ def test_containers_run_report_and_power_off(launch_pod: LaunchPod) -> None:
     assert done == PodDone("demo", "Failed")  # one container exited non-zero
     assert isinstance(vm.events[0], Init)
     started = {e.container for e in vm.events if isinstance(e, Started)}
-    assert started == {"hello", "who"}
+    assert started == {"hello", "who", "clock"}
     exits = {e.container: (e.code, e.signal, e.restarts) for e in vm.events if isinstance(e, Exited)}
-    assert exits == {"hello": (7, 0, 0), "who": (0, 0, 0)}
+    assert exits == {"hello": (7, 0, 0), "who": (0, 0, 0), "clock": (0, 0, 0)}
 
     assert vm.vm.process.poll() == 0  # the guest's reset ended QEMU (-no-reboot)
     assert gone(vm.vm.pid)
@@ -72,6 +79,9 @@ def test_containers_run_report_and_power_off(launch_pod: LaunchPod) -> None:
     assert "[hello] to-stderr" in console
     # pid=1: each container is the first process of its own pid namespace, as under the kubelet
     assert "[who] greeting=hi there dir=/tmp uid=1000 gid=1001 pid=1" in console
+    # Given the host TSC rate, the guest keeps time with the TSC; without it, only jiffies.
+    tsc_known = qemu.default_tsc_khz(Accel("tcg", "test")) is not None
+    assert ("[clock] tsc" in console) == tsc_known
 
 
 def test_on_failure_restarts_with_a_fresh_layer_until_stopped(launch_pod: LaunchPod) -> None:
