@@ -7,6 +7,7 @@ container root with Debian's static busybox, from which tests build and push the
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import tempfile
@@ -83,3 +84,101 @@ def busybox_root(tmp_path: Path) -> Path:
     root = disks.busybox_root(tmp_path / "busybox-root", applets=("sh", "echo", "cat", "httpd", "ls"))
     (root / "etc" / "motd").write_text("hello from the image\n")
     return root
+
+
+# The API server ladder (real etcd cluster + nestlab-apiserver over HTTPS) is shared with the API tests.
+from tests.integration.api.conftest import (  # noqa: E402
+    NODE_TOKEN,
+    ApiServer,
+    apiserver,
+    etcd_cluster,
+    pki,
+    wait_until,
+)
+
+__all__ = ["apiserver", "etcd_cluster", "pki", "wait_until"]
+NODE = "esx-07"  # the node the API tests' token file names (system:node:esx-07)
+
+
+@dataclass
+class AgentProcess:
+    """A real ``nestlab-agent`` process; ``restart()`` keeps its state dir (and its pods' VMs)."""
+
+    argv: list[str]
+    state: Path
+    log: Path
+    log_url: str
+    process: proc.Process | None = None
+
+    def start(self) -> None:
+        self.process = proc.spawn(self.argv, log=self.log)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop(grace=10)
+            self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@pytest.fixture(scope="session")
+def pod_boot() -> tuple[Path, Path]:
+    from nestlab.runtime import initramfs, kernel
+
+    return kernel.build().vmlinux, initramfs.build().initramfs
+
+
+@pytest.fixture
+def node_agent(
+    apiserver: ApiServer, registry: Registry, pod_boot: tuple[Path, Path], tmp_path: Path
+) -> Iterator[AgentProcess]:
+    """The agent for node esx-07 against the real API server and registry; every QEMU it left is killed."""
+    import sys
+
+    token = tmp_path / "node.token"
+    token.write_text(NODE_TOKEN)
+    state = Path(tempfile.mkdtemp(prefix="nla-"))  # short: pod sockets live under it (108-byte limit)
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "nestlab.agent.main",
+        "--api-server", apiserver.url, "--ca", str(apiserver.pki.ca), "--token-file", str(token),
+        "--node-name", NODE, "--node-ip", "127.0.0.1", "--state-dir", str(state),
+        "--registry", registry.address, "--cpu", "2000", "--memory", "1024",
+        "--kernel", str(pod_boot[0]), "--initrd", str(pod_boot[1]), "--accel", "tcg",
+        "--log-host", "127.0.0.1", "--log-port", str(port),
+        "--tls-cert", str(apiserver.pki.server_cert), "--tls-key", str(apiserver.pki.server_key),
+    ]  # fmt: skip
+    agent = AgentProcess(argv, state, tmp_path / "agent.log", f"https://127.0.0.1:{port}")
+    agent.start()
+    try:
+        yield agent
+    finally:
+        agent.stop()
+        _kill_leftover_qemus(state)
+        print(agent.log.read_text(errors="replace")[-4000:])
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def qemu_pids(state: Path) -> list[int]:
+    """PIDs of QEMUs whose command line names ``state`` (what a pod left running)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"qemu-system" in cmdline and str(state).encode() in cmdline:
+                pids.append(int(entry.name))
+    return pids
+
+
+def _kill_leftover_qemus(state: Path) -> None:
+    import os
+    import signal
+
+    for pid in qemu_pids(state):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)

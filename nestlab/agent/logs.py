@@ -1,0 +1,76 @@
+"""Pod logs, served by the agent over HTTPS the way a kubelet serves them to the API server.
+
+A container's output reaches the pod's serial console as ``[container] line`` (pod-init prefixes
+every line), so a container's log is the console filtered by that prefix. The endpoint is the
+kubelet's: ``GET /containerLogs/{namespace}/{pod}/{container}?tailLines=N``, on the port the Node
+advertises in ``status.daemonEndpoints.kubeletEndpoint``, with the node's certificate; when a
+client CA is given, only clients with a certificate from it (the API servers) are answered.
+:func:`container_log` is pure; :func:`serve` is the one place that listens.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+
+from aiohttp import web
+
+LogLookup = Callable[[str, str], Path | None]
+"""(namespace, pod name) -> that pod's console log, or None for a pod not on this node."""
+MAX_LOG_BYTES = 8 * 1024 * 1024  # the tail of a long console is what anyone reads
+
+
+def container_log(console: str, container: str, tail: int | None = None) -> str:
+    """The lines ``container`` wrote, from the pod's console text."""
+    prefix = f"[{container}] "
+    lines = [line[len(prefix) :] for line in console.splitlines() if line.startswith(prefix)]
+    if tail is not None:
+        lines = lines[-tail:] if tail > 0 else []
+    return "".join(line + "\n" for line in lines)
+
+
+def _read_tail(path: Path) -> str:
+    with path.open("rb") as handle:
+        size = handle.seek(0, 2)
+        handle.seek(max(0, size - MAX_LOG_BYTES))
+        return handle.read().decode(errors="replace")
+
+
+def app(lookup: LogLookup) -> web.Application:
+    """The HTTP application (no TLS): routes only."""
+
+    async def logs(request: web.Request) -> web.Response:
+        namespace, pod, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
+        console = lookup(namespace, pod)
+        if console is None:
+            raise web.HTTPNotFound(text=f"pod {namespace}/{pod} is not on this node\n")
+        tail_text = request.query.get("tailLines")
+        try:
+            tail = None if tail_text is None else int(tail_text)
+        except ValueError:
+            raise web.HTTPBadRequest(text=f"tailLines {tail_text!r} is not a number\n") from None
+        text = _read_tail(console) if console.exists() else ""
+        return web.Response(text=container_log(text, container, tail), content_type="text/plain")
+
+    application = web.Application()
+    application.router.add_get("/containerLogs/{namespace}/{pod}/{container}", logs)
+    return application
+
+
+def tls_context(cert: Path, key: Path, client_ca: Path | None) -> ssl.SSLContext:
+    """Server TLS with the node's certificate; client certificates required when ``client_ca`` is set."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(cert), str(key))
+    if client_ca is not None:
+        context.load_verify_locations(str(client_ca))
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+async def serve(lookup: LogLookup, host: str, port: int, context: ssl.SSLContext | None) -> web.AppRunner:
+    """Start serving; ``await runner.cleanup()`` stops it."""
+    runner = web.AppRunner(app(lookup), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port, ssl_context=context).start()
+    return runner

@@ -1,0 +1,220 @@
+"""From a Kubernetes Pod object to what the runtime runs: pure checks and translation.
+
+The agent admits a pod the way the kubelet does (its requests must fit in what the node has left,
+or the pod fails with ``OutOfcpu``/``OutOfmemory``), resolves each container's command from the
+pod spec and the image config (``command`` replaces the entrypoint, ``args`` the image's cmd),
+and gives every distinct image one disk serial derived from its manifest digest. Every refusal is
+a :class:`PodRejected` with the status reason the kubelet would use.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, NewType
+
+from nestlab.agent.images import Image
+from nestlab.agent.registry import ImageRef, InvalidImageNameError, parse_ref
+from nestlab.api import quantity
+from nestlab.errors import UsageError
+from nestlab.runtime import qemu
+from nestlab.runtime.poddesc import Container, ContainerName, DiskSerial, PodDescription, RestartPolicy
+
+Obj = dict[str, Any]
+PodUID = NewType("PodUID", str)
+MIB = Decimal(1024 * 1024)
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+DEFAULT_GRACE_S = 30  # the Kubernetes default terminationGracePeriodSeconds
+
+
+class PodRejected(UsageError):  # noqa: N818 - named after the kubelet's admission verdict
+    """The pod cannot run on this node; ``reason`` goes into its status and Event."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ContainerPlan:
+    """One container as the pod spec asks for it (before its image is known)."""
+
+    name: ContainerName
+    image: ImageRef
+    command: tuple[str, ...] | None
+    args: tuple[str, ...] | None
+    env: tuple[tuple[str, str], ...]
+    working_dir: str | None
+    user: tuple[int, int] | None
+    resources: qemu.ContainerResources
+
+
+@dataclass(frozen=True)
+class PodPlan:
+    """What the agent will run for one pod."""
+
+    namespace: str
+    name: str
+    uid: PodUID
+    containers: tuple[ContainerPlan, ...]
+    restart_policy: RestartPolicy
+    grace_s: int
+    cpu_m: int
+    """Requested millicores (what admission counts)."""
+    memory_mib: int
+    """Requested MiB."""
+
+
+def _amount(resources: Obj, kind: str, name: str, scale: Decimal, where: str) -> int | None:
+    value = (resources.get(kind) or {}).get(name)
+    if value is None:
+        return None
+    try:
+        return int(quantity.parse(value) * scale / (MIB if name == "memory" else 1))
+    except (quantity.QuantityError, ArithmeticError) as exc:
+        raise PodRejected("CreateContainerConfigError", f"{where}.resources.{kind}.{name}: {exc}") from exc
+
+
+def _user(spec: Obj, container: Obj) -> tuple[int, int] | None:
+    context = {**(spec.get("securityContext") or {}), **(container.get("securityContext") or {})}
+    uid, gid = context.get("runAsUser"), context.get("runAsGroup")
+    if uid is None:
+        return None
+    return int(uid), int(gid if gid is not None else uid)
+
+
+def _container(spec: Obj, c: Obj, index: int, registry: str) -> ContainerPlan:
+    where = f"spec.containers[{index}]"
+    name = str(c.get("name", ""))
+    if not _DNS_LABEL.match(name):
+        raise PodRejected("CreateContainerConfigError", f"{where}.name {name!r} is not a DNS label")
+    try:
+        image = parse_ref(str(c.get("image", "")), registry)
+    except InvalidImageNameError as exc:
+        raise PodRejected("InvalidImageName", str(exc)) from exc
+    env: list[tuple[str, str]] = []
+    for item in c.get("env") or []:
+        if "value" not in item and item.get("valueFrom"):
+            raise PodRejected(
+                "CreateContainerConfigError", f"{where}.env {item.get('name')}: valueFrom is not supported"
+            )
+        env.append((str(item.get("name")), str(item.get("value", ""))))
+    res = c.get("resources") or {}
+    resources = qemu.ContainerResources(
+        cpu_request_m=_amount(res, "requests", "cpu", Decimal(1000), where),
+        cpu_limit_m=_amount(res, "limits", "cpu", Decimal(1000), where),
+        memory_request_mib=_amount(res, "requests", "memory", Decimal(1), where),
+        memory_limit_mib=_amount(res, "limits", "memory", Decimal(1), where),
+    )
+    command, args = c.get("command"), c.get("args")
+    return ContainerPlan(
+        name=ContainerName(name),
+        image=image,
+        command=None if command is None else tuple(str(a) for a in command),
+        args=None if args is None else tuple(str(a) for a in args),
+        env=tuple(env),
+        working_dir=c.get("workingDir"),
+        user=_user(spec, c),
+        resources=resources,
+    )
+
+
+def plan(pod: Obj, registry: str) -> PodPlan:
+    """Check and translate ``pod``; PodRejected names what is wrong."""
+    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    containers = tuple(_container(spec, c, i, registry) for i, c in enumerate(spec.get("containers") or []))
+    if not containers:
+        raise PodRejected("CreateContainerConfigError", "spec.containers is empty")
+    restart = str(spec.get("restartPolicy") or "Always")
+    if restart not in ("Always", "OnFailure", "Never"):
+        raise PodRejected("CreateContainerConfigError", f"spec.restartPolicy {restart!r} is not supported")
+    grace = spec.get("terminationGracePeriodSeconds")
+    return PodPlan(
+        namespace=str(meta.get("namespace", "default")),
+        name=str(meta.get("name", "")),
+        uid=PodUID(str(meta.get("uid", ""))),
+        containers=containers,
+        restart_policy=restart,  # type: ignore[arg-type]  # checked just above
+        grace_s=DEFAULT_GRACE_S if grace is None else int(grace),
+        cpu_m=sum(c.resources.cpu_request_m or 0 for c in containers),
+        memory_mib=sum(c.resources.memory_request_mib or 0 for c in containers),
+    )
+
+
+def admit(p: PodPlan, free_cpu_m: int, free_memory_mib: int) -> None:
+    """The kubelet's admission: requests and the VM itself must fit in what is free."""
+    _, guest_mib = qemu.size([c.resources for c in p.containers])
+    if p.cpu_m > free_cpu_m:
+        raise PodRejected(
+            "OutOfcpu", f"Node didn't have enough resource: cpu, requested: {p.cpu_m}m, free: {free_cpu_m}m"
+        )
+    need = max(p.memory_mib, guest_mib)
+    if need > free_memory_mib:
+        raise PodRejected(
+            "OutOfmemory",
+            f"Node didn't have enough resource: memory, requested: {need}Mi (the pod VM), "
+            f"free: {free_memory_mib}Mi",
+        )
+
+
+def serial_of(image: Image) -> DiskSerial:
+    """The disk serial of an image: ``img-`` and 16 hex digits of its digest (serials max 20 bytes)."""
+    return DiskSerial("img-" + image.digest.removeprefix("sha256:")[:16])
+
+
+def vm_name(p: PodPlan) -> str:
+    """A DNS label naming the pod VM (and the guest's hostname): the pod name when it is one."""
+    if _DNS_LABEL.match(p.name):
+        return p.name
+    cleaned = re.sub(r"[^a-z0-9-]", "-", p.name.lower())[:50].strip("-")
+    return f"{cleaned or 'pod'}-{p.uid[:8]}"
+
+
+def _numeric_user(text: str, where: str) -> tuple[int, int]:
+    uid, _, gid = text.partition(":")
+    if not uid.isdigit() or (gid and not gid.isdigit()):
+        raise PodRejected(
+            "CreateContainerConfigError", f"{where}: image user {text!r} is not numeric uid[:gid]"
+        )
+    return int(uid), int(gid or uid)
+
+
+def description(p: PodPlan, images: Mapping[ContainerName, Image]) -> PodDescription:
+    """The runtime's pod description, commands resolved against each image's config."""
+    containers = []
+    for c in p.containers:
+        config = images[c.name].config
+        if c.command is not None:
+            argv = c.command + (c.args or ())
+        elif c.args is not None:
+            argv = config.entrypoint + c.args
+        else:
+            argv = config.entrypoint + config.cmd
+        if not argv:
+            raise PodRejected(
+                "CreateContainerError", f"container {c.name}: no command specified (none in the image either)"
+            )
+        env = dict(config.env)
+        env.update(c.env)
+        user = (
+            c.user
+            if c.user is not None
+            else _numeric_user(config.user, f"container {c.name}")
+            if config.user
+            else (0, 0)
+        )
+        containers.append(
+            Container(
+                name=c.name,
+                image=serial_of(images[c.name]),
+                args=argv,
+                env=tuple(env.items()),
+                working_dir=c.working_dir or config.working_dir or "/",
+                user=user,
+            )
+        )
+    return PodDescription(
+        name=vm_name(p), containers=tuple(containers), restart_policy=p.restart_policy, grace_s=p.grace_s
+    )

@@ -1,0 +1,196 @@
+"""A REAL nestlab-agent against the REAL API server (etcd), a REAL registry and REAL pod microVMs (TCG).
+
+Pods are created already bound (spec.nodeName), as the scheduler would leave them. Each test checks
+what a user sees through the API (phase, exit codes, reasons, Events), the logs the agent serves,
+and that a deleted pod leaves no QEMU and no state behind.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nestlab.agent import oci
+from nestlab.agent.registry import RegistryClient
+from tests.integration.agent.conftest import NODE, AgentProcess, Registry, qemu_pids, wait_until
+from tests.integration.api.conftest import ApiServer
+
+pytestmark = pytest.mark.integration
+NS = "agent-it"
+BOOT_S = 240.0  # a TCG pod boots in seconds; a loaded two-core machine may need much more
+
+
+@pytest.fixture
+def namespace(apiserver: ApiServer) -> Any:
+    code, body = apiserver.request("POST", "/api/v1/namespaces", {"metadata": {"name": NS}})
+    assert code in (201, 409), body
+    yield NS
+    pods = apiserver.request("GET", f"/api/v1/namespaces/{NS}/pods")[1]
+    for item in pods.get("items", []) if isinstance(pods, dict) else []:
+        apiserver.request(
+            "DELETE", f"/api/v1/namespaces/{NS}/pods/{item['metadata']['name']}?gracePeriodSeconds=0"
+        )
+
+
+@pytest.fixture
+def busybox_image(registry: Registry, busybox_root: Path) -> str:
+    oci.push(RegistryClient(registry.address), "demo/busybox", ["1"], busybox_root, oci.Recipe(cmd=("sh",)))
+    return "demo/busybox:1"
+
+
+def _pod(name: str, image: str, command: list[str], restart: str = "Never", **extra: Any) -> dict[str, Any]:
+    container = {"name": "main", "image": image, "command": command, **extra}
+    return {
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "nodeName": NODE,
+            "restartPolicy": restart,
+            "terminationGracePeriodSeconds": 2,
+            "containers": [container],
+        },
+    }
+
+
+def _get(apiserver: ApiServer, name: str) -> dict[str, Any]:
+    code, body = apiserver.request("GET", f"/api/v1/namespaces/{NS}/pods/{name}")
+    assert code == 200, body
+    return dict(body)
+
+
+def _wait_phase(apiserver: ApiServer, name: str, phases: tuple[str, ...]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+
+    def reached() -> bool:
+        seen.update(_get(apiserver, name))
+        return (seen.get("status") or {}).get("phase") in phases
+
+    wait_until(reached, f"pod {name} in {phases}", timeout=BOOT_S)
+    return seen
+
+
+def _logs(agent: AgentProcess, apiserver: ApiServer, name: str, container: str = "main") -> str:
+    context = ssl.create_default_context(cafile=str(apiserver.pki.ca))
+    # the log port answers only clients with a certificate from the lab CA (the API servers)
+    context.load_cert_chain(str(apiserver.pki.alice_cert), str(apiserver.pki.alice_key))
+    url = f"{agent.log_url}/containerLogs/{NS}/{name}/{container}"
+    with urllib.request.urlopen(url, context=context, timeout=10) as response:  # noqa: S310 - loopback
+        return str(response.read().decode())
+
+
+def _events(apiserver: ApiServer, name: str) -> list[dict[str, Any]]:
+    body = apiserver.request("GET", f"/api/v1/namespaces/{NS}/events")[1]
+    return [e for e in body.get("items", []) if e["involvedObject"]["name"] == name]
+
+
+def _delete_and_wait_gone(apiserver: ApiServer, name: str) -> None:
+    apiserver.request("DELETE", f"/api/v1/namespaces/{NS}/pods/{name}")
+    wait_until(
+        lambda: apiserver.request("GET", f"/api/v1/namespaces/{NS}/pods/{name}")[0] == 404,
+        f"pod {name} removed",
+        timeout=120,
+    )
+
+
+def test_node_registers_ready_with_a_lease(apiserver: ApiServer, node_agent: AgentProcess) -> None:
+    def ready() -> bool:
+        code, node = apiserver.request("GET", f"/api/v1/nodes/{NODE}")
+        conditions = (node.get("status") or {}).get("conditions", []) if code == 200 else []
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+    wait_until(ready, "node Ready", timeout=60)
+    node = apiserver.request("GET", f"/api/v1/nodes/{NODE}")[1]
+    assert node["status"]["allocatable"]["memory"] == "1024Mi"
+    assert node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"] == int(
+        node_agent.log_url.rsplit(":", 1)[1]
+    )
+    code, lease = apiserver.request(
+        "GET", f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{NODE}"
+    )
+    assert code == 200, lease
+    assert lease["spec"]["holderIdentity"] == NODE
+
+
+def test_jobs_succeed_and_fail_with_exit_codes_and_logs(
+    apiserver: ApiServer, node_agent: AgentProcess, namespace: str, busybox_image: str
+) -> None:
+    for name, code in (("job-ok", 0), ("job-fail", 3)):
+        pod = _pod(name, busybox_image, ["sh", "-c", f"echo hello from {name}; exit {code}"])
+        assert apiserver.request("POST", f"/api/v1/namespaces/{NS}/pods", pod)[0] == 201
+    ok = _wait_phase(apiserver, "job-ok", ("Succeeded", "Failed"))
+    failed = _wait_phase(apiserver, "job-fail", ("Succeeded", "Failed"))
+
+    assert ok["status"]["phase"] == "Succeeded", json.dumps(ok["status"])
+    assert ok["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
+    assert failed["status"]["phase"] == "Failed", json.dumps(failed["status"])
+    terminated = failed["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert (terminated["exitCode"], terminated["reason"]) == (3, "Error")
+    assert _logs(node_agent, apiserver, "job-ok") == "hello from job-ok\n"
+    assert "hello from job-fail" in _logs(node_agent, apiserver, "job-fail")
+
+    for name in ("job-ok", "job-fail"):
+        _delete_and_wait_gone(apiserver, name)
+    assert not list((node_agent.state / "pods").iterdir())
+    assert qemu_pids(node_agent.state) == []
+
+
+def test_running_pod_survives_an_agent_restart_and_delete_leaves_nothing(
+    apiserver: ApiServer, node_agent: AgentProcess, namespace: str, busybox_image: str
+) -> None:
+    pod = _pod(
+        "sleeper", busybox_image, ["sh", "-c", "echo up; while true; do sleep 1; done"], restart="Always"
+    )
+    assert apiserver.request("POST", f"/api/v1/namespaces/{NS}/pods", pod)[0] == 201
+    running = _wait_phase(apiserver, "sleeper", ("Running", "Failed", "Succeeded"))
+    assert running["status"]["phase"] == "Running", json.dumps(running["status"])
+    assert running["status"]["hostIP"] == "127.0.0.1"
+    before = qemu_pids(node_agent.state)
+    assert len(before) == 1
+
+    node_agent.restart()
+    time.sleep(3)  # let the new agent list, adopt and re-report
+    wait_until(lambda: "adopted QEMU pid" in node_agent.log.read_text(), "adoption", timeout=60)
+    assert qemu_pids(node_agent.state) == before
+    after = _get(apiserver, "sleeper")
+    assert after["status"]["phase"] == "Running"
+    assert after["status"]["containerStatuses"][0]["restartCount"] == 0
+    assert "up" in _logs(node_agent, apiserver, "sleeper")
+
+    _delete_and_wait_gone(apiserver, "sleeper")
+    wait_until(lambda: qemu_pids(node_agent.state) == [], "QEMU gone", timeout=60)
+    assert not list((node_agent.state / "pods").iterdir())
+    reasons = [e["reason"] for e in _events(apiserver, "sleeper")]
+    assert "Killing" in reasons
+
+
+def test_missing_image_and_oversize_pod_get_reasons_and_events(
+    apiserver: ApiServer, node_agent: AgentProcess, namespace: str, busybox_image: str
+) -> None:
+    missing = _pod("no-image", "demo/nosuch:1", ["true"])
+    huge = _pod("huge", busybox_image, ["true"], resources={"requests": {"memory": "64Gi"}})
+    for pod in (missing, huge):
+        assert apiserver.request("POST", f"/api/v1/namespaces/{NS}/pods", pod)[0] == 201
+
+    failed = _wait_phase(apiserver, "huge", ("Failed",))
+    assert failed["status"]["reason"] == "OutOfmemory"
+
+    def pull_failed() -> bool:
+        statuses = (_get(apiserver, "no-image").get("status") or {}).get("containerStatuses") or [{}]
+        return statuses[0].get("state", {}).get("waiting", {}).get("reason") in (
+            "ErrImagePull",
+            "ImagePullBackOff",
+        )
+
+    wait_until(pull_failed, "ErrImagePull", timeout=60)
+    assert _get(apiserver, "no-image")["status"]["phase"] == "Pending"
+    assert any("not in registry" in e["message"] for e in _events(apiserver, "no-image"))
+    assert any(e["reason"] == "OutOfmemory" for e in _events(apiserver, "huge"))
+
+    _delete_and_wait_gone(apiserver, "no-image")
+    _delete_and_wait_gone(apiserver, "huge")
+    assert qemu_pids(node_agent.state) == []
