@@ -204,6 +204,18 @@ def verify(name: str) -> None:
     click.echo(f"verify passed; report: {report}")
 
 
+@cli.command()
+@click.option("--name", default="default", show_default=True, help="The lab.")
+@click.option("--path", "as_path", is_flag=True, help="Print the file's path (for KUBECONFIG=...).")
+def kubeconfig(name: str, as_path: bool) -> None:
+    """Print the lab-admin kubeconfig (API through the VIP), or its path with --path."""
+    try:
+        path = lifecycle.kubeconfig(name)
+    except NestlabError as exc:
+        _fail(exc)
+    click.echo(str(path) if as_path else path.read_text(encoding="utf-8"), nl=as_path)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli()

@@ -15,8 +15,10 @@ from nestlab import paths
 from nestlab.errors import NestlabError, UsageError
 from nestlab.paths import LabFiles
 from nestlab.provision.ansible import run_playbook
+from nestlab.provision.kubeconfig import ensure_controller_cert, write_kubeconfig
 from nestlab.provision.pki import ensure_lab_pki
 from nestlab.provision.verify import verify as run_verify
+from nestlab.provision.wheels import ensure_wheelhouse, lab_wheelhouse
 from nestlab.runtime import machine, proc
 from nestlab.spec import Plan, make_plan, parse_spec
 from nestlab.spec.model import SubstrateType
@@ -112,10 +114,23 @@ def up(spec: Path | None, name: str | None, progress: Progress, *, force: bool =
     results = local.up(plan, emit)
     emit("lab PKI: CA and node certificates")
     ensure_lab_pki(plan, files.pki)
+    ensure_controller_cert(plan, files)
+    emit("wheelhouse: nestlab and its base dependencies, for the depot")
+    ensure_wheelhouse(lab_wheelhouse(files))
     emit("provisioning: playbooks/site.yml")
     tally = run_playbook(plan, files, emit)
+    emit(f"kubeconfig: {write_kubeconfig(plan, files)}")
     started = tuple(r.name for r in results if r.started)
     return UpReport(plan.lab.name, started, tally.total_changed, time.monotonic() - started_at)
+
+
+def kubeconfig(name: str) -> Path:
+    """The admin kubeconfig of lab ``name`` (pointing at the VIP), written by ``up``."""
+    path = LabFiles.named(name).kubeconfig
+    if not path.exists():
+        saved_plan(name)  # no such lab: say so
+        raise UsageError(f"lab {name!r} has no kubeconfig yet (written at the end of `nestlab up`): run it")
+    return path
 
 
 def down(name: str) -> local.DownResult:
@@ -150,4 +165,15 @@ def verify(name: str) -> Path:
     return run_verify(LabFiles.named(name))
 
 
-__all__ = ["NestlabError", "UpReport", "down", "node_start", "node_stop", "ssh", "status", "up", "verify"]
+__all__ = [
+    "NestlabError",
+    "UpReport",
+    "down",
+    "kubeconfig",
+    "node_start",
+    "node_stop",
+    "ssh",
+    "status",
+    "up",
+    "verify",
+]

@@ -1,0 +1,38 @@
+"""The depot serves the wheelhouse (nestlab and its base dependencies) and runs the OCI registry."""
+
+from __future__ import annotations
+
+import json
+
+import lab
+from testinfra.host import Host
+
+testinfra_hosts = lab.hosts("depot")
+
+
+def test_nginx_and_the_registry_run(host: Host) -> None:
+    for unit in ("nginx", "docker-registry"):
+        assert host.service(unit).is_running, unit
+        assert host.service(unit).is_enabled, unit
+    assert host.socket("tcp://0.0.0.0:80").is_listening
+
+
+def test_depot_serves_the_wheelhouse_index_and_every_wheel(host: Host) -> None:
+    manifest = json.loads(host.check_output("curl -fsS http://depot/wheels/wheelhouse.json"))
+    index = host.check_output("curl -fsS http://depot/wheels/")
+    wheels = sorted(f.split("/")[-1] for f in host.check_output("ls /srv/nestlab-depot/wheels/").split())
+    assert manifest["nestlabWheel"] in wheels
+    for name in ("aiohttp-", "click-", "rich-", "pyyaml-", "pip-"):
+        assert any(w.lower().startswith(name) for w in wheels), name
+    assert not any(w.lower().startswith(("pulumi", "ansible", "cryptography")) for w in wheels), wheels
+    for wheel in wheels:
+        if wheel.endswith(".whl"):
+            assert f'href="{wheel}"' in index
+    status = host.check_output(
+        f"curl -s -o /dev/null -w '%{{http_code}}' http://depot/wheels/{manifest['nestlabWheel']}"
+    )
+    assert status == "200"
+
+
+def test_registry_answers_the_distribution_api(host: Host) -> None:
+    assert host.check_output("curl -fsS http://127.0.0.1:5000/v2/").strip() == "{}"
