@@ -1,4 +1,4 @@
-"""``nestlab-controller``: the leader-elected scheduler each control-plane node runs.
+"""``nestlab-controller``: the leader-elected node lifecycle controller and scheduler.
 
 Run one per control-plane node; the Lease makes exactly one of them act. Flags mirror
 kube-scheduler's where they exist (``--leader-elect-lease-duration``).
@@ -14,16 +14,31 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from nestlab.api.client import ApiClient, Credentials
 from nestlab.controller.leader import LeaderElector, LeaseConfig
+from nestlab.controller.manager import run_while_leading
+from nestlab.controller.nodelifecycle import GRACE, NodeLifecycle
 from nestlab.controller.scheduler import Scheduler
 from nestlab.errors import NestlabError, UsageError
 
 
-def parse_args(argv: Sequence[str]) -> tuple[Credentials, LeaseConfig, float]:
-    """Credentials, Lease settings and pass interval from the command line."""
+@dataclass(frozen=True)
+class Options:
+    """What ``nestlab-controller`` is told on its command line."""
+
+    credentials: Credentials
+    lease: LeaseConfig
+    interval: float
+    """Seconds between passes."""
+    node_grace: int
+    """Seconds without a heartbeat before a node is marked Unknown."""
+
+
+def parse_args(argv: Sequence[str]) -> Options:
+    """The controller's options from the command line; UsageError on inconsistent flags."""
     parser = argparse.ArgumentParser(prog="nestlab-controller", description="leader-elected pod scheduler")
     parser.add_argument("--server", required=True, help="API server URL, e.g. https://198.18.0.10:6443")
     parser.add_argument("--certificate-authority", type=Path, help="CA of the API server certificate")
@@ -35,6 +50,12 @@ def parse_args(argv: Sequence[str]) -> tuple[Credentials, LeaseConfig, float]:
     )
     parser.add_argument("--leader-elect-lease-duration", type=int, default=15, help="seconds")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between scheduling passes")
+    parser.add_argument(
+        "--node-monitor-grace-period",
+        type=int,
+        default=GRACE,
+        help="seconds without a node heartbeat before the node is Unknown and tainted unreachable",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(list(argv))
     token = None
@@ -56,18 +77,20 @@ def parse_args(argv: Sequence[str]) -> tuple[Credentials, LeaseConfig, float]:
     credentials = Credentials(
         args.server, args.certificate_authority, token, args.client_certificate, args.client_key
     )
-    return credentials, LeaseConfig(args.identity, duration=args.leader_elect_lease_duration), args.interval
+    lease = LeaseConfig(args.identity, duration=args.leader_elect_lease_duration)
+    return Options(credentials, lease, args.interval, args.node_monitor_grace_period)
 
 
-async def run(credentials: Credentials, lease: LeaseConfig, interval: float) -> None:
-    """Schedule until SIGTERM/SIGINT, then release the Lease."""
-    client = ApiClient(credentials)
+async def run(options: Options) -> None:
+    """Run the node lifecycle and scheduler passes while leading, until SIGTERM/SIGINT."""
+    client = ApiClient(options.credentials)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    passes = [NodeLifecycle(client, options.node_grace).pass_once, Scheduler(client).pass_once]
     try:
-        await Scheduler(client, LeaderElector(client, lease), interval).run(stop)
+        await run_while_leading(LeaderElector(client, options.lease), passes, options.interval, stop)
     finally:
         await client.close()
 
@@ -75,7 +98,7 @@ async def run(credentials: Credentials, lease: LeaseConfig, interval: float) -> 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     try:
-        asyncio.run(run(*parse_args(sys.argv[1:] if argv is None else argv)))
+        asyncio.run(run(parse_args(sys.argv[1:] if argv is None else argv)))
     except NestlabError as exc:
         print(f"nestlab-controller: {exc}", file=sys.stderr)
         return exc.exit_code

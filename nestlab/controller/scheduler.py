@@ -8,7 +8,6 @@ and an Event with the upstream message, and is retried on the next pass.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +17,6 @@ from nestlab.api import status
 from nestlab.api.client import ApiClient
 from nestlab.api.resources import EVENTS, NODES, PODS
 from nestlab.controller import placement
-from nestlab.controller.leader import LeaderElector
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -40,12 +38,10 @@ def _now() -> str:
 
 
 class Scheduler:
-    """Binds pending pods while its elector holds the Lease."""
+    """Binds pending pods (run it only while holding the Lease: see :mod:`manager`)."""
 
-    def __init__(self, client: ApiClient, elector: LeaderElector, interval: float = 1.0) -> None:
+    def __init__(self, client: ApiClient) -> None:
         self.client = client
-        self.elector = elector
-        self.interval = interval
 
     async def pass_once(self) -> list[Placed]:
         """One scheduling pass over every pending pod (oldest first)."""
@@ -130,19 +126,3 @@ class Scheduler:
             await self.client.create(EVENTS, meta["namespace"], event)
         except status.ApiError as exc:
             log.warning("could not record event for %s/%s: %s", meta["namespace"], meta["name"], exc.message)
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Schedule while leading, until ``stop`` is set; then release the Lease."""
-        try:
-            while not stop.is_set():
-                if await self.elector.ensure():
-                    try:
-                        await self.pass_once()
-                    except status.ApiError as exc:
-                        log.warning("scheduling pass failed: %s", exc.message)
-                try:
-                    await asyncio.wait_for(stop.wait(), self.interval)
-                except TimeoutError:
-                    continue
-        finally:
-            await self.elector.release()

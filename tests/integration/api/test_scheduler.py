@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from nestlab.controller.leader import micro_time
 from nestlab.runtime import proc
 from tests.integration.api.conftest import ADMIN_TOKEN, ApiServer, wait_until
 
@@ -72,19 +74,25 @@ def lab(apiserver: ApiServer) -> Iterator[list[str]]:
 
 
 @pytest.fixture
-def controllers(apiserver: ApiServer, lab: list[str], tmp_path: Path) -> Iterator[dict[str, proc.Process]]:
+def start_controllers(apiserver: ApiServer, lab: list[str], tmp_path: Path) -> Iterator[Any]:
+    """Start two controllers (cp-1, cp-2) with a given node grace period; stopped by PID at the end."""
     token = tmp_path / "token"
     token.write_text(ADMIN_TOKEN)
     running: dict[str, proc.Process] = {}
-    try:
+
+    def start(node_grace: int) -> dict[str, proc.Process]:
         for identity in ("cp-1", "cp-2"):
             argv = [
                 sys.executable, "-m", "nestlab.controller.main", "--server", apiserver.url,
                 "--certificate-authority", apiserver.pki.ca, "--token-file", token, "--identity", identity,
                 "--leader-elect-lease-duration", "4", "--interval", "0.3",
+                "--node-monitor-grace-period", str(node_grace),
             ]  # fmt: skip
             running[identity] = proc.spawn(argv, log=tmp_path / f"{identity}.log")
-        yield running
+        return running
+
+    try:
+        yield start
     finally:
         for process in running.values():
             process.stop()
@@ -101,7 +109,8 @@ def pod_state(apiserver: ApiServer, name: str) -> dict[str, Any]:
     return pod
 
 
-def test_leader_binds_pods_and_hands_over(apiserver: ApiServer, controllers: dict[str, proc.Process]) -> None:
+def test_leader_binds_pods_and_hands_over(apiserver: ApiServer, start_controllers: Any) -> None:
+    controllers = start_controllers(3600)  # no heartbeats in this test: keep node lifecycle out of it
     wait_until(lambda: holder(apiserver) in controllers, "a Lease holder", timeout=60)
     leader = holder(apiserver)
 
@@ -149,3 +158,41 @@ def test_leader_binds_pods_and_hands_over(apiserver: ApiServer, controllers: dic
     wait_until(
         lambda: pod_state(apiserver, "web-3")["spec"].get("nodeName") == "sched-3", "web-3 bound", timeout=60
     )
+
+
+def test_silent_node_becomes_unknown_and_unschedulable(apiserver: ApiServer, start_controllers: Any) -> None:
+    """The node lifecycle pass: a host that stops renewing its Lease is tainted unreachable and the
+    scheduler avoids it; when heartbeats resume, the taint goes."""
+    leases = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"
+    code, created = apiserver.request("POST", "/api/v1/nodes", node("life-1"))
+    assert code == 201, created
+    created["status"] = {
+        "conditions": [{"type": "Ready", "status": "True"}],
+        "allocatable": {"cpu": "2", "pods": "5"},
+    }
+    assert apiserver.request("PUT", "/api/v1/nodes/life-1/status", created)[0] == 200
+    renewed = micro_time(datetime.now(UTC))
+    lease = {"metadata": {"name": "life-1"}, "spec": {"holderIdentity": "life-1", "renewTime": renewed}}
+    assert apiserver.request("POST", leases, lease)[0] == 201
+    try:
+        start_controllers(2)
+
+        def taints() -> list[str]:
+            return [
+                t["key"]
+                for t in apiserver.request("GET", "/api/v1/nodes/life-1")[1]["spec"].get("taints", [])
+            ]
+
+        wait_until(lambda: "node.kubernetes.io/unreachable" in taints(), "the unreachable taint", timeout=60)
+        ready = next(c for c in apiserver.request("GET", "/api/v1/nodes/life-1")[1]["status"]["conditions"])
+        assert (ready["type"], ready["status"], ready["reason"]) == ("Ready", "Unknown", "NodeStatusUnknown")
+
+        code, current = apiserver.request("GET", f"{leases}/life-1")
+        current["spec"]["renewTime"] = micro_time(
+            datetime.now(UTC) + timedelta(hours=1)
+        )  # heartbeats are back
+        assert apiserver.request("PUT", f"{leases}/life-1", current)[0] == 200
+        wait_until(lambda: "node.kubernetes.io/unreachable" not in taints(), "the taint removed", timeout=60)
+    finally:
+        apiserver.request("DELETE", f"{leases}/life-1")
+        apiserver.request("DELETE", "/api/v1/nodes/life-1")
