@@ -18,8 +18,7 @@ Obj = dict[str, Any]
 MAJOR, MINOR = "1", "30"
 GIT_VERSION = f"v{MAJOR}.{MINOR}.0-nestlab"
 
-_VERBS: dict[str, list[str]] = {
-    "": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+_SUBRESOURCE_VERBS: dict[str, list[str]] = {
     "status": ["get", "patch", "update"],
     "binding": ["create"],
     "log": ["get"],
@@ -90,7 +89,7 @@ def _entries(resource: Resource) -> list[Obj]:
             "singularName": "",
             "namespaced": resource.namespaced,
             "kind": {"binding": "Binding", "log": "Pod"}.get(sub, resource.kind),
-            "verbs": _VERBS[sub],
+            "verbs": _SUBRESOURCE_VERBS[sub],
         }
         for sub in resource.subresources
     ]
