@@ -162,3 +162,23 @@ def test_an_image_disk_that_is_no_file_system_fails_the_container(
     assert Failed("app", "rootfs") in vm.events
     assert not any(isinstance(e, Started) for e in vm.events)
     assert "is neither erofs nor ext4" in vm.console_log.read_text()
+
+
+def test_always_restarts_even_after_success_until_stopped(launch_pod: LaunchPod) -> None:
+    description = PodDescription(
+        "always",
+        (Container(ContainerName("tick"), IMAGE, ("echo", "tick")),),
+        restart_policy="Always",
+        backoff_ms=50,
+    )
+    vm = launch_pod(description)
+    exits = []
+    while len(exits) < 2:
+        event = vm.next_event(BOOT_TIMEOUT_S)
+        assert event is not None, "the VM closed the control channel"
+        if isinstance(event, Exited):
+            exits.append((event.code, event.restarts))
+    assert exits == [(0, 0), (0, 1)]
+    vm.channel.send_stop()
+    assert vm.wait_done(BOOT_TIMEOUT_S) == PodDone("always", "Succeeded")
+    assert vm.console_log.read_text().count("[tick] tick") >= 2
