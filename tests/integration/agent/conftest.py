@@ -81,7 +81,9 @@ def registry() -> Iterator[Registry]:
 
 @pytest.fixture
 def busybox_root(tmp_path: Path) -> Path:
-    root = disks.busybox_root(tmp_path / "busybox-root", applets=("sh", "echo", "cat", "httpd", "ls"))
+    root = disks.busybox_root(
+        tmp_path / "busybox-root", applets=("sh", "echo", "cat", "httpd", "ls", "sleep", "wget", "uname")
+    )
     (root / "etc" / "motd").write_text("hello from the image\n")
     return root
 
@@ -130,11 +132,10 @@ def pod_boot() -> tuple[Path, Path]:
     return kernel.build().vmlinux, initramfs.build().initramfs
 
 
-@pytest.fixture
-def node_agent(
-    apiserver: ApiServer, registry: Registry, pod_boot: tuple[Path, Path], tmp_path: Path
-) -> Iterator[AgentProcess]:
-    """The agent for node esx-07 against the real API server and registry; every QEMU it left is killed."""
+def start_agent(
+    apiserver: ApiServer, registry: Registry, pod_boot: tuple[Path, Path], tmp_path: Path, *extra: str
+) -> AgentProcess:
+    """Start the agent for node esx-07 against the real API server and registry."""
     import sys
 
     token = tmp_path / "node.token"
@@ -149,16 +150,56 @@ def node_agent(
         "--kernel", str(pod_boot[0]), "--initrd", str(pod_boot[1]), "--accel", "tcg",
         "--log-host", "127.0.0.1", "--log-port", str(port),
         "--tls-cert", str(apiserver.pki.server_cert), "--tls-key", str(apiserver.pki.server_key),
+        *extra,
     ]  # fmt: skip
     agent = AgentProcess(argv, state, tmp_path / "agent.log", f"https://127.0.0.1:{port}")
     agent.start()
+    return agent
+
+
+def stop_agent(agent: AgentProcess) -> None:
+    """Stop the agent, kill any QEMU it left (a failed test), print its log, remove its state."""
+    agent.stop()
+    _kill_leftover_qemus(agent.state)
+    print(agent.log.read_text(errors="replace")[-4000:])
+    shutil.rmtree(agent.state, ignore_errors=True)
+
+
+@pytest.fixture
+def node_agent(
+    apiserver: ApiServer, registry: Registry, pod_boot: tuple[Path, Path], tmp_path: Path
+) -> Iterator[AgentProcess]:
+    """The agent without a pod network."""
+    agent = start_agent(apiserver, registry, pod_boot, tmp_path)
     try:
         yield agent
     finally:
-        agent.stop()
-        _kill_leftover_qemus(state)
-        print(agent.log.read_text(errors="replace")[-4000:])
-        shutil.rmtree(state, ignore_errors=True)
+        stop_agent(agent)
+
+
+POD_SUBNET = "198.18.247.0/28"  # lab range (never routed out); away from other tests' 198.18.241-245
+
+
+@pytest.fixture
+def networked_agent(
+    apiserver: ApiServer, registry: Registry, pod_boot: tuple[Path, Path], tmp_path: Path
+) -> Iterator[AgentProcess]:
+    """The agent with a pod bridge of its own (root); the bridge and any tap are removed afterwards."""
+    import os
+
+    bridge = f"nlit{os.getpid() % 100000}"
+    agent = start_agent(
+        apiserver, registry, pod_boot, tmp_path, "--pod-subnet", POD_SUBNET, "--pod-bridge", bridge
+    )
+    try:
+        yield agent
+    finally:
+        stop_agent(agent)
+        for link in proc.run(
+            ["ip", "-o", "link", "show", "master", bridge], timeout=10, check=False
+        ).stdout.splitlines():
+            proc.run(["ip", "link", "del", link.split(":")[1].strip().split("@")[0]], timeout=10, check=False)
+        proc.run(["ip", "link", "del", bridge], timeout=10, check=False)
 
 
 def qemu_pids(state: Path) -> list[int]:

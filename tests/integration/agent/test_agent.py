@@ -8,6 +8,7 @@ and that a deleted pod leaves no QEMU and no state behind.
 from __future__ import annotations
 
 import json
+import os
 import ssl
 import time
 import urllib.request
@@ -17,7 +18,9 @@ from typing import Any
 import pytest
 
 from nestlab.agent import oci
+from nestlab.agent.network import tap_name
 from nestlab.agent.registry import RegistryClient
+from nestlab.runtime import proc
 from tests.integration.agent.conftest import NODE, AgentProcess, Registry, qemu_pids, wait_until
 from tests.integration.api.conftest import ApiServer
 
@@ -194,3 +197,41 @@ def test_missing_image_and_oversize_pod_get_reasons_and_events(
     _delete_and_wait_gone(apiserver, "no-image")
     _delete_and_wait_gone(apiserver, "huge")
     assert qemu_pids(node_agent.state) == []
+
+
+@pytest.mark.root
+def test_pods_get_addresses_on_the_pod_bridge_and_reach_each_other_and_the_host_reaches_them(
+    apiserver: ApiServer, networked_agent: AgentProcess, namespace: str, busybox_image: str
+) -> None:
+    web = _pod("web", busybox_image, ["httpd", "-f", "-p", "80", "-h", "/etc"], restart="Always")
+    assert apiserver.request("POST", f"/api/v1/namespaces/{NS}/pods", web)[0] == 201
+    running = _wait_phase(apiserver, "web", ("Running", "Failed"))
+    assert running["status"]["phase"] == "Running", json.dumps(running["status"])
+    pod_ip = running["status"]["podIP"]
+    assert pod_ip.startswith("198.18.247.")
+
+    def answers() -> bool:
+        with urllib.request.urlopen(f"http://{pod_ip}/motd", timeout=5) as response:
+            return bool(response.read() == b"hello from the image\n")
+
+    wait_until(answers, "the pod's httpd from the host", timeout=BOOT_S)
+
+    client = _pod("client", busybox_image, ["sh", "-c", f"wget -q -O - http://{pod_ip}/motd && uname -r"])
+    assert apiserver.request("POST", f"/api/v1/namespaces/{NS}/pods", client)[0] == 201
+    done = _wait_phase(apiserver, "client", ("Succeeded", "Failed"))
+    assert done["status"]["phase"] == "Succeeded", json.dumps(done["status"])
+    output = _logs(networked_agent, apiserver, "client").splitlines()
+    assert output[0] == "hello from the image"
+    assert output[1] != os.uname().release, "the pod runs its own kernel"
+    assert done["status"]["podIP"] != pod_ip
+
+    taps = [tap_name(p["metadata"]["uid"]) for p in (running, done)]
+
+    def tap_exists(name: str) -> bool:
+        return proc.run(["ip", "link", "show", "dev", name], timeout=10, check=False).returncode == 0
+
+    assert tap_exists(taps[0]), "the running pod has its tap"
+    for name in ("web", "client"):
+        _delete_and_wait_gone(apiserver, name)
+    wait_until(lambda: not any(tap_exists(t) for t in taps), "pod taps removed", timeout=30)
+    assert qemu_pids(networked_agent.state) == []
