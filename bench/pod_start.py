@@ -188,6 +188,12 @@ def idle(api: ApiServer, image: str, state: Path, count: int) -> None:
     )
     for i in range(count):
         api.request("DELETE", f"/api/v1/namespaces/{NS}/pods/idle-{i}")
+    for i in range(count):  # the agent removes VMs and taps before it confirms
+        wait_until(
+            lambda n=f"idle-{i}": api.request("GET", f"/api/v1/namespaces/{NS}/pods/{n}")[0] == 404,
+            "delete",
+            120,
+        )
 
 
 def main() -> int:
