@@ -74,3 +74,17 @@ def test_version_and_help() -> None:
     help_text = runner.invoke(cli, ["--help"]).output
     assert "plan" in help_text
     assert "not available yet" in help_text
+
+
+def test_up_on_libvirt_without_pulumi_stops_before_anything(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))  # no pulumi CLI anywhere on PATH
+    result = CliRunner().invoke(
+        cli, ["up", "--substrate", "libvirt", "--image", str(tmp_path / "node.qcow2")]
+    )
+    assert result.exit_code == 2
+    assert "the pulumi CLI is not on PATH" in result.output
+    assert "The local substrate needs no Pulumi" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "home" / "labs").exists(), "nothing was created"
