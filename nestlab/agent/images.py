@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Set
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,11 +133,13 @@ class ImageStore:
         """The image's disk, pulled and built unless present (``always``: re-resolve the tag)."""
         with self._locked():
             if not always and (hit := self.cached(ref)) is not None:
+                os.utime(self._dir(hit.digest))
                 return hit
             client = self._client(ref.registry)
             digest, manifest = client.manifest(ref)
             image = self.load(str(ref), Digest(digest)) or self._build(client, ref, Digest(digest), manifest)
             self._remember(str(ref), digest)
+            os.utime(self._dir(digest))  # last use: collect() spares recently pulled images
             return image
 
     def _build(
@@ -177,10 +180,14 @@ class ImageStore:
         """Every complete image on disk."""
         return {Digest("sha256:" + d.name) for d in (self.root / "images").iterdir() if (d / DISK).is_file()}
 
-    def collect(self, in_use: Set[str]) -> list[Digest]:
-        """Remove every image no pod uses (and half-finished pulls); the digests removed."""
+    def collect(self, in_use: Set[str], min_age_s: float = 0.0) -> list[Digest]:
+        """Remove every image no pod uses and that is older than ``min_age_s`` (a pod between its pull
+        and its launch is not yet counted as a user), and half-finished pulls; the digests removed."""
         with self._locked():
-            removed = sorted(d for d in self.digests() if d not in in_use)
+            cutoff = time.time() - min_age_s
+            removed = sorted(
+                d for d in self.digests() if d not in in_use and self._dir(d).stat().st_mtime <= cutoff
+            )
             for digest in removed:
                 shutil.rmtree(self._dir(digest), ignore_errors=True)
             for leftover in (self.root / "tmp").iterdir():

@@ -35,6 +35,7 @@ NICE = "10"  # pod VMs yield the CPU to etcd and the API server on a shared host
 WATCH_TIMEOUT_S = 300
 RELIST_DELAY_S = 2.0
 STATUS_EVERY_S = 30.0  # Node status refresh; the Lease is the fast heartbeat
+GC_EVERY_S = 600.0  # image garbage collection; images used in the last GC_EVERY_S are kept
 
 
 def nice_spawn(argv: Sequence[str], **kwargs: Any) -> proc.Process:
@@ -112,6 +113,15 @@ async def heartbeat(reporter: NodeReporter) -> None:
         await asyncio.sleep(LEASE_DURATION_S / 4)
 
 
+async def collect_images(agent: Agent) -> None:
+    """Remove image disks no pod on this node uses, every GC_EVERY_S."""
+    while True:
+        await asyncio.sleep(GC_EVERY_S)
+        removed = await asyncio.to_thread(agent.images.collect, agent.in_use(), GC_EVERY_S)
+        if removed:
+            log.info("image GC removed %s", ", ".join(removed))
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="nestlab-agent", description="nestlab node agent (Spherelet)")
     add = parser.add_argument
@@ -181,6 +191,7 @@ async def run(args: argparse.Namespace) -> None:
     tasks = [
         asyncio.create_task(heartbeat(reporter)),
         asyncio.create_task(watch_loop(agent, client, args.node_name)),
+        asyncio.create_task(collect_images(agent)),
     ]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

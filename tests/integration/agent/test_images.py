@@ -116,3 +116,11 @@ def test_collect_removes_only_images_no_pod_uses(
     assert store.digests() == {one.digest}
     assert not two.disk.exists()
     assert one.disk.exists()
+
+
+def test_collect_spares_recently_used_images(registry: Registry, busybox_root: Path, tmp_path: Path) -> None:
+    oci.push(RegistryClient(registry.address), "demo/one", ["1"], busybox_root, oci.Recipe())
+    store = images.ImageStore(tmp_path / "store")
+    image = store.pull(parse_ref("demo/one:1", registry.address))
+    assert store.collect(set(), min_age_s=600) == []
+    assert image.disk.exists()
