@@ -136,8 +136,8 @@ def test_jobs_succeed_and_fail_with_exit_codes_and_logs(
     assert (terminated["exitCode"], terminated["reason"]) == (3, "Error")
     assert _logs(node_agent, apiserver, "job-ok") == "hello from job-ok\n"
     anonymous = ssl.create_default_context(cafile=str(apiserver.pki.ca))
+    url = f"{node_agent.log_url}/containerLogs/{NS}/job-ok/main"
     with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
-        url = f"{node_agent.log_url}/containerLogs/{NS}/job-ok/main"
         urllib.request.urlopen(url, context=anonymous, timeout=10)  # noqa: S310 - loopback
     assert "hello from job-fail" in _logs(node_agent, apiserver, "job-fail")
 
