@@ -240,3 +240,41 @@ def test_pods_get_addresses_on_the_pod_bridge_and_reach_each_other_and_the_host_
         _delete_and_wait_gone(apiserver, name)
     wait_until(lambda: not any(tap_exists(t) for t in taps), "pod taps removed", timeout=30)
     assert qemu_pids(networked_agent.state) == []
+
+
+def test_an_agent_certificate_from_provisioning_is_accepted_as_its_node(
+    apiserver: ApiServer, tmp_path: Path
+) -> None:
+    import asyncio
+    import shutil
+
+    from nestlab.agent.node import NodeInfo, NodeReporter
+    from nestlab.agent.provisioning import ensure_agent_certs
+    from nestlab.api.client import ApiClient, Credentials
+    from nestlab.spec import make_plan, parse_spec
+    from tests.unit.spec.helpers import spec_yaml
+
+    pki_dir = tmp_path / "pki"
+    pki_dir.mkdir()
+    for name in ("ca.crt", "ca.key"):  # the test API server's CA signs the agent's certificate
+        shutil.copy(apiserver.pki.ca.parent / name, pki_dir / name)
+    plan = make_plan(parse_spec(spec_yaml()))
+    issued = ensure_agent_certs(plan, pki_dir)
+    host = sorted(issued)[0]
+
+    async def register() -> None:
+        client = ApiClient(
+            Credentials(apiserver.url, apiserver.pki.ca, cert=issued[host].cert, key=issued[host].key)
+        )
+        try:
+            await NodeReporter(client, NodeInfo(host, "127.0.0.1", 1000, 512, 4, 10250)).register()
+        finally:
+            await client.close()
+
+    try:
+        asyncio.run(register())
+        code, node = apiserver.request("GET", f"/api/v1/nodes/{host}")
+        assert code == 200, node
+        assert node["status"]["allocatable"]["cpu"] == "1000m"
+    finally:
+        apiserver.request("DELETE", f"/api/v1/nodes/{host}")
