@@ -153,6 +153,8 @@ def test_running_pod_survives_an_agent_restart_and_delete_leaves_nothing(
     pod = _pod(
         "sleeper", busybox_image, ["sh", "-c", "echo up; while true; do sleep 1; done"], restart="Always"
     )
+    side = ["sh", "-c", "echo sidecar; while true; do sleep 1; done"]
+    pod["spec"]["containers"].append({"name": "side", "image": busybox_image, "command": side})
     assert apiserver.request("POST", f"/api/v1/namespaces/{NS}/pods", pod)[0] == 201
     running = _wait_phase(apiserver, "sleeper", ("Running", "Failed", "Succeeded"))
     assert running["status"]["phase"] == "Running", json.dumps(running["status"])
@@ -168,12 +170,43 @@ def test_running_pod_survives_an_agent_restart_and_delete_leaves_nothing(
     assert after["status"]["phase"] == "Running"
     assert after["status"]["containerStatuses"][0]["restartCount"] == 0
     assert "up" in _logs(node_agent, apiserver, "sleeper")
+    assert _logs(node_agent, apiserver, "sleeper", "side") == "sidecar\n"
+    assert [c["name"] for c in after["status"]["containerStatuses"]] == ["main", "side"]
+    assert all(c["ready"] for c in after["status"]["containerStatuses"])
 
     _delete_and_wait_gone(apiserver, "sleeper")
     wait_until(lambda: qemu_pids(node_agent.state) == [], "QEMU gone", timeout=60)
     assert not list((node_agent.state / "pods").iterdir())
     reasons = [e["reason"] for e in _events(apiserver, "sleeper")]
     assert "Killing" in reasons
+
+
+def test_bad_command_fails_with_127_and_a_crash_loop_reports_back_off(
+    apiserver: ApiServer, node_agent: AgentProcess, namespace: str, busybox_image: str
+) -> None:
+    bad = _pod("bad-command", busybox_image, ["/no/such/program"])
+    loop = _pod("crash-loop", busybox_image, ["sh", "-c", "echo crashing; exit 1"], restart="Always")
+    for pod in (bad, loop):
+        assert apiserver.request("POST", f"/api/v1/namespaces/{NS}/pods", pod)[0] == 201
+
+    failed = _wait_phase(apiserver, "bad-command", ("Failed", "Succeeded"))
+    terminated = failed["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert (failed["status"]["phase"], terminated["exitCode"]) == ("Failed", 127)
+
+    def backing_off() -> bool:
+        status = _get(apiserver, "crash-loop").get("status") or {}
+        c = (status.get("containerStatuses") or [{}])[0]
+        return (
+            c.get("restartCount", 0) >= 1
+            and c.get("lastState", {}).get("terminated", {}).get("exitCode") == 1
+        )
+
+    wait_until(backing_off, "a restart after exit 1", timeout=BOOT_S)
+    assert any(e["reason"] == "BackOff" for e in _events(apiserver, "crash-loop"))
+    assert _get(apiserver, "crash-loop")["status"]["phase"] == "Running", "a crash-looping pod is not done"
+    for name in ("bad-command", "crash-loop"):
+        _delete_and_wait_gone(apiserver, name)
+    assert qemu_pids(node_agent.state) == []
 
 
 def test_missing_image_and_oversize_pod_get_reasons_and_events(
