@@ -344,6 +344,10 @@ class Agent:
             if handle is not None:
                 log.info("pod %s/%s: adopted QEMU pid %d", record.namespace, record.name, record.vm_pid)
                 self._start(uid, pod, (record, handle))
+            elif record.phase not in podstate.TERMINAL and not record.vm_pid:
+                # stopped before its VM was launched (pulling, preparing): start it over
+                self._forget(uid)
+                self._start(uid, pod, None)
             elif record.phase not in podstate.TERMINAL:
                 podstate.fail(record, "VmExited", "the pod VM ended while the agent was down")
                 self._start(uid, pod, (record, _Gone()))

@@ -311,3 +311,47 @@ def test_api_errors_while_reporting_do_not_kill_the_pod_task(short_tmp: Path) ->
     asyncio.run(_run_one(agent))
     record = podstate.PodRecord.load(short_tmp / "state" / "pods" / "u-1" / "record.json")
     assert record.phase == "Succeeded"
+
+
+def test_a_pod_interrupted_before_its_vm_started_is_started_over_after_a_restart(short_tmp: Path) -> None:
+    launches = Launches(
+        [
+            control.Started("main", 7, 0),
+            control.Exited("main", 0, 0, 0),
+            control.PodDone("web", "Succeeded", None),
+        ]
+    )
+    agent, _ = make_agent(short_tmp, launches)
+    record = agent._new_record("u-1", pod())
+    (short_tmp / "state" / "pods" / "u-1").mkdir(parents=True)
+    record.save(short_tmp / "state" / "pods" / "u-1" / "record.json")  # as left by an agent killed mid-pull
+
+    again, client = make_agent(short_tmp, launches)
+
+    async def restart() -> None:
+        await again.adopt({"u-1": pod()})
+        await settle(again)
+
+    asyncio.run(restart())
+    assert len(launches.launched) == 1
+    assert client.statuses[-1]["phase"] == "Succeeded"
+
+
+def test_a_vm_that_died_while_the_agent_was_down_is_reported_failed(short_tmp: Path) -> None:
+    launches = Launches([])
+    agent, _ = make_agent(short_tmp, launches)
+    record = agent._new_record("u-1", pod())
+    record.phase, record.vm_pid = "Running", 999_999_999  # no such process
+    (short_tmp / "state" / "pods" / "u-1").mkdir(parents=True)
+    record.save(short_tmp / "state" / "pods" / "u-1" / "record.json")
+
+    again, client = make_agent(short_tmp, launches)
+
+    async def restart() -> None:
+        await again.adopt({"u-1": pod()})
+        await settle(again)
+
+    asyncio.run(restart())
+    assert launches.launched == []
+    assert client.statuses[-1]["phase"] == "Failed"
+    assert client.statuses[-1]["reason"] == "VmExited"
