@@ -13,12 +13,25 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 from aiohttp import web
+
+from nestlab.errors import NestlabError
 
 LogLookup = Callable[[str, str], Path | None]
 """(namespace, pod name) -> that pod's console log, or None for a pod not on this node."""
 MAX_LOG_BYTES = 8 * 1024 * 1024  # the tail of a long console is what anyone reads
+FETCH_TIMEOUT_S = 20.0
+
+
+class LogFetchError(NestlabError):
+    """The node's agent could not be asked for a log (node without endpoint, agent down, 404)."""
+
+    def __init__(self, message: str, code: int = 503) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def container_log(console: str, container: str, tail: int | None = None) -> str:
@@ -74,3 +87,44 @@ async def serve(lookup: LogLookup, host: str, port: int, context: ssl.SSLContext
     await runner.setup()
     await web.TCPSite(runner, host, port, ssl_context=context).start()
     return runner
+
+
+def log_url(node: dict[str, Any], namespace: str, pod: str, container: str) -> str:
+    """Where ``node``'s agent serves a container's log (InternalIP and kubeletEndpoint port)."""
+    status = node.get("status") or {}
+    addresses = [a for a in status.get("addresses") or [] if a.get("type") == "InternalIP"]
+    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
+    if not addresses or not port:
+        name = (node.get("metadata") or {}).get("name")
+        raise LogFetchError(f"node {name} advertises no log endpoint (is nestlab-agent running there?)")
+    return f"https://{addresses[0]['address']}:{port}/containerLogs/{namespace}/{pod}/{container}"
+
+
+async def fetch(
+    node: dict[str, Any],
+    namespace: str,
+    pod: str,
+    container: str,
+    *,
+    context: ssl.SSLContext,
+    tail: int | None = None,
+) -> str:
+    """A container's log from its node's agent (what the API server's pods/log proxies to).
+
+    ``context`` must carry a client certificate from the lab CA (the API server's node certificate).
+    """
+    url = log_url(node, namespace, pod, container)
+    params = {} if tail is None else {"tailLines": str(tail)}
+    try:
+        timeout = aiohttp.ClientTimeout(total=FETCH_TIMEOUT_S)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.get(url, params=params, ssl=context) as response,
+        ):
+            text = await response.text()
+            code = response.status
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise LogFetchError(f"the agent at {url} did not answer: {exc!r}") from exc
+    if code != 200:
+        raise LogFetchError(f"{url} answered {code}: {text.strip()[:200]}", code)
+    return text

@@ -7,6 +7,7 @@ and that a deleted pod leaves no QEMU and no state behind.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import ssl
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from nestlab.agent import oci
+from nestlab.agent import logs, oci
 from nestlab.agent.network import tap_name
 from nestlab.agent.registry import RegistryClient
 from nestlab.runtime import proc
@@ -140,6 +141,14 @@ def test_jobs_succeed_and_fail_with_exit_codes_and_logs(
     with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
         urllib.request.urlopen(url, context=anonymous, timeout=10)  # noqa: S310 - loopback
     assert "hello from job-fail" in _logs(node_agent, apiserver, "job-fail")
+    # what the API server's pods/log will do: find the node's log endpoint and ask its agent
+    node = apiserver.request("GET", f"/api/v1/nodes/{NODE}")[1]
+    context = ssl.create_default_context(cafile=str(apiserver.pki.ca))
+    context.load_cert_chain(str(apiserver.pki.server_cert), str(apiserver.pki.server_key))
+    fetched = asyncio.run(logs.fetch(node, NS, "job-fail", "main", context=context, tail=1))
+    assert fetched == "hello from job-fail\n"
+    with pytest.raises(logs.LogFetchError, match="404"):
+        asyncio.run(logs.fetch(node, NS, "no-such-pod", "main", context=context))
 
     for name in ("job-ok", "job-fail"):
         _delete_and_wait_gone(apiserver, name)
