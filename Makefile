@@ -4,7 +4,7 @@ VENV := .venv/bin
 SPEC ?= stacks/default.lab.yaml
 NAME ?= default
 
-.PHONY: up test bootstrap lint fmt unit integration e2e kernel
+.PHONY: up test bootstrap lint fmt unit integration e2e kernel vm-image
 
 ## Stand up the default lab (plan, nodes, provisioning) and check it with `nestlab verify`.
 up: bootstrap
@@ -41,3 +41,7 @@ e2e: bootstrap
 ## Build the just-enough pod kernel (cached by content under the nestlab cache) and print its path.
 kernel: bootstrap
 	$(VENV)/python -m nestlab.runtime.kernel build
+
+## Build the node VM disk image (UEFI qcow2, cached by content) and print the path the stacks use.
+vm-image: bootstrap
+	$(VENV)/python -m nestlab.substrate.libvirt.image
