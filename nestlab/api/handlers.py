@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 from aiohttp import web
 
-from nestlab.api import auth, fields, protobuf, resources, status, tables
+from nestlab.api import auth, fields, podlogs, protobuf, resources, status, tables
 from nestlab.api.access import Authorizer
 from nestlab.api.meta import MetaRoutes, json_response
 from nestlab.api.registry import Registry
@@ -97,9 +98,15 @@ class Handlers:
     """The routes of the API server, bound to one registry and one set of credentials."""
 
     def __init__(
-        self, registry: Registry, tokens: dict[str, auth.User], anonymous_admin: bool = False
+        self,
+        registry: Registry,
+        tokens: dict[str, auth.User],
+        anonymous_admin: bool = False,
+        agent_tls: ssl.SSLContext | None = None,
     ) -> None:
         self.registry = registry
+        self.agent_tls = agent_tls
+        """Client TLS towards node agents (pods/log); None when the server has no certificate."""
         self.authorizer = Authorizer(registry.store)
         self.tokens = tokens
         self.anonymous_admin = anonymous_admin
@@ -174,10 +181,10 @@ class Handlers:
             return json_response(await self.authorizer.review(user, await read_body(request)), 201)
         await self.authorize(user, verb, target)
         if target.subresource == "log":
-            raise status.unavailable(
-                f'logs of pod "{target.name}" are served by the node agent (nestlab-agent), '
-                "which this API server cannot reach yet"
+            text = await podlogs.pod_log(
+                self.registry, target.namespace, target.name, request.query, self.agent_tls
             )
+            return web.Response(text=text, content_type="text/plain")
         if target.subresource == "binding":
             if verb != "create":
                 raise status.method_not_allowed(request.method, "pods/binding")

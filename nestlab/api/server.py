@@ -17,7 +17,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from nestlab.api import auth, status
+from nestlab.api import auth, podlogs, status
 from nestlab.api.etcd import EtcdClient, TLSFiles
 from nestlab.api.handlers import Handlers
 from nestlab.api.meta import json_response
@@ -101,7 +101,8 @@ def build_app(config: ServerConfig) -> tuple[web.Application, Handlers]:
     tokens = auth.load_tokens(config.tokens_file) if config.tokens_file is not None else {}
     etcd = EtcdClient(config.etcd_servers, config.etcd_tls)
     registry = Registry(Store(etcd))
-    handlers = Handlers(registry, tokens, config.anonymous_admin)
+    agent_tls = podlogs.agent_client_tls(config.tls_cert, config.tls_key, config.client_ca)
+    handlers = Handlers(registry, tokens, config.anonymous_admin, agent_tls)
     app = web.Application(middlewares=[status_errors], client_max_size=3 * 1024 * 1024)
     app.add_routes(handlers.routes())
 

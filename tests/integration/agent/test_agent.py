@@ -147,6 +147,11 @@ def test_jobs_succeed_and_fail_with_exit_codes_and_logs(
     context.load_cert_chain(str(apiserver.pki.server_cert), str(apiserver.pki.server_key))
     fetched = asyncio.run(logs.fetch(node, NS, "job-fail", "main", context=context, tail=1))
     assert fetched == "hello from job-fail\n"
+    # and the API server's pods/log itself proxies to the agent (what `kubectl logs` calls)
+    assert apiserver.request("GET", f"/api/v1/namespaces/{NS}/pods/job-fail/log?tailLines=1") == (
+        200,
+        "hello from job-fail\n",
+    )
     with pytest.raises(logs.LogFetchError, match="404"):
         asyncio.run(logs.fetch(node, NS, "no-such-pod", "main", context=context))
 
