@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nestlab import paths
+from nestlab.agent import demo_images
+from nestlab.agent import provisioning as agent_provisioning
 from nestlab.errors import NestlabError, UsageError
 from nestlab.paths import LabFiles
 from nestlab.provision.ansible import run_playbook
@@ -28,6 +30,7 @@ from nestlab.substrate.local import lifecycle as local
 Progress = Callable[[str], None]
 DEFAULT_SPEC = "apiVersion: nestlab.dev/v1alpha1\nkind: Lab\n"
 SPEC_FILE = "spec.yaml"
+DEPOT_REGISTRY_PORT = 5000  # roles/depot's docker-registry
 SSH_SESSION_TIMEOUT_S = 24 * 3600.0  # an interactive session; the timeout only bounds a forgotten one
 
 
@@ -117,9 +120,13 @@ def up(spec: Path | None, name: str | None, progress: Progress, *, force: bool =
     ensure_controller_cert(plan, files)
     emit("wheelhouse: nestlab and its base dependencies, for the depot")
     ensure_wheelhouse(lab_wheelhouse(files))
+    emit("pod kernel and initramfs for the hosts (built once, cached by content)")
+    host_vars = agent_provisioning.ansible_vars(plan, files.pki)
     emit("provisioning: playbooks/site.yml")
-    tally = run_playbook(plan, files, emit)
+    tally = run_playbook(plan, files, emit, extravars=host_vars)
     emit(f"kubeconfig: {write_kubeconfig(plan, files)}")
+    registry = f"{plan.node('depot').address}:{DEPOT_REGISTRY_PORT}"
+    emit(f"demo pod images -> {registry}: " + ", ".join(demo_images.publish(registry)))
     started = tuple(r.name for r in results if r.started)
     return UpReport(plan.lab.name, started, tally.total_changed, time.monotonic() - started_at)
 

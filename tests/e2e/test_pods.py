@@ -2,9 +2,8 @@
 
 Needs the hosts' agents: roles/esx_host in playbooks/site.yml (with the variables of
 ``nestlab.agent.provisioning.ansible_vars``) and the demo images pushed to the depot
-(``nestlab.agent.demo_images.publish``). Until the playbook runs that role the module is skipped,
-saying so. Logs are read from the agent's log port (HTTPS, lab-admin client certificate), which is
-what the API server's pods/log will proxy to.
+(``nestlab.agent.demo_images.publish``): `nestlab up` does both. Logs are read with `kubectl logs`
+(the API server proxies pods/log to the agent) and straight from the agent's log port.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from nestlab.paths import repo_root
 from nestlab.runtime import proc
 from tests.e2e.conftest import LiveLab, nestlab
 
@@ -59,8 +57,6 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float = POD_TIMEOUT_
 @pytest.fixture(scope="module")
 def agents(lab_up: LiveLab) -> LiveLab:
     """The lab, once every host's agent has registered a Ready Node."""
-    if "esx_host" not in (repo_root() / "playbooks" / "site.yml").read_text():
-        pytest.skip("playbooks/site.yml does not run roles/esx_host yet: the hosts run no nestlab-agent")
     hosts = nodes(lab_up, "host")
 
     def ready() -> bool:
@@ -151,6 +147,8 @@ def test_two_container_pod_runs_its_own_kernel_and_answers_hosts_and_pods(
     host_kernel = on_node(agents, host, "uname -r").stdout.strip()
     assert pod_kernel
     assert pod_kernel != host_kernel, "a vSphere Pod runs its own kernel"
+    # kubectl logs goes VIP -> API server -> the agent on the pod's host
+    assert kubectl(agents, "logs", "web", "-c", "side", "-n", namespace).stdout.strip() == pod_kernel
 
     other = next(h for h in nodes(agents, "host") if h != host)
     fetch = f"python3 -c \"import urllib.request; print(urllib.request.urlopen('http://{pod_ip}/').read().decode())\""
