@@ -32,6 +32,7 @@ PACKAGE_SUFFIXES = (".py", ".c", ".yaml", ".txt", ".j2", ".cfg")  # what setupto
 PIP_REQUIREMENT = "pip>=23"  # any pip that knows --find-links over HTTP and wheels
 
 
+KEEP_NESTLAB_BUILDS = 4  # recent source states kept, so switching between branches does not rebuild
 MANIFEST = "wheelhouse.json"  # the nestlab wheel's name and the set's digest, read by the roles
 
 
@@ -117,6 +118,7 @@ def ensure_wheelhouse(dest: Path, *, root: Path | None = None, runner: proc.Runn
         _build(deps, [*pip_download, PIP_REQUIREMENT, *requirements], "--dest", runner)
     own = cache / f"nestlab-{source_digest(root)}"
     if not own.is_dir():
+        _prune(cache)
         with tempfile.TemporaryDirectory(prefix="nestlab-sdist-") as tree:
             source = _source_tree(root, Path(tree))
             _build(
@@ -136,6 +138,14 @@ def ensure_wheelhouse(dest: Path, *, root: Path | None = None, runner: proc.Runn
     if not (dest / MANIFEST).exists() or (dest / MANIFEST).read_text(encoding="utf-8") != manifest:
         (dest / MANIFEST).write_text(manifest, encoding="utf-8")
     return house
+
+
+def _prune(cache: Path) -> None:
+    """Keep the newest few nestlab wheels: every source edit makes one, and they are cheap to rebuild."""
+    builds = [p for p in cache.glob("nestlab-*") if p.suffix != ".partial"]
+    builds.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in builds[KEEP_NESTLAB_BUILDS - 1 :]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _mirror(wheels: list[Path], dest: Path) -> str:

@@ -104,3 +104,14 @@ def test_failed_pip_leaves_no_cache_entry(tree: Path, tmp_path: Path) -> None:
     with pytest.raises(wheels.WheelhouseError, match="PyPI"):
         wheels.ensure_wheelhouse(tmp_path / "wh", root=tree, runner=pip)
     assert not list((tmp_path / "home" / "cache" / "wheels").iterdir())
+
+
+def test_old_nestlab_builds_are_pruned(tree: Path, tmp_path: Path) -> None:
+    pip = FakePip()
+    for i in range(wheels.KEEP_NESTLAB_BUILDS + 2):
+        (tree / "nestlab" / "__init__.py").write_text(f"x = {i}\n")
+        wheels.ensure_wheelhouse(tmp_path / "wh", root=tree, runner=pip)
+    cache = tmp_path / "home" / "cache" / "wheels"
+    assert len(list(cache.glob("nestlab-*"))) == wheels.KEEP_NESTLAB_BUILDS
+    assert (cache / f"nestlab-{wheels.source_digest(tree)}").is_dir()
+    assert len(list(cache.glob("deps-*"))) == 1
