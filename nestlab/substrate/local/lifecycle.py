@@ -30,6 +30,7 @@ from nestlab.substrate.local.errors import LabClashError, LocalSubstrateError, U
 from nestlab.substrate.local.image import ensure_image
 from nestlab.substrate.local.keys import ensure_key
 from nestlab.substrate.local.layout import LabLayout, bridge_name, machine_name
+from nestlab.substrate.local.limits import raise_limits
 from nestlab.substrate.local.node import Context, Spawner, boot, halt
 from nestlab.substrate.local.nodefiles import known_hosts_line
 
@@ -170,6 +171,8 @@ def up(
         st.save(layout.state_file, lab)
         layout.files.plan.write_text(json.dumps(plan.to_dict(), indent=2) + "\n", encoding="utf-8")
         br.ensure_bridge(run, bridge, plan.gateway, network, tag=tag)
+        for change in raise_limits():
+            progress(f"raised {change} (every node runs its own systemd)")
         ctx = _context(plan, layout, image, run=run, spawn=spawn, kvm=kvm)
         return _start(ctx, lab, list(plan.nodes), progress)
 
@@ -219,6 +222,8 @@ def start_node(
         br.ensure_bridge(
             run, lab.bridge, plan.gateway, plan.lab.networks.management, tag=br.owner_tag(layout.root)
         )
+        for change in raise_limits():
+            progress(f"raised {change} (every node runs its own systemd)")
         ctx = _context(plan, layout, Path(lab.image), run=run, spawn=spawn, kvm=kvm)
         return _start(ctx, lab, affected, progress)
 
