@@ -57,6 +57,8 @@ SSH_OPTIONS = (
     "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
     "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR",
 )  # fmt: skip
+# Logs libvirt keeps per domain (QEMU's command line and errors, swtpm's): shown on failure, then removed.
+LIBVIRT_LOGS = ("/var/log/libvirt/qemu/{name}.log", "/var/log/swtpm/libvirt/qemu/{name}-swtpm.log")
 TCG_TB_CACHE_MIB = 64  # the default translation cache adds ~800 MB RSS per VM (ARCHITECTURE.md)
 
 
@@ -214,13 +216,16 @@ def booted_vm(vm_image: image.VmImage, libvirt_daemons: None, bridge: str) -> It
         yield vm
         passed = True
     finally:
+        logs = [work / "console.log", *(Path(pattern.format(name=name)) for pattern in LIBVIRT_LOGS)]
         if not passed:
-            console = work / "console.log"
-            text = console.read_text(errors="replace")[-6000:] if console.is_file() else "(no console log)"
-            print(f"--- console of {name} (last lines) ---\n{text}")
+            for log in logs:
+                text = log.read_text(errors="replace")[-6000:] if log.is_file() else "(missing)"
+                print(f"--- {log} (last lines) ---\n{text}")
         if defined:
             virsh("destroy", name, check=False)
             virsh("undefine", name, "--nvram", "--tpm", check=False)
+        for log in logs[1:]:
+            log.unlink(missing_ok=True)
         shutil.rmtree(work, ignore_errors=True)
 
 
