@@ -43,6 +43,11 @@ def nestlab(*args: str, timeout: float = COMMAND_TIMEOUT_S, check: bool = True) 
     return proc.run(command, timeout=timeout, check=check)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that take the shared lab down run last, whatever module they are in."""
+    items.sort(key=lambda item: item.get_closest_marker("lab_teardown") is not None)
+
+
 @pytest.fixture(scope="session")
 def lab_spec(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The teaching lab's spec, moved to networks of its own."""

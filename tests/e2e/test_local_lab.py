@@ -2,7 +2,7 @@
 changes nothing -> a host's failure domain stops and starts -> a failed provisioning names host,
 task and message -> down leaves no bridge, veth, mount, process or state directory.
 
-Tests run in file order on one shared lab (the session fixture); the last one takes it down.
+Tests share one lab (the session fixture); the one marked lab_teardown takes it down, after all others.
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ def test_failed_provisioning_names_host_task_and_message(lab_up: LiveLab) -> Non
     assert any("FAILED cp-1" in line for line in lines)
 
 
+@pytest.mark.lab_teardown
 def test_down_leaves_nothing(lab_up: LiveLab) -> None:
     machines = [f"{lab_up.name}-{n}" for n in ("esx-01", "cp-1", "lb-1", "depot")]
     nestlab("down", "--name", lab_up.name, timeout=600)

@@ -79,7 +79,10 @@ def _write(root: Path, relative: str, content: str | bytes, mode: int = 0o644) -
 def write_node_files(root: Path, node: NodeIdentity) -> None:
     """Write the node's identity into its mounted root (idempotent)."""
     _write(root, "etc/hostname", f"{node.name}\n")
-    _write(root, "etc/hosts", hosts_file(node.name, node.address))
+    hosts = root / "etc" / "hosts"
+    # Provisioning (roles/common) replaces this with the lab-wide file; a reboot must keep that one.
+    if not hosts.exists() or node.name not in hosts.read_text(encoding="utf-8").split():
+        _write(root, "etc/hosts", hosts_file(node.name, node.address))
     _write(root, "etc/machine-id", f"{node.machine_id}\n", 0o444)
     _write(root, NETWORK_FILE, network_file(node.address, node.network))
     (root / "root" / ".ssh").mkdir(mode=0o700, parents=True, exist_ok=True)

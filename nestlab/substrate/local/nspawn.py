@@ -38,6 +38,7 @@ def nspawn_argv(
         f"--network-bridge={bridge}",
         "--link-journal=no",  # the node's journal stays in its overlay, not on the outer machine
         "--resolv-conf=off",  # nodes have no route out; the outer resolver would only mislead
+        "--timezone=off",  # roles/common owns /etc/localtime; nspawn would relink it at every boot
         "--console=read-only",  # the console goes to the node's log, no terminal needed
     ]
     if tun:

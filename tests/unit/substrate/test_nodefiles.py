@@ -70,3 +70,15 @@ def test_write_node_files(tmp_path: Path) -> None:
     assert host_key.read_bytes() == node.host_key
     assert stat.S_IMODE(host_key.stat().st_mode) == 0o600
     assert not list(tmp_path.rglob("*.nestlab-tmp"))
+
+
+def test_a_reboot_keeps_the_provisioned_hosts_file(tmp_path: Path) -> None:
+    node = _identity()
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/hosts").write_text("127.0.0.1 localhost\n")  # the image's own: replaced
+    write_node_files(tmp_path, node)
+    assert "198.18.7.21\tcp-1" in (tmp_path / "etc/hosts").read_text()
+    lab_wide = "127.0.0.1 localhost\n198.18.7.21 cp-1 cp-1.lab.nestlab\n198.18.7.22 cp-2\n"
+    (tmp_path / "etc/hosts").write_text(lab_wide)  # what roles/common writes
+    write_node_files(tmp_path, node)
+    assert (tmp_path / "etc/hosts").read_text() == lab_wide

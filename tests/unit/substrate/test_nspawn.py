@@ -31,6 +31,7 @@ def test_boots_without_systemd_on_the_outer_machine() -> None:
     assert "--machine=a-esx-01" in argv
     assert "--hostname=esx-01" in argv
     assert "--network-bridge=nl-a" in argv
+    assert "--timezone=off" in argv  # roles/common owns /etc/localtime across reboots
 
 
 def test_devices_only_where_asked() -> None:
