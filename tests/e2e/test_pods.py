@@ -12,6 +12,7 @@ import json
 import ssl
 import time
 import urllib.request
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -76,9 +77,10 @@ def agents(lab_up: LiveLab) -> LiveLab:
 
 
 @pytest.fixture
-def namespace(agents: LiveLab) -> Iterator[str]:
-    name = "pods-e2e"
-    kubectl(agents, "create", "namespace", name, check=False)
+def namespace(agents: LiveLab, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace of the test's own (a deleted one stays Terminating for a while)."""
+    name = f"pods-{zlib.crc32(request.node.name.encode()):08x}"
+    kubectl(agents, "create", "namespace", name)
     yield name
     kubectl(agents, "delete", "pods", "--all", "-n", name, "--wait=false", check=False)
     kubectl(agents, "delete", "namespace", name, "--wait=false", check=False)
