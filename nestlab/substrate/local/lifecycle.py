@@ -114,6 +114,8 @@ def _context(
 
 
 def _start(ctx: Context, lab: st.LabState, nodes: list[PlannedNode], progress: Progress) -> list[NodeResult]:
+    for change in raise_limits():
+        progress(f"raised {change} (every node runs its own systemd)")
     results = []
     for node in nodes:
         lab, pid, started = boot(ctx, lab, node)
@@ -171,8 +173,6 @@ def up(
         st.save(layout.state_file, lab)
         layout.files.plan.write_text(json.dumps(plan.to_dict(), indent=2) + "\n", encoding="utf-8")
         br.ensure_bridge(run, bridge, plan.gateway, network, tag=tag)
-        for change in raise_limits():
-            progress(f"raised {change} (every node runs its own systemd)")
         ctx = _context(plan, layout, image, run=run, spawn=spawn, kvm=kvm)
         return _start(ctx, lab, list(plan.nodes), progress)
 
@@ -222,8 +222,6 @@ def start_node(
         br.ensure_bridge(
             run, lab.bridge, plan.gateway, plan.lab.networks.management, tag=br.owner_tag(layout.root)
         )
-        for change in raise_limits():
-            progress(f"raised {change} (every node runs its own systemd)")
         ctx = _context(plan, layout, Path(lab.image), run=run, spawn=spawn, kvm=kvm)
         return _start(ctx, lab, affected, progress)
 

@@ -2,35 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
 
 from nestlab.runtime import accel
-from nestlab.runtime.proc import Result
-
-
-class FakeQemu:
-    """Answers every QEMU run with a fixed exit status and serial output, and records argv."""
-
-    def __init__(self, returncode: int, stdout: str) -> None:
-        self.returncode, self.stdout = returncode, stdout
-        self.calls: list[Sequence[str]] = []
-
-    def __call__(
-        self,
-        argv: Sequence[str],
-        *,
-        timeout: float,
-        check: bool = True,
-        stdin: str | None = None,
-        env: Mapping[str, str] | None = None,
-        cwd: Path | None = None,
-        capture: bool = True,
-    ) -> Result:
-        self.calls.append(argv)
-        return Result(tuple(argv), self.returncode, self.stdout, "")
+from tests.fakes import answering
 
 
 @pytest.fixture(autouse=True)
@@ -52,7 +29,7 @@ def test_firmware_puts_code_at_reset_vector() -> None:
 
 
 def test_no_virtualization_flag_means_tcg(tmp_path: Path) -> None:
-    qemu = FakeQemu(accel.PROBE_EXIT_STATUS, "K")
+    qemu = answering(accel.PROBE_EXIT_STATUS, "K")
     chosen = accel.probe(run=qemu, cpuinfo=cpuinfo(tmp_path, "lm"), device=tmp_path / "kvm")
     assert chosen == accel.Accel("tcg", "the CPU shows no vmx/svm flag")
     assert qemu.calls == []
@@ -60,7 +37,7 @@ def test_no_virtualization_flag_means_tcg(tmp_path: Path) -> None:
 
 
 def test_unopenable_device_means_tcg(tmp_path: Path) -> None:
-    chosen = accel.probe(run=FakeQemu(0, ""), cpuinfo=cpuinfo(tmp_path, "vmx"), device=tmp_path / "kvm")
+    chosen = accel.probe(run=answering(0, ""), cpuinfo=cpuinfo(tmp_path, "vmx"), device=tmp_path / "kvm")
     assert chosen.name == "tcg"
     assert "cannot be opened" in chosen.reason
 
@@ -69,10 +46,10 @@ def test_kvm_only_when_the_probe_guest_exits_with_its_mark(tmp_path: Path) -> No
     device = tmp_path / "kvm"
     device.write_bytes(b"")
     good = accel.probe(
-        run=FakeQemu(accel.PROBE_EXIT_STATUS, "K"), cpuinfo=cpuinfo(tmp_path, "svm"), device=device
+        run=answering(accel.PROBE_EXIT_STATUS, "K"), cpuinfo=cpuinfo(tmp_path, "svm"), device=device
     )
     assert good.name == "kvm"
     assert good.qemu_args() == ["-accel", "kvm"]
-    hung = accel.probe(run=FakeQemu(-9, ""), cpuinfo=cpuinfo(tmp_path, "svm"), device=device)
+    hung = accel.probe(run=answering(-9, ""), cpuinfo=cpuinfo(tmp_path, "svm"), device=device)
     assert hung.name == "tcg"
     assert "unusable" in hung.reason

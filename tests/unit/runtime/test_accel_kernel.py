@@ -2,38 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
 
 from nestlab.runtime import accel
 from nestlab.runtime.proc import ProcessError, Result
+from tests.fakes import FakeRunner
 
 
-class ScriptedQemu:
-    """Answers the firmware probe and the kernel probe with separate scripted outcomes."""
+def scripted_qemu(kernel_outcome: Result | Exception) -> FakeRunner:
+    """Answers the firmware probe, then the kernel probe with ``kernel_outcome``."""
 
-    def __init__(self, kernel_outcome: Result | Exception) -> None:
-        self.kernel_outcome = kernel_outcome
-        self.calls: list[Sequence[str]] = []
-
-    def __call__(
-        self,
-        argv: Sequence[str],
-        *,
-        timeout: float,
-        check: bool = True,
-        stdin: str | None = None,
-        env: Mapping[str, str] | None = None,
-        cwd: Path | None = None,
-    ) -> Result:
-        self.calls.append(argv)
+    def answer(argv: tuple[str, ...], _cwd: Path | None) -> Result:
         if "-bios" in argv:
-            return Result(tuple(argv), accel.PROBE_EXIT_STATUS, "K", "")
-        if isinstance(self.kernel_outcome, Exception):
-            raise self.kernel_outcome
-        return self.kernel_outcome
+            return Result(argv, accel.PROBE_EXIT_STATUS, "K", "")
+        if isinstance(kernel_outcome, Exception):
+            raise kernel_outcome
+        return kernel_outcome
+
+    return FakeRunner(answer)
 
 
 @pytest.fixture
@@ -48,7 +36,7 @@ def kvm_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]
 
 def test_kvm_when_the_pod_kernel_reaches_pod_init(kvm_host: dict[str, Path]) -> None:
     booted = Result((), 0, "pod-init: no virtio disk with serial nestlab-pod\n", "")
-    qemu = ScriptedQemu(booted)
+    qemu = scripted_qemu(booted)
     chosen = accel.probe(run=qemu, pod_kernel=(Path("/k/vmlinux"), Path("/k/init.cpio")), **kvm_host)
     assert chosen == accel.Accel("kvm", "pod kernel booted to pod-init under kvm")
     kernel_argv = list(qemu.calls[1])
@@ -57,7 +45,7 @@ def test_kvm_when_the_pod_kernel_reaches_pod_init(kvm_host: dict[str, Path]) -> 
 
 
 def test_tcg_when_the_pod_kernel_hangs_under_kvm(kvm_host: dict[str, Path]) -> None:
-    qemu = ScriptedQemu(ProcessError("qemu-system-x86_64 ... did not finish within 30s"))
+    qemu = scripted_qemu(ProcessError("qemu-system-x86_64 ... did not finish within 30s"))
     chosen = accel.probe(run=qemu, pod_kernel=(Path("/k/vmlinux"), Path("/k/init.cpio")), **kvm_host)
     assert chosen.name == "tcg"
     assert "did not finish" in chosen.reason
@@ -65,12 +53,12 @@ def test_tcg_when_the_pod_kernel_hangs_under_kvm(kvm_host: dict[str, Path]) -> N
 
 def test_tcg_when_qemu_aborts_on_the_real_kernel(kvm_host: dict[str, Path]) -> None:
     aborted = Result((), -6, "", "error: failed to set MSR 0x10a to 0x69")
-    chosen = accel.probe(run=ScriptedQemu(aborted), pod_kernel=(Path("/k/v"), Path("/k/i")), **kvm_host)
+    chosen = accel.probe(run=scripted_qemu(aborted), pod_kernel=(Path("/k/v"), Path("/k/i")), **kvm_host)
     assert chosen.name == "tcg"
     assert "MSR 0x10a" in chosen.reason
 
 
 def test_without_a_pod_kernel_only_the_firmware_probe_runs(kvm_host: dict[str, Path]) -> None:
-    qemu = ScriptedQemu(RuntimeError("must not boot a kernel"))
+    qemu = scripted_qemu(RuntimeError("must not boot a kernel"))
     assert accel.probe(run=qemu, **kvm_host).name == "kvm"
     assert len(qemu.calls) == 1
