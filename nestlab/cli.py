@@ -194,11 +194,34 @@ def node_start(node_name: str, name: str) -> None:
 
 
 @cli.command()
+@click.option("--spec", required=True, type=click.Path(path_type=Path, dir_okay=False), help="The lab spec.")
+@click.option(
+    "--inventory",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Where the inventory goes; its directory is the lab's state directory.",
+)
+def provision(spec: Path, inventory: Path) -> None:
+    """Provision nodes that already run (the step `pulumi up` runs after creating the VMs)."""
+    try:
+        changed = lifecycle.provision(spec, inventory, _progress())
+    except NestlabError as exc:
+        _fail(exc)
+    click.echo(f"provisioned: {changed} change(s) applied")
+
+
+@cli.command()
 @click.option("--name", default="default", show_default=True, help="The lab.")
-def verify(name: str) -> None:
+@click.option(
+    "--inventory",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Check the lab of this inventory instead (as `pulumi up` does).",
+)
+def verify(name: str, inventory: Path | None) -> None:
     """Run the testinfra checks (tests/infra) against every node of the lab over SSH."""
     try:
-        report = lifecycle.verify(name)
+        report = lifecycle.verify(name, inventory)
     except NestlabError as exc:
         _fail(exc)
     click.echo(f"verify passed; report: {report}")

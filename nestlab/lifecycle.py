@@ -6,6 +6,7 @@ so later commands (status, ssh, node, verify, down) need only the lab's name.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from nestlab.agent import provisioning as agent_provisioning
 from nestlab.errors import NestlabError, UsageError
 from nestlab.paths import LabFiles
 from nestlab.provision.ansible import run_playbook
+from nestlab.provision.events import Tally
 from nestlab.provision.kubeconfig import ensure_controller_cert, write_kubeconfig
 from nestlab.provision.pki import ensure_lab_pki
 from nestlab.provision.verify import verify as run_verify
@@ -115,6 +117,15 @@ def up(spec: Path | None, name: str | None, progress: Progress, *, force: bool =
     emit = _logging(files, progress)
     emit(f"lab {plan.lab.name}: {len(plan.nodes)} nodes on the local substrate")
     results = local.up(plan, emit)
+    tally = _provision(plan, files, emit)
+    started = tuple(r.name for r in results if r.started)
+    return UpReport(plan.lab.name, started, tally.total_changed, time.monotonic() - started_at)
+
+
+def _provision(plan: Plan, files: LabFiles, emit: Progress) -> Tally:
+    """Everything after the nodes exist, the same on every substrate: PKI, wheelhouse, playbook,
+    kubeconfig, demo images in the depot's registry."""
+    files.plan.write_text(json.dumps(plan.to_dict(), indent=2) + "\n", encoding="utf-8")
     emit("lab PKI: CA and node certificates")
     ensure_lab_pki(plan, files.pki)
     ensure_controller_cert(plan, files)
@@ -127,8 +138,17 @@ def up(spec: Path | None, name: str | None, progress: Progress, *, force: bool =
     emit(f"kubeconfig: {write_kubeconfig(plan, files)}")
     registry = f"{plan.node('depot').address}:{DEPOT_REGISTRY_PORT}"
     emit(f"demo pod images -> {registry}: " + ", ".join(demo_images.publish(registry)))
-    started = tuple(r.name for r in results if r.started)
-    return UpReport(plan.lab.name, started, tally.total_changed, time.monotonic() - started_at)
+    return tally
+
+
+def provision(spec: Path, inventory: Path, progress: Progress, name: str | None = None) -> int:
+    """Provision nodes another substrate made (the Pulumi program's step): the lab's state directory
+    is the inventory's; returns the number of changes."""
+    plan, text = plan_for_up(spec, name)
+    files = LabFiles(inventory.resolve().parent)
+    files.root.mkdir(parents=True, exist_ok=True)
+    (files.root / SPEC_FILE).write_text(text, encoding="utf-8")
+    return _provision(plan, files, _logging(files, progress)).total_changed
 
 
 def kubeconfig(name: str) -> Path:
@@ -166,8 +186,10 @@ def node_start(name: str, node: str, progress: Progress) -> list[str]:
     return [str(r.name) for r in local.start_node(saved_plan(name), node, progress)]
 
 
-def verify(name: str) -> Path:
-    """Run the testinfra checks against lab ``name``; returns the JUnit report."""
+def verify(name: str, inventory: Path | None = None) -> Path:
+    """Run the testinfra checks against lab ``name`` (or the lab whose inventory is given)."""
+    if inventory is not None:
+        return run_verify(LabFiles(inventory.resolve().parent))
     saved_plan(name)  # a clear error when there is no such lab
     return run_verify(LabFiles.named(name))
 

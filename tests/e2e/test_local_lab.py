@@ -45,6 +45,16 @@ def test_second_up_changes_nothing(lab_up: LiveLab) -> None:
     assert f"lab {lab_up.name} is up; nothing to do" in result.stdout
 
 
+def test_provision_and_verify_commands_on_running_nodes(lab_up: LiveLab) -> None:
+    """The commands the Pulumi program runs after creating VMs, here on the local lab's nodes."""
+    inventory = str(lab_up.files.inventory)
+    provisioned = nestlab(
+        "provision", "--spec", str(lab_up.spec), "--name", lab_up.name, "--inventory", inventory
+    )
+    assert "provisioned: 0 change(s) applied" in provisioned.stdout
+    assert "verify passed" in nestlab("verify", "--inventory", inventory, timeout=900).stdout
+
+
 def test_stopping_a_host_stops_its_failure_domain(lab_up: LiveLab) -> None:
     stopped = nestlab("node", "stop", "esx-02", "--name", lab_up.name)
     assert stopped.stdout.strip() == "stopped: esx-02, lb-2, cp-2"
