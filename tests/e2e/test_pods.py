@@ -145,9 +145,15 @@ def test_two_container_pod_runs_its_own_kernel_and_answers_hosts_and_pods(
     host, pod_ip = running["spec"]["nodeName"], running["status"]["podIP"]
     assert running["status"]["hostIP"] == address_of(agents, host)
 
-    pod_kernel = agent_logs(agents, address_of(agents, host), namespace, "web", "side").strip()
+    printed: list[str] = []
+
+    def side_printed() -> bool:  # Running means started: the side container may not have printed yet
+        printed.append(agent_logs(agents, address_of(agents, host), namespace, "web", "side").strip())
+        return bool(printed[-1])
+
+    wait_for(side_printed, "uname -r in the side container's log", timeout=120)
+    pod_kernel = printed[-1]
     host_kernel = on_node(agents, host, "uname -r").stdout.strip()
-    assert pod_kernel
     assert pod_kernel != host_kernel, "a vSphere Pod runs its own kernel"
     # kubectl logs goes VIP -> API server -> the agent on the pod's host
     assert kubectl(agents, "logs", "web", "-c", "side", "-n", namespace).stdout.strip() == pod_kernel
