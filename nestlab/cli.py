@@ -201,10 +201,11 @@ def node_start(node_name: str, name: str) -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Where the inventory goes; its directory is the lab's state directory.",
 )
-def provision(spec: Path, inventory: Path) -> None:
+@click.option("--name", help=NAME_HELP)
+def provision(spec: Path, inventory: Path, name: str | None) -> None:
     """Provision nodes that already run (the step `pulumi up` runs after creating the VMs)."""
     try:
-        changed = lifecycle.provision(spec, inventory, _progress())
+        changed = lifecycle.provision(spec, inventory, _progress(), name)
     except NestlabError as exc:
         _fail(exc)
     click.echo(f"provisioned: {changed} change(s) applied")

@@ -173,6 +173,12 @@ def test_running_pod_survives_an_agent_restart_and_delete_leaves_nothing(
     running = _wait_phase(apiserver, "sleeper", ("Running", "Failed", "Succeeded"))
     assert running["status"]["phase"] == "Running", json.dumps(running["status"])
     assert running["status"]["hostIP"] == "127.0.0.1"
+
+    def both_ready() -> bool:  # Running comes with the first container; restart once both report
+        statuses = _get(apiserver, "sleeper")["status"].get("containerStatuses", [])
+        return len(statuses) == 2 and all(c["ready"] for c in statuses)
+
+    wait_until(both_ready, "both containers ready", timeout=120)
     before = qemu_pids(node_agent.state)
     assert len(before) == 1
 
