@@ -1,4 +1,4 @@
-"""Pod logs, served by the agent over HTTPS the way a kubelet serves them to the API server.
+"""Pod logs (and attestation answers), served by the agent over HTTPS the way a kubelet serves logs.
 
 A container's output reaches the pod's serial console as ``[container] line`` (pod-init prefixes
 every line), so a container's log is the console filtered by that prefix. The endpoint is the
@@ -10,6 +10,8 @@ client CA is given, only clients with a certificate from it (the API servers) ar
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import ssl
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from nestlab.agent.attestation import Attestation, AttestationUnavailableError, BadChallengeError, parse_nonce
 from nestlab.errors import NestlabError
 
 LogLookup = Callable[[str, str], Path | None]
@@ -50,8 +53,8 @@ def _read_tail(path: Path) -> str:
         return handle.read().decode(errors="replace")
 
 
-def app(lookup: LogLookup) -> web.Application:
-    """The HTTP application (no TLS): routes only."""
+def app(lookup: LogLookup, attestation: Attestation | None = None) -> web.Application:
+    """The HTTP application (no TLS): routes only; ``POST /attestation`` when ``attestation`` is given."""
 
     async def logs(request: web.Request) -> web.Response:
         namespace, pod, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
@@ -66,8 +69,21 @@ def app(lookup: LogLookup) -> web.Application:
         text = _read_tail(console) if console.exists() else ""
         return web.Response(text=container_log(text, container, tail), content_type="text/plain")
 
+    async def attest(request: web.Request, attestation: Attestation) -> web.Response:
+        try:
+            nonce = parse_nonce(await request.json())
+        except (BadChallengeError, ValueError) as exc:
+            raise web.HTTPBadRequest(text=f"{exc}\n") from None
+        try:
+            answer = await asyncio.to_thread(attestation.answer, nonce)
+        except AttestationUnavailableError as exc:
+            raise web.HTTPServiceUnavailable(text=f"{exc}\n") from None
+        return web.json_response(answer)
+
     application = web.Application()
     application.router.add_get("/containerLogs/{namespace}/{pod}/{container}", logs)
+    if attestation is not None:
+        application.router.add_post("/attestation", functools.partial(attest, attestation=attestation))
     return application
 
 
@@ -81,9 +97,15 @@ def tls_context(cert: Path, key: Path, client_ca: Path | None) -> ssl.SSLContext
     return context
 
 
-async def serve(lookup: LogLookup, host: str, port: int, context: ssl.SSLContext | None) -> web.AppRunner:
+async def serve(
+    lookup: LogLookup,
+    host: str,
+    port: int,
+    context: ssl.SSLContext | None,
+    attestation: Attestation | None = None,
+) -> web.AppRunner:
     """Start serving; ``await runner.cleanup()`` stops it."""
-    runner = web.AppRunner(app(lookup), access_log=None)
+    runner = web.AppRunner(app(lookup, attestation), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port, ssl_context=context).start()
     return runner
