@@ -17,13 +17,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nestlab.api import status as api_status
-from nestlab.api.client import ApiClient
+from nestlab.api.client import ApiClient, path_of
 from nestlab.api.resources import EVENTS, LEASES, NODES
 
 Obj = dict[str, Any]
 LEASE_NAMESPACE = "kube-node-lease"
 LEASE_DURATION_S = 40  # the kubelet's default; renewed every LEASE_DURATION_S / 4
 RUNTIME_VERSION = "nestlab-microvm://qemu"
+STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 
 
 @dataclass(frozen=True)
@@ -149,8 +150,12 @@ class NodeReporter:
         await self.post_status()
 
     async def post_status(self, ready: bool = True) -> None:
-        await self.client.patch(
-            NODES, "", self.info.name, {"status": node_status(self.info, ready)}, "status"
+        """Strategic merge: conditions merge by type, so others' conditions (Attested) survive."""
+        await self.client.request(
+            "PATCH",
+            path_of(NODES, "", self.info.name, "status"),
+            {"status": node_status(self.info, ready)},
+            content_type=STRATEGIC_MERGE,
         )
 
     async def renew(self) -> None:

@@ -19,9 +19,10 @@ from pathlib import Path
 
 from nestlab.api.client import ApiClient, Credentials
 from nestlab.controller.leader import LeaderElector, LeaseConfig
-from nestlab.controller.manager import run_while_leading
+from nestlab.controller.manager import Pass, run_while_leading
 from nestlab.controller.nodelifecycle import GRACE, NodeLifecycle
 from nestlab.controller.scheduler import Scheduler
+from nestlab.controller.verifier import PeriodicAttestation, Verifier, VerifierSettings, agent_tls
 from nestlab.errors import NestlabError, UsageError
 
 
@@ -35,6 +36,12 @@ class Options:
     """Seconds between passes."""
     node_grace: int
     """Seconds without a heartbeat before a node is marked Unknown."""
+    attestation_policy: Path | None = None
+    """The attestation policy file; with ``attestation_ca`` it turns periodic attestation on."""
+    attestation_ca: Path | None = None
+    """The attestation CA certificate that signs hosts' AK certificates."""
+    attest_interval: float = 30.0
+    """Seconds between attestation rounds."""
 
 
 def parse_args(argv: Sequence[str]) -> Options:
@@ -55,6 +62,15 @@ def parse_args(argv: Sequence[str]) -> Options:
         type=int,
         default=GRACE,
         help="seconds without a node heartbeat before the node is Unknown and tainted unreachable",
+    )
+    parser.add_argument(
+        "--attestation-policy", type=Path, help="attestation policy file; with --attestation-ca: attest hosts"
+    )
+    parser.add_argument(
+        "--attestation-ca", type=Path, help="attestation CA certificate (signs AK certificates)"
+    )
+    parser.add_argument(
+        "--attest-interval", type=float, default=30.0, help="seconds between attestation rounds"
     )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(list(argv))
@@ -78,7 +94,19 @@ def parse_args(argv: Sequence[str]) -> Options:
         args.server, args.certificate_authority, token, args.client_certificate, args.client_key
     )
     lease = LeaseConfig(args.identity, duration=args.leader_elect_lease_duration)
-    return Options(credentials, lease, args.interval, args.node_monitor_grace_period)
+    if (args.attestation_policy is None) != (args.attestation_ca is None):
+        raise UsageError("--attestation-policy and --attestation-ca go together (attestation needs both)")
+    if args.attest_interval <= 0:
+        raise UsageError(f"--attest-interval must be positive seconds, not {args.attest_interval:g}")
+    return Options(
+        credentials,
+        lease,
+        args.interval,
+        args.node_monitor_grace_period,
+        args.attestation_policy,
+        args.attestation_ca,
+        args.attest_interval,
+    )
 
 
 async def run(options: Options) -> None:
@@ -88,10 +116,20 @@ async def run(options: Options) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    passes = [NodeLifecycle(client, options.node_grace).pass_once, Scheduler(client).pass_once]
+    passes: list[Pass] = [NodeLifecycle(client, options.node_grace).pass_once, Scheduler(client).pass_once]
+    attesting = None
+    if options.attestation_policy is not None and options.attestation_ca is not None:
+        creds = options.credentials
+        settings = VerifierSettings(
+            options.attestation_policy, options.attestation_ca, agent_tls(creds.ca, creds.cert, creds.key)
+        )
+        attesting = PeriodicAttestation(Verifier(client, settings), options.attest_interval)
+        passes.append(attesting.pass_once)
     try:
         await run_while_leading(LeaderElector(client, options.lease), passes, options.interval, stop)
     finally:
+        if attesting is not None:
+            await attesting.close()
         await client.close()
 
 
