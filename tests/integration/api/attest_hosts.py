@@ -1,40 +1,34 @@
-"""Attested hosts for the verifier's tests and benchmark: a REAL swtpm each, REAL evidence over HTTPS.
+"""Attested hosts for the verifier's tests and benchmark: a REAL swtpm each, the REAL agent endpoint.
 
 Each :class:`Host` has its own swtpm (EK + AK enrolled and registered by real credential
 activation), its own event log with the host components measured, and an AK certificate issued by
-the lab attestation CA. :class:`AgentEndpoints` serves interface D's ``POST /attestation`` for
-each host from a background event loop (TLS, client certificates from the lab CA required), the
-same wire format nestlab-agent serves; :class:`Behaviour` lets a drill make a host lie.
+the lab attestation CA, in an attestation directory laid out as on a host (registration.json,
+ak.crt). :class:`AgentEndpoints` serves nestlab-agent's own HTTPS application (``POST /attestation``
+from nestlab.agent.logs/attestation) for each host from a background event loop, with lab-CA client
+certificates required. Drills make a host lie by rewriting its attestation directory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import shutil
 import ssl
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
+from nestlab.agent import logs
+from nestlab.agent.attestation import AK_CERT, REGISTRATION, Attestation
 from nestlab.trust import akcert, attest, keys, measure, swtpm
 from nestlab.trust.policy import Policy
 from nestlab.trust.verdict import HostName
 from nestlab.trust.verify import Registration
 
 KNOWN_KERNEL = b"known kernel"
-
-
-@dataclass
-class Behaviour:
-    """What a host's agent answers; defaults to the truth."""
-
-    status: int = 200
-    registration: Registration | None = None
-    certificate: str | None = None
 
 
 @dataclass
@@ -45,7 +39,21 @@ class Host:
     registration: Registration
     certificate: str
     files: Path
-    behaviour: Behaviour = field(default_factory=Behaviour)
+
+    @property
+    def attestation_dir(self) -> Path:
+        return self.files / "attestation"
+
+    def present(self, registration: Registration | None = None, certificate: str | None = None) -> None:
+        """Write the host's registration files: its own, or what a drill makes it claim."""
+        self.attestation_dir.mkdir(exist_ok=True)
+        chosen = registration or self.registration
+        (self.attestation_dir / REGISTRATION).write_text(json.dumps(attest.registration_to_json(chosen)))
+        (self.attestation_dir / AK_CERT).write_text(certificate or self.certificate)
+
+    def unregister(self) -> None:
+        """The registration files are gone: the agent answers 503."""
+        (self.attestation_dir / REGISTRATION).unlink()
 
     def boot_clean(self) -> None:
         """A reboot: PCRs to zero, a fresh log, the host's package and config measured."""
@@ -61,14 +69,6 @@ class Host:
         self.measurer.measure_pod_launch(
             measure.PodLaunch(pod, image, self.files / "initramfs", "console=hvc0")
         )
-
-    def answer(self, nonce: bytes) -> dict[str, Any]:
-        evidence = attest.collect_evidence(self.swtpm.tpm(), self.measurer, nonce)
-        return {
-            "registration": attest.registration_to_json(self.behaviour.registration or self.registration),
-            "akCertificate": self.behaviour.certificate or self.certificate,
-            "evidence": attest.evidence_to_json(evidence),
-        }
 
 
 def write_host_files(directory: Path) -> None:
@@ -89,6 +89,7 @@ def start_host(name: str, root: Path, lab_keys: keys.LabKeys) -> Host:
         certificate = akcert.issue_ak_certificate(lab_keys, registration, files / "ak.crt").read_text()
         host = Host(name, instance, measure.Measurer(host_tpm, files / "events.json"), registration,
                     certificate, files)  # fmt: skip
+        host.present()
         host.boot_clean()
     except BaseException:
         instance.stop()
@@ -126,23 +127,12 @@ class AgentEndpoints:
         self.thread.start()
         self.runners: list[web.AppRunner] = []
 
-    def _app(self, host: Host) -> web.Application:
-        async def challenge(request: web.Request) -> web.Response:
-            if host.behaviour.status != 200:
-                return web.Response(status=host.behaviour.status, text="TPM unavailable\n")
-            body = await request.json()
-            answer = await asyncio.to_thread(host.answer, bytes.fromhex(body["nonce"]))
-            return web.json_response(answer)
-
-        application = web.Application()
-        application.router.add_post("/attestation", challenge)
-        return application
-
     def serve(self, host: Host) -> int:
         """Serve ``host`` on a free loopback port; the port."""
 
         async def start() -> int:
-            runner = web.AppRunner(self._app(host), access_log=None)
+            agent = Attestation(host.swtpm.tpm(), host.measurer, host.attestation_dir)
+            runner = web.AppRunner(logs.app(lambda _namespace, _pod: None, agent), access_log=None)
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=self.context)
             await site.start()

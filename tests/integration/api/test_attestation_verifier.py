@@ -1,9 +1,10 @@
 """The attestation verifier against REAL swtpm evidence over HTTPS, recording on the REAL API server.
 
-Hosts att-1..3 each have a swtpm, a measured boot and an AK certificate from real lab keys; their
-agents' ``POST /attestation`` is served over TLS with lab-CA client certificates required. Verdicts
-must land on the Nodes as the Attested condition, the annotation and the taint; the real scheduler
-must then refuse the tainted node; every way attestation can break must be a FAILED verdict.
+Hosts att-1..3 each have a swtpm, a measured boot and an AK certificate from real lab keys; each is
+answered by nestlab-agent's own ``POST /attestation`` application over TLS with lab-CA client
+certificates required. Verdicts must land on the Nodes as the Attested condition, the annotation
+and the taint; the real scheduler must then refuse the tainted node; every way attestation can
+break must be a FAILED verdict.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from nestlab.trust.errors import SignatureError
 from nestlab.trust.verdict import HostName
 from tests.integration.api.attest_hosts import (
     AgentEndpoints,
-    Behaviour,
     Host,
     policy_for,
     server_tls,
@@ -137,7 +137,7 @@ def lab(apiserver: ApiServer, tmp_path_factory: pytest.TempPathFactory) -> Itera
 def clean(lab: Lab) -> Lab:
     """Every host freshly booted and truthful."""
     for host in lab.hosts.values():
-        host.behaviour = Behaviour()
+        host.present()
         host.boot_clean()
     return lab
 
@@ -193,7 +193,7 @@ def test_verdicts_land_on_nodes_and_the_taint_follows_failure_and_recovery(clean
               "containers": [{"name": "c", "image": "busybox:1.36"}]}}  # fmt: skip
     for pod in (anywhere, pinned):
         assert lab.apiserver.request("POST", f"/api/v1/namespaces/{NS}/pods", pod)[0] == 201
-    lab.hosts["att-3"].behaviour = Behaviour(status=503)  # out of this test: tainted as a failed host
+    lab.hosts["att-3"].unregister()  # out of this test: tainted as a failed host
     lab.attest("att-3")
 
     async def schedule() -> list[Any]:
@@ -241,27 +241,27 @@ def assert_failed(lab: Lab, outcome: Outcome, fragment: str) -> None:
 
 def test_bad_ak_certificates_fail_closed(clean: Lab, tmp_path: Path) -> None:
     lab, host = clean, clean.hosts["att-3"]
-    host.behaviour = Behaviour(certificate=certificate_from(lab.other_keys, host, "att-3", tmp_path))
+    host.present(certificate=certificate_from(lab.other_keys, host, "att-3", tmp_path))
     outcome = lab.attest("att-3")["att-3"]
     assert outcome.ak_certificate == "refused"
     assert_failed(lab, outcome, "is not signed by the lab attestation CA")
 
-    host.behaviour = Behaviour(certificate=certificate_from(lab.lab_keys, host, "att-1", tmp_path))
+    host.present(certificate=certificate_from(lab.lab_keys, host, "att-1", tmp_path))
     assert_failed(lab, lab.attest("att-3")["att-3"], "is not issued to att-3")
 
     other = lab.hosts["att-1"]  # att-3's agent presents att-1's (valid) registration and certificate
-    host.behaviour = Behaviour(registration=other.registration, certificate=other.certificate)
+    host.present(registration=other.registration, certificate=other.certificate)
     assert_failed(lab, lab.attest("att-3")["att-3"], "presented the registration of att-1")
 
-    host.behaviour = Behaviour()
+    host.present()
     assert lab.attest("att-3")["att-3"].verdict.passed
     assert not tainted(lab.node("att-3"))
 
 
 def test_unreachable_refusing_or_broken_agents_fail_closed(clean: Lab) -> None:
     lab = clean
-    lab.hosts["att-3"].behaviour = Behaviour(status=503)
-    assert_failed(lab, lab.attest("att-3")["att-3"], "answered 503: TPM unavailable")
+    lab.hosts["att-3"].unregister()
+    assert_failed(lab, lab.attest("att-3")["att-3"], "answered 503: this host is not registered")
 
     async def move(port: int) -> None:
         client = ApiClient(lab.credentials)
@@ -279,7 +279,7 @@ def test_unreachable_refusing_or_broken_agents_fail_closed(clean: Lab) -> None:
     finally:
         asyncio.run(move(original))
 
-    lab.hosts["att-3"].behaviour = Behaviour()
+    lab.hosts["att-3"].present()
 
     def exploding_checker(*_args: object) -> None:
         raise RuntimeError("checker crashed")
