@@ -41,6 +41,9 @@ Launcher = Callable[
     [PodDescription, Mapping[DiskSerial, Path], Path, PodAddress | None, list[qemu.ContainerResources]],
     vms.PodHandle,
 ]
+Gate = Callable[[str, Path, tuple[str, ...]], object]
+"""(``namespace/name``, the pod's VM work dir, extra kernel parameters): verify and measure the pod's
+boot files into the work dir, or raise PodRejected (see nestlab.agent.kernelgate.LaunchGate)."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class Agent:
         *,
         launcher: Launcher,
         network: PodNetwork | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.config = config
         self.client = client
@@ -76,6 +80,7 @@ class Agent:
         self.images = images
         self.launcher = launcher
         self.network = network
+        self.gate = gate
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.records: dict[str, podstate.PodRecord] = {}
         self.stopping: dict[str, asyncio.Event] = {}
@@ -215,6 +220,9 @@ class Agent:
         if self.stopping[uid].is_set():
             return None
         resources = [c.resources for c in plan.containers]
+        if self.gate is not None:  # no QEMU unless the kernel verifies; measured right before launch
+            extra = address.cmdline() if address is not None else ()
+            await asyncio.to_thread(self.gate, f"{record.namespace}/{record.name}", workdir / "vm", extra)
         handle = await asyncio.to_thread(
             self.launcher, description, disks, workdir / "vm", address, resources
         )

@@ -19,22 +19,29 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from nestlab.agent import logs, vms
+from nestlab.agent import kernelgate, logs, vms
 from nestlab.agent.agent import Agent, AgentConfig
+from nestlab.agent.attestation import Attestation
 from nestlab.agent.images import ImageStore
 from nestlab.agent.network import PodAddress, PodNetwork
 from nestlab.agent.node import LEASE_DURATION_S, NodeInfo, NodeReporter
 from nestlab.api import status as api_status
 from nestlab.api.client import ApiClient, Credentials
 from nestlab.api.resources import PODS
+from nestlab.errors import UsageError
 from nestlab.runtime import accel, pod, proc, qemu
 from nestlab.runtime.poddesc import DiskSerial, PodDescription
+from nestlab.trust.measure import Measurer
+from nestlab.trust.tpm import Tpm
 
 log = logging.getLogger("nestlab.agent")
 NICE = "10"  # pod VMs yield the CPU to etcd and the API server on a shared host
 WATCH_TIMEOUT_S = 300
 RELIST_DELAY_S = 2.0
 STATUS_EVERY_S = 30.0  # Node status refresh; the Lease is the fast heartbeat
+PACKAGE_DIR = "/usr/lib/nestlab/pod-kernel"  # where the nestlab-pod-kernel package installs
+DEFAULT_TCTI = "swtpm:host=127.0.0.1,port=2321"  # the node's own swtpm (nestlab-swtpm.service)
+DEFAULT_LOG = Path("/run/nestlab/measurements.json")  # tmpfs: empty at every host boot, like the PCRs
 GC_EVERY_S = 600.0  # image garbage collection; images used in the last GC_EVERY_S are kept
 
 
@@ -43,8 +50,11 @@ def nice_spawn(argv: Sequence[str], **kwargs: Any) -> proc.Process:
     return proc.spawn(["nice", "-n", NICE, *argv], **kwargs)
 
 
-def make_launcher(boot: pod.BootFiles, chosen: accel.Accel) -> Any:
-    """The real launcher: :func:`nestlab.runtime.pod.launch` under ``nice``."""
+def make_launcher(boot: pod.BootFiles | None, chosen: accel.Accel) -> Any:
+    """The real launcher: :func:`nestlab.runtime.pod.launch` under ``nice``.
+
+    ``boot`` None: the launch gate is on, and the pod boots the verified copies it left in its work dir.
+    """
 
     def launch(
         description: PodDescription,
@@ -57,7 +67,7 @@ def make_launcher(boot: pod.BootFiles, chosen: accel.Accel) -> Any:
             description,
             disks,
             workdir,
-            boot,
+            boot or kernelgate.work_boot(workdir),
             chosen,
             resources=resources,
             cmdline=address.cmdline() if address else (),
@@ -67,6 +77,19 @@ def make_launcher(boot: pod.BootFiles, chosen: accel.Accel) -> Any:
         return vms.LaunchedVm(vm)
 
     return launch
+
+
+def choose_accel(
+    name: str, boot: pod.BootFiles | None, signed: kernelgate.SignedKernel | None, probe_dir: Path
+) -> accel.Accel:
+    """``--accel``, or a probe boot of the pod kernel (the verified copy when the gate is on)."""
+    if name in ("kvm", "tcg"):
+        return accel.Accel("kvm" if name == "kvm" else "tcg", "chosen by --accel")
+    if boot is None:
+        if signed is None:
+            raise UsageError("no pod kernel to probe the accelerator with: give --kernel or --kernel-cert")
+        boot = kernelgate.verify_into(signed, probe_dir).boot
+    return accel.probe(pod_kernel=(boot.kernel, boot.initrd))
 
 
 async def watch_loop(agent: Agent, client: ApiClient, node: str) -> None:
@@ -140,14 +163,27 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--pod-subnet", default="", help="this host's pod subnet; empty: pods without network")
     add("--pod-bridge", default="nlpods")
     add("--peer", action="append", default=[], help="SUBNET=VIA: route a peer host's pod subnet")
-    add("--kernel", type=Path, required=True, help="pod kernel (vmlinux)")
+    add("--kernel", type=Path, help="pod kernel (vmlinux) booted without the trust gate (tests, dev)")
     add("--initrd", type=Path, required=True, help="pod initramfs with pod-init")
+    add(
+        "--kernel-image",
+        type=Path,
+        default=Path(PACKAGE_DIR, kernelgate.SIGNED_NAME),
+        help="signed pod kernel",
+    )
+    add("--kernel-cert", type=Path, help="lab kernel-signing certificate: turns the trust gate on")
+    add("--tpm", default=DEFAULT_TCTI, help="TCTI of the host's TPM (measurements, attestation)")
+    add("--measure-log", type=Path, default=DEFAULT_LOG, help="measurement event log")
+    add("--attestation-dir", type=Path, help="registration.json and ak.crt: enables POST /attestation")
     add("--accel", choices=("auto", "tcg", "kvm"), default="auto")
     add("--log-host", default="0.0.0.0")  # noqa: S104 - the API servers reach it over the lab network
     add("--log-port", type=int, default=10250)
     add("--tls-cert", type=Path, help="node serving certificate for the log port (plain HTTP without)")
     add("--tls-key", type=Path)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.kernel is None and args.kernel_cert is None:
+        parser.error("give --kernel-cert (signed pod kernel, trust gate on) or --kernel (no gate)")
+    return args
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -157,12 +193,14 @@ async def run(args: argparse.Namespace) -> None:
         args.node_name, args.node_ip, args.cpu, args.memory, args.max_pods, args.log_port, args.pod_subnet
     )
     reporter = NodeReporter(client, info)
-    boot = pod.BootFiles(args.kernel, args.initrd)
-    chosen = (
-        accel.probe(pod_kernel=(boot.kernel, boot.initrd))
-        if args.accel == "auto"
-        else accel.Accel(args.accel, "chosen by --accel")
-    )
+    host_tpm = Tpm(args.tpm)
+    measurer = Measurer(host_tpm, args.measure_log)
+    signed = None
+    boot: pod.BootFiles | None = pod.BootFiles(args.kernel, args.initrd)
+    if args.kernel_cert is not None:
+        signed = kernelgate.SignedKernel(args.kernel_image, args.initrd, args.kernel_cert)
+        boot = None
+    chosen = await asyncio.to_thread(choose_accel, args.accel, boot, signed, args.state_dir / "accel-probe")
     network = None
     if args.pod_subnet:
         network = PodNetwork(args.pod_bridge, args.pod_subnet, args.state_dir / "network")
@@ -176,6 +214,7 @@ async def run(args: argparse.Namespace) -> None:
         ImageStore(args.state_dir / "images"),
         launcher=make_launcher(boot, chosen),
         network=network,
+        gate=None if signed is None else kernelgate.LaunchGate(signed, measurer, chosen),
     )
 
     def lookup(namespace: str, name: str) -> Path | None:
@@ -185,9 +224,17 @@ async def run(args: argparse.Namespace) -> None:
         return None
 
     context = logs.tls_context(args.tls_cert, args.tls_key, args.ca) if args.tls_cert else None
-    runner = await logs.serve(lookup, args.log_host, args.log_port, context)
+    attestation = None
+    if args.attestation_dir is not None:
+        attestation = Attestation(host_tpm, measurer, args.attestation_dir)
+    runner = await logs.serve(lookup, args.log_host, args.log_port, context, attestation)
     await reporter.register()
-    log.info("node %s registered (accel %s); watching its pods", args.node_name, chosen.name)
+    log.info(
+        "node %s registered (accel %s, trust gate %s); watching its pods",
+        args.node_name,
+        chosen.name,
+        "on" if signed else "off",
+    )
     tasks = [
         asyncio.create_task(heartbeat(reporter)),
         asyncio.create_task(watch_loop(agent, client, args.node_name)),

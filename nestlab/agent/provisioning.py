@@ -3,8 +3,9 @@
 Runs on the outer machine only (it needs the ``outer`` extra's ``cryptography`` and the kernel
 build): each host's agent gets a client certificate naming it the way the API server's
 NodeRestriction expects (CN ``system:node:<host>``, O ``system:nodes``), signed by the lab CA and
-kept next to the other lab certificates; and the role gets the paths of the pod kernel and
-initramfs to copy. :func:`ansible_vars` returns the extra variables for the playbook.
+kept next to the other lab certificates; and the lifecycle gets the paths of the pod kernel and
+initramfs it builds the signed nestlab-pod-kernel package from (the role copies neither).
+:func:`ansible_vars` returns the extra variables for the playbook.
 """
 
 from __future__ import annotations
