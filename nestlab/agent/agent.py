@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nestlab.agent import podspec, podstate, vms
+from nestlab.agent import kernelgate, podspec, podstate, vms
 from nestlab.agent.images import Image, ImageStore
 from nestlab.agent.network import PodAddress, PodNetwork
 from nestlab.agent.node import NodeReporter
@@ -306,7 +306,8 @@ class Agent:
         """Free what a finished or stopped pod held: tap, address, ephemeral disk (logs stay)."""
         if self.network is not None:
             await asyncio.to_thread(self.network.release, uid)
-        for name in ("ephemeral.ext4", "pod.desc"):
+        # the gate's verified copies (tens of MB) go too: QEMU read them at start
+        for name in ("ephemeral.ext4", "pod.desc", *kernelgate.WORK_COPIES):
             (self.pods_dir / uid / "vm" / name).unlink(missing_ok=True)
         (self.pods_dir / uid / "requests").unlink(missing_ok=True)
         record.vm_pid = 0

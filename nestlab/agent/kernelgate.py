@@ -33,6 +33,7 @@ REASON: Final = "KernelVerificationFailed"
 SIGNED_NAME: Final = "vmlinux.efi"
 KERNEL_NAME: Final = "vmlinux"
 INITRD_NAME: Final = "initramfs.cpio"
+WORK_COPIES: Final = (SIGNED_NAME, KERNEL_NAME, INITRD_NAME)
 _CHUNK: Final = 1 << 20  # bytes per read while copying and hashing the initramfs
 
 #: signed PE bytes -> (.linux bytes, .irdsha hex); raises a NestlabError (PeImageError) when malformed

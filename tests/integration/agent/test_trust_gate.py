@@ -18,7 +18,14 @@ import pytest
 
 from nestlab.trust import eventlog, pcrs, swtpm
 from tests.integration.agent import signed_kernel
-from tests.integration.agent.conftest import AgentProcess, Registry, qemu_pids, start_agent, stop_agent
+from tests.integration.agent.conftest import (
+    AgentProcess,
+    Registry,
+    qemu_pids,
+    start_agent,
+    stop_agent,
+    wait_until,
+)
 from tests.integration.agent.test_agent import _events, _get, _pod, _wait_phase, busybox_image, namespace
 from tests.integration.api.conftest import ApiServer
 
@@ -104,6 +111,10 @@ def test_a_signed_kernel_boots_and_its_launch_is_measured_into_pcr_11(
     _create(apiserver, "signed", busybox_image)
     pod = _wait_phase(apiserver, "signed", ("Succeeded", "Failed"))
     assert pod["status"]["phase"] == "Succeeded", pod["status"]
+    vm_dir = gated.agent.state / "pods" / pod["metadata"]["uid"] / "vm"
+    wait_until(lambda: not (vm_dir / "vmlinux").exists(), "the verified copies removed", timeout=60)
+    assert not (vm_dir / "vmlinux.efi").exists()
+    assert (vm_dir / "console.log").exists()  # logs stay until the pod is deleted
     events = eventlog.parse(gated.log.read_text()).events
     assert [e.type for e in events] == ["pod-kernel", "pod-initramfs", "pod-cmdline"]
     assert {e.data["pod"] for e in events} == {"agent-it/signed"}
