@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import shutil
 import signal
 import sys
 from collections.abc import Mapping, Sequence
@@ -85,11 +86,20 @@ def choose_accel(
     """``--accel``, or a probe boot of the pod kernel (the verified copy when the gate is on)."""
     if name in ("kvm", "tcg"):
         return accel.Accel("kvm" if name == "kvm" else "tcg", "chosen by --accel")
-    if boot is None:
-        if signed is None:
-            raise UsageError("no pod kernel to probe the accelerator with: give --kernel or --kernel-cert")
-        boot = kernelgate.verify_into(signed, probe_dir).boot
-    return accel.probe(pod_kernel=(boot.kernel, boot.initrd))
+    if boot is not None:
+        return accel.probe(pod_kernel=(boot.kernel, boot.initrd))
+    if signed is None:
+        raise UsageError("no pod kernel to probe the accelerator with: give --kernel or --kernel-cert")
+    try:
+        verified = kernelgate.verify_into(signed, probe_dir)
+    except kernelgate.KernelVerificationFailed as exc:
+        # never boot it, not even to probe: TCG works everywhere, and every pod fails the gate anyway
+        log.error("%s; accelerator probe skipped", exc)  # noqa: TRY400 - the admin reads the message
+        return accel.Accel("tcg", "the pod kernel failed verification, so KVM was not probed with it")
+    try:
+        return accel.probe(pod_kernel=(verified.boot.kernel, verified.boot.initrd))
+    finally:
+        shutil.rmtree(probe_dir, ignore_errors=True)
 
 
 async def watch_loop(agent: Agent, client: ApiClient, node: str) -> None:

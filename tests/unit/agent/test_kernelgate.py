@@ -157,3 +157,19 @@ def test_fake_runner_records_sbverify_only(tmp_path: Path) -> None:
     runner = FakeRunner()
     kernelgate.verify_into(installed(tmp_path), tmp_path / "w", runner, extract)
     assert runner.tools() == ["sbverify"]
+
+
+def test_a_refused_kernel_is_not_even_probe_booted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nestlab.agent import main as agent_main
+
+    probed: list[object] = []
+    monkeypatch.setattr(agent_main.accel, "probe", lambda **kw: probed.append(kw))
+    monkeypatch.setattr(agent_main.kernelgate, "verify_into", lambda *a: extract_fails())
+    chosen = agent_main.choose_accel("auto", None, installed(tmp_path), tmp_path / "probe")
+    assert chosen.name == "tcg"
+    assert "failed verification" in chosen.reason
+    assert probed == []
+
+
+def extract_fails() -> kernelgate.VerifiedBoot:
+    raise KernelVerificationFailed("pod kernel /x is not signed")
