@@ -55,6 +55,10 @@ class AgentCallError(NestlabError):
     """The host's agent could not be asked, or refused to answer."""
 
 
+class RecordError(NestlabError):
+    """A verdict could not be written to its Node."""
+
+
 @dataclass(frozen=True)
 class VerifierSettings:
     """Where the verifier's trust anchors are and how it reaches agents."""
@@ -166,9 +170,9 @@ class Verifier:
             policy_name = policy.name
         try:
             await self.record(node, verdict, policy_name)
-        except (api_status.ApiError, NestlabError) as exc:
+        except Exception as exc:  # one node's write must not lose the other hosts' verdicts
             log.warning("could not record the attestation of %s: %s", name, exc)
-            return Outcome(name, verdict, ak, str(exc))
+            return Outcome(name, verdict, ak, f"{type(exc).__name__}: {exc}")
         log.info("%s attestation %s", name, "passed" if verdict.passed else f"FAILED: {verdict.reasons}")
         return Outcome(name, verdict, ak, None)
 
@@ -233,7 +237,7 @@ class Verifier:
                     raise
                 current = await self.client.get(NODES, "", name)
         else:
-            raise AgentCallError(f"node {name} kept changing; its attestation taint was not written")
+            raise RecordError(f"node {name} kept changing; its attestation taint was not written")
         await self.client.request(
             "PATCH",
             path_of(NODES, "", name, "status"),

@@ -139,7 +139,7 @@ def test_taint_write_retries_on_conflict_and_gives_up_eventually(tmp_path: Path)
     client = FakeClient([make_node("esx-01")], conflicts=100)
     (outcome,) = asyncio.run(verifier(client, tmp_path, unreachable).attest_nodes())
     assert outcome.recorded is not None
-    assert "kept changing" in outcome.recorded
+    assert "RecordError: node esx-01 kept changing" in outcome.recorded
     assert client.status_patches == []
 
 
