@@ -8,15 +8,24 @@ initramfs, fails the next pod with KernelVerificationFailed and no QEMU is ever 
 
 from __future__ import annotations
 
+import json
+import secrets
 import shutil
+import ssl
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from nestlab.trust import eventlog, pcrs, swtpm
+from nestlab.trust import akcert, attest, eventlog, pcrs, swtpm, tpm
+from nestlab.trust.measure import file_digest
+from nestlab.trust.policy import Policy
+from nestlab.trust.verdict import HostName, Verdict
+from nestlab.trust.verify import Registration, verify
 from tests.integration.agent import signed_kernel
 from tests.integration.agent.conftest import (
     AgentProcess,
@@ -31,6 +40,7 @@ from tests.integration.api.conftest import ApiServer
 
 pytestmark = pytest.mark.integration
 __all__ = ["busybox_image", "namespace"]  # fixtures shared with the agent's other tests
+HOST = HostName("esx-07")
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +68,14 @@ class GatedHost:
     """The installed signed image (tests may damage it)."""
     initrd: Path
     log: Path
+    registration: Registration
+    ca_cert: Path
+    """The attestation CA that issued the host's AK certificate."""
+
+
+@pytest.fixture(scope="module")
+def host_registration(host_swtpm: swtpm.Swtpm) -> Registration:
+    return attest.register(HOST, attest.enroll(host_swtpm.tpm()), host_swtpm.tpm().activate_credential)
 
 
 @pytest.fixture
@@ -67,6 +85,7 @@ def gated(  # noqa: PLR0917 - pytest passes fixtures positionally
     pod_boot: tuple[Path, Path],
     signed_pod_kernel: signed_kernel.SignedPodKernel,
     host_swtpm: swtpm.Swtpm,
+    host_registration: Registration,
     tmp_path: Path,
 ) -> Iterator[GatedHost]:
     installed = tmp_path / "pod-kernel"
@@ -75,13 +94,20 @@ def gated(  # noqa: PLR0917 - pytest passes fixtures positionally
     initrd = Path(shutil.copyfile(signed_pod_kernel.initrd, installed / "initramfs.cpio"))
     host_swtpm.reboot()
     log = tmp_path / "run" / "measurements.json"
+    attestation = tmp_path / "attestation"
+    attestation.mkdir()
+    registration_json = json.dumps(attest.registration_to_json(host_registration))
+    (attestation / "registration.json").write_text(registration_json)
+    akcert.issue_ak_certificate(signed_pod_kernel.keys, host_registration, attestation / "ak.crt")
     agent = start_agent(
         apiserver, registry, pod_boot, tmp_path,
         "--kernel-image", str(image), "--initrd", str(initrd), "--kernel-cert", str(signed_pod_kernel.cert),
-        "--tpm", host_swtpm.tcti, "--measure-log", str(log),
+        "--tpm", host_swtpm.tcti, "--measure-log", str(log), "--attestation-dir", str(attestation),
     )  # fmt: skip
     try:
-        yield GatedHost(agent, host_swtpm, image, initrd, log)
+        yield GatedHost(
+            agent, host_swtpm, image, initrd, log, host_registration, signed_pod_kernel.keys.ca_cert
+        )
     finally:
         stop_agent(agent)
 
@@ -118,12 +144,49 @@ def test_a_signed_kernel_boots_and_its_launch_is_measured_into_pcr_11(
     events = eventlog.parse(gated.log.read_text()).events
     assert [e.type for e in events] == ["pod-kernel", "pod-initramfs", "pod-cmdline"]
     assert {e.data["pod"] for e in events} == {"agent-it/signed"}
-    from nestlab.trust.measure import file_digest
-
     assert events[0].data["sha256"] == file_digest(gated.image)
     assert events[1].data["sha256"] == file_digest(gated.initrd)
     tpm_pcr = gated.tpm.tpm().pcr_read([pcrs.PCR_PODS])[pcrs.PCR_PODS]
     assert eventlog.replay(events)[pcrs.PCR_PODS] == tpm_pcr != pcrs.ZERO
+
+    # the verifier's view, through the real agent's POST /attestation (lab-CA client certificate)
+    policy = Policy(
+        "gate", {}, frozenset({file_digest(gated.image)}), frozenset({file_digest(gated.initrd)}), frozenset()
+    )
+    verdict = _attest(apiserver, gated, policy)
+    assert verdict.passed, verdict.reasons
+    assert len(verdict.events) == 3
+    unknown_kernel = Policy("gate", {}, frozenset(), frozenset({file_digest(gated.initrd)}), frozenset())
+    refused = _attest(apiserver, gated, unknown_kernel)
+    assert not refused.passed
+    assert any("agent-it/signed" in reason for reason in refused.reasons), refused.reasons
+
+
+def _attest(apiserver: ApiServer, gated: GatedHost, policy: Policy) -> Verdict:
+    context = ssl.create_default_context(cafile=str(apiserver.pki.ca))
+    context.load_cert_chain(str(apiserver.pki.alice_cert), str(apiserver.pki.alice_key))
+    nonce = secrets.token_bytes(attest.NONCE_SIZE)
+    request = urllib.request.Request(  # noqa: S310 - https to the agent on loopback
+        f"{gated.agent.log_url}/attestation",
+        data=json.dumps({"nonce": nonce.hex()}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, context=context, timeout=60) as response:  # noqa: S310 - loopback
+        answer = json.loads(response.read())
+    received = attest.registration_from_json(answer["registration"])
+    assert received == gated.registration
+    certificate = gated.log.with_name("ak.crt")
+    certificate.write_text(answer["akCertificate"])
+    akcert.check_ak_certificate(gated.ca_cert, certificate, received)
+    return verify(
+        registration=received,
+        policy=policy,
+        nonce=nonce,
+        evidence=attest.evidence_from_json(answer["evidence"]),
+        check_signature=tpm.check_quote_signature,
+        now=datetime.now(UTC),
+    )
 
 
 def test_a_flipped_byte_or_a_changed_initramfs_is_refused_without_qemu(
