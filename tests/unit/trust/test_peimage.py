@@ -114,16 +114,32 @@ def test_a_bad_initramfs_digest_is_refused(image: bytes, replacement: bytes, mes
         peimage.linux_and_initrd_digest(bad)
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+class Sample:
+    """The image under a short name: hypothesis prints its arguments when an example fails."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"<pod kernel image, {len(self.data)} bytes>"
+
+
+@pytest.fixture(scope="module")
+def sample(image: bytes) -> Sample:
+    return Sample(image)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(offset=st.integers(min_value=0, max_value=0x400), value=st.integers(min_value=0, max_value=255))
 def test_any_corrupted_header_byte_gives_pe_image_error_or_a_parse(
-    image: bytes, offset: int, value: int
+    sample: Sample, offset: int, value: int
 ) -> None:
-    corrupted = image[:offset] + bytes([value]) + image[offset + 1 :]
+    corrupted = sample.data[:offset] + bytes([value]) + sample.data[offset + 1 :]
     with contextlib.suppress(PeImageError):
         peimage.read_sections(corrupted)
 
 
+@settings(deadline=None)  # a loaded shared machine must not turn into a failure
 @given(st.binary(max_size=600))
 def test_random_bytes_never_escape_as_another_exception(data: bytes) -> None:
     with contextlib.suppress(PeImageError):
