@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import os
+import ssl
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -106,7 +107,13 @@ def parse_args(argv: Sequence[str], environ: dict[str, str] | None = None) -> At
     credentials = Credentials(
         values["server"], path("certificate-authority"), token, path("client-certificate"), path("client-key")
     )
-    tls = agent_tls(credentials.ca, credentials.cert, credentials.key)
+    try:
+        tls = agent_tls(credentials.ca, credentials.cert, credentials.key)
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(
+            f"cannot load the TLS files (certificate-authority {credentials.ca}, client-certificate "
+            f"{credentials.cert}, client-key {credentials.key}): {exc}"
+        ) from exc
     settings = VerifierSettings(Path(values["attestation-policy"]), Path(values["attestation-ca"]), tls)
     return AttestOptions(credentials, settings, args.host, args.json)
 

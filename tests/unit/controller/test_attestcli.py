@@ -90,3 +90,9 @@ def test_report_shows_verdict_pcrs_events_and_reasons() -> None:
 def test_main_exits_2_on_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert attestcli.main(["--config", "/nonexistent/verifier.conf"]) == 2
     assert "nestlab-attest: cannot read the config file" in capsys.readouterr().err
+
+
+def test_unreadable_tls_files_are_a_usage_error(tmp_path: Path) -> None:
+    extra = f"certificate-authority = {tmp_path / 'absent-ca.crt'}\n"
+    with pytest.raises(UsageError, match="cannot load the TLS files"):
+        attestcli.parse_args(["--config", str(config(tmp_path, extra))], environ={})
