@@ -6,6 +6,7 @@ so later commands (status, ssh, node, verify, down) need only the lab's name.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -15,24 +16,34 @@ from pathlib import Path
 from nestlab import paths
 from nestlab.agent import demo_images
 from nestlab.agent import provisioning as agent_provisioning
+from nestlab.api.client import ApiClient, Credentials
+from nestlab.api.resources import NODES
+from nestlab.api.status import ApiError
 from nestlab.errors import NestlabError, UsageError
 from nestlab.paths import LabFiles
+from nestlab.provision import attestation
 from nestlab.provision.ansible import run_playbook
+from nestlab.provision.attestation import KnownDigests
 from nestlab.provision.events import Tally
 from nestlab.provision.kubeconfig import ensure_controller_cert, write_kubeconfig
 from nestlab.provision.pki import ensure_lab_pki
+from nestlab.provision.podkernel import build_pod_kernel_repo
+from nestlab.provision.remote import SSH_UNREACHABLE, Remote
 from nestlab.provision.verify import verify as run_verify
 from nestlab.provision.wheels import ensure_wheelhouse, lab_wheelhouse
 from nestlab.runtime import machine, proc
 from nestlab.spec import Plan, make_plan, parse_spec
-from nestlab.spec.model import SubstrateType
+from nestlab.spec.model import Role, SubstrateType
 from nestlab.spec.precheck import Verdict, precheck
 from nestlab.substrate.local import lifecycle as local
+from nestlab.trust.keys import LabKeys, ensure_lab_keys, export_public
+from nestlab.trust.measure import file_digest
 
 Progress = Callable[[str], None]
 DEFAULT_SPEC = "apiVersion: nestlab.dev/v1alpha1\nkind: Lab\n"
 SPEC_FILE = "spec.yaml"
 DEPOT_REGISTRY_PORT = 5000  # roles/depot's docker-registry
+STATUS_API_TIMEOUT_S = 10.0  # status must answer even when the control plane is down
 SSH_SESSION_TIMEOUT_S = 24 * 3600.0  # an interactive session; the timeout only bounds a forgotten one
 
 
@@ -133,12 +144,46 @@ def _provision(plan: Plan, files: LabFiles, emit: Progress) -> Tally:
     ensure_wheelhouse(lab_wheelhouse(files))
     emit("pod kernel and initramfs for the hosts (built once, cached by content)")
     host_vars = agent_provisioning.ansible_vars(plan, files.pki)
+    emit("trust: lab keys, signed pod-kernel package in a signed apt repository")
+    trust_vars, known = _trust_chain(plan, files, host_vars)
     emit("provisioning: playbooks/site.yml")
-    tally = run_playbook(plan, files, emit, extravars=host_vars)
+    tally = run_playbook(plan, files, emit, extravars={**host_vars, **trust_vars})
+    attestation.setup(plan, files, LabKeys(files.trust_keys), known, emit)
     emit(f"kubeconfig: {write_kubeconfig(plan, files)}")
     registry = f"{plan.node('depot').address}:{DEPOT_REGISTRY_PORT}"
     emit(f"demo pod images -> {registry}: " + ", ".join(demo_images.publish(registry)))
     return tally
+
+
+def _trust_chain(
+    plan: Plan, files: LabFiles, host_vars: dict[str, str]
+) -> tuple[dict[str, str], KnownDigests]:
+    """Lab keys, the signed pod-kernel repository, the policy so far: the playbook's trust variables."""
+    keys = ensure_lab_keys(files.trust_keys, plan.lab.name)
+    export_public(keys, files.trust_public)
+    repo = build_pod_kernel_repo(
+        keys,
+        Path(host_vars["nestlab_pod_kernel"]),
+        Path(host_vars["nestlab_pod_initrd"]),
+        files.pod_kernel_repo,
+    )
+    wheelhouse = json.loads((lab_wheelhouse(files) / "wheelhouse.json").read_text(encoding="utf-8"))
+    known = KnownDigests(
+        nestlab_wheel=file_digest(lab_wheelhouse(files) / wheelhouse["nestlabWheel"]),
+        pod_kernel_deb=repo.deb_sha256,
+        kernel_image=repo.image_sha256,
+        initramfs=repo.initramfs_sha256,
+    )
+    policy = attestation.prepare_policy(plan, files, known)
+    public = files.trust_public
+    return {
+        "depot_apt_source": str(repo.repo_dir),
+        "pod_kernel_version": repo.version,
+        "pod_kernel_apt_key": str(public / keys.apt_public.name),
+        "pod_kernel_db_cert": str(public / keys.kernel_cert.name),
+        "control_plane_attestation_policy": str(policy),
+        "control_plane_attestation_ca": str(public / keys.ca_cert.name),
+    }, known
 
 
 def provision(spec: Path, inventory: Path, progress: Progress, name: str | None = None) -> int:
@@ -186,6 +231,73 @@ def node_start(name: str, node: str, progress: Progress) -> list[str]:
     return [str(r.name) for r in local.start_node(saved_plan(name), node, progress)]
 
 
+ATTEST_COMMAND = "/opt/nestlab/bin/nestlab-attest"  # the verifier's one-shot command on cp nodes
+ATTESTATION_ANNOTATION = "trust.nestlab.dev/attestation"  # the verdict summary the verifier records
+
+
+def attest(name: str, host: str | None, as_json: bool) -> proc.Result:
+    """Run the verifier on the first control-plane node that answers: attest every host (or ``host``)
+    now and record the verdicts; its exit code is 0 only when every attested host passed."""
+    plan = saved_plan(name)
+    remote = Remote(LabFiles.named(name))
+    if host is not None and host not in {n.name for n in plan.nodes if n.role is Role.HOST}:
+        hosts = ", ".join(n.name for n in plan.nodes if n.role is Role.HOST)
+        raise UsageError(f"{host!r} is not a host of lab {name} (hosts: {hosts})")
+    command = [ATTEST_COMMAND, *([host] if host else []), *(["--json"] if as_json else [])]
+    unreachable = []
+    for node in (n.name for n in plan.nodes if n.role is Role.CONTROL_PLANE):
+        result = remote.run(node, command, check=False)
+        if result.returncode != SSH_UNREACHABLE:
+            return result
+        unreachable.append(node)
+    raise NestlabError(f"no control-plane node answered over SSH ({', '.join(unreachable)}): is the lab up?")
+
+
+def attestation_summary(name: str) -> dict[str, str]:
+    """Host -> "passed <time>" / "FAILED: <reason>" / "not attested yet", from the Nodes' records;
+    empty when the API cannot be reached (status still shows the substrate's view)."""
+    files = LabFiles.named(name)
+    plan = saved_plan(name)
+    credentials = Credentials(
+        f"https://{plan.vip}:6443",
+        files.pki / "ca.crt",
+        None,
+        files.pki / "admin.crt",
+        files.pki / "admin.key",
+    )
+
+    async def fetch() -> dict[str, str]:
+        client = ApiClient(credentials)
+        try:
+            nodes = await asyncio.wait_for(client.list(NODES), STATUS_API_TIMEOUT_S)
+        finally:
+            await client.close()
+        summary = {}
+        for node in nodes.get("items", []):
+            meta = node.get("metadata") or {}
+            raw = (meta.get("annotations") or {}).get(ATTESTATION_ANNOTATION)
+            summary[str(meta.get("name"))] = _verdict_text(raw)
+        return summary
+
+    try:
+        return asyncio.run(fetch())
+    except (ApiError, OSError, TimeoutError):
+        return {}
+
+
+def _verdict_text(raw: str | None) -> str:
+    if raw is None:
+        return "not attested yet"
+    try:
+        verdict = json.loads(raw)
+    except json.JSONDecodeError:
+        return "FAILED: unreadable verdict record"
+    if verdict.get("passed") is True:
+        return f"passed {verdict.get('time', '')}"
+    reasons = verdict.get("reasons") or ["no reason recorded"]
+    return f"FAILED: {reasons[0]}"
+
+
 def verify(name: str, inventory: Path | None = None) -> Path:
     """Run the testinfra checks against lab ``name`` (or the lab whose inventory is given)."""
     if inventory is not None:
@@ -197,6 +309,8 @@ def verify(name: str, inventory: Path | None = None) -> Path:
 __all__ = [
     "NestlabError",
     "UpReport",
+    "attest",
+    "attestation_summary",
     "down",
     "kubeconfig",
     "node_start",

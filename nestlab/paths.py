@@ -88,6 +88,26 @@ class LabFiles:
         return self.root / "logs"
 
     @property
+    def trust_keys(self) -> Path:
+        """The lab's private trust keys (apt signing, kernel signing, attestation CA): 0700, never copied."""
+        return self.root / "trust"
+
+    @property
+    def trust_public(self) -> Path:
+        """Public parts of the trust keys, which roles copy to nodes."""
+        return self.root / "trust-public"
+
+    @property
+    def attestation(self) -> Path:
+        """Host registrations, AK certificates and the measurement policy the verifiers use."""
+        return self.root / "attestation"
+
+    @property
+    def pod_kernel_repo(self) -> Path:
+        """The signed pod-kernel package and the signed apt repository the depot serves."""
+        return self.root / "apt"
+
+    @property
     def kubeconfig(self) -> Path:
         """Lab-admin kubeconfig pointing at the VIP."""
         return self.root / "kubeconfig"

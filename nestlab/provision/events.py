@@ -38,11 +38,15 @@ class ProvisionError(NestlabError):
 
 
 def _message(result: dict[str, Any]) -> str:
-    """The most useful single line of a failed task's result."""
+    """The most useful single line of a failed task's result: a command's own error output rather
+    than Ansible's "non-zero return code"."""
     for key in ("msg", "stderr", "reason", "module_stderr", "stdout"):
         value = result.get(key)
         if value:
-            return " ".join(str(value).split())[:500]
+            text = " ".join(str(value).split())
+            if key == "msg" and text == "non-zero return code" and result.get("stderr"):
+                text = f"exit {result.get('rc')}: " + " ".join(str(result["stderr"]).split())
+            return text[:500]
     return "no message (see the full log)"
 
 

@@ -57,3 +57,14 @@ def test_failure_without_message_points_at_the_log() -> None:
     tally = Tally()
     tally.feed(event("runner_on_failed", host="depot", task="x", res={}))
     assert tally.failures[0].message == "no message (see the full log)"
+
+
+def test_a_failed_command_shows_its_own_error_output_not_ansibles_summary() -> None:
+    tally = Tally()
+    res = {
+        "msg": "non-zero return code",
+        "rc": 100,
+        "stderr": "W: GPG error: ...\nNO_PUBKEY 52C2972E8582C9EC\n",
+    }
+    tally.feed(event("runner_on_failed", host="esx-01", task="Fetch the index", res=res))
+    assert tally.failures[0].message == "exit 100: W: GPG error: ... NO_PUBKEY 52C2972E8582C9EC"
