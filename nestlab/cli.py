@@ -24,7 +24,7 @@ from nestlab.spec import load_spec, make_plan, parse_spec
 from nestlab.spec.model import Lab
 from nestlab.spec.precheck import precheck
 
-PLANNED = "Coming with later work (not available yet): attest, bench."
+PLANNED = "Benchmarks are scripts in bench/ (see README), not a command."
 DEFAULT_SPEC = "apiVersion: nestlab.dev/v1alpha1\nkind: Lab\n"
 NAME_HELP = "The lab's name (default: the spec's metadata.name, else 'default')."
 
@@ -135,14 +135,16 @@ def down(name: str) -> None:
 @click.option("--name", default="default", show_default=True, help="The lab.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(name: str, as_json: bool) -> None:
-    """Every node: role, placement, address, state, reachable over SSH."""
+    """Every node: role, placement, address, state, reachable over SSH, and each host's latest attestation."""
     try:
         nodes = lifecycle.status(name)
     except NestlabError as exc:
         _fail(exc)
+    verdicts = lifecycle.attestation_summary(name)
     rows = [
         {"name": n.name, "role": str(n.role), "placedOn": n.placed_on, "address": str(n.address),
-         "state": n.state, "reachable": n.reachable}
+         "state": n.state, "reachable": n.reachable,
+         "attestation": verdicts.get(n.name, "unknown (API unreachable)") if str(n.role) == "host" else ""}
         for n in nodes
     ]  # fmt: skip
     if as_json:
@@ -226,6 +228,24 @@ def verify(name: str, inventory: Path | None) -> None:
     except NestlabError as exc:
         _fail(exc)
     click.echo(f"verify passed; report: {report}")
+
+
+@cli.command()
+@click.argument("host", required=False)
+@click.option("--name", default="default", show_default=True, help="The lab.")
+@click.option("--json", "as_json", is_flag=True, help="Print the verdicts as JSON.")
+def attest(host: str | None, name: str, as_json: bool) -> None:
+    """Attest every host (or HOST) now: quote, event log, policy; exit 0 only if all passed.
+
+    The verifier runs on the control plane; its verdicts also become each Node's Attested condition
+    (and a taint on a host that failed)."""
+    try:
+        result = lifecycle.attest(name, host, as_json)
+    except NestlabError as exc:
+        _fail(exc)
+    click.echo(result.stdout, nl=False)
+    click.echo(result.stderr, nl=False, err=True)
+    sys.exit(result.returncode)
 
 
 @cli.command()

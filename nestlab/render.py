@@ -68,12 +68,20 @@ def render_plan(console: Console, plan: Plan, capacity: Capacity, checks: list[L
 def render_status(console: Console, name: str, rows: list[dict[str, object]]) -> None:
     """The ``nestlab status`` table."""
     table = Table(title=f"Lab {name}", title_justify="left")
-    for column in ("node", "role", "placed on", "address", "state", "ssh"):
+    for column in ("node", "role", "placed on", "address", "state", "ssh", "attestation"):
         table.add_column(column)
     for row in rows:
         state = str(row["state"])
         style = "green" if state == "running" else "yellow" if state == "stopped" else "red"
         reach = "[green]yes[/]" if row["reachable"] else "[red]no[/]"
+        verdict = str(row.get("attestation", ""))
+        shown = (
+            f"[green]{verdict}[/]"
+            if verdict.startswith("passed")
+            else f"[red]{verdict}[/]"
+            if verdict.startswith("FAILED")
+            else verdict
+        )
         table.add_row(str(row["name"]), str(row["role"]), str(row["placedOn"]), str(row["address"]),
-                      f"[{style}]{state}[/]", reach)  # fmt: skip
+                      f"[{style}]{state}[/]", reach, shown)  # fmt: skip
     console.print(table)

@@ -73,7 +73,27 @@ def test_version_and_help() -> None:
     assert version.output.startswith("nestlab, version ")
     help_text = runner.invoke(cli, ["--help"]).output
     assert "plan" in help_text
-    assert "not available yet" in help_text
+    assert "attest" in help_text
+    assert "Benchmarks are scripts in bench/" in help_text
+
+
+def test_attest_names_the_hosts_when_given_a_node_that_is_not_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("NESTLAB_HOME", str(tmp_path))
+    lab = tmp_path / "labs" / "t1"
+    lab.mkdir(parents=True)
+    (lab / "spec.yaml").write_text("apiVersion: nestlab.dev/v1alpha1\nkind: Lab\nmetadata: {name: t1}\n")
+    result = CliRunner().invoke(cli, ["attest", "cp-1", "--name", "t1"])
+    assert result.exit_code == 2
+    assert "'cp-1' is not a host of lab t1 (hosts: esx-01, esx-02, esx-03)" in result.output
+
+
+def test_attest_without_a_lab_says_how_to_make_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("NESTLAB_HOME", str(tmp_path))
+    result = CliRunner().invoke(cli, ["attest", "--name", "nolab"])
+    assert result.exit_code == 2
+    assert "no lab named 'nolab'" in result.output
 
 
 def test_up_on_libvirt_without_pulumi_stops_before_anything(
