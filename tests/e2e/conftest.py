@@ -9,9 +9,11 @@ first. ``NESTLAB_E2E_KEEP=1`` leaves the lab up for inspection (``nestlab down -
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,3 +75,38 @@ def lab_up(lab_spec: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             shutil.copytree(files.logs, tmp_path_factory.mktemp("lab-logs"), dirs_exist_ok=True)
         if os.environ.get("NESTLAB_E2E_KEEP") != "1":
             nestlab("down", "--name", NAME, check=False)
+
+
+@pytest.fixture(scope="module")
+def agents(lab_up: LiveLab) -> LiveLab:
+    """The lab, once every host's agent has registered a Ready Node."""
+    from tests.e2e.labtools import POD_TIMEOUT_S, kubectl, nodes, wait_for
+
+    hosts = nodes(lab_up, "host")
+
+    def ready() -> bool:
+        out = kubectl(lab_up, "get", "nodes", "-o", "json", check=False)
+        if out.returncode != 0:
+            return False
+        items = json.loads(out.stdout)["items"]
+        ready_nodes = {
+            n["metadata"]["name"]
+            for n in items
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))
+        }
+        return set(hosts) <= ready_nodes
+
+    wait_for(ready, "every host's Node Ready", timeout=POD_TIMEOUT_S)
+    return lab_up
+
+
+@pytest.fixture
+def namespace(agents: LiveLab, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace of the test's own (a deleted one stays Terminating for a while)."""
+    from tests.e2e.labtools import kubectl
+
+    name = f"pods-{zlib.crc32(request.node.name.encode()):08x}"
+    kubectl(agents, "create", "namespace", name)
+    yield name
+    kubectl(agents, "delete", "pods", "--all", "-n", name, "--wait=false", check=False)
+    kubectl(agents, "delete", "namespace", name, "--wait=false", check=False)

@@ -9,112 +9,24 @@ Needs the hosts' agents: roles/esx_host in playbooks/site.yml (with the variable
 from __future__ import annotations
 
 import json
-import ssl
-import time
-import urllib.request
-import zlib
-from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 
-from nestlab.runtime import proc
-from tests.e2e.conftest import LiveLab, nestlab
+from tests.e2e.conftest import LiveLab
+from tests.e2e.labtools import (
+    REGISTRY,
+    address_of,
+    agent_logs,
+    apply,
+    kubectl,
+    nodes,
+    on_node,
+    pod_json,
+    wait_for,
+    wait_phase,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
-REGISTRY = "depot:5000"
-POD_TIMEOUT_S = 600.0  # TCG pods on a lab whose nine nodes share two cores
-LOG_PORT = 10250
-
-
-def kubectl(lab: LiveLab, *args: str, stdin: str | None = None, check: bool = True) -> proc.Result:
-    """kubectl with the lab's kubeconfig (server: the VIP)."""
-    argv = ["kubectl", "--kubeconfig", str(lab.files.kubeconfig), "--request-timeout=20s", *args]
-    return proc.run(argv, timeout=POD_TIMEOUT_S, check=check, stdin=stdin)
-
-
-def on_node(lab: LiveLab, node: str, command: str, *, check: bool = True) -> proc.Result:
-    """A shell command on a lab node through `nestlab ssh`."""
-    return nestlab("ssh", "--name", lab.name, node, "--", command, check=check)
-
-
-def plan(lab: LiveLab) -> dict[str, Any]:
-    return dict(json.loads(lab.files.plan.read_text()))
-
-
-def nodes(lab: LiveLab, role: str) -> list[str]:
-    return [str(n["name"]) for n in plan(lab)["nodes"] if n["role"] == role]
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout: float = POD_TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(2)
-    raise AssertionError(f"{what}: not true after {timeout:g}s")
-
-
-@pytest.fixture(scope="module")
-def agents(lab_up: LiveLab) -> LiveLab:
-    """The lab, once every host's agent has registered a Ready Node."""
-    hosts = nodes(lab_up, "host")
-
-    def ready() -> bool:
-        out = kubectl(lab_up, "get", "nodes", "-o", "json", check=False)
-        if out.returncode != 0:
-            return False
-        items = json.loads(out.stdout)["items"]
-        ready_nodes = {
-            n["metadata"]["name"]
-            for n in items
-            if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))
-        }
-        return set(hosts) <= ready_nodes
-
-    wait_for(ready, "every host's Node Ready", timeout=POD_TIMEOUT_S)
-    return lab_up
-
-
-@pytest.fixture
-def namespace(agents: LiveLab, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A namespace of the test's own (a deleted one stays Terminating for a while)."""
-    name = f"pods-{zlib.crc32(request.node.name.encode()):08x}"
-    kubectl(agents, "create", "namespace", name)
-    yield name
-    kubectl(agents, "delete", "pods", "--all", "-n", name, "--wait=false", check=False)
-    kubectl(agents, "delete", "namespace", name, "--wait=false", check=False)
-
-
-def apply(lab: LiveLab, pod: dict[str, Any]) -> None:
-    kubectl(lab, "apply", "-f", "-", stdin=json.dumps(pod))
-
-
-def pod_json(lab: LiveLab, namespace: str, name: str) -> dict[str, Any]:
-    return dict(json.loads(kubectl(lab, "get", "pod", name, "-n", namespace, "-o", "json").stdout))
-
-
-def wait_phase(lab: LiveLab, namespace: str, name: str, phases: tuple[str, ...]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-
-    def reached() -> bool:
-        seen.update(pod_json(lab, namespace, name))
-        return (seen.get("status") or {}).get("phase") in phases
-
-    wait_for(reached, f"pod {name} in {phases}", timeout=POD_TIMEOUT_S)
-    return seen
-
-
-def agent_logs(lab: LiveLab, host_ip: str, namespace: str, pod: str, container: str) -> str:
-    context = ssl.create_default_context(cafile=str(lab.files.pki / "ca.crt"))
-    context.load_cert_chain(str(lab.files.pki / "admin.crt"), str(lab.files.pki / "admin.key"))
-    url = f"https://{host_ip}:{LOG_PORT}/containerLogs/{namespace}/{pod}/{container}"
-    with urllib.request.urlopen(url, context=context, timeout=20) as response:
-        return str(response.read().decode())
-
-
-def address_of(lab: LiveLab, node: str) -> str:
-    return next(str(n["address"]) for n in plan(lab)["nodes"] if n["name"] == node)
 
 
 def test_two_container_pod_runs_its_own_kernel_and_answers_hosts_and_pods(

@@ -36,3 +36,11 @@ def test_depot_serves_the_wheelhouse_index_and_every_wheel(host: Host) -> None:
 
 def test_registry_answers_the_distribution_api(host: Host) -> None:
     assert host.check_output("curl -fsS http://127.0.0.1:5000/v2/").strip() == "{}"
+
+
+def test_depot_serves_the_signed_apt_repository(host: Host) -> None:
+    in_release = host.check_output("curl -fsS http://127.0.0.1/apt/dists/nestlab/InRelease")
+    assert "-----BEGIN PGP SIGNED MESSAGE-----" in in_release
+    assert "-----BEGIN PGP SIGNATURE-----" in in_release
+    packages = host.check_output("curl -fsS http://127.0.0.1/apt/dists/nestlab/main/binary-amd64/Packages")
+    assert "Package: nestlab-pod-kernel" in packages
