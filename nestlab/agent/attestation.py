@@ -2,8 +2,9 @@
 
 The verifier on the control plane sends a fresh nonce; the host answers with what it registered
 (``registration.json``: EK, AK and AK name), the AK certificate the lab's attestation CA issued
-(``ak.crt``), and evidence: a TPM quote over PCRs 8, 9 and 11 carrying the nonce, plus the event
-log read under the measurement lock (no pod launch can slip between quote and log). The host
+(``ak.crt``), and evidence: a TPM quote over PCRs 0-9 and 11 carrying the nonce, the event log read
+under the measurement lock (no pod launch can slip between quote and log), and the firmware's event
+log when the TPM is a device the firmware measured into (libvirt hosts; empty for a swtpm). The host
 judges nothing: the verifier does, and fails closed. Missing registration files or a TPM failure
 answer 503 with a message, never partial evidence.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from nestlab.errors import NestlabError
-from nestlab.trust import attest, tpm
+from nestlab.trust import attest, firmware, tpm
 from nestlab.trust.measure import Measurer
 
 REGISTRATION: Final = "registration.json"
@@ -63,7 +64,9 @@ class Attestation:
                 f"this host is not registered for attestation ({exc}); run `nestlab up` again to register it"
             ) from exc
         try:
-            evidence = attest.collect_evidence(self.tpm, self.measurer, nonce)
+            evidence = attest.collect_evidence(
+                self.tpm, self.measurer, nonce, firmware.log_path_for(self.tpm.tcti)
+            )
         except NestlabError as exc:
             raise AttestationUnavailableError(f"could not quote the TPM at {self.tpm.tcti}: {exc}") from exc
         return {

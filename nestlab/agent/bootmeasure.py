@@ -1,8 +1,9 @@
 """Measured boot of a host: the packages the agent and pod kernel come from, and the agent's configuration.
 
 Run once per host boot (``nestlab-measured-boot.service``, before the agent starts), and safe to
-run again: when PCRs 8, 9 and 11 are all zero the TPM was reset (a reboot), so the log starts
-empty; otherwise a component already in the log with the same name and sha256 is skipped, so a
+run again: when PCRs 8, 9 and 11 hold only what the firmware measured there (all zero without
+firmware; Linux's initrd event in PCR 9 on a libvirt host) the TPM was reset (a reboot), so the log
+starts empty; otherwise a component already in the log with the same name and sha256 is skipped, so a
 re-run extends nothing twice. A component that changed since it was measured is measured again
 (the log then shows both digests, and the policy judges the new one).
 """
@@ -18,7 +19,7 @@ from typing import Final, Protocol
 
 from nestlab.errors import UsageError
 from nestlab.runtime import proc
-from nestlab.trust import pcrs
+from nestlab.trust import firmware, pcrs
 from nestlab.trust.eventlog import EventLog
 from nestlab.trust.measure import Extender, Measurer, file_digest
 
@@ -88,10 +89,17 @@ def measure_boot(
     packages: Sequence[tuple[str, Path]],
     configs: Sequence[Path],
     runner: proc.Runner = proc.run,
+    *,
+    firmware_log: bytes = b"",
 ) -> list[Outcome]:
-    """Measure every package and config not yet in this boot's log; a fresh log after a TPM reset."""
-    values = tpm.pcr_read(pcrs.QUOTED)
-    if all(values.get(index) == pcrs.ZERO for index in pcrs.QUOTED):
+    """Measure every package and config not yet in this boot's log; a fresh log after a TPM reset.
+
+    After a reset nestlab's PCRs hold only what the firmware and boot loader put there (``firmware_log``,
+    e.g. Linux's initrd event in PCR 9 on a libvirt host; nothing on a host without firmware).
+    """
+    values = tpm.pcr_read(pcrs.MEASURED)
+    at_reset = firmware.replay(firmware.parse(firmware_log).events if firmware_log else (), pcrs.MEASURED)
+    if all(values.get(index) == at_reset[index] for index in pcrs.MEASURED):
         measurer.reset()
     outcomes = []
     for name, path in packages:

@@ -1,7 +1,9 @@
 """``nestlab-trust``: the host's trust commands (measured boot, drills, enrollment, evidence).
 
 Each subcommand is one call into the trust library with this host's TPM (default: the node's
-swtpm) and event log (default: /run/nestlab/measurements.json, a tmpfs, empty at every boot).
+swtpm) and event log (default: /run/nestlab/measurements.json, a tmpfs, empty at every boot). With a
+TPM device (``--tpm device:/dev/tpmrm0``, libvirt hosts) the firmware's event log is read from sysfs
+too: evidence carries it and measured boot knows what the firmware put into PCR 9 before it ran.
 Outputs are made for the programs that call them: the outer ``nestlab up`` (enroll, activate),
 ``nestlab-measured-boot.service`` (measure-boot) and admins running tamper drills (measure).
 Exit codes: 0 done, 1 the TPM or a file failed, 2 a usage error.
@@ -18,7 +20,7 @@ from typing import TextIO
 
 from nestlab.agent import bootmeasure
 from nestlab.errors import NestlabError, UsageError
-from nestlab.trust import attest
+from nestlab.trust import attest, firmware, pcrs
 from nestlab.trust.measure import Measurer
 from nestlab.trust.tpm import Tpm
 
@@ -52,7 +54,10 @@ def run(args: argparse.Namespace, tpm: Tpm, stdin: TextIO, stdout: TextIO) -> No
     measurer = Measurer(tpm, args.log)
     if args.command == "measure-boot":
         packages = [bootmeasure.parse_package(text) for text in args.package]
-        for outcome in bootmeasure.measure_boot(tpm, measurer, packages, args.config):
+        firmware_log = attest.read_firmware_log(firmware.log_path_for(tpm.tcti))
+        for outcome in bootmeasure.measure_boot(
+            tpm, measurer, packages, args.config, firmware_log=firmware_log
+        ):
             print(outcome.line(), file=stdout)
     elif args.command == "measure":
         if not args.file.is_file():
@@ -68,10 +73,14 @@ def run(args: argparse.Namespace, tpm: Tpm, stdin: TextIO, stdout: TextIO) -> No
         )
     elif args.command == "enroll":
         enrollment = attest.enroll(tpm)
-        print(
-            json.dumps({"ekPublic": enrollment.ek_public.hex(), "akPublic": enrollment.ak_public.hex()}),
-            file=stdout,
-        )
+        # what the registrar records as this host's firmware (PCRs 0-7; all zero without firmware)
+        firmware_pcrs = {str(index): value.hex() for index, value in tpm.pcr_read(pcrs.FIRMWARE).items()}
+        document = {
+            "ekPublic": enrollment.ek_public.hex(),
+            "akPublic": enrollment.ak_public.hex(),
+            "firmwarePcrs": firmware_pcrs,
+        }
+        print(json.dumps(document), file=stdout)
     elif args.command == "activate":
         try:
             blob = bytes.fromhex(stdin.read().strip())
@@ -83,7 +92,7 @@ def run(args: argparse.Namespace, tpm: Tpm, stdin: TextIO, stdout: TextIO) -> No
             nonce = bytes.fromhex(args.nonce)
         except ValueError:
             raise UsageError(f"--nonce {args.nonce!r} is not hex") from None
-        found = attest.collect_evidence(tpm, measurer, nonce)
+        found = attest.collect_evidence(tpm, measurer, nonce, firmware.log_path_for(tpm.tcti))
         print(json.dumps(attest.evidence_to_json(found)), file=stdout)
 
 

@@ -19,17 +19,17 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from nestlab.paths import LabFiles
 from nestlab.provision.remote import Remote
 from nestlab.spec.model import Role
 from nestlab.spec.plan import Plan
-from nestlab.trust import attest
+from nestlab.trust import attest, pcrs
 from nestlab.trust.akcert import issue_ak_certificate
 from nestlab.trust.errors import PolicyError
 from nestlab.trust.keys import LabKeys
-from nestlab.trust.policy import Policy, parse_policy
+from nestlab.trust.policy import Policy, parse_policy, with_firmware
 from nestlab.trust.verdict import HostName
 
 HOST_TRUST_CLI: Final = "/opt/nestlab/bin/nestlab-trust"
@@ -67,6 +67,22 @@ def lab_policy(
         configs=old.configs | frozenset(configs.values()),
         forbidden_cmdline_args=FORBIDDEN_CMDLINE,
     )
+
+
+def recorded_firmware(policy: Policy, offered: Mapping[str, Any], previous: Policy | None = None) -> Policy:
+    """``policy`` allowing the PCR 0-7 values a host's TPM showed at enrollment (``nestlab-trust
+    enroll``'s ``firmwarePcrs``) and every set ``previous`` allowed: what the registrar saw at install,
+    like Keylime's TPM policy. All-zero values (nspawn hosts) and older hosts without the field add
+    nothing, so those labs keep expecting no firmware."""
+    for values in previous.firmware if previous else ():
+        policy = with_firmware(policy, values)
+    raw = offered.get("firmwarePcrs")
+    if not isinstance(raw, dict):
+        return policy
+    missing = [index for index in pcrs.FIRMWARE if str(index) not in raw]
+    if missing:
+        raise PolicyError(f"the host's enrollment lacks firmware PCR {missing[0]}; update nestlab on it")
+    return with_firmware(policy, {index: str(raw[str(index)]) for index in pcrs.FIRMWARE})
 
 
 def _hosts(plan: Plan) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from nestlab.paths import LabFiles
-from nestlab.spec.model import Role
+from nestlab.spec.model import Role, SubstrateType
 from nestlab.spec.plan import Plan
 
 GROUPS = {
@@ -18,6 +18,14 @@ GROUPS = {
     Role.CONTROL_PLANE: "control_plane",
     Role.LOAD_BALANCER: "load_balancers",
     Role.DEPOT: "depot",
+}
+
+#: the TPM each substrate's hosts measure into and quote from (roles/esx_host: esx_host_tpm_tcti):
+#: a container node has no TPM of its own, so it runs a swtpm; a libvirt VM has the vTPM that OVMF
+#: measured the firmware into, reached through the kernel's resource manager
+HOST_TPM_TCTI = {
+    SubstrateType.LOCAL: "swtpm:host=127.0.0.1,port=2321",
+    SubstrateType.LIBVIRT: "device:/dev/tpmrm0",
 }
 
 
@@ -46,6 +54,7 @@ def inventory(plan: Plan, files: LabFiles) -> dict[str, Any]:
         if node.pod_subnet is not None:
             host_vars["nestlab_pod_subnet"] = str(node.pod_subnet)
         children[GROUPS[node.role]]["hosts"][node.name] = host_vars
+    children[GROUPS[Role.HOST]]["vars"] = {"esx_host_tpm_tcti": HOST_TPM_TCTI[lab.substrate.type]}
     return {
         "all": {
             "vars": {

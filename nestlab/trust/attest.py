@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final
 
 from nestlab.trust import pcrs, tpm, tpmstruct
@@ -71,12 +72,27 @@ def register(
     return Registration(host, enrollment.ek_public, enrollment.ak_public, ak.name)
 
 
-def collect_evidence(host_tpm: tpm.Tpm, measurer: Measurer, nonce: bytes) -> Evidence:
-    """Host side: quote the measured PCRs for ``nonce`` and read the log, with no measurement between."""
+def collect_evidence(
+    host_tpm: tpm.Tpm, measurer: Measurer, nonce: bytes, firmware_log: Path | None = None
+) -> Evidence:
+    """Host side: quote the measured PCRs for ``nonce`` and read the log, with no measurement between.
+
+    ``firmware_log`` is the firmware's binary event log for this TPM (firmware.log_path_for), read
+    when it exists; the firmware is done measuring once the OS runs, so it needs no lock.
+    """
     with measurer.locked():
         result = host_tpm.quote(nonce, pcrs.QUOTED)
         log_text = measurer.log_path.read_text() if measurer.log_path.exists() else ""
-    return Evidence(result.message, result.signature, result.pcr_values, log_text)
+    firmware_bytes = read_firmware_log(firmware_log)
+    return Evidence(result.message, result.signature, result.pcr_values, log_text, firmware_bytes)
+
+
+def read_firmware_log(path: Path | None) -> bytes:
+    """The firmware's binary event log at ``path``; empty when there is none (no path, no file)."""
+    try:
+        return path.read_bytes() if path is not None and path.exists() else b""
+    except OSError as exc:
+        raise TrustError(f"could not read the firmware event log {path}: {exc}") from exc
 
 
 def attest_host(
@@ -130,6 +146,7 @@ def evidence_to_json(evidence: Evidence) -> dict[str, Any]:
         "signature": evidence.signature.hex(),
         "pcrs": {str(index): value.hex() for index, value in sorted(evidence.pcr_values.items())},
         "eventLog": evidence.event_log,
+        "firmwareLog": evidence.firmware_log.hex(),
     }
 
 
@@ -141,6 +158,7 @@ def evidence_from_json(raw: dict[str, Any]) -> Evidence:
             bytes.fromhex(raw["signature"]),
             {int(index): bytes.fromhex(value) for index, value in raw["pcrs"].items()},
             str(raw["eventLog"]),
+            bytes.fromhex(raw.get("firmwareLog", "")),  # absent from hosts that predate it: no firmware
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise TrustError(f"attestation evidence is malformed: {exc}") from exc

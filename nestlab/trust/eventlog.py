@@ -98,7 +98,7 @@ def extend(value: bytes, digest: bytes) -> bytes:
     return hashlib.sha256(value + digest).digest()
 
 
-def replay(events: Iterable[Event], indexes: Iterable[int] = pcrs.QUOTED) -> dict[int, bytes]:
+def replay(events: Iterable[Event], indexes: Iterable[int] = pcrs.MEASURED) -> dict[int, bytes]:
     """Expected values of PCRs ``indexes`` (plus any the log touches) after these events."""
     values = dict.fromkeys(indexes, pcrs.ZERO)
     for event in events:

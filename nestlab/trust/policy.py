@@ -7,7 +7,12 @@ A policy is a JSON document (see docs/trust.md)::
      "kernels": ["<sha256 of a signed pod kernel image>"],
      "initramfs": ["<sha256>"],
      "configs": ["<sha256 of an agent configuration file>"],
-     "forbidden_cmdline_args": ["init=", "rdinit="]}
+     "forbidden_cmdline_args": ["init=", "rdinit="],
+     "firmware": [{"0": "<sha256 PCR value>", "1": "...", ..., "7": "..."}]}
+
+``firmware`` lists the PCR 0-7 value sets a host's firmware may produce (the outer ``up`` records
+what each host's TPM showed at registration, like Keylime's TPM policy). Absent or empty means no
+firmware is expected: PCRs 0-7 must be zero, as on the nspawn lab's nodes.
 
 Its digest (sha256 of its canonical JSON) goes into every verdict, so a verdict says exactly which
 policy it was judged by. Pure: no files, no processes.
@@ -19,7 +24,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from nestlab.trust import pcrs
@@ -46,9 +51,11 @@ class Policy:
     """sha256 digests of allowed agent configuration files."""
     forbidden_cmdline_args: tuple[str, ...] = ()
     """Kernel command-line argument prefixes a pod may not boot with."""
+    firmware: tuple[Mapping[int, str], ...] = ()
+    """Allowed PCR 0-7 value sets (index -> sha256 hex, all eight); empty: PCRs 0-7 must be zero."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
             "name": self.name,
             "packages": {name: sorted(digests) for name, digests in sorted(self.packages.items())},
             "kernels": sorted(self.kernels),
@@ -56,6 +63,12 @@ class Policy:
             "configs": sorted(self.configs),
             "forbidden_cmdline_args": list(self.forbidden_cmdline_args),
         }
+        if self.firmware:  # absent when empty, so a policy without firmware keeps its old digest
+            document["firmware"] = sorted(
+                ({str(index): value for index, value in sorted(values.items())} for values in self.firmware),
+                key=lambda values: json.dumps(values, sort_keys=True),
+            )
+        return document
 
     def digest(self) -> str:
         """sha256 of the canonical JSON form: the policy's identity."""
@@ -71,7 +84,7 @@ def parse_policy(text: str) -> Policy:
         raise PolicyError(f"policy is not JSON ({exc.msg} at line {exc.lineno})") from exc
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
         raise PolicyError("policy must be a JSON object with a string 'name'")
-    unknown = sorted(raw.keys() - {"name", "packages", *_LISTS, "forbidden_cmdline_args"})
+    unknown = sorted(raw.keys() - {"name", "packages", *_LISTS, "forbidden_cmdline_args", "firmware"})
     if unknown:
         raise PolicyError(f"policy has unknown fields: {', '.join(unknown)}")
     packages = raw.get("packages", {})
@@ -87,6 +100,64 @@ def parse_policy(text: str) -> Policy:
         initramfs=_digests(raw.get("initramfs", []), "policy.initramfs"),
         configs=_digests(raw.get("configs", []), "policy.configs"),
         forbidden_cmdline_args=tuple(args),
+        firmware=_firmware(raw.get("firmware", [])),
+    )
+
+
+def _firmware(value: object) -> tuple[Mapping[int, str], ...]:
+    where = "policy.firmware"
+    if not isinstance(value, list):
+        raise PolicyError(f"{where} must be a list of PCR 0-7 value sets")
+    expected_keys = {str(index) for index in pcrs.FIRMWARE}
+    sets: list[Mapping[int, str]] = []
+    for position, values in enumerate(value):
+        if not isinstance(values, dict) or set(values) != expected_keys:
+            raise PolicyError(f'{where}[{position}] must map each of PCRs 0-7 (as "0".."7") to a value')
+        if not all(isinstance(v, str) and _HEX64.match(v) for v in values.values()):
+            raise PolicyError(
+                f"{where}[{position}] values must be sha256 digests (64 lowercase hex characters)"
+            )
+        sets.append({int(index): digest for index, digest in values.items()})
+    return tuple(sets)
+
+
+def firmware_values(values: Mapping[int, bytes]) -> dict[int, str]:
+    """The policy form (index -> hex) of PCR 0-7 values read from a TPM or a verdict."""
+    return {index: values[index].hex() for index in pcrs.FIRMWARE}
+
+
+def with_firmware(policy: Policy, values: Mapping[int, str]) -> Policy:
+    """``policy`` also allowing these PCR 0-7 values (what a host's TPM showed at registration).
+
+    All-zero values (a host without firmware) add nothing: an empty list already means exactly that.
+    """
+    bad = [index for index in pcrs.FIRMWARE if not _HEX64.match(str(values.get(index)))]
+    if bad:
+        raise PolicyError(
+            f"firmware value of PCR {bad[0]} is not a sha256 digest (64 lowercase hex characters)"
+        )
+    if all(values[index] == pcrs.ZERO.hex() for index in pcrs.FIRMWARE) or values in policy.firmware:
+        return policy
+    return replace(policy, firmware=(*policy.firmware, {index: values[index] for index in pcrs.FIRMWARE}))
+
+
+def check_firmware(policy: Policy, values: Mapping[int, bytes]) -> str | None:
+    """None when the policy allows these PCR 0-7 values, else a reason naming the first PCR that differs."""
+    actual = firmware_values(values)
+    allowed = policy.firmware or ({index: pcrs.ZERO.hex() for index in pcrs.FIRMWARE},)
+    if actual in allowed:
+        return None
+    closest = min(allowed, key=lambda known: sum(known[i] != actual[i] for i in pcrs.FIRMWARE))
+    index = next(i for i in pcrs.FIRMWARE if closest[i] != actual[i])
+    if not policy.firmware:
+        return (
+            f"PCR {index} is {actual[index][:16]}… but policy {policy.name} expects no firmware (PCRs 0-7 "
+            "zero): this host booted through firmware; record its values in the policy's firmware list"
+        )
+    return (
+        f"PCR {index} value {actual[index][:16]}… is not among the firmware values of policy {policy.name} "
+        f"(closest known set has {closest[index][:16]}…): the host's firmware, its settings or its boot "
+        "loader changed"
     )
 
 

@@ -7,7 +7,7 @@ True when the verifier ran every check and found no reason to fail.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NewType
 
 HostName = NewType("HostName", str)
@@ -53,6 +53,8 @@ class Verdict:
     passed: bool
     reasons: tuple[str, ...]
     """Every reason the attestation failed; empty exactly when passed."""
+    firmware_events: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    """The firmware log, summarized: PCR -> TCG event type (EV_EFI_...) -> count; empty without one."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -63,4 +65,5 @@ class Verdict:
             "policyDigest": self.policy_digest,
             "passed": self.passed,
             "reasons": list(self.reasons),
+            "firmwareEvents": {pcr: dict(kinds) for pcr, kinds in self.firmware_events.items()},
         }

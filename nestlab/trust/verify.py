@@ -12,10 +12,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from nestlab.trust import eventlog, pcrs, tpmstruct
+from nestlab.trust import eventlog, firmware, pcrs, tpmstruct
 from nestlab.trust.errors import EventLogError, QuoteFormatError, SignatureError
 from nestlab.trust.eventlog import Event
-from nestlab.trust.policy import Policy, check_event
+from nestlab.trust.firmware import FirmwareLogError
+from nestlab.trust.policy import Policy, check_event, check_firmware
 from nestlab.trust.verdict import EventVerdict, HostName, Verdict
 
 #: (AK TPM2B_PUBLIC, quote message, signature, nonce in the quote) -> None, or raises SignatureError
@@ -47,6 +48,8 @@ class Evidence:
     """The quoted PCR values as the host reports them (authenticated here against the signed digest)."""
     event_log: str
     """The event log text, taken under the same lock as the quote."""
+    firmware_log: bytes = b""
+    """The firmware's binary TCG event log (explains PCRs 0-7); empty on a host without firmware."""
 
 
 def _short(value: bytes) -> str:
@@ -122,15 +125,17 @@ def _verify(
     except (QuoteFormatError, SignatureError) as exc:
         reasons.append(str(exc))
 
-    events: tuple[Event, ...] = ()
-    try:
-        events = eventlog.parse(evidence.event_log).events
-    except EventLogError as exc:
-        reasons.append(f"event log rejected: {exc}")
-    else:
-        replay_reasons, replayed = _replay(events, quote_digest, quoted)
+    events, firmware_log, log_reasons = _parse_logs(evidence)
+    reasons.extend(log_reasons)
+    if not log_reasons:
+        fw_events = firmware_log.events if firmware_log else ()
+        replay_reasons, replayed = _replay(fw_events, events, quote_digest, quoted)
         reasons.extend(replay_reasons)
         quoted = replayed or quoted
+    if quoted:  # authentic values only: judging forged ones would explain nothing
+        firmware_reason = check_firmware(policy, {i: bytes.fromhex(quoted[i]) for i in pcrs.FIRMWARE})
+        if firmware_reason:
+            reasons.append(firmware_reason)
 
     judged = tuple(_judge(policy, event) for event in events)
     refused = [event for event in judged if not event.allowed]
@@ -138,23 +143,56 @@ def _verify(
         reasons.append(f"{len(refused)} event(s) not allowed by policy {policy.name}: {refused[0].reason}")
     if quote_digest is None and not reasons:
         reasons.append("quote was not verified")  # unreachable by construction; fail closed regardless
+    summary = firmware_log.summary() if firmware_log else {}
     return Verdict(
-        registration.host, now.isoformat(), quoted, judged, policy.digest(), not reasons, tuple(reasons)
+        registration.host,
+        now.isoformat(),
+        quoted,
+        judged,
+        policy.digest(),
+        not reasons,
+        tuple(reasons),
+        summary,
     )
 
 
+def _parse_logs(evidence: Evidence) -> tuple[tuple[Event, ...], firmware.FirmwareLog | None, list[str]]:
+    """nestlab's events, the firmware log (None when the host sent none) and why either was rejected."""
+    events: tuple[Event, ...] = ()
+    firmware_log = None
+    reasons = []
+    try:
+        events = eventlog.parse(evidence.event_log).events
+    except EventLogError as exc:
+        reasons.append(f"event log rejected: {exc}")
+    try:
+        firmware_log = firmware.parse(evidence.firmware_log) if evidence.firmware_log else None
+    except FirmwareLogError as exc:
+        reasons.append(f"firmware event log rejected: {exc}")
+    return events, firmware_log, reasons
+
+
 def _replay(
-    events: tuple[Event, ...], quote_digest: bytes | None, quoted: Mapping[int, str]
+    firmware_events: tuple[firmware.FirmwareEvent, ...],
+    events: tuple[Event, ...],
+    quote_digest: bytes | None,
+    quoted: Mapping[int, str],
 ) -> tuple[list[str], dict[int, str]]:
-    """Reasons the log does not explain the quote, and the PCR values when it does (then authentic)."""
+    """Reasons the logs do not explain the quote, and the PCR values when they do (then authentic).
+
+    The firmware's events come first (they happened before the OS ran), nestlab's on top of them.
+    """
     reasons = [
-        f"event {event.seq} ({event.description}) is in PCR {event.pcr}, which the quote does not cover"
+        f"event {event.seq} ({event.description}) is in PCR {event.pcr}, which nestlab does not measure into"
         for event in events
-        if event.pcr not in pcrs.QUOTED
+        if event.pcr not in pcrs.MEASURED
     ]
     if quote_digest is None:
         return reasons, {}
-    expected = eventlog.replay(events)
+    expected = firmware.replay(firmware_events, pcrs.QUOTED)
+    for event in events:
+        if event.pcr in expected:
+            expected[event.pcr] = eventlog.extend(expected[event.pcr], bytes.fromhex(event.digest))
     if hashlib.sha256(b"".join(expected[index] for index in pcrs.QUOTED)).digest() == quote_digest:
         return reasons, {index: expected[index].hex() for index in pcrs.QUOTED}
     differing = [index for index in pcrs.QUOTED if quoted and quoted[index] != expected[index].hex()]
@@ -162,8 +200,10 @@ def _replay(
         f"PCR {index} replays to {_short(expected[index])} but the TPM quoted {quoted[index][:16]}…"
         for index in differing
     )
+    only_firmware = bool(differing) and all(index in pcrs.FIRMWARE for index in differing)
     reasons.append(
-        "event log does not replay to the quoted PCRs"
+        ("firmware event log" if only_firmware else "event log")
+        + " does not replay to the quoted PCRs"
         + (f" ({where})" if where else "")
         + ": the log is incomplete or reordered, or something was measured without being logged"
     )

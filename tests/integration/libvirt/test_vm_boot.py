@@ -6,7 +6,10 @@ libvirtd is used as it is), makes a bridge on its own 198.18.247.0/24 range, def
 LabNode does (q35, OVMF, tpm-crb backed by swtpm, the cloud-init disk on SATA) with a qcow2 overlay
 on the image, and boots it. It then logs in over SSH with the lab key at the address cloud-init set
 by MAC, and reads the firmware's event log and PCRs from the VM's TPM: the log must replay to the
-PCR values the TPM reports. Boot time (start -> SSH answers) is printed. Domain, TPM state, NVRAM,
+PCR values the TPM reports. Then it attests the VM the way a libvirt host is attested
+(vm_attestation.py: EK + AK in the vTPM, a nestlab measurement into PCR 9, a quote over PCRs 0-9 and
+11, the firmware log) and verifies that on this machine: it passes, a flipped firmware log byte fails
+replay, a policy with other PCR 0 values fails naming PCR 0. Boot time (start -> SSH answers) is printed. Domain, TPM state, NVRAM,
 bridge, daemons (by PID) and temporary files are removed afterwards, also on failure.
 """
 
@@ -19,7 +22,8 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
@@ -31,6 +35,11 @@ from nestlab.spec.model import Size
 from nestlab.spec.plan import PlannedNode
 from nestlab.substrate.libvirt import cloudinit, image
 from nestlab.substrate.libvirt.node import OVMF_CODE, OVMF_VARS, TPM_MODEL, TPM_VERSION
+from nestlab.trust import firmware, pcrs, tpm
+from nestlab.trust.policy import Policy
+from nestlab.trust.verdict import HostName, Verdict
+from nestlab.trust.verify import Evidence, verify
+from tests.integration.libvirt.vm_attestation import VmAttestation, attest_vm
 
 pytestmark = [
     pytest.mark.integration,
@@ -270,3 +279,61 @@ def test_firmware_event_log_replays_to_the_tpm_pcrs(booted_vm: BootedVm) -> None
             assert expected[index] == live[index], f"PCR {index}: event log and TPM disagree"
     assert 0 in expected
     assert 4 in expected
+
+
+@pytest.fixture(scope="module")
+def vm_attestation(booted_vm: BootedVm, tmp_path_factory: pytest.TempPathFactory) -> VmAttestation:
+    """The VM measured one config into PCR 9, then quoted (see vm_attestation.py)."""
+    return attest_vm(booted_vm.ssh, HostName(NODE.name), tmp_path_factory.mktemp("vm-attestation"))
+
+
+def judge(
+    attestation: VmAttestation, evidence: Evidence | None = None, policy: Policy | None = None
+) -> Verdict:
+    return verify(
+        registration=attestation.registration,
+        policy=policy or attestation.policy,
+        nonce=attestation.nonce,
+        evidence=evidence or attestation.evidence,
+        check_signature=tpm.check_quote_signature,  # the real tpm2_checkquote
+        now=datetime.now(UTC),
+    )
+
+
+def test_nestlab_replays_the_live_firmware_log_to_the_vtpm_pcrs(vm_attestation: VmAttestation) -> None:
+    evidence = vm_attestation.evidence
+    log = firmware.parse(evidence.firmware_log)
+    assert log.summary()["4"]["EV_EFI_BOOT_SERVICES_APPLICATION"] >= 1
+    replayed = firmware.replay(log.events)
+    assert replayed == {index: evidence.pcr_values[index] for index in pcrs.FIRMWARE}
+    assert evidence.pcr_values[0] != pcrs.ZERO
+
+
+def test_vm_quote_over_firmware_and_nestlab_pcrs_verifies(vm_attestation: VmAttestation) -> None:
+    verdict = judge(vm_attestation)
+    assert verdict.passed, verdict.reasons
+    assert sorted(verdict.pcrs) == list(pcrs.QUOTED)
+    assert verdict.pcrs[pcrs.PCR_CONFIG] != pcrs.ZERO.hex()  # firmware's initrd event + nestlab's config
+    assert [event.type for event in verdict.events] == ["config"]
+    assert "EV_EFI_VARIABLE_DRIVER_CONFIG" in verdict.firmware_events["7"]
+
+
+def test_vm_quote_with_a_flipped_firmware_log_byte_fails_replay(vm_attestation: VmAttestation) -> None:
+    data = bytearray(vm_attestation.evidence.firmware_log)
+    first = firmware.parse(bytes(data)).events[0]
+    data[first.offset + 14] ^= 0x01  # a byte of its sha256 digest (pcr, type, count, algorithm before it)
+    verdict = judge(vm_attestation, replace(vm_attestation.evidence, firmware_log=bytes(data)))
+    assert not verdict.passed
+    assert any(
+        "firmware event log does not replay" in reason and f"PCR {first.pcr} replays to" in reason
+        for reason in verdict.reasons
+    ), verdict.reasons
+
+
+def test_vm_quote_against_other_pcr0_values_fails_naming_pcr0(vm_attestation: VmAttestation) -> None:
+    values = dict(vm_attestation.policy.firmware[0])
+    values[0] = "00" * 31 + "01"
+    verdict = judge(vm_attestation, policy=replace(vm_attestation.policy, firmware=(values,)))
+    assert not verdict.passed
+    assert len(verdict.reasons) == 1
+    assert verdict.reasons[0].startswith("PCR 0 value "), verdict.reasons

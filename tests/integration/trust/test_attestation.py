@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from nestlab.trust import attest, tpm, tpmstruct
+from nestlab.trust import attest, pcrs, tpm, tpmstruct
 from nestlab.trust.errors import RegistrationError, SignatureError
 from nestlab.trust.swtpm import Swtpm
 from nestlab.trust.verify import Registration
@@ -52,8 +52,9 @@ def test_clean_host_with_pods_passes(booted: BootedHost) -> None:
         "pod demo/db initramfs",
         "pod demo/db cmdline",
     ]
-    read = booted.swtpm.tpm().pcr_read([8, 9, 11])
+    read = booted.swtpm.tpm().pcr_read(pcrs.QUOTED)
     assert verdict.pcrs == {index: value.hex() for index, value in read.items()}
+    assert all(verdict.pcrs[index] == "00" * 32 for index in pcrs.FIRMWARE)  # a swtpm saw no firmware
     assert json.loads(json.dumps(verdict.to_json()))["passed"] is True
 
 
@@ -153,7 +154,7 @@ def test_reboot_clears_the_pod_measurements(booted: BootedHost) -> None:
     booted.measurer.reset()
     verdict = booted.attest()
     assert verdict.passed, verdict.reasons
-    assert verdict.pcrs == {8: "00" * 32, 9: "00" * 32, 11: "00" * 32}
+    assert verdict.pcrs == dict.fromkeys(pcrs.QUOTED, "00" * 32)
 
 
 def test_tpm2_checkquote_accepts_the_real_signature_and_refuses_a_flipped_bit(booted: BootedHost) -> None:

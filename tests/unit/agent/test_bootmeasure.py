@@ -12,7 +12,7 @@ from nestlab.agent import bootmeasure
 from nestlab.agent.attestation import BadChallengeError, parse_nonce
 from nestlab.agent.bootmeasure import ComponentError
 from nestlab.runtime.proc import Result
-from nestlab.trust import eventlog, pcrs
+from nestlab.trust import eventlog, firmware, pcrs
 from nestlab.trust.measure import Measurer
 from tests.fakes import FakeRunner
 
@@ -66,7 +66,7 @@ def test_measure_boot_is_idempotent_and_starts_fresh_after_a_tpm_reset(tmp_path:
     third = bootmeasure.measure_boot(tpm, measurer, packages, configs, dpkg("6.1+nl0123"))
     assert [o.action for o in third] == ["measured"] * 3
     assert len(measurer.read().events) == 3
-    assert eventlog.replay(measurer.read().events) == tpm.pcr_read(pcrs.QUOTED)
+    assert eventlog.replay(measurer.read().events) == tpm.pcr_read(pcrs.MEASURED)
 
 
 def test_a_changed_component_is_measured_again(tmp_path: Path) -> None:
@@ -109,3 +109,31 @@ def test_malformed_challenges_are_refused(body: object, problem: str) -> None:
     with pytest.raises(BadChallengeError, match=problem):
         parse_nonce(body)
     assert parse_nonce({"nonce": "ab" * 32}) == bytes.fromhex("ab" * 32)
+
+
+def test_after_a_reset_on_a_libvirt_host_the_firmware_pcr9_event_is_not_taken_for_a_measured_boot(
+    tmp_path: Path,
+) -> None:
+    """OVMF's log (recorded in the libvirt test's VM) has Linux's initrd event in PCR 9: a fresh boot."""
+    firmware_log = (Path(__file__).parents[1] / "trust" / "fixtures" / "vm" / "firmware.log").read_bytes()
+    booted = firmware.replay(firmware.parse(firmware_log).events, range(24))
+    assert booted[pcrs.PCR_CONFIG] != pcrs.ZERO
+    tpm = FakeTpm()
+    measurer = Measurer(tpm, tmp_path / "run" / "log.json")
+    packages, configs = components(tmp_path)
+    tpm.values = dict(booted)
+    bootmeasure.measure_boot(tpm, measurer, packages, configs, dpkg("6.1+nl0123"), firmware_log=firmware_log)
+    tpm.values = dict(booted)  # reboot: the firmware measured the same things again, nestlab not yet
+    again = bootmeasure.measure_boot(
+        tpm, measurer, packages, configs, dpkg("6.1+nl0123"), firmware_log=firmware_log
+    )
+    assert [o.action for o in again] == ["measured"] * 3  # a fresh log, not "skipped" from the old one
+    assert len(measurer.read().events) == 3
+    second = bootmeasure.measure_boot(
+        tpm, measurer, packages, configs, dpkg("6.1+nl0123"), firmware_log=firmware_log
+    )
+    assert [o.action for o in second] == ["skipped"] * 3
+    # without the firmware log the same host looks already measured: the old log would be kept
+    tpm.values = dict(booted)
+    stale = bootmeasure.measure_boot(tpm, measurer, packages, configs, dpkg("6.1+nl0123"))
+    assert [o.action for o in stale] == ["skipped"] * 3

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from nestlab.paths import LabFiles
 from nestlab.provision.inventory import inventory, ssh_config
 from nestlab.spec import make_plan, parse_spec
+from nestlab.spec.model import SubstrateType
 from tests.unit.spec.helpers import spec_yaml
 
 
@@ -30,6 +32,27 @@ def test_groups_and_host_vars(tmp_path: Path) -> None:
     assert lab_vars["ansible_ssh_private_key_file"] == str(files.ssh_key)
     assert f"UserKnownHostsFile={files.known_hosts}" in lab_vars["ansible_ssh_common_args"]
     assert len(lab_vars["nestlab_nodes"]) == 9
+
+
+def test_host_tpm_is_the_swtpm_on_local_labs_and_the_vtpm_on_libvirt(tmp_path: Path) -> None:
+    local = make_plan(parse_spec(spec_yaml()))
+    assert local.lab.substrate.type is SubstrateType.LOCAL
+    libvirt = replace(
+        local, lab=replace(local.lab, substrate=replace(local.lab.substrate, type=SubstrateType.LIBVIRT))
+    )
+    tcti = {
+        plan.lab.substrate.type: inventory(plan, LabFiles(tmp_path))["all"]["children"]["hosts"]["vars"][
+            "esx_host_tpm_tcti"
+        ]
+        for plan in (local, libvirt)
+    }
+    assert tcti == {
+        SubstrateType.LOCAL: "swtpm:host=127.0.0.1,port=2321",  # the node's nestlab-swtpm.service
+        SubstrateType.LIBVIRT: "device:/dev/tpmrm0",  # the vTPM OVMF measured into
+    }
+    for plan in (local, libvirt):  # only hosts run the agent and measured boot
+        children = inventory(plan, LabFiles(tmp_path))["all"]["children"]
+        assert all("vars" not in children[group] for group in ("control_plane", "load_balancers", "depot"))
 
 
 def test_ssh_config_names_every_node(tmp_path: Path) -> None:

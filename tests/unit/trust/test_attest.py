@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
-from nestlab.trust import attest
+from nestlab.trust import attest, tpm
 from nestlab.trust.errors import RegistrationError, TpmError, TrustError
+from nestlab.trust.measure import Measurer
 from nestlab.trust.verdict import HostName
 
 from .helpers import (
+    FIXTURES,
     accept_signature,
     fixture_bytes,
     recorded_evidence,
@@ -61,6 +65,16 @@ def test_registration_and_evidence_survive_json() -> None:
     assert attest.evidence_from_json(json.loads(json.dumps(attest.evidence_to_json(evidence)))) == evidence
 
 
+def test_evidence_carries_the_firmware_log_and_older_hosts_send_none() -> None:
+    evidence = replace(recorded_evidence(), firmware_log=(FIXTURES / "vm" / "firmware.log").read_bytes())
+    wire = json.loads(json.dumps(attest.evidence_to_json(evidence)))
+    assert attest.evidence_from_json(wire) == evidence
+    del wire["firmwareLog"]  # what an agent from before PCRs 0-7 were quoted sends
+    assert attest.evidence_from_json(wire).firmware_log == b""
+    with pytest.raises(TrustError, match="evidence is malformed"):
+        attest.evidence_from_json({**wire, "firmwareLog": "not hex"})
+
+
 def test_malformed_records_are_refused() -> None:
     with pytest.raises(RegistrationError, match="register the host again"):
         attest.registration_from_json({"host": "esx-01", "ekPublic": "zz"})
@@ -91,3 +105,30 @@ def test_host_that_cannot_answer_fails_closed() -> None:
     assert not verdict.passed
     assert verdict.reasons == ("could not collect evidence from esx-01: TpmError: swtpm is not running",)
     assert verdict.policy_digest == recorded_policy().digest()
+
+
+class QuotingTpm:
+    """Answers quotes with canned bytes and remembers which PCRs were asked for."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[int, ...]] = []
+
+    def pcr_extend(self, index: int, digest: bytes) -> None:
+        raise AssertionError("collect_evidence must not measure")
+
+    def quote(self, nonce: bytes, indexes: tuple[int, ...]) -> tpm.QuoteResult:
+        self.asked.append(tuple(indexes))
+        return tpm.QuoteResult(b"msg", b"sig", {})
+
+
+def test_collect_evidence_quotes_firmware_pcrs_and_reads_the_firmware_log_when_given(tmp_path: Path) -> None:
+    host_tpm = QuotingTpm()
+    measurer = Measurer(host_tpm, tmp_path / "log.json")
+    log = tmp_path / "binary_bios_measurements"
+    log.write_bytes(b"firmware log bytes")
+    with_log = attest.collect_evidence(host_tpm, measurer, b"n", log)  # type: ignore[arg-type]
+    assert with_log.firmware_log == b"firmware log bytes"
+    assert host_tpm.asked == [(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11)]
+    assert attest.collect_evidence(host_tpm, measurer, b"n").firmware_log == b""  # type: ignore[arg-type]
+    missing = attest.collect_evidence(host_tpm, measurer, b"n", tmp_path / "none")  # type: ignore[arg-type]
+    assert missing.firmware_log == b""  # a device without a firmware log: nothing measured before Linux
