@@ -66,6 +66,7 @@ def lab_policy(
         initramfs=old.initramfs | {known.initramfs},
         configs=old.configs | frozenset(configs.values()),
         forbidden_cmdline_args=FORBIDDEN_CMDLINE,
+        firmware=old.firmware,
     )
 
 
@@ -89,9 +90,10 @@ def _hosts(plan: Plan) -> list[str]:
     return [node.name for node in plan.nodes if node.role is Role.HOST]
 
 
-def register_host(remote: Remote, keys: LabKeys, files: LabFiles, host: str) -> bool:
-    """Register ``host``'s AK (unless its current registration is still on it); True when it changed."""
-    offered = json.loads(remote.run(host, [HOST_TRUST_CLI, "enroll"]).stdout)
+def register_host(remote: Remote, keys: LabKeys, files: LabFiles, host: str) -> tuple[bool, dict[str, Any]]:
+    """Register ``host``'s AK (unless its current registration is still on it); whether that changed
+    anything, and what the host's TPM offered (keys and firmware PCR values)."""
+    offered = dict(json.loads(remote.run(host, [HOST_TRUST_CLI, "enroll"]).stdout))
     enrollment = attest.Enrollment(bytes.fromhex(offered["ekPublic"]), bytes.fromhex(offered["akPublic"]))
     record_dir = files.attestation / "registrations"
     record, cert = record_dir / f"{host}.json", record_dir / f"{host}.crt"
@@ -99,7 +101,7 @@ def register_host(remote: Remote, keys: LabKeys, files: LabFiles, host: str) -> 
         known = attest.registration_from_json(json.loads(record.read_text(encoding="utf-8")))
         same_keys = (known.ek_public, known.ak_public) == (enrollment.ek_public, enrollment.ak_public)
         if same_keys and remote.read(host, REGISTRATION_PATH) == record.read_text(encoding="utf-8"):
-            return remote.write(host, AK_CERT_PATH, cert.read_text(encoding="ascii"))
+            return remote.write(host, AK_CERT_PATH, cert.read_text(encoding="ascii")), offered
 
     def activate(blob: bytes) -> bytes:
         answer = remote.run(host, [HOST_TRUST_CLI, "activate"], stdin=blob.hex() + "\n")
@@ -113,7 +115,7 @@ def register_host(remote: Remote, keys: LabKeys, files: LabFiles, host: str) -> 
     )
     remote.write(host, REGISTRATION_PATH, record.read_text(encoding="utf-8"))
     remote.write(host, AK_CERT_PATH, cert.read_text(encoding="ascii"))
-    return True
+    return True, offered
 
 
 def config_digests(remote: Remote, hosts: list[str]) -> dict[str, str]:
@@ -161,13 +163,17 @@ def setup(plan: Plan, files: LabFiles, keys: LabKeys, known: KnownDigests, emit:
     """After the playbook: register hosts, record their configurations, publish the policy."""
     remote = Remote(files)
     hosts = _hosts(plan)
+    offers = []
     for host in hosts:
-        changed = register_host(remote, keys, files, host)
+        changed, offered = register_host(remote, keys, files, host)
+        offers.append(offered)
         emit(
             f"attestation: {host} AK {'registered, certificate issued' if changed else 'already registered'}"
         )
     path = policy_file(files)
     policy = lab_policy(plan.lab.name, known, config_digests(remote, hosts), load_policy(path))
+    for offered in offers:  # firmware PCR 0-7 values as the registrar saw them at install
+        policy = recorded_firmware(policy, offered)
     write_policy(path, policy)
     text = path.read_text(encoding="utf-8")
     for node in plan.nodes:

@@ -79,3 +79,13 @@ def test_write_skips_a_file_already_in_place(tmp_path: Path) -> None:
     assert len(runner.calls) == 1
     assert remote.write("cp-1", "/etc/g", json.dumps({"x": 1}))
     assert "mv" in runner.calls[-1][-1]
+
+
+def test_policy_keeps_the_firmware_values_recorded_at_an_earlier_registration() -> None:
+    firmware = dict.fromkeys(range(8), F)
+    first = attestation.recorded_firmware(
+        lab_policy("t1", KnownDigests(A, B, C, D), {}), {"firmwarePcrs": {str(i): F for i in range(8)}}
+    )
+    assert first.firmware == (firmware,)
+    second = lab_policy("t1", KnownDigests(A, B, C, D), {"esx-01": E}, first)
+    assert second.firmware == (firmware,)
