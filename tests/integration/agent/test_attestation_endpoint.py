@@ -29,6 +29,7 @@ from nestlab.trust.verdict import HostName
 from nestlab.trust.verify import verify
 from tests.integration.agent.conftest import free_port
 from tests.integration.api.conftest import Pki
+from tests.integration.swtpm_running import running_swtpm
 
 pytestmark = pytest.mark.integration
 HOST = HostName("esx-07")
@@ -36,12 +37,8 @@ HOST = HostName("esx-07")
 
 @pytest.fixture(scope="module")
 def host_tpm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[swtpm.Swtpm]:
-    root = tmp_path_factory.mktemp("endpoint-swtpm")
-    instance = swtpm.start_swtpm(root / "state", log=root / "swtpm.log")
-    try:
+    with running_swtpm(tmp_path_factory.mktemp("endpoint-swtpm")) as instance:
         yield instance
-    finally:
-        instance.stop()
 
 
 def _client(pki: Pki, with_cert: bool = True) -> ssl.SSLContext:

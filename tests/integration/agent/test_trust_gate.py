@@ -37,6 +37,7 @@ from tests.integration.agent.conftest import (
 )
 from tests.integration.agent.test_agent import _events, _get, _pod, _wait_phase, busybox_image, namespace
 from tests.integration.api.conftest import ApiServer
+from tests.integration.swtpm_running import running_swtpm
 
 pytestmark = pytest.mark.integration
 __all__ = ["busybox_image", "namespace"]  # fixtures shared with the agent's other tests
@@ -52,12 +53,8 @@ def signed_pod_kernel(
 
 @pytest.fixture(scope="module")
 def host_swtpm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[swtpm.Swtpm]:
-    root = tmp_path_factory.mktemp("gate-swtpm")
-    instance = swtpm.start_swtpm(root / "state", log=root / "swtpm.log")
-    try:
+    with running_swtpm(tmp_path_factory.mktemp("gate-swtpm")) as instance:
         yield instance
-    finally:
-        instance.stop()
 
 
 @dataclass(frozen=True)

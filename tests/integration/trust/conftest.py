@@ -18,18 +18,15 @@ from nestlab.trust import attest, measure, swtpm
 from nestlab.trust.policy import Policy
 from nestlab.trust.verdict import HostName, Verdict
 from nestlab.trust.verify import Registration
+from tests.integration.swtpm_running import running_swtpm
 
 HOST = HostName("esx-01")
 
 
 @pytest.fixture(scope="session")
 def swtpm_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[swtpm.Swtpm]:
-    root = tmp_path_factory.mktemp("swtpm")
-    instance = swtpm.start_swtpm(root / "state", log=root / "swtpm.log")
-    try:
+    with running_swtpm(tmp_path_factory.mktemp("swtpm")) as instance:
         yield instance
-    finally:
-        instance.stop()
 
 
 @pytest.fixture(scope="session")
