@@ -45,6 +45,6 @@ if [[ ! -x .venv/bin/python || "$(cat "$stamp" 2>/dev/null)" != "$digest" ]]; th
   echo "bootstrap: preparing .venv"
   [[ -x .venv/bin/python ]] || "$python" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade 'pip>=25.1'
-  .venv/bin/python -m pip install -q -e '.[outer]' --group dev
+  .venv/bin/python -m pip install -q -e '.[outer,apiserver]' --group dev
   echo "$digest" > "$stamp"
 fi

@@ -14,42 +14,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nestlab.api import kinds
 from nestlab.errors import UsageError
 
 ADMIN_GROUPS = frozenset({"system:masters", "nestlab:admins"})
 NODE_GROUP = "system:nodes"
 AUTHENTICATED = "system:authenticated"
-_READ = frozenset({"get", "list", "watch"})
-_WRITE = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 
-# ClusterRole -> resource ("plural" or "plural/sub") -> verbs, for namespace-scoped bindings.
-_VIEW: dict[str, frozenset[str]] = {
-    "pods": _READ,
-    "pods/log": _READ,
-    "pods/status": _READ,
-    "events": _READ,
-    "resourcequotas": _READ,
-    "resourcequotas/status": _READ,
-    "namespaces": frozenset({"get"}),
+ROLE_NAMES = ("view", "edit", "admin")
+
+
+def _merge(*roles: str) -> dict[str, frozenset[str]]:
+    """The rules of ``roles`` over every kind's unit (a later role adds to an earlier one, as
+    upstream's aggregated roles: edit includes view, admin includes edit)."""
+    rules: dict[str, frozenset[str]] = {}
+    for unit in kinds.ALL:
+        for role in roles:
+            for resource, verbs in unit.roles.get(role, {}).items():
+                rules[resource] = rules.get(resource, frozenset()) | verbs
+    return rules
+
+
+ROLES: dict[str, dict[str, frozenset[str]]] = {
+    "view": _merge("view"),
+    "edit": _merge("view", "edit"),
+    "admin": _merge("view", "edit", "admin"),
 }
-_EDIT: dict[str, frozenset[str]] = {
-    **_VIEW,
-    "pods": _READ | _WRITE,
-    "events": _READ | _WRITE,
-    "leases": _READ | _WRITE,
-}
-_ADMIN: dict[str, frozenset[str]] = {**_EDIT, "rolebindings": _READ | _WRITE}
-ROLES: dict[str, dict[str, frozenset[str]]] = {"view": _VIEW, "edit": _EDIT, "admin": _ADMIN}
 # What a node agent may do anywhere (a kubelet's rights, minus what nestlab does not serve).
-_NODE_RIGHTS: dict[str, frozenset[str]] = {
-    "nodes": _READ | _WRITE,
-    "nodes/status": _READ | _WRITE,
-    "pods": _READ | {"delete"},
-    "pods/status": _READ | {"update", "patch"},
-    "events": _READ | {"create", "update", "patch"},
-    "leases": _READ | _WRITE,
-    "namespaces": _READ,
-}
+_NODE_RIGHTS: dict[str, frozenset[str]] = _merge("node")
 
 
 class AuthConfigError(UsageError):

@@ -22,7 +22,12 @@ _SUBRESOURCE_VERBS: dict[str, list[str]] = {
     "status": ["get", "patch", "update"],
     "binding": ["create"],
     "log": ["get"],
+    "eviction": ["create"],
+    "scale": ["get", "patch", "update"],
 }
+
+
+_SUBRESOURCE_GROUPS = {"scale": ("autoscaling", "v1"), "eviction": ("policy", "v1")}
 
 
 def version() -> Obj:
@@ -83,16 +88,20 @@ def _entries(resource: Resource) -> list[Obj]:
         entry["shortNames"] = list(resource.short_names)
     if resource.categories:
         entry["categories"] = list(resource.categories)
-    subs = [
-        {
+    subs = []
+    for sub in resource.subresources:
+        item: Obj = {
             "name": f"{resource.plural}/{sub}",
             "singularName": "",
             "namespaced": resource.namespaced,
-            "kind": {"binding": "Binding", "log": "Pod"}.get(sub, resource.kind),
+            "kind": {"binding": "Binding", "log": "Pod", "scale": "Scale", "eviction": "Eviction"}.get(
+                sub, resource.kind
+            ),
             "verbs": _SUBRESOURCE_VERBS[sub],
         }
-        for sub in resource.subresources
-    ]
+        if sub in _SUBRESOURCE_GROUPS:
+            item["group"], item["version"] = _SUBRESOURCE_GROUPS[sub]
+        subs.append(item)
     return [entry, *subs]
 
 

@@ -3,150 +3,18 @@
 Kubernetes decodes bodies into typed structs, so a misspelt field (``spec.contianers``) is dropped,
 warned about, or refused. kubectl 1.27+ relies on the server for this (it sends
 ``fieldValidation=Strict`` because our OpenAPI v3 document says PATCH accepts it), so the server
-must really do it: the field lists below are the upstream v1 types' JSON names for the kinds
-served here. Nested objects not listed (volumes, probes, affinity...) are kept as sent.
+must really do it, at every depth: the known fields are the upstream type's, from the kind's model
+(:mod:`nestlab.api.schemas`). Maps (labels, resource lists) and free-form fields accept any key.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from nestlab.api import status
-from nestlab.api.resources import Resource
+from nestlab.api import kinds, status
+from nestlab.api.kinds.base import Resource
+from nestlab.api.schemas import Shape, known_fields
 
-Obj = dict[str, Any]
-Shape = dict[str, Any]  # field -> nested Shape, ("list", Shape) for lists of objects, or None
-
-_META: Shape = dict.fromkeys(
-    [
-        "name",
-        "generateName",
-        "namespace",
-        "selfLink",
-        "uid",
-        "resourceVersion",
-        "generation",
-        "creationTimestamp",
-        "deletionTimestamp",
-        "deletionGracePeriodSeconds",
-        "labels",
-        "annotations",
-        "ownerReferences",
-        "finalizers",
-        "managedFields",
-    ]
-)
-_CONTAINER: Shape = dict.fromkeys(
-    [
-        "name",
-        "image",
-        "command",
-        "args",
-        "workingDir",
-        "ports",
-        "envFrom",
-        "env",
-        "resources",
-        "resizePolicy",
-        "restartPolicy",
-        "volumeMounts",
-        "volumeDevices",
-        "livenessProbe",
-        "readinessProbe",
-        "startupProbe",
-        "lifecycle",
-        "terminationMessagePath",
-        "terminationMessagePolicy",
-        "imagePullPolicy",
-        "securityContext",
-        "stdin",
-        "stdinOnce",
-        "tty",
-    ]
-)
-_POD_SPEC: Shape = {
-    **dict.fromkeys(
-        [
-            "volumes",
-            "restartPolicy",
-            "terminationGracePeriodSeconds",
-            "activeDeadlineSeconds",
-            "dnsPolicy",
-            "nodeSelector",
-            "serviceAccountName",
-            "serviceAccount",
-            "automountServiceAccountToken",
-            "nodeName",
-            "hostNetwork",
-            "hostPID",
-            "hostIPC",
-            "shareProcessNamespace",
-            "securityContext",
-            "imagePullSecrets",
-            "hostname",
-            "subdomain",
-            "affinity",
-            "schedulerName",
-            "tolerations",
-            "hostAliases",
-            "priorityClassName",
-            "priority",
-            "dnsConfig",
-            "readinessGates",
-            "runtimeClassName",
-            "enableServiceLinks",
-            "preemptionPolicy",
-            "overhead",
-            "topologySpreadConstraints",
-            "setHostnameAsFQDN",
-            "os",
-            "hostUsers",
-            "schedulingGates",
-            "resourceClaims",
-        ]
-    ),
-    "containers": ("list", _CONTAINER),
-    "initContainers": ("list", _CONTAINER),
-    "ephemeralContainers": None,
-}
-_TOP: dict[str, Shape] = {
-    "Pod": {"spec": _POD_SPEC, "status": None},
-    "Namespace": {"spec": None, "status": None},
-    "Node": {"spec": None, "status": None},
-    "ResourceQuota": {"spec": dict.fromkeys(["hard", "scopes", "scopeSelector"]), "status": None},
-    "Event": dict.fromkeys(
-        [
-            "involvedObject",
-            "reason",
-            "message",
-            "source",
-            "firstTimestamp",
-            "lastTimestamp",
-            "count",
-            "type",
-            "eventTime",
-            "series",
-            "action",
-            "related",
-            "reportingComponent",
-            "reportingInstance",
-        ]
-    ),
-    "Lease": {
-        "spec": dict.fromkeys(
-            [
-                "holderIdentity",
-                "leaseDurationSeconds",
-                "acquireTime",
-                "renewTime",
-                "leaseTransitions",
-                "strategy",
-                "preferredHolder",
-            ]
-        )
-    },
-    "RoleBinding": dict.fromkeys(["subjects", "roleRef"]),
-}
 MODES = ("Strict", "Warn", "Ignore")
 
 
@@ -169,27 +37,26 @@ def _prune(value: Any, shape: Shape, path: str, unknown: list[str]) -> None:
             _prune(value[key], nested, where, unknown)
 
 
-def prune_unknown(obj: Any, resource: Resource) -> list[str]:
-    """Remove fields the kind does not have from ``obj`` (in place); their paths."""
+def prune_unknown(obj: Any, resource: Resource, model: str = "") -> list[str]:
+    """Remove fields the kind (or ``model``) does not have from ``obj`` (in place); their paths."""
     unknown: list[str] = []
-    shape: Shape = {"apiVersion": None, "kind": None, "metadata": _META, **_TOP.get(resource.kind, {})}
-    if resource.kind in _TOP:
-        _prune(obj, shape, "", unknown)
+    model = model or kinds.of(resource).model
+    if model:
+        _prune(obj, known_fields(model), "", unknown)
     return unknown
 
 
-def enforce(obj: Any, resource: Resource, mode: str) -> list[str]:
+def enforce(obj: Any, resource: Resource, mode: str, model: str = "") -> list[str]:
     """Apply ``fieldValidation``: the warnings to send (Warn), or a 400 (Strict); unknown fields dropped."""
     mode = mode or "Warn"
     if mode not in MODES:
         raise status.bad_request(f'fieldValidation must be one of "Ignore", "Warn" or "Strict", got "{mode}"')
-    unknown = prune_unknown(obj, resource)
+    unknown = prune_unknown(obj, resource, model)
     if not unknown or mode == "Ignore":
         return []
+    kind = (model or kinds.of(resource).model).removeprefix("V1").removeprefix("CoreV1") or resource.kind
     if mode == "Strict":
         listed = ", ".join(f'unknown field "{field}"' for field in unknown)
-        raise status.bad_request(
-            f'{resource.kind} in version "{resource.version}" cannot be handled as a {resource.kind}: '
-            f"strict decoding error: {listed}"
-        )
+        where = f'{kind} in version "{resource.version}" cannot be handled as a {kind}'
+        raise status.bad_request(f"{where}: strict decoding error: {listed}")
     return [f'unknown field "{field}"' for field in unknown]

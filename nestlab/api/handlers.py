@@ -7,7 +7,6 @@ refusal is an :class:`~nestlab.api.status.ApiError` turned into a Status body by
 
 from __future__ import annotations
 
-import asyncio
 import json
 import ssl
 from dataclasses import dataclass
@@ -16,7 +15,8 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from nestlab.api import auth, fields, podlogs, protobuf, resources, status, tables
+from nestlab.api import apply as apply_fields
+from nestlab.api import auth, eviction, fields, podlogs, protobuf, reads, resources, scale, status
 from nestlab.api.access import Authorizer
 from nestlab.api.meta import MetaRoutes, json_response
 from nestlab.api.registry import Registry
@@ -25,7 +25,6 @@ from nestlab.api.selectors import compile_selector
 from nestlab.api.store import Obj
 
 _MAX_WATCH = 1800  # seconds a watch stays open without timeoutSeconds (upstream: 30-60 min)
-_JSON = "application/json"
 
 
 @dataclass(frozen=True)
@@ -72,10 +71,6 @@ def verb_of(method: str, target: Target, watch: bool) -> str:
     raise status.method_not_allowed(method, target.resource.plural)
 
 
-def _flag(value: str | None) -> bool:
-    return (value or "").lower() in ("1", "true")
-
-
 async def read_body(request: web.Request) -> Any:
     """The decoded request body (JSON or YAML); 400/415 on anything else."""
     raw = await request.read()
@@ -85,7 +80,7 @@ async def read_body(request: web.Request) -> Any:
     if kind == protobuf.MEDIA_TYPE:
         return protobuf.decode(raw)
     try:
-        if kind in ("application/yaml", "application/x-yaml"):
+        if kind in ("application/yaml", "application/x-yaml", apply_fields.MEDIA_TYPE):
             return yaml.safe_load(raw)
         if kind.endswith("json") or kind in ("", "application/octet-stream", "text/plain"):
             return json.loads(raw)
@@ -173,87 +168,81 @@ class Handlers:
         user = self.authenticate(request)
         target = parse_target(group, version, [p for p in tail.split("/") if p])
         query = request.query
-        watching = _flag(query.get("watch"))
+        watching = reads.flag(query.get("watch"))
         verb = verb_of(request.method, target, watching)
         if not target.resource.stored:
             if verb != "create":
                 raise status.method_not_allowed(request.method, target.resource.plural)
             return json_response(await self.authorizer.review(user, await read_body(request)), 201)
         await self.authorize(user, verb, target)
-        if target.subresource == "log":
-            text = await podlogs.pod_log(
-                self.registry, target.namespace, target.name, request.query, self.agent_tls
-            )
-            return web.Response(text=text, content_type="text/plain")
-        if target.subresource == "binding":
-            if verb != "create":
-                raise status.method_not_allowed(request.method, "pods/binding")
-            return json_response(
-                await self.registry.bind(target.namespace, target.name, await read_body(request)), 201
-            )
+        if target.subresource in ("log", "binding", "eviction", "scale"):
+            return await self._action(request, target, verb)
         if request.method == "GET":
             return await self._read(request, target, watching)
         return await self._write(request, user, target, verb)
 
+    async def _action(self, request: web.Request, target: Target, verb: str) -> web.StreamResponse:
+        """The subresources that are not the object itself: log, binding, eviction, scale."""
+        sub, ns, name = target.subresource, target.namespace, target.name
+        if sub == "scale":
+            return await self._scale(request, target, verb)
+        if sub == "log":
+            text = await podlogs.pod_log(self.registry, ns, name, request.query, self.agent_tls)
+            return web.Response(text=text, content_type="text/plain")
+        if verb != "create":
+            raise status.method_not_allowed(request.method, f"pods/{sub}")
+        body = await read_body(request)
+        if sub == "binding":
+            return json_response(await self.registry.bind(ns, name, body), 201)
+        return json_response(await eviction.evict(self.registry, ns, name, body), 201)
+
     async def _read(self, request: web.Request, target: Target, watching: bool) -> web.StreamResponse:
         query, plural = request.query, target.resource.plural
-        as_table = "as=Table" in request.headers.get("Accept", "")
+        accept = request.headers.get("Accept", "")
         include = query.get("includeObject", "Metadata")
         if target.name and not watching:
             obj = await self.registry.get(target.resource, target.namespace, target.name)
-            if target.subresource == "status" or not as_table:
-                return json_response(obj)
-            return json_response(tables.table(plural, [obj], obj["metadata"]["resourceVersion"], include))
+            shape = "" if target.subresource == "status" else reads.form(accept, listing=False)
+            return json_response(reads.shaped_one(target.resource, obj, shape, include))
         field_selector = query.get("fieldSelector", "")
         if target.name:
             field_selector = ",".join(filter(None, [field_selector, f"metadata.name={target.name}"]))
         predicate = compile_selector(query.get("labelSelector", ""), field_selector, plural)
         if watching:
-            return await self._watch(request, target, predicate, as_table, include)
+            seconds = reads.watch_seconds(query, _MAX_WATCH)
+            since = query.get("resourceVersion", "")
+            shape = reads.form(
+                accept.replace("PartialObjectMetadataList", "PartialObjectMetadata"), listing=False
+            )
+            events = await self.registry.store.open_watch(target.resource, target.namespace, since, predicate)
+            return await reads.stream(
+                request, target.resource, events, seconds=seconds, since=since, shape=shape, query=query
+            )
         limit = _int(query.get("limit", "0") or "0", "limit")
         if limit < 0:
             raise status.bad_request("limit must not be negative")
         listed = await self.registry.list(
             target.resource, target.namespace, predicate, limit=limit, token=query.get("continue", "")
         )
-        if as_table:
-            printed = tables.table(plural, listed["items"], listed["metadata"]["resourceVersion"], include)
-            printed["metadata"] = listed["metadata"]
-            return json_response(printed)
-        return json_response(listed)
-
-    async def _watch(
-        self, request: web.Request, target: Target, predicate: Any, as_table: bool, include: str
-    ) -> web.StreamResponse:
-        seconds = min(
-            _int(request.query.get("timeoutSeconds", str(_MAX_WATCH)), "timeoutSeconds"), _MAX_WATCH
+        return json_response(
+            reads.shaped_list(target.resource, listed, reads.form(accept, listing=True), include)
         )
-        if seconds < 0:
-            raise status.bad_request("timeoutSeconds must not be negative")
-        since = request.query.get("resourceVersion", "")
-        events = await self.registry.store.open_watch(target.resource, target.namespace, since, predicate)
-        response = web.StreamResponse(headers={"Content-Type": _JSON, "Transfer-Encoding": "chunked"})
-        await response.prepare(request)
 
-        async def send(kind: str, obj: Obj) -> None:
-            if as_table and kind != "ERROR":
-                obj = tables.table(target.resource.plural, [obj], obj["metadata"]["resourceVersion"], include)
-            await response.write(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
-
-        try:
-            async with asyncio.timeout(seconds):
-                async for event in events:
-                    await send(event.type, event.object)
-        except TimeoutError:
-            pass
-        except status.ApiError as exc:
-            await send("ERROR", exc.status())
-        except ConnectionResetError:
-            return response
-        finally:
-            await events.aclose()  # type: ignore[attr-defined]
-        await response.write_eof()
-        return response
+    async def _scale(self, request: web.Request, target: Target, verb: str) -> web.Response:
+        """GET/PUT/PATCH <workload>/<name>/scale."""
+        res, ns, name = target.resource, target.namespace, target.name
+        if verb == "get":
+            return json_response(await scale.get(self.registry, res, ns, name))
+        body = await read_body(request)
+        registry = self._registry_for(request, None)
+        if verb == "update":
+            return json_response(await scale.update(registry, res, ns, name, body))
+        if verb == "patch":
+            if body is None:
+                raise status.bad_request("the PATCH body is empty")
+            patched = await scale.patch(registry, res, ns, name, content_type=request.content_type, body=body)
+            return json_response(patched)
+        raise status.method_not_allowed(request.method, f"{res.plural}/scale")
 
     def _registry_for(self, request: web.Request, options: Any) -> Registry:
         """The registry, or its dry-run twin for ``?dryRun=All`` (or DeleteOptions ``dryRun: [All]``)."""
@@ -276,6 +265,10 @@ class Handlers:
         options = body if isinstance(body, dict) else {}
         if "gracePeriodSeconds" in request.query:
             options["gracePeriodSeconds"] = _int(request.query["gracePeriodSeconds"], "gracePeriodSeconds")
+        if "propagationPolicy" in request.query:
+            options["propagationPolicy"] = request.query["propagationPolicy"]
+        if "orphanDependents" in request.query:
+            options["orphanDependents"] = reads.flag(request.query["orphanDependents"])
         if verb == "deletecollection":
             return await self._delete_collection(registry, request, target, options)
         return await registry.delete(target.resource, target.namespace, target.name, options)
@@ -292,19 +285,34 @@ class Handlers:
         warnings = []
         if structured and isinstance(body, dict) and target.subresource != "binding":
             warnings = fields.enforce(body, res, request.query.get("fieldValidation", ""))
+        manager = _manager(request)
         if verb == "create":
             if target.name:
                 raise status.method_not_allowed("POST", f"{res.plural}/{target.name}")
-            answer = json_response(await registry.create(res, ns, body), 201)
+            answer = json_response(await registry.create(res, ns, body, manager), 201)
         elif verb == "update":
-            answer = json_response(await registry.update(res, ns, target.name, body, target.subresource))
+            updated = await registry.update(res, ns, target.name, body, target.subresource, manager=manager)
+            answer = json_response(updated)
         elif verb == "patch":
             if body is None:
                 raise status.bad_request("the PATCH body is empty")
-            patched = await registry.patch(
-                res, ns, target.name, request.content_type, body, subresource=target.subresource
-            )
-            answer = json_response(patched)
+            if request.content_type == apply_fields.MEDIA_TYPE:
+                force = reads.flag(request.query.get("force"))
+                applied, created = await registry.apply(
+                    res, ns, target.name, body, request.query.get("fieldManager", ""), force=force
+                )
+                answer = json_response(applied, 201 if created else 200)
+            else:
+                patched = await registry.patch(
+                    res,
+                    ns,
+                    target.name,
+                    request.content_type,
+                    body,
+                    subresource=target.subresource,
+                    manager=manager,
+                )
+                answer = json_response(patched)
         else:
             raise status.method_not_allowed(request.method, res.plural)
         for warning in warnings:
@@ -331,6 +339,16 @@ class Handlers:
                 if exc.code != 404:  # already gone is what the caller wanted
                     raise
         return {**listed, "items": deleted}
+
+
+def _manager(request: web.Request) -> str:
+    """The field manager of a write: ``?fieldManager=``, else the client's name from its User-Agent
+    (``kubectl/v1.33.1 (linux/amd64)...`` -> ``kubectl``), as upstream defaults it."""
+    named = request.query.get("fieldManager", "")
+    if named:
+        return named
+    agent = request.headers.get("User-Agent", "")
+    return agent.split("/", 1)[0].strip()[:128] or "unknown"
 
 
 def _int(value: str, name: str) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from nestlab.api.etcd import TLSFiles
 from nestlab.api.server import ServerConfig, serve
+from nestlab.api.tolerations import UPSTREAM_DEFAULT_SECONDS
 from nestlab.errors import NestlabError, UsageError
 
 
@@ -44,12 +45,26 @@ def parse_args(argv: Sequence[str]) -> ServerConfig:
         default=1.0,
         help="seconds to keep serving (with /readyz failing) after SIGTERM, so load balancers drain",
     )
+    for which in ("not-ready", "unreachable"):
+        parser.add_argument(
+            f"--default-{which}-toleration-seconds",
+            type=int,
+            default=UPSTREAM_DEFAULT_SECONDS,
+            help=f"tolerationSeconds of the {which}:NoExecute toleration added to every new pod "
+            "that does not tolerate that taint already (DefaultTolerationSeconds admission)",
+        )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(list(argv))
     if (args.tls_cert_file is None) != (args.tls_private_key_file is None):
         raise UsageError("--tls-cert-file and --tls-private-key-file go together")
     if args.client_ca_file is not None and args.tls_cert_file is None:
         raise UsageError("--client-ca-file needs TLS: give --tls-cert-file and --tls-private-key-file")
+    for flag, seconds in (
+        ("--default-not-ready-toleration-seconds", args.default_not_ready_toleration_seconds),
+        ("--default-unreachable-toleration-seconds", args.default_unreachable_toleration_seconds),
+    ):
+        if seconds < 0:
+            raise UsageError(f"{flag} must be 0 or more seconds, not {seconds}")
     etcd_tls = None
     if args.etcd_cafile is not None:
         etcd_tls = TLSFiles(args.etcd_cafile, args.etcd_certfile, args.etcd_keyfile)
@@ -68,6 +83,8 @@ def parse_args(argv: Sequence[str]) -> ServerConfig:
         etcd_tls=etcd_tls,
         anonymous_admin=args.anonymous_admin,
         drain_seconds=args.shutdown_delay_duration,
+        default_not_ready_toleration_seconds=args.default_not_ready_toleration_seconds,
+        default_unreachable_toleration_seconds=args.default_unreachable_toleration_seconds,
     )
 
 

@@ -11,14 +11,18 @@ What each kubectl generation needs (read from client-go/kubectl sources):
   carry no patch metadata for a kind, which is exactly right for the built-in kinds served here.
 
 So the documents list every served path and operation, with group-version-kind extensions, and
-deliberately publish no schemas: validation happens once, on the server, for every client.
+the JSON documents (v3, and v2 as JSON) carry each kind's upstream schema (from its unit's model,
+see :mod:`nestlab.api.schemas`), which is what ``kubectl explain deployment.spec`` reads. The v2
+*protobuf* document that kubectl 1.20 reads keeps no definitions: with them kubectl 1.20 would
+validate client-side against them; validation happens once, on the server, for every client.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from nestlab.api import resources
+from nestlab.api import kinds, resources, schemas
 from nestlab.api.resources import Resource
 
 Obj = dict[str, Any]
@@ -75,6 +79,7 @@ def v3_index() -> Obj:
     return {"paths": paths}
 
 
+@functools.cache
 def v3_document(path: str) -> Obj | None:
     """/openapi/v3/<api/v1|apis/g/v>: the OpenAPI 3 document of one group-version, or None."""
     parts = path.strip("/").split("/")
@@ -91,16 +96,47 @@ def v3_document(path: str) -> Obj | None:
     for resource in served:
         if resource.stored:
             paths.update(_paths(resource, version3=True))
-    return {"openapi": "3.0.0", "info": _INFO, "paths": paths, "components": {"schemas": {}}}
+    return {
+        "openapi": "3.0.0",
+        "info": _INFO,
+        "paths": paths,
+        "components": {"schemas": _schemas(served, "")},
+    }
 
 
+def _schemas(served: list[Resource], refs: str) -> Obj:
+    """Component schemas of ``served`` kinds and the types they use; ``refs`` rewrites $ref prefixes
+    (v2 documents keep them under #/definitions/)."""
+    found: Obj = {}
+    for resource in served:
+        model = kinds.of(resource).model
+        if not model:
+            continue
+        found.update(schemas.components(model))
+        found[model] = {**found[model], "x-kubernetes-group-version-kind": [_gvk(resource)]}
+    if refs:
+        rewritten: Obj = _rewrite(found, "#/components/schemas/", refs)
+        return rewritten
+    return found
+
+
+def _rewrite(value: Any, old: str, new: str) -> Any:
+    if isinstance(value, dict):
+        return {k: (v.replace(old, new) if k == "$ref" else _rewrite(v, old, new)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rewrite(v, old, new) for v in value]
+    return value
+
+
+@functools.cache
 def v2_document() -> Obj:
     """/openapi/v2 as JSON (for people and tools that ask for JSON)."""
     paths: Obj = {}
     for resource in resources.ALL:
         if resource.stored:
             paths.update(_paths(resource, version3=False))
-    return {"swagger": "2.0", "info": _INFO, "paths": paths, "definitions": {}}
+    definitions = _schemas([r for r in resources.ALL if r.stored], "#/definitions/")
+    return {"swagger": "2.0", "info": _INFO, "paths": paths, "definitions": definitions}
 
 
 # -- protobuf encoding of the v2 document (gnostic openapi.v2.Document), which kubectl 1.20 reads --
@@ -157,7 +193,11 @@ def v2_protobuf() -> bytes:
     """
     info = _text(1, _INFO["title"]) + _text(2, _INFO["version"])
     named_paths = b""
-    for path, item in v2_document()["paths"].items():
+    paths: Obj = {}
+    for resource in resources.ALL:
+        if resource.stored:
+            paths.update(_paths(resource, version3=False))
+    for path, item in paths.items():
         path_item = _field(8, _operation_pb(item["patch"]))
         named_paths += _field(2, _text(1, path) + _field(2, path_item))
     return _text(1, "2.0") + _field(2, info) + _field(8, named_paths) + _field(9, b"")

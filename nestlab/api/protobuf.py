@@ -3,14 +3,15 @@
 kubectl 1.31+ sends ``kubectl create namespace|quota|rolebinding`` bodies as
 ``application/vnd.kubernetes.protobuf`` (and gives no JSON fallback), so the server reads them: the
 ``k8s\\0`` magic, a ``runtime.Unknown`` envelope (apiVersion, kind, raw) and the object message in
-``raw``. Field numbers below come from the upstream ``generated.proto`` files of the kinds served
-here; kinds without a table are refused with 415 and a message saying to use JSON/YAML.
+``raw``. Field numbers come from the upstream ``generated.proto`` files; each kind's unit holds its
+table, and kinds without one are refused with 415 and a message saying to use JSON/YAML.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from nestlab.api import kinds
 from nestlab.api.status import ApiError, bad_request
 
 Obj = dict[str, Any]
@@ -19,50 +20,15 @@ MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
 
 # A message schema: field number -> (json name, kind); kind is "str", "int", "strs" (repeated
 # string), "map" (map<string,string>), "qmap" (map<string,Quantity>), or a nested schema; a
-# ("list", schema) tuple is a repeated message.
+# ("list", schema) tuple is a repeated message. Each kind's unit declares its own (Kind.protobuf).
 Schema = dict[int, tuple[str, Any]]
-_OBJECT_META: Schema = {
-    1: ("name", "str"),
-    2: ("generateName", "str"),
-    3: ("namespace", "str"),
-    11: ("labels", "map"),
-    12: ("annotations", "map"),
-    14: ("finalizers", "strs"),
-}
-_SUBJECT: Schema = {1: ("kind", "str"), 2: ("apiGroup", "str"), 3: ("name", "str"), 4: ("namespace", "str")}
-_ROLE_REF: Schema = {1: ("apiGroup", "str"), 2: ("kind", "str"), 3: ("name", "str")}
-_RESOURCE_ATTRIBUTES: Schema = {
-    1: ("namespace", "str"),
-    2: ("verb", "str"),
-    3: ("group", "str"),
-    4: ("version", "str"),
-    5: ("resource", "str"),
-    6: ("subresource", "str"),
-    7: ("name", "str"),
-}
-_NON_RESOURCE_ATTRIBUTES: Schema = {1: ("path", "str"), 2: ("verb", "str")}
-KINDS: dict[str, Schema] = {
-    "SelfSubjectAccessReview": {
-        1: ("metadata", _OBJECT_META),
-        2: (
-            "spec",
-            {
-                1: ("resourceAttributes", _RESOURCE_ATTRIBUTES),
-                2: ("nonResourceAttributes", _NON_RESOURCE_ATTRIBUTES),
-            },
-        ),
-    },
-    "Namespace": {1: ("metadata", _OBJECT_META), 2: ("spec", {1: ("finalizers", "strs")})},
-    "ResourceQuota": {
-        1: ("metadata", _OBJECT_META),
-        2: ("spec", {1: ("hard", "qmap"), 2: ("scopes", "strs")}),
-    },
-    "RoleBinding": {
-        1: ("metadata", _OBJECT_META),
-        2: ("subjects", ("list", _SUBJECT)),
-        3: ("roleRef", _ROLE_REF),
-    },
-}
+
+
+def _schema(kind: str) -> Schema | None:
+    for unit in kinds.ALL:
+        if unit.resource.kind == kind:
+            return unit.protobuf
+    return None
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -159,7 +125,7 @@ def decode(body: bytes) -> Obj:
     envelope = dict(fields(body[len(MAGIC) :]))
     type_meta = dict(fields(_bytes(envelope.get(1, b""))))
     api_version, kind = _text(type_meta.get(1, b"")), _text(type_meta.get(2, b""))
-    schema = KINDS.get(kind)
+    schema = _schema(kind)
     if schema is None:
         raise ApiError(
             415,

@@ -1,5 +1,7 @@
-"""The verbs on objects with their per-kind rules: defaulting, validation, status subresources,
-graceful pod deletion, binding, finalizers, namespace termination and quota admission.
+"""The verbs on objects: create/get/list/update/patch/delete with Kubernetes semantics, calling each
+kind's unit (:mod:`nestlab.api.kinds`) for its defaults, validation and server-owned fields, plus
+what all kinds share: generation, status subresources, graceful pod deletion, binding, finalizers
+and deletion propagation, namespace termination and quota admission.
 
 Handlers decode HTTP and call one method here; this module never sees a request, so its rules are
 testable against a fake etcd and reusable by in-process callers.
@@ -13,7 +15,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from nestlab.api import status, validation
+from nestlab.api import apply as fieldmanager
+from nestlab.api import kinds, status
+from nestlab.api.kinds.base import Kind
 from nestlab.api.namespaces import NamespaceLifecycle
 from nestlab.api.patch import apply_patch
 from nestlab.api.quota import QuotaAdmission
@@ -21,6 +25,10 @@ from nestlab.api.resources import NAMESPACES, PODS, QUOTAS, Resource
 from nestlab.api.store import DryRunStore, Obj, Predicate, Store, now
 
 _RETRIES = 8  # read-modify-write attempts: enough for a few writers racing on one object
+FOREGROUND, ORPHAN = "foregroundDeletion", "orphan"  # the garbage collector's finalizers, as upstream
+PROPAGATION = ("Foreground", "Background", "Orphan")
+Admission = Callable[[Resource, Obj], None]
+"""A create-time mutation configured by the server (DefaultTolerationSeconds...)."""
 
 
 def _meta(obj: Obj) -> dict[str, Any]:
@@ -33,8 +41,9 @@ def _meta(obj: Obj) -> dict[str, Any]:
 class Registry:
     """Create/get/list/update/patch/delete with Kubernetes semantics on top of a :class:`Store`."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, admission: tuple[Admission, ...] = ()) -> None:
         self.store = store
+        self.admission = admission
         self.quota = QuotaAdmission(store)
         self.namespaces = NamespaceLifecycle(store, self.create, self.delete)
 
@@ -87,8 +96,8 @@ class Registry:
             "items": items,
         }
 
-    async def create(self, resource: Resource, namespace: str, body: Any) -> Obj:
-        """Default, validate, admit and store a new object."""
+    async def create(self, resource: Resource, namespace: str, body: Any, manager: str = "") -> Obj:
+        """Default, validate, admit and store a new object (``manager`` recorded in managedFields)."""
         obj = self._check_type(resource, body)
         meta = obj["metadata"]
         if resource.namespaced and meta.get("namespace") not in (None, "", namespace):
@@ -97,17 +106,9 @@ class Registry:
             )
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = f"{meta['generateName']}{secrets.token_hex(3)[:5]}"
-        for key in ("deletionTimestamp", "deletionGracePeriodSeconds", "uid", "resourceVersion"):
-            meta.pop(key, None)
-        if resource is PODS:
-            validation.default_pod(obj)
-            obj["status"] = {"phase": "Pending", "qosClass": obj["status"].get("qosClass", "BestEffort")}
-        if resource is NAMESPACES:
-            obj["spec"] = {"finalizers": ["kubernetes"]}
-            obj["status"] = {"phase": "Active"}
-        causes = validation.validate(obj, resource)
-        if causes:
-            raise status.invalid(resource.kind, resource.group, str(meta.get("name", "")), causes)
+        self._prepare_new(resource, obj)
+        if manager:
+            fieldmanager.record_update(None, obj, manager, resource.group_version)
         if resource.namespaced:
             await self._namespace_open(resource, namespace, meta["name"])
         if resource is QUOTAS:
@@ -122,6 +123,32 @@ class Registry:
                 await self.quota.refund(namespace, obj, charged)
             raise
 
+    def _prepare_new(self, resource: Resource, obj: Obj) -> None:
+        """Server-owned metadata cleared, the kind's defaults and admission applied, then validated."""
+        meta = obj["metadata"]
+        for key in (
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "uid",
+            "resourceVersion",
+            "generation",
+        ):
+            meta.pop(key, None)
+        kind = kinds.of(resource)
+        if kind.refusal:
+            raise status.admission_forbidden(
+                resource.plural, resource.group, str(meta.get("name", "")), kind.refusal
+            )
+        kind.default(obj)
+        kind.on_create(obj)
+        for admit in self.admission:
+            admit(resource, obj)
+        if kind.generation:
+            meta["generation"] = 1
+        causes = kind.validate(obj)
+        if causes:
+            raise status.invalid(resource.kind, resource.group, str(meta.get("name", "")), causes)
+
     def _merge_update(self, resource: Resource, old: Obj, new: Obj, subresource: str) -> Obj:
         """The object to store when ``new`` replaces ``old`` through the main resource or /status."""
         if subresource == "status":
@@ -129,6 +156,8 @@ class Registry:
             merged["status"] = new.get("status", {})
             return merged
         meta, old_meta = new["metadata"], old["metadata"]
+        if "managedFields" not in meta and "managedFields" in old_meta:
+            meta["managedFields"] = old_meta["managedFields"]  # a client that did not send them keeps them
         for key in (
             "uid",
             "creationTimestamp",
@@ -142,23 +171,29 @@ class Registry:
                 meta.pop(key, None)
         if resource.has_status:
             new["status"] = old.get("status", {})
-        if resource is PODS:
-            validation.default_pod(new)
-        if resource is NAMESPACES:
-            new["spec"] = old.get("spec", {})
+        kind = kinds.of(resource)
+        kind.default(new)
+        kind.on_update(new, old)
+        if kind.generation:
+            meta["generation"] = _generation(old, new)
         return new
 
-    async def _write(self, resource: Resource, namespace: str, old: Obj, new: Obj, subresource: str) -> Obj:
+    async def _write(
+        self, resource: Resource, namespace: str, old: Obj, new: Obj, subresource: str, *, manager: str = ""
+    ) -> Obj:
         name = old["metadata"]["name"]
         new = self._merge_update(resource, old, new, subresource)
+        if manager and subresource != "status":
+            fieldmanager.record_update(old, new, manager, resource.group_version)
         if new["metadata"].get("name") != name:
             raise status.bad_request(
                 f"the name of the object ({new['metadata'].get('name')}) "
                 f"does not match the name on the URL ({name})"
             )
-        causes = validation.validate(new, resource)
-        if resource is PODS and subresource != "status":
-            causes += validation.check_pod_update(old, new)
+        kind = kinds.of(resource)
+        causes = kind.validate(new)
+        if subresource != "status":
+            causes += kind.validate_update(new, old)
         if causes:
             raise status.invalid(resource.kind, resource.group, name, causes)
         expected = int(old["metadata"]["resourceVersion"])
@@ -173,7 +208,14 @@ class Registry:
         return await self.store.replace(resource, namespace, new, expected)
 
     async def update(
-        self, resource: Resource, namespace: str, name: str, body: Any, subresource: str = ""
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        body: Any,
+        subresource: str = "",
+        *,
+        manager: str = "",
     ) -> Obj:
         """PUT: replace the object; a resourceVersion in the body makes it compare-and-swap (409)."""
         new = self._check_type(resource, body)
@@ -188,7 +230,9 @@ class Registry:
         async def change(current: Obj) -> Obj:
             if wanted and wanted != current["metadata"]["resourceVersion"]:
                 raise status.conflict(resource.plural, resource.group, name)
-            return await self._write(resource, namespace, current, copy.deepcopy(new), subresource)
+            return await self._write(
+                resource, namespace, current, copy.deepcopy(new), subresource, manager=manager
+            )
 
         return await self._retrying(resource, namespace, name, change, pinned=bool(wanted))
 
@@ -201,6 +245,7 @@ class Registry:
         body: Any,
         *,
         subresource: str = "",
+        manager: str = "",
     ) -> Obj:
         """PATCH: apply to the latest copy; retried on contention unless it names a resourceVersion."""
 
@@ -218,11 +263,43 @@ class Registry:
                 and patched.get("status") != current.get("status")
             ):
                 patched["status"] = current.get("status", {})
-            return await self._write(resource, namespace, current, patched, subresource)
+            return await self._write(resource, namespace, current, patched, subresource, manager=manager)
 
         meta = body.get("metadata") if isinstance(body, dict) else None
         pinned = isinstance(meta, dict) and bool(meta.get("resourceVersion"))
         return await self._retrying(resource, namespace, name, change, pinned=pinned)
+
+    async def apply(
+        self, resource: Resource, namespace: str, name: str, body: Any, manager: str, *, force: bool
+    ) -> tuple[Obj, bool]:
+        """Server-side apply of ``body`` by ``manager``: (the object, whether it was created)."""
+        config = self._check_type(resource, body)
+        if config["metadata"].get("name") not in (None, name):
+            named = config["metadata"]["name"]
+            raise status.bad_request(
+                f"the name of the object ({named}) does not match the name on the URL ({name})"
+            )
+        config["metadata"]["name"] = name
+        version = resource.group_version
+        for _ in range(_RETRIES):
+            try:
+                current = await self.store.get(resource, namespace, name)
+            except status.ApiError as exc:
+                if exc.code != 404:
+                    raise
+                fresh = fieldmanager.apply(
+                    None, copy.deepcopy(config), manager, force=force, api_version=version
+                )
+                return await self.create(resource, namespace, fresh), True
+            new = fieldmanager.apply(
+                current, copy.deepcopy(config), manager, force=force, api_version=version
+            )
+            try:
+                return await self._write(resource, namespace, current, new, ""), False
+            except status.ApiError as exc:
+                if exc.reason != "Conflict" or "has been modified" not in exc.message:
+                    raise
+        raise status.conflict(resource.plural, resource.group, name)
 
     async def _retrying(
         self,
@@ -295,6 +372,9 @@ class Registry:
             raise status.conflict(resource.plural, resource.group, name)
         if resource is NAMESPACES:
             return await self.namespaces.terminate(current)
+        finalizer = _propagation_finalizer(kinds.of(resource), options)
+        if finalizer and resource is not PODS:
+            return await self._mark_deleting(resource, namespace, current, 0, finalizer)
         if resource is PODS and self._needs_grace(current, grace):
             return await self._mark_deleting(resource, namespace, current, grace)
         if current["metadata"].get("finalizers"):
@@ -309,8 +389,14 @@ class Registry:
         terminal = pod.get("status", {}).get("phase") in ("Succeeded", "Failed")
         return scheduled and not terminal
 
-    async def _mark_deleting(self, resource: Resource, namespace: str, current: Obj, grace: Any) -> Obj:
-        if current["metadata"].get("deletionTimestamp"):
+    async def _mark_deleting(
+        self, resource: Resource, namespace: str, current: Obj, grace: Any, finalizer: str = ""
+    ) -> Obj:
+        finalizers = list(current["metadata"].get("finalizers") or [])
+        if finalizer and finalizer not in finalizers:
+            # the garbage collector acts on it: dependents first (foreground) or released (orphan)
+            current["metadata"]["finalizers"] = [*finalizers, finalizer]
+        elif current["metadata"].get("deletionTimestamp"):
             return current
         seconds = (
             int(grace)
@@ -318,8 +404,8 @@ class Registry:
             else int(current.get("spec", {}).get("terminationGracePeriodSeconds", 30))
         )
         stamp = datetime.now(UTC) + timedelta(seconds=seconds)
-        current["metadata"]["deletionTimestamp"] = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
-        current["metadata"]["deletionGracePeriodSeconds"] = seconds
+        current["metadata"].setdefault("deletionTimestamp", stamp.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        current["metadata"].setdefault("deletionGracePeriodSeconds", seconds)
         return await self.store.replace(
             resource, namespace, current, int(current["metadata"]["resourceVersion"])
         )
@@ -332,7 +418,7 @@ class Registry:
 
     def dry_run(self) -> Registry:
         """A registry for ``?dryRun=All``: same rules and admission, nothing written."""
-        return Registry(DryRunStore(self.store.etcd))
+        return Registry(DryRunStore(self.store.etcd), self.admission)
 
     async def bootstrap(self) -> None:
         """Create the system namespaces and resume interrupted namespace deletions."""
@@ -341,3 +427,40 @@ class Registry:
     async def close(self) -> None:
         """Stop background work."""
         await self.namespaces.close()
+
+
+def _generation(old: Obj, new: Obj) -> int:
+    """``metadata.generation`` after an update: +1 when anything but metadata and status changed."""
+    current = int(old["metadata"].get("generation") or 1)
+
+    def desired(obj: Obj) -> Obj:
+        return {k: v for k, v in obj.items() if k not in ("metadata", "status", "kind", "apiVersion")}
+
+    return current + 1 if desired(old) != desired(new) else current
+
+
+def _propagation_finalizer(kind: Kind, options: Obj) -> str:
+    """The garbage collector's finalizer DeleteOptions ask for ("" for background deletion)."""
+    policy = options.get("propagationPolicy")
+    orphan = options.get("orphanDependents")
+    if policy is not None and orphan is not None:
+        raise status.invalid(
+            "DeleteOptions",
+            "",
+            "",
+            [status.Cause("propagationPolicy", "Invalid value: orphanDependents and propagationPolicy cannot "
+                          "both be set", "FieldValueInvalid")],
+        )  # fmt: skip
+    if policy is None and orphan is None:
+        return ORPHAN if kind.orphan_by_default else ""
+    if orphan is not None:
+        return ORPHAN if orphan else ""
+    if policy not in PROPAGATION:
+        supported = ", ".join(f'"{p}"' for p in PROPAGATION)
+        cause = status.Cause(
+            "propagationPolicy",
+            f'Unsupported value: "{policy}": supported values: {supported}',
+            "FieldValueNotSupported",
+        )
+        raise status.invalid("DeleteOptions", "", "", [cause])
+    return {"Foreground": FOREGROUND, "Orphan": ORPHAN}.get(str(policy), "")

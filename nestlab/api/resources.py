@@ -1,83 +1,52 @@
-"""The resource types this API server serves: names, kinds, scopes and verbs, in one table.
+"""The resource types this API server serves, derived from the kind units in :mod:`nestlab.api.kinds`.
 
-Discovery, routing, storage keys, RBAC and table printing all read this table, so adding a type is
-one entry here plus (optionally) validation and printing rules.
+Clients (controllers, agents) import the constants below (``PODS``, ``DEPLOYMENTS``...) to name
+what they ask for; discovery and routing use :func:`find` and :func:`groups`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
-
-
-@dataclass(frozen=True)
-class Resource:
-    """One served resource type."""
-
-    plural: str
-    """URL and storage name (``pods``)."""
-    singular: str
-    kind: str
-    group: str
-    """API group; "" is the core group served under /api."""
-    version: str
-    namespaced: bool
-    short_names: tuple[str, ...] = ()
-    subresources: tuple[str, ...] = ()
-    """``status``, ``binding``, ``log``: served under /<plural>/<name>/<sub>."""
-    has_status: bool = False
-    """Whether ``status`` is only writable through the status subresource."""
-    categories: tuple[str, ...] = ()
-    verbs: tuple[str, ...] = ALL_VERBS
-    """What the resource supports; create-only kinds (access reviews) are never stored."""
-
-    @property
-    def stored(self) -> bool:
-        """Whether objects of this kind live in etcd (access reviews are answered, not kept)."""
-        return "get" in self.verbs
-
-    @property
-    def group_version(self) -> str:
-        """``v1`` or ``coordination.k8s.io/v1``: the apiVersion of objects of this type."""
-        return f"{self.group}/{self.version}" if self.group else self.version
-
-    def key(self, namespace: str, name: str) -> str:
-        """The etcd key of one object."""
-        group = f"{self.group}/" if self.group else ""
-        if self.namespaced:
-            return f"/registry/{group}{self.plural}/{namespace}/{name}"
-        return f"/registry/{group}{self.plural}/{name}"
-
-    def prefix(self, namespace: str = "") -> str:
-        """The etcd prefix of all objects (of ``namespace``, when given)."""
-        group = f"{self.group}/" if self.group else ""
-        if self.namespaced and namespace:
-            return f"/registry/{group}{self.plural}/{namespace}/"
-        return f"/registry/{group}{self.plural}/"
-
-
-NAMESPACES = Resource("namespaces", "namespace", "Namespace", "", "v1", False, ("ns",), ("status",), True)
-NODES = Resource("nodes", "node", "Node", "", "v1", False, ("no",), ("status",), True)
-PODS = Resource("pods", "pod", "Pod", "", "v1", True, ("po",), ("status", "binding", "log"), True, ("all",))
-EVENTS = Resource("events", "event", "Event", "", "v1", True, ("ev",))
-QUOTAS = Resource(
-    "resourcequotas", "resourcequota", "ResourceQuota", "", "v1", True, ("quota",), ("status",), True
+from nestlab.api import kinds
+from nestlab.api.kinds import (
+    accessreview,
+    controllerrevision,
+    cronjob,
+    daemonset,
+    deployment,
+    event,
+    job,
+    lease,
+    namespace,
+    node,
+    pod,
+    poddisruptionbudget,
+    replicaset,
+    replicationcontroller,
+    resourcequota,
+    rolebinding,
+    statefulset,
 )
-LEASES = Resource("leases", "lease", "Lease", "coordination.k8s.io", "v1", True)
-ROLEBINDINGS = Resource("rolebindings", "rolebinding", "RoleBinding", "rbac.authorization.k8s.io", "v1", True)
+from nestlab.api.kinds.base import ALL_VERBS, Resource
 
-ACCESS_REVIEWS = Resource(
-    "selfsubjectaccessreviews",
-    "selfsubjectaccessreview",
-    "SelfSubjectAccessReview",
-    "authorization.k8s.io",
-    "v1",
-    False,
-    verbs=("create",),
-)
+NAMESPACES = namespace.RESOURCE
+NODES = node.RESOURCE
+PODS = pod.RESOURCE
+EVENTS = event.RESOURCE
+QUOTAS = resourcequota.RESOURCE
+LEASES = lease.RESOURCE
+ROLEBINDINGS = rolebinding.RESOURCE
+ACCESS_REVIEWS = accessreview.RESOURCE
+DEPLOYMENTS = deployment.RESOURCE
+REPLICASETS = replicaset.RESOURCE
+STATEFULSETS = statefulset.RESOURCE
+CONTROLLER_REVISIONS = controllerrevision.RESOURCE
+REPLICATION_CONTROLLERS = replicationcontroller.RESOURCE
+DAEMONSETS = daemonset.RESOURCE
+JOBS = job.RESOURCE
+CRONJOBS = cronjob.RESOURCE
+PDBS = poddisruptionbudget.RESOURCE
 
-ALL: tuple[Resource, ...] = (NAMESPACES, NODES, PODS, EVENTS, QUOTAS, LEASES, ROLEBINDINGS, ACCESS_REVIEWS)
+ALL: tuple[Resource, ...] = tuple(kind.resource for kind in kinds.ALL)
 
 
 def groups() -> dict[str, list[str]]:
@@ -100,3 +69,16 @@ def find(group: str, version: str, plural: str) -> Resource | None:
 def in_group_version(group: str, version: str) -> list[Resource]:
     """The resources of one group/version (empty when the group/version is not served)."""
     return [r for r in ALL if (r.group, r.version) == (group, version)]
+
+
+__all__ = [
+    "ALL",
+    "ALL_VERBS",
+    "NAMESPACES",
+    "NODES",
+    "PODS",
+    "Resource",
+    "find",
+    "groups",
+    "in_group_version",
+]

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from nestlab.api import kinds
 from nestlab.api.status import ApiError, bad_request
 
 Obj = dict[str, Any]
@@ -20,34 +21,12 @@ _REQUIREMENT = re.compile(
     r"(?:(?P<op>==|!=|=|\s+in\s+|\s+notin\s+)\s*(?P<value>\([^)]*\)|[-A-Za-z0-9_.]*))?\s*$"
 )
 
-# Fields every resource can be selected on, and the extra ones per plural (as upstream).
-_COMMON_FIELDS = ("metadata.name", "metadata.namespace")
-_EXTRA_FIELDS: dict[str, tuple[str, ...]] = {
-    "pods": (
-        "spec.nodeName",
-        "spec.restartPolicy",
-        "spec.schedulerName",
-        "spec.serviceAccountName",
-        "status.phase",
-        "status.podIP",
-        "status.nominatedNodeName",
-    ),
-    "events": (
-        "involvedObject.kind",
-        "involvedObject.namespace",
-        "involvedObject.name",
-        "involvedObject.uid",
-        "involvedObject.apiVersion",
-        "involvedObject.resourceVersion",
-        "involvedObject.fieldPath",
-        "reason",
-        "reportingComponent",
-        "source",
-        "type",
-    ),
-    "namespaces": ("status.phase",),
-    "nodes": ("spec.unschedulable",),
-}
+_COMMON_FIELDS = ("metadata.name", "metadata.namespace")  # every kind; each unit adds its own
+
+
+def _selectable(plural: str) -> tuple[str, ...]:
+    unit = next((k for k in kinds.ALL if k.resource.plural == plural), None)
+    return _COMMON_FIELDS + (unit.selectable if unit is not None else ())
 
 
 @dataclass(frozen=True)
@@ -110,7 +89,7 @@ def parse_labels(text: str) -> tuple[Requirement, ...]:
 
 def parse_fields(text: str, plural: str) -> tuple[Requirement, ...]:
     """Parse a field selector for ``plural``; unknown fields are a 400 like upstream."""
-    allowed = _COMMON_FIELDS + _EXTRA_FIELDS.get(plural, ())
+    allowed = _selectable(plural)
     requirements = []
     for term in _split_terms(text):
         match = re.match(r"^\s*([^=!\s]+)\s*(==|!=|=)\s*(.*?)\s*$", term)

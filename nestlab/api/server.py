@@ -21,8 +21,10 @@ from nestlab.api import auth, podlogs, status
 from nestlab.api.etcd import EtcdClient, TLSFiles
 from nestlab.api.handlers import Handlers
 from nestlab.api.meta import json_response
-from nestlab.api.registry import Registry
-from nestlab.api.store import Store
+from nestlab.api.registry import Admission, Registry
+from nestlab.api.resources import PODS, Resource
+from nestlab.api.store import Obj, Store
+from nestlab.api.tolerations import default_tolerations
 from nestlab.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,10 @@ class ServerConfig:
     anonymous_admin: bool = False
     """Treat unauthenticated callers as admins: for throwaway test servers only."""
     drain_seconds: float = field(default=_DRAIN)
+    default_not_ready_toleration_seconds: int = 300
+    """tolerationSeconds of the not-ready:NoExecute toleration new pods get (DefaultTolerationSeconds)."""
+    default_unreachable_toleration_seconds: int = 300
+    """tolerationSeconds of the unreachable:NoExecute toleration new pods get (DefaultTolerationSeconds)."""
 
 
 @web.middleware
@@ -79,6 +85,20 @@ async def status_errors(
         return json_response(body.status(), 500)
 
 
+def pod_tolerations(config: ServerConfig) -> Admission:
+    """The DefaultTolerationSeconds admission plugin with this server's seconds."""
+
+    def admit(resource: Resource, obj: Obj) -> None:
+        if resource is PODS:
+            default_tolerations(
+                obj,
+                config.default_not_ready_toleration_seconds,
+                config.default_unreachable_toleration_seconds,
+            )
+
+    return admit
+
+
 def server_ssl(config: ServerConfig) -> ssl.SSLContext | None:
     """The serving TLS context (client certificates optional, verified against the client CA)."""
     if config.tls_cert is None:
@@ -100,7 +120,7 @@ def build_app(config: ServerConfig) -> tuple[web.Application, Handlers]:
     """The application and its handlers (whose ``shutting_down`` flag drives /readyz)."""
     tokens = auth.load_tokens(config.tokens_file) if config.tokens_file is not None else {}
     etcd = EtcdClient(config.etcd_servers, config.etcd_tls)
-    registry = Registry(Store(etcd))
+    registry = Registry(Store(etcd), (pod_tolerations(config),))
     agent_tls = podlogs.agent_client_tls(config.tls_cert, config.tls_key, config.client_ca)
     handlers = Handlers(registry, tokens, config.anonymous_admin, agent_tls)
     app = web.Application(middlewares=[status_errors], client_max_size=3 * 1024 * 1024)

@@ -116,9 +116,11 @@ class Store:
         return items, revision, following
 
     async def create(self, resource: Resource, namespace: str, obj: Obj) -> Obj:
-        """Store a new object (uid, creationTimestamp set here); 409 when the name is taken."""
+        """Store a new object (uid, creationTimestamp set here); 409 when the name is taken.
+
+        A uid the registry already chose (a Job's selector is derived from it) is kept."""
         meta = obj.setdefault("metadata", {})
-        meta["uid"] = str(uuid.uuid4())
+        meta["uid"] = meta.get("uid") or str(uuid.uuid4())
         meta["creationTimestamp"] = now()
         meta.pop("resourceVersion", None)
         if resource.namespaced:
@@ -253,7 +255,7 @@ class DryRunStore(Store):
         meta = obj.setdefault("metadata", {})
         if await _guard(self.etcd.get(resource.key(namespace, meta.get("name", "")))) is not None:
             raise status.already_exists(resource.plural, resource.group, meta["name"])
-        meta["uid"] = str(uuid.uuid4())
+        meta["uid"] = meta.get("uid") or str(uuid.uuid4())
         meta["creationTimestamp"] = now()
         meta.pop("resourceVersion", None)
         if resource.namespaced:

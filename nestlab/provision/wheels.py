@@ -57,10 +57,16 @@ def lab_wheelhouse(files: LabFiles) -> Path:
     return files.root / "wheelhouse"
 
 
+NODE_EXTRAS = ("apiserver",)  # extras some nodes install (control-plane nodes: nestlab[apiserver])
+
+
 def base_dependencies(pyproject: Path) -> list[str]:
-    """``[project] dependencies``: what nodes need (the optional ``outer`` extra is left out)."""
+    """``[project] dependencies`` and the node extras' (the ``outer`` extra is left out)."""
     data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    return [str(d) for d in data["project"]["dependencies"]]
+    extras = data["project"].get("optional-dependencies", {})
+    return [str(d) for d in data["project"]["dependencies"]] + [
+        str(d) for name in NODE_EXTRAS for d in extras.get(name, [])
+    ]
 
 
 def source_digest(root: Path) -> str:

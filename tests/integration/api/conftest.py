@@ -388,3 +388,29 @@ def kubectl_120() -> Path:
     finally:
         shutil.rmtree(download, ignore_errors=True)
     return target / "usr" / "bin" / "kubectl"
+
+
+NEW_KUBECTLS = {
+    "1.27": Path("/usr/lib/google-cloud-sdk/bin/kubectl.1.27"),
+    "1.33": Path("/usr/lib/google-cloud-sdk/bin/kubectl.1.33"),
+    "dispatcher": Path("/usr/bin/kubectl"),
+}
+
+
+def kubectl_binaries() -> list[str]:
+    return ["1.20", *[name for name, path in NEW_KUBECTLS.items() if path.exists()]]
+
+
+@pytest.fixture(params=kubectl_binaries())
+def kubectl(request: pytest.FixtureRequest, kubectl_120: Path, apiserver: ApiServer, tmp_path: Path):
+    binary = kubectl_120 if request.param == "1.20" else NEW_KUBECTLS[request.param]
+    config = write_kubeconfig(tmp_path / "kubeconfig", apiserver, token=ADMIN_TOKEN)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "KUBECONFIG": str(config)}
+
+    def run(*args: str, check: bool = True, stdin: str | None = None) -> proc.Result:
+        return proc.run([str(binary), *args], timeout=60, check=check, env=env, stdin=stdin)
+
+    run.version = request.param  # type: ignore[attr-defined]
+    run.argv0 = str(binary)  # type: ignore[attr-defined]
+    run.env = env  # type: ignore[attr-defined]
+    return run

@@ -30,10 +30,27 @@ def test_warn_drops_unknown_fields_and_reports_their_paths() -> None:
     assert warnings == [
         'unknown field "metadata.labelz"',
         'unknown field "spec.containers[0].imagee"',
+        'unknown field "spec.volumes[0].any"',
         'unknown field "extra"',
     ]
     assert "imagee" not in pod["spec"]["containers"][0]
-    assert pod["spec"]["volumes"] == [{"name": "v", "any": 1}]  # shapes not modelled are kept as sent
+    assert pod["spec"]["volumes"] == [{"name": "v"}]  # every level is the upstream type's
+
+
+def test_new_kinds_know_their_fields_at_every_depth() -> None:
+    deployment = {
+        "spec": {
+            "replicas": 1,
+            "strategy": {"rollingUpdate": {"maxSurge": 1, "maxSurgee": 2}},
+            "template": {"spec": {"containers": [{"name": "c", "livenessProbe": {"httpGett": {}}}]}},
+        }
+    }
+    assert fields.enforce(deployment, r.DEPLOYMENTS, "") == [
+        'unknown field "spec.strategy.rollingUpdate.maxSurgee"',
+        'unknown field "spec.template.spec.containers[0].livenessProbe.httpGett"',
+    ]
+    labels = {"metadata": {"labels": {"any/key": "v"}, "annotations": {"x": "y"}}}
+    assert fields.enforce(labels, r.DEPLOYMENTS, "Strict") == []  # maps take any key
 
 
 def test_strict_refuses_with_upstream_wording() -> None:

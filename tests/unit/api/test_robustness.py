@@ -15,7 +15,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nestlab.api import fields, patch, protobuf, quantity, selectors, validation
+from nestlab.api import fields, kinds, patch, protobuf, quantity, selectors
 from nestlab.api import resources as r
 from nestlab.api.registry import Registry
 from nestlab.api.status import ApiError
@@ -87,9 +87,10 @@ def test_validation_and_fields(obj: Any) -> None:
     for resource in r.ALL:
         if isinstance(obj, dict):
             only_api_errors(fields.enforce, dict(obj), resource, "Warn")
-            if resource is r.PODS:
-                validation.default_pod(obj) if isinstance(obj.get("spec", {}), dict) else None
-            validation.validate(obj, resource)
+            unit = kinds.of(resource)
+            unit.default(obj)
+            unit.validate(obj)
+            unit.validate_update(obj, obj)
 
 
 @SETTINGS

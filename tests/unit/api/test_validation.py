@@ -6,23 +6,25 @@ from typing import Any
 
 import pytest
 
+from nestlab.api import kinds
 from nestlab.api import resources as r
-from nestlab.api import validation
+from nestlab.api.kinds import common
+from nestlab.api.kinds import pod as pod_kind
 
 
 def pod(**spec: Any) -> dict[str, Any]:
     obj = {"metadata": {"name": "web"}, "spec": {"containers": [{"name": "c", "image": "i"}], **spec}}
-    validation.default_pod(obj)
+    pod_kind.default(obj)
     return obj
 
 
 def fields(obj: dict[str, Any], resource: r.Resource = r.PODS) -> list[str]:
-    return [c.field for c in validation.validate(obj, resource)]
+    return [c.field for c in kinds.of(resource).validate(obj)]
 
 
 def test_valid_pod_has_no_causes_and_gets_defaults() -> None:
     obj = pod()
-    assert validation.validate(obj, r.PODS) == []
+    assert pod_kind.validate(obj) == []
     assert obj["spec"]["containers"][0]["imagePullPolicy"] == "Always"  # untagged image
     assert obj["status"]["qosClass"] == "BestEffort"
 
@@ -66,14 +68,12 @@ def test_bad_pods(change: dict[str, Any], field: str) -> None:
     ("name", "ok"), [("web-1", True), ("a.b", True), ("Web", False), ("-a", False), ("", False)]
 )
 def test_pod_names_are_dns1123_subdomains(name: str, ok: bool) -> None:
-    assert (validation.check_name(name, "Pod") == []) is ok
+    assert (common.check_name(name) == []) is ok
 
 
 def test_namespace_names_are_labels() -> None:
-    assert validation.check_name("a.b", "Namespace")
-    assert validation.check_name("x" * 64, "Namespace")[0].message.endswith(
-        "must be no more than 63 characters"
-    )
+    assert common.check_name("a.b", label=True)
+    assert common.check_name("x" * 64, label=True)[0].message.endswith("must be no more than 63 characters")
 
 
 def test_rolebinding_only_to_known_cluster_roles() -> None:
@@ -89,6 +89,6 @@ def test_pod_update_may_change_image_only() -> None:
     old = pod()
     new = pod()
     new["spec"]["containers"][0]["image"] = "j"
-    assert validation.check_pod_update(old, new) == []
+    assert pod_kind.validate_update(new, old) == []
     new["spec"]["nodeName"] = "x"
-    assert validation.check_pod_update(old, new)[0].reason == "FieldValueForbidden"
+    assert pod_kind.validate_update(new, old)[0].reason == "FieldValueForbidden"

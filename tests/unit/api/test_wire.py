@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from nestlab.api import openapi, protobuf, status, tables
+from nestlab.api import kinds, openapi, protobuf, status
+from nestlab.api.kinds import printing
 from nestlab.api.status import ApiError
 
 # Bodies captured from `kubectl.1.33 create namespace foo` / `create quota` / `create rolebinding`.
@@ -78,11 +79,11 @@ def test_openapi_v3_advertises_field_validation_on_patch() -> None:
 
 def test_age_formatting() -> None:
     at = datetime(2026, 1, 2, tzinfo=UTC)
-    assert tables.age("2026-01-01T23:59:15Z", at) == "45s"
-    assert tables.age("2026-01-01T23:55:00Z", at) == "5m"
-    assert tables.age("2026-01-01T23:53:30Z", at) == "6m30s"
-    assert tables.age("2026-01-01T20:00:00Z", at) == "4h"
-    assert tables.age("2025-12-20T00:00:00Z", at) == "13d"
+    assert printing.age("2026-01-01T23:59:15Z", at) == "45s"
+    assert printing.age("2026-01-01T23:55:00Z", at) == "5m"
+    assert printing.age("2026-01-01T23:53:30Z", at) == "6m30s"
+    assert printing.age("2026-01-01T20:00:00Z", at) == "4h"
+    assert printing.age("2025-12-20T00:00:00Z", at) == "13d"
 
 
 def test_pod_table_row() -> None:
@@ -95,7 +96,7 @@ def test_pod_table_row() -> None:
             "containerStatuses": [{"ready": True, "restartCount": 2}],
         },
     }
-    table = tables.table("pods", [pod], "7")
+    table = printing.table(_kind("pods"), [pod], "7")
     assert [c["name"] for c in table["columnDefinitions"]][:5] == [
         "Name",
         "Ready",
@@ -149,15 +150,22 @@ def test_quota_binding_and_lease_rows() -> None:
             "used": {"cpu": "500m", "pods": "1"},
         },
     }
-    cells = tables.table("resourcequotas", [quota], "1")["rows"][0]["cells"]
+    cells = printing.table(_kind("resourcequotas"), [quota], "1")["rows"][0]["cells"]
     assert cells[2:] == ["cpu: 500m/1, pods: 1/3", "limits.cpu: 0/2"]
     binding = {
         "metadata": {"name": "devs"},
         "roleRef": {"kind": "ClusterRole", "name": "edit"},
         "subjects": [{"kind": "User", "name": "bob"}, {"kind": "Group", "name": "devs"}],
     }
-    cells = tables.table("rolebindings", [binding], "1")["rows"][0]["cells"]
+    cells = printing.table(_kind("rolebindings"), [binding], "1")["rows"][0]["cells"]
     assert cells[1] == "ClusterRole/edit"
     assert cells[3:5] == ["bob", "devs"]
     lease = {"metadata": {"name": "nestlab-scheduler"}, "spec": {"holderIdentity": "cp-2"}}
-    assert tables.table("leases", [lease], "1")["rows"][0]["cells"][:2] == ["nestlab-scheduler", "cp-2"]
+    assert printing.table(_kind("leases"), [lease], "1")["rows"][0]["cells"][:2] == [
+        "nestlab-scheduler",
+        "cp-2",
+    ]
+
+
+def _kind(plural: str) -> kinds.Kind:
+    return next(k for k in kinds.ALL if k.resource.plural == plural)

@@ -1,0 +1,198 @@
+"""The pod spec rules shared by Pods and every kind that carries a pod template (Deployment, Job...).
+
+Defaulting follows upstream (restartPolicy Always, imagePullPolicy from the tag...), so a client
+reads back what it would from kube-apiserver, and the same checks run on a template as on a pod:
+a Deployment whose template could never make a valid pod is refused when it is created, not
+later, pod by pod, in the controller.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nestlab.api import quantity
+from nestlab.api.affinity import check_affinity, check_topology_spread
+from nestlab.api.kinds.common import (
+    DNS1123_LABEL,
+    LABEL_MSG,
+    as_dict,
+    as_list,
+    check_labels,
+    check_map_of_strings,
+    selector_matches,
+    type_causes,
+)
+from nestlab.api.status import Cause
+
+Obj = dict[str, Any]
+RESTART_POLICIES = ("Always", "OnFailure", "Never")
+
+
+def default_spec(spec: Obj) -> None:
+    """Fill a pod spec's upstream defaults in place."""
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("schedulerName", "default-scheduler")
+    spec.setdefault("securityContext", {})
+    spec.setdefault("enableServiceLinks", True)
+    spec.setdefault("priority", 0)
+    for container in as_list(spec.get("containers")):
+        if not isinstance(container, dict) or not isinstance(container.setdefault("resources", {}), dict):
+            continue
+        image = str(container.get("image", ""))
+        latest = ":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest")
+        container.setdefault("imagePullPolicy", "Always" if latest else "IfNotPresent")
+        container.setdefault("terminationMessagePath", "/dev/termination-log")
+        container.setdefault("terminationMessagePolicy", "File")
+        limits = as_dict(container["resources"].get("limits"))
+        requests = container["resources"].setdefault("requests", {}) if limits else None
+        for name, value in limits.items():
+            if isinstance(requests, dict):
+                requests.setdefault(name, value)
+        for port in as_list(container.get("ports")):
+            if isinstance(port, dict):
+                port.setdefault("protocol", "TCP")
+
+
+def default_template(template: Any) -> None:
+    """Defaults inside a pod template (``spec.template`` of workloads)."""
+    if isinstance(template, dict) and isinstance(template.get("spec"), dict):
+        default_spec(template["spec"])
+
+
+def qos_class(spec: Obj) -> str:
+    containers = [c for c in as_list(spec.get("containers")) if isinstance(c, dict)]
+    resources = [as_dict(c.get("resources")) for c in containers]
+    if not any(r.get("requests") or r.get("limits") for r in resources):
+        return "BestEffort"
+    guaranteed = all(
+        set(as_dict(r.get("limits"))) >= {"cpu", "memory"}
+        and as_dict(r.get("requests")) == as_dict(r.get("limits"))
+        for r in resources
+    )
+    return "Guaranteed" if guaranteed else "Burstable"
+
+
+def _check_resources(requirements: Any, path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    if requirements is None:
+        return causes
+    if not isinstance(requirements, dict):
+        return [Cause(path, "Invalid value: must be an object", "FieldValueTypeInvalid")]
+    causes = type_causes(requirements, {"requests": dict, "limits": dict}, f"{path}.")
+    if causes:
+        return causes
+    for section in ("requests", "limits"):
+        for name, value in (requirements.get(section) or {}).items():
+            try:
+                if quantity.parse(value) < 0:
+                    causes.append(
+                        Cause(
+                            f"{path}.{section}[{name}]",
+                            f'Invalid value: "{value}": must be greater than or equal to 0',
+                        )
+                    )
+            except quantity.QuantityError as exc:
+                causes.append(Cause(f"{path}.{section}[{name}]", f'Invalid value: "{value}": {exc}'))
+    limits, requests = requirements.get("limits") or {}, requirements.get("requests") or {}
+    for name, request in requests.items():
+        try:
+            if name in limits and quantity.parse(request) > quantity.parse(limits[name]):
+                causes.append(
+                    Cause(
+                        f"{path}.requests[{name}]",
+                        f'Invalid value: "{request}": must be less than or equal to {name} limit of '
+                        f"{limits[name]}",
+                    )
+                )
+        except quantity.QuantityError:
+            continue  # already reported above
+    return causes
+
+
+def _check_containers(containers: list[Any], path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    seen: set[str] = set()
+    for index, container in enumerate(containers):
+        where = f"{path}[{index}]"
+        if not isinstance(container, dict):
+            causes.append(Cause(where, "Invalid value: must be an object", "FieldValueTypeInvalid"))
+            continue
+        kinds = {"ports": list, "env": list, "command": list, "args": list, "image": str}
+        causes += type_causes(container, kinds, f"{where}.")
+        name = container.get("name")
+        if not name:
+            causes.append(Cause(f"{where}.name", "Required value", "FieldValueRequired"))
+        elif not isinstance(name, str) or not DNS1123_LABEL.match(name):
+            causes.append(Cause(f"{where}.name", f'Invalid value: "{name}": {LABEL_MSG}'))
+        elif name in seen:
+            causes.append(Cause(f"{where}.name", f'Duplicate value: "{name}"', "FieldValueDuplicate"))
+        else:
+            seen.add(name)
+        if not container.get("image"):
+            causes.append(Cause(f"{where}.image", "Required value", "FieldValueRequired"))
+        causes += _check_resources(container.get("resources"), f"{where}.resources")
+    return causes
+
+
+def check_spec(
+    spec: Any, path: str = "spec", restart_policies: tuple[str, ...] = RESTART_POLICIES
+) -> list[Cause]:
+    """Causes for a bad pod spec (after defaulting); ``path`` is where the spec sits in the object."""
+    if not isinstance(spec, dict):
+        return [Cause(path, "Required value", "FieldValueRequired")]
+    containers = spec.get("containers")
+    if not isinstance(containers, list) or not containers:
+        return [Cause(f"{path}.containers", "Required value", "FieldValueRequired")]
+    causes = type_causes(
+        spec,
+        {"nodeSelector": dict, "tolerations": list, "affinity": dict, "volumes": list, "nodeName": str},
+        f"{path}.",
+    )
+    if spec.get("affinity") is not None:
+        causes += check_affinity(spec.get("affinity"), f"{path}.affinity")
+    if spec.get("topologySpreadConstraints") is not None:
+        causes += check_topology_spread(
+            spec.get("topologySpreadConstraints"), f"{path}.topologySpreadConstraints"
+        )
+    causes += [
+        Cause(f"{path}.tolerations[{i}]", "Invalid value: must be an object", "FieldValueTypeInvalid")
+        for i, t in enumerate(as_list(spec.get("tolerations")))
+        if not isinstance(t, dict)
+    ]
+    causes += _check_containers(containers, f"{path}.containers")
+    policy = spec.get("restartPolicy")
+    if policy not in restart_policies:
+        supported = ", ".join(f'"{p}"' for p in restart_policies)
+        causes.append(
+            Cause(
+                f"{path}.restartPolicy",
+                f'Unsupported value: "{policy}": supported values: {supported}',
+                "FieldValueNotSupported",
+            )
+        )
+    causes += check_map_of_strings(spec.get("nodeSelector"), f"{path}.nodeSelector")
+    return causes
+
+
+def check_template(
+    template: Any,
+    selector: Any,
+    path: str = "spec.template",
+    restart_policies: tuple[str, ...] = RESTART_POLICIES,
+) -> list[Cause]:
+    """A workload's pod template: labels that its selector matches, and a valid pod spec."""
+    if not isinstance(template, dict):
+        return [Cause(path, "Required value", "FieldValueRequired")]
+    meta = as_dict(template.get("metadata"))
+    labels = meta.get("labels")
+    causes = check_labels(labels, f"{path}.metadata.labels")
+    matched = isinstance(labels, dict) and selector_matches(selector, labels)
+    if isinstance(selector, dict) and not causes and not matched:
+        shown = ", ".join(f'"{k}":"{v}"' for k, v in sorted(as_dict(labels).items()))
+        mismatch = "`selector` does not match template `labels`"
+        causes.append(
+            Cause(f"{path}.metadata.labels", f"Invalid value: map[string]string{{{shown}}}: {mismatch}")
+        )
+    return causes + check_spec(template.get("spec"), f"{path}.spec", restart_policies)

@@ -1,0 +1,189 @@
+"""The read path: GET of one object or a list, and watches, in the form the client asked for.
+
+``Accept`` chooses the form, as upstream: the object itself, a ``Table`` (kubectl get), or
+``PartialObjectMetadata``/``PartialObjectMetadataList`` (metadata-only clients such as the
+garbage collector and ``kubectl get --show-kind`` helpers). Watches resume from a
+resourceVersion and, when the client sets ``allowWatchBookmarks``, carry a BOOKMARK every few
+seconds, so a client that hears nothing for longer knows its connection is dead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Mapping
+
+from aiohttp import web
+
+from nestlab.api import kinds, status
+from nestlab.api.kinds.base import Resource
+from nestlab.api.kinds.printing import table
+from nestlab.api.store import Obj, WatchEvent
+
+BOOKMARK_EVERY_S = 5.0  # a quiet watch still says "alive, up to revision N" this often
+_META_GROUP = "meta.k8s.io"
+FORMS = ("Table", "PartialObjectMetadata", "PartialObjectMetadataList")
+
+
+def _params(media: str) -> tuple[str, dict[str, str]]:
+    kind, *rest = (part.strip() for part in media.split(";"))
+    params = {}
+    for item in rest:
+        key, _, value = item.partition("=")
+        params[key.strip()] = value.strip()
+    return kind.lower(), params
+
+
+def form(accept: str, *, listing: bool) -> str:
+    """The answer's form from ``Accept``: "" (the object), Table or PartialObjectMetadata[List].
+
+    Alternatives are tried in order, as the client listed them; a protobuf-only alternative is
+    skipped (this server answers JSON). Nothing acceptable is a 406, as upstream.
+    """
+    if not accept.strip():
+        return ""
+    for media in accept.split(","):
+        kind, params = _params(media)
+        if kind not in ("application/json", "*/*", "application/*", "application/yaml"):
+            continue
+        wanted = params.get("as", "")
+        if not wanted:
+            return ""
+        if params.get("g", _META_GROUP) != _META_GROUP or wanted not in FORMS:
+            continue
+        if wanted == "Table":
+            return wanted
+        if listing == (wanted == "PartialObjectMetadataList"):
+            return wanted
+    raise status.ApiError(
+        406,
+        "NotAcceptable",
+        f"only the following media types are accepted: application/json (asked for {accept!r})",
+    )
+
+
+def partial(obj: Obj) -> Obj:
+    """An object reduced to its metadata."""
+    return {
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata", {}),
+    }
+
+
+def shaped_one(resource: Resource, obj: Obj, shape: str, include: str) -> Obj:
+    if shape == "Table":
+        return table(kinds.of(resource), [obj], obj["metadata"]["resourceVersion"], include)
+    if shape.startswith("PartialObjectMetadata"):
+        return partial(obj)
+    return obj
+
+
+def shaped_list(resource: Resource, listed: Obj, shape: str, include: str) -> Obj:
+    if shape == "Table":
+        printed = table(kinds.of(resource), listed["items"], listed["metadata"]["resourceVersion"], include)
+        printed["metadata"] = listed["metadata"]
+        return printed
+    if shape == "PartialObjectMetadataList":
+        return {
+            "kind": "PartialObjectMetadataList",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": listed["metadata"],
+            "items": [partial(item) for item in listed["items"]],
+        }
+    return listed
+
+
+def flag(value: str | None) -> bool:
+    return (value or "").lower() in ("1", "true")
+
+
+async def stream(
+    request: web.Request,
+    resource: Resource,
+    events: AsyncIterator[WatchEvent],
+    *,
+    seconds: int,
+    since: str,
+    shape: str,
+    query: Mapping[str, str],
+) -> web.StreamResponse:
+    """Send ``events`` as a watch stream for ``seconds``, with BOOKMARKs when the client allows them."""
+    include = query.get("includeObject", "Metadata")
+    bookmarks = flag(query.get("allowWatchBookmarks"))
+    response = web.StreamResponse(
+        headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"}
+    )
+    await response.prepare(request)
+    queue: asyncio.Queue[WatchEvent | status.ApiError | None] = asyncio.Queue(maxsize=1000)
+    last = since if since not in ("", "0") else ""
+
+    async def pump() -> None:
+        try:
+            async for event in events:
+                await queue.put(event)
+            await queue.put(None)
+        except status.ApiError as exc:
+            await queue.put(exc)
+
+    async def send(kind: str, obj: Obj) -> None:
+        if kind not in ("ERROR", "BOOKMARK"):
+            obj = shaped_one(resource, obj, shape, include)
+        await response.write(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
+
+    task = asyncio.get_running_loop().create_task(pump())
+    try:
+        async with asyncio.timeout(seconds):
+            while True:
+                try:
+                    item = (
+                        await asyncio.wait_for(queue.get(), BOOKMARK_EVERY_S)
+                        if bookmarks
+                        else await queue.get()
+                    )
+                except TimeoutError:
+                    if last:
+                        await send("BOOKMARK", _bookmark(resource, last))
+                    continue
+                if item is None:
+                    break
+                if isinstance(item, status.ApiError):
+                    await send("ERROR", item.status())
+                    break
+                last = str(item.object.get("metadata", {}).get("resourceVersion") or last)
+                await send(item.type, item.object)
+    except TimeoutError:
+        pass
+    except ConnectionResetError:
+        return response
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        await events.aclose()  # type: ignore[attr-defined]
+    with contextlib.suppress(ConnectionResetError):
+        await response.write_eof()
+    return response
+
+
+def _bookmark(resource: Resource, revision: str) -> Obj:
+    return {
+        "kind": resource.kind,
+        "apiVersion": resource.group_version,
+        "metadata": {"resourceVersion": revision},
+    }
+
+
+def watch_seconds(query: Mapping[str, str], longest: int) -> int:
+    raw = query.get("timeoutSeconds", str(longest))
+    try:
+        seconds = int(raw)
+    except ValueError as exc:
+        raise status.bad_request(f"timeoutSeconds must be an integer, got {raw!r}") from exc
+    if seconds < 0:
+        raise status.bad_request("timeoutSeconds must not be negative")
+    return min(seconds, longest)
+
+
+__all__ = ["form", "shaped_list", "shaped_one", "stream", "watch_seconds"]
