@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from nestlab.api.kinds import wiremeta
 from nestlab.api.kinds.base import PROTO_META, Kind, Resource
 
 RESOURCE = Resource(
@@ -28,6 +29,7 @@ KIND = Kind(
     RESOURCE,
     model="V1SelfSubjectAccessReview",
     protobuf={
+        3: ("status", wiremeta.IGNORE),
         1: ("metadata", PROTO_META),
         2: (
             "spec",

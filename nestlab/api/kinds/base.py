@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from nestlab.api.kinds import wiremeta
 from nestlab.api.status import Cause
 
 Obj = dict[str, Any]
@@ -25,15 +26,8 @@ UpdateCheck = Callable[[Obj, Obj], list[Cause]]
 Row = Callable[[Obj], list[Any]]
 ProtoSchema = dict[int, tuple[str, Any]]
 """Protobuf field number -> (JSON name, kind): see :mod:`nestlab.api.protobuf`."""
-PROTO_META: dict[int, tuple[str, Any]] = {
-    1: ("name", "str"),
-    2: ("generateName", "str"),
-    3: ("namespace", "str"),
-    11: ("labels", "map"),
-    12: ("annotations", "map"),
-    14: ("finalizers", "strs"),
-}
-"""ObjectMeta's protobuf fields (upstream generated.proto numbers) that clients send on create."""
+PROTO_META = wiremeta.OBJECT_META
+"""ObjectMeta's protobuf fields (upstream generated.proto numbers), server-owned ones included."""
 Roles = Mapping[str, Mapping[str, frozenset[str]]]
 """ClusterRole name (view, edit, admin, node) -> ``plural`` or ``plural/sub`` -> verbs."""
 

@@ -2,27 +2,34 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from nestlab.api.kinds import job, workload
+from nestlab.api.kinds import job, wire, workload
 from nestlab.api.kinds.base import AGE, NAME, Column, Kind, Obj, Resource
-from nestlab.api.kinds.common import as_dict, check_labels, check_metadata, check_nonnegative, check_status
+from nestlab.api.kinds.common import (
+    as_dict,
+    check_labels,
+    check_map_of_strings,
+    check_metadata,
+    check_nonnegative,
+    check_status,
+)
 from nestlab.api.kinds.printing import age, created
 from nestlab.api.status import Cause
+from nestlab.controller import cron
 
 RESOURCE = Resource(
     "cronjobs", "cronjob", "CronJob", "batch", "v1", True, ("cj",), ("status",), True, ("all",)
 )
 POLICIES = ("Allow", "Forbid", "Replace")
-MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
-_FIELD = re.compile(
-    r"^(\*|\?|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?(,(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?)*$"
-)
 
 
 def schedule_problem(schedule: Any) -> str:
-    """Why ``schedule`` is not a cron schedule upstream would accept ("" when it is)."""
+    """Why ``schedule`` is not a cron schedule the CronJob controller can run ("" when it is).
+
+    The same parser the controller uses decides (nestlab.controller.cron), so a schedule the API
+    accepts always runs.
+    """
     if not isinstance(schedule, str) or not schedule.strip():
         return "Required value"
     text = schedule.strip()
@@ -30,13 +37,21 @@ def schedule_problem(schedule: Any) -> str:
         return (
             f'Invalid value: "{schedule}": cannot use TZ or CRON_TZ in schedule, use timeZone field instead'
         )
-    if text.startswith("@"):
-        return "" if text in MACROS else f'Invalid value: "{schedule}": unrecognized descriptor: {text}'
-    fields = text.split()
-    if len(fields) != 5:
-        return f'Invalid value: "{schedule}": expected exactly 5 fields, found {len(fields)}: {text}'
-    bad = next((f for f in fields if not _FIELD.match(f)), None)
-    return f'Invalid value: "{schedule}": failed to parse field: {bad}' if bad else ""
+    try:
+        cron.parse(text)
+    except cron.CronError as exc:
+        return f'Invalid value: "{schedule}": {exc}'
+    return ""
+
+
+def zone_problem(name: Any) -> str:
+    if name is None:
+        return ""
+    try:
+        cron.zone(str(name))
+    except cron.CronError as exc:
+        return f'Invalid value: "{name}": {exc}'
+    return ""
 
 
 def default(cronjob: Obj) -> None:
@@ -61,6 +76,9 @@ def validate(cronjob: Obj) -> list[Cause]:
     if problem:
         reason = "FieldValueRequired" if problem == "Required value" else "FieldValueInvalid"
         causes.append(Cause("spec.schedule", problem, reason))
+    problem = zone_problem(spec.get("timeZone"))
+    if problem:
+        causes.append(Cause("spec.timeZone", problem))
     if spec.get("concurrencyPolicy") not in POLICIES:
         supported = ", ".join(f'"{p}"' for p in POLICIES)
         message = f'Unsupported value: "{spec.get("concurrencyPolicy")}": supported values: {supported}'
@@ -70,9 +88,9 @@ def validate(cronjob: Obj) -> list[Cause]:
     template = spec.get("jobTemplate")
     if not isinstance(template, dict):
         return [*causes, Cause("spec.jobTemplate", "Required value", "FieldValueRequired")]
-    causes += check_labels(
-        as_dict(template.get("metadata")).get("labels"), "spec.jobTemplate.metadata.labels"
-    )
+    template_meta = as_dict(template.get("metadata"))
+    causes += check_labels(template_meta.get("labels"), "spec.jobTemplate.metadata.labels")
+    causes += check_map_of_strings(template_meta.get("annotations"), "spec.jobTemplate.metadata.annotations")
     return causes + job.check_spec(template.get("spec"), "spec.jobTemplate.spec", with_selector=False)
 
 
@@ -107,4 +125,5 @@ KIND = Kind(
     row=row,
     roles=workload.roles("cronjobs"),
     generation=True,
+    protobuf=wire.top(wire.CRON_JOB_SPEC),
 )

@@ -12,7 +12,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from nestlab.api.kinds import podspec, workload
+from nestlab.api.kinds import podspec, wire, workload
 from nestlab.api.kinds.base import AGE, NAME, Column, Kind, Obj, Resource
 from nestlab.api.kinds.common import (
     as_dict,
@@ -28,7 +28,8 @@ from nestlab.api.status import Cause
 
 RESOURCE = Resource("jobs", "job", "Job", "batch", "v1", True, (), ("status",), True, ("all",))
 COMPLETION_MODES = ("NonIndexed", "Indexed")
-_MUTABLE = ("parallelism", "activeDeadlineSeconds", "suspend", "ttlSecondsAfterFinished", "completions")
+UNIMPLEMENTED = ("podFailurePolicy", "successPolicy", "backoffLimitPerIndex", "maxFailedIndexes")
+"""JobSpec fields nestlab's job controller does not act on: refused by name, never stored and ignored."""
 
 
 def default_spec(spec: Obj) -> None:
@@ -73,7 +74,14 @@ def on_create(job: Obj) -> None:
 def check_spec(spec: Any, path: str = "spec", with_selector: bool = True) -> list[Cause]:
     if not isinstance(spec, dict):
         return [Cause(path, "Required value", "FieldValueRequired")]
-    causes = check_nonnegative(spec.get("parallelism"), f"{path}.parallelism")
+    causes = [
+        Cause(
+            f"{path}.{field}", "Forbidden: not implemented by nestlab's job controller", "FieldValueForbidden"
+        )
+        for field in UNIMPLEMENTED
+        if spec.get(field) is not None
+    ]
+    causes += check_nonnegative(spec.get("parallelism"), f"{path}.parallelism")
     causes += check_nonnegative(spec.get("completions"), f"{path}.completions")
     causes += check_nonnegative(spec.get("backoffLimit"), f"{path}.backoffLimit")
     causes += check_positive(spec.get("activeDeadlineSeconds"), f"{path}.activeDeadlineSeconds")
@@ -166,4 +174,5 @@ KIND = Kind(
     row=row,
     roles=workload.roles("jobs"),
     generation=True,
+    protobuf=wire.top(wire.JOB_SPEC),
 )

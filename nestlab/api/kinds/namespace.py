@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from nestlab.api.kinds import wiremeta
 from nestlab.api.kinds.base import AGE, NAME, PROTO_META, Column, Kind, Obj, Resource
 from nestlab.api.kinds.common import check_metadata, check_status
 from nestlab.api.kinds.printing import created
@@ -46,5 +47,9 @@ KIND = Kind(
         "view": {"namespaces": frozenset({"get"})},
         "node": {"namespaces": frozenset({"get", "list", "watch"})},
     },
-    protobuf={1: ("metadata", PROTO_META), 2: ("spec", {1: ("finalizers", "strs")})},
+    protobuf={
+        3: ("status", wiremeta.IGNORE),
+        1: ("metadata", PROTO_META),
+        2: ("spec", {1: ("finalizers", "strs")}),
+    },
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nestlab.api.kinds import workload
+from nestlab.api.kinds import wire, workload
 from nestlab.api.kinds.base import AGE, NAME, READ, WRITE, Column, Kind, Obj, Resource
 from nestlab.api.kinds.common import check_label_selector, check_metadata, check_status
 from nestlab.api.kinds.printing import created
@@ -73,4 +73,5 @@ KIND = Kind(
         "edit": {"poddisruptionbudgets": READ | WRITE, "poddisruptionbudgets/status": READ},
     },
     generation=True,
+    protobuf=wire.top(wire.POD_DISRUPTION_BUDGET_SPEC),
 )

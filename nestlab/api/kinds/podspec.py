@@ -188,6 +188,7 @@ def check_template(
     meta = as_dict(template.get("metadata"))
     labels = meta.get("labels")
     causes = check_labels(labels, f"{path}.metadata.labels")
+    causes += check_map_of_strings(meta.get("annotations"), f"{path}.metadata.annotations")
     matched = isinstance(labels, dict) and selector_matches(selector, labels)
     if isinstance(selector, dict) and not causes and not matched:
         shown = ", ".join(f'"{k}":"{v}"' for k, v in sorted(as_dict(labels).items()))

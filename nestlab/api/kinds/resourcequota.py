@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from nestlab.api.kinds import wiremeta
 from nestlab.api.kinds.base import AGE, NAME, PROTO_META, READ, Column, Kind, Obj, Resource
 from nestlab.api.kinds.common import as_dict, check_metadata, check_status, quantities
 from nestlab.api.kinds.printing import created
@@ -62,5 +63,9 @@ KIND = Kind(
     ),
     row=row,
     roles={"view": {"resourcequotas": READ, "resourcequotas/status": READ}},
-    protobuf={1: ("metadata", PROTO_META), 2: ("spec", {1: ("hard", "qmap"), 2: ("scopes", "strs")})},
+    protobuf={
+        3: ("status", wiremeta.IGNORE),
+        1: ("metadata", PROTO_META),
+        2: ("spec", {1: ("hard", "qmap"), 2: ("scopes", "strs")}),
+    },
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nestlab.api.kinds import podspec, workload
+from nestlab.api.kinds import podspec, wire, workload
 from nestlab.api.kinds.base import AGE, NAME, Column, Kind, Obj, Resource, Scale
 from nestlab.api.kinds.common import (
     as_dict,
@@ -140,4 +140,5 @@ KIND = Kind(
     roles=workload.roles("statefulsets"),
     generation=True,
     scale=Scale(workload.selector_text),
+    protobuf=wire.top(wire.STATEFUL_SET_SPEC),
 )
