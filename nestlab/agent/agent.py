@@ -4,9 +4,15 @@ One asyncio task watches the pods whose ``spec.nodeName`` is this node; one task
 (:meth:`Agent._run_pod`) walks it through admission, image pull, network, launch and pod-init's
 events, and reports every change as Pod status (and the noteworthy ones as Events). Deleting a
 pod stops its VM gracefully (pod-init: SIGTERM, grace period, SIGKILL), frees its disks, tap and
-address, and confirms the deletion (``gracePeriodSeconds=0``). Blocking work (pulls, QEMU, the
-control channel) runs in threads. Everything the agent knows about a pod is in its state
-directory, so :meth:`Agent.adopt` picks running VMs up again after the agent restarts.
+address, and confirms the deletion (``gracePeriodSeconds=0``); a pod without a VM is confirmed at
+once. Blocking work (pulls, QEMU, the control channel) runs in threads.
+
+A pod is Running only while its VM lives. A VM that ends without pod-init saying the pod is done
+(QEMU killed, crashed) gets a new VM when the restartPolicy asks, after the kubelet's back-off
+(10 s doubling to 5 min); otherwise the pod fails. Everything the agent knows about a pod is in its
+state directory, and :meth:`Agent.adopt` (:mod:`nestlab.agent.recovery`) reconciles from what it
+observes when the agent (or its host) starts: live VMs are followed again, gone ones restarted or
+given their terminal state.
 """
 
 from __future__ import annotations
@@ -15,12 +21,13 @@ import asyncio
 import contextlib
 import logging
 import shutil
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nestlab.agent import kernelgate, podspec, podstate, vms
+from nestlab.agent import kernelgate, podspec, podstate, recovery, vms
 from nestlab.agent.images import Image, ImageStore
 from nestlab.agent.network import PodAddress, PodNetwork
 from nestlab.agent.node import NodeReporter
@@ -73,6 +80,7 @@ class Agent:
         launcher: Launcher,
         network: PodNetwork | None = None,
         gate: Gate | None = None,
+        vm_backoff: podstate.Backoff = podstate.KUBELET_BACKOFF,
     ) -> None:
         self.config = config
         self.client = client
@@ -81,6 +89,8 @@ class Agent:
         self.launcher = launcher
         self.network = network
         self.gate = gate
+        self.vm_backoff = vm_backoff
+        self.handles: dict[str, vms.PodHandle] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.records: dict[str, podstate.PodRecord] = {}
         self.stopping: dict[str, asyncio.Event] = {}
@@ -106,8 +116,8 @@ class Agent:
             if deleting:
                 self.stopping[uid].set()
             return
-        if deleting:
-            self._forget(uid)
+        if deleting:  # no task: no VM to stop, so the deletion completes now
+            await self._discard(uid)
             if kind != "DELETED":
                 await self._confirm_delete(pod)
             return
@@ -115,27 +125,35 @@ class Agent:
             return  # finished here already: its record stays (for logs) until the pod is deleted
         if (pod.get("status") or {}).get("phase") in podstate.TERMINAL:
             return  # finished before this agent knew it: nothing to run, nothing to report
-        self._start(uid, pod, None)
+        self._start(uid, pod)
 
-    def _start(self, uid: str, pod: Obj, adopted: tuple[podstate.PodRecord, vms.PodHandle] | None) -> None:
+    def _start(
+        self,
+        uid: str,
+        pod: Obj,
+        record: podstate.PodRecord | None = None,
+        handle: vms.PodHandle | None = None,
+    ) -> None:
         self.stopping[uid] = asyncio.Event()
-        self.tasks[uid] = asyncio.create_task(self._guard(uid, pod, adopted), name=f"pod-{uid}")
+        self.tasks[uid] = asyncio.create_task(self._guard(uid, pod, record, handle), name=f"pod-{uid}")
 
     async def _guard(
-        self, uid: str, pod: Obj, adopted: tuple[podstate.PodRecord, vms.PodHandle] | None
+        self, uid: str, pod: Obj, record: podstate.PodRecord | None, handle: vms.PodHandle | None
     ) -> None:
         try:
-            await self._run_pod(uid, pod, adopted)
+            await self._run_pod(uid, pod, record, handle)
         except Exception:
             log.exception("pod %s: the agent's pod task failed", uid)
         finally:
             self.tasks.pop(uid, None)
+            self.handles.pop(uid, None)
 
     # --- one pod ------------------------------------------------------------------------------
 
     async def _report(self, pod: Obj, record: podstate.PodRecord) -> None:
         record.save(self.pods_dir / record.uid / "record.json")
-        body = {"status": podstate.status(record)}
+        handle = self.handles.get(record.uid)
+        body = {"status": podstate.status(record, vm_alive=handle is not None and handle.alive())}
         meta = pod.get("metadata") or {}
         try:
             await self.client.patch(PODS, str(meta.get("namespace")), str(meta.get("name")), body, "status")
@@ -153,50 +171,72 @@ class Agent:
         return cpu, mem
 
     async def _run_pod(
-        self, uid: str, pod: Obj, adopted: tuple[podstate.PodRecord, vms.PodHandle] | None
+        self, uid: str, pod: Obj, record: podstate.PodRecord | None, handle: vms.PodHandle | None
     ) -> None:
+        """Launch (or follow ``handle``), and start a new VM whenever one ends that should not have."""
         workdir = self.pods_dir / uid
-        handle: vms.PodHandle | None = None
-        if adopted is not None:
-            record, handle = adopted
-            self.records[uid] = record
-        else:
-            record = self._new_record(uid, pod)
-            workdir.mkdir(parents=True, exist_ok=True)
-            self.records[uid] = record
-            try:
-                handle = await self._prepare_and_launch(uid, pod, record, workdir)
-            except podspec.PodRejected as exc:
-                podstate.fail(record, exc.reason, str(exc))
-                await self.reporter.event(pod, "Warning", exc.reason, str(exc))
-            except (NestlabError, OSError) as exc:
-                podstate.fail(record, "StartError", str(exc))
-                await self.reporter.event(pod, "Warning", "Failed", str(exc))
+        workdir.mkdir(parents=True, exist_ok=True)
+        record = record or self._new_record(uid, pod)
+        self.records[uid] = record
+        stop, failures, ran_s = self.stopping[uid], 0, 0.0
+        while True:
+            if handle is None and record.phase not in podstate.TERMINAL and not stop.is_set():
+                handle = await self._launch(uid, pod, record, workdir)
+            ended = False
+            if handle is not None:
+                since, self.handles[uid] = time.monotonic(), handle
+                ended = await self._follow(pod, record, handle)
+                ran_s, handle = time.monotonic() - since, None
+                self.handles.pop(uid, None)
+            await self._release(uid, record)
+            if stop.is_set():
+                await self._confirm_delete(pod)
+                self._forget(uid)
+                return
+            if not ended:
+                await self._report(pod, record)
+                return
+            failures = 1 if self.vm_backoff.resets_after(ran_s) else failures + 1
+            if not await self._vm_ended(pod, record, failures):
+                return
+
+    async def _launch(
+        self, uid: str, pod: Obj, record: podstate.PodRecord, workdir: Path
+    ) -> vms.PodHandle | None:
+        """A new VM for the pod, or None (stopping, still pulling, or failed: then reported)."""
+        try:
+            return await self._prepare_and_launch(uid, pod, record, workdir)
+        except podspec.PodRejected as exc:
+            podstate.fail(record, exc.reason, str(exc))
+            await self.reporter.event(pod, "Warning", exc.reason, str(exc))
+        except (NestlabError, OSError) as exc:
+            podstate.fail(record, "StartError", str(exc))
+            await self.reporter.event(pod, "Warning", "Failed", str(exc))
+        await self._report(pod, record)
+        return None
+
+    async def _vm_ended(self, pod: Obj, record: podstate.PodRecord, failures: int) -> bool:
+        """The VM ended without pod-init saying the pod is done: back off then True (start a new VM),
+        or False when the restartPolicy does not ask for one (the pod's terminal state is reported)."""
+        if not podstate.restarts_vm(record):
+            message = "the pod VM ended without pod-init reporting the pod done"
+            message += f" (restartPolicy {record.restart_policy})"
+            podstate.vm_ended(record, restart=False, lost="Error", message=message)
+            await self.reporter.event(pod, "Warning", "VmExited", message)
             await self._report(pod, record)
-        if handle is not None:
-            await self._follow(pod, record, handle)
-        await self._release(uid, record)
-        if self.stopping[uid].is_set():
-            await self._confirm_delete(pod)
-            self._forget(uid)
-        else:
-            await self._report(pod, record)
+            return False
+        delay = self.vm_backoff.delay(failures)
+        message = f"back-off {delay:g}s restarting the pod VM, which ended unexpectedly"
+        log.warning("pod %s/%s: %s", record.namespace, record.name, message)
+        podstate.vm_ended(record, restart=True, lost="Error", message=message, waiting="CrashLoopBackOff")
+        await self._report(pod, record)
+        await self.reporter.event(pod, "Warning", "BackOff", message[0].upper() + message[1:])
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping[record.uid].wait(), delay)
+        return True
 
     def _new_record(self, uid: str, pod: Obj) -> podstate.PodRecord:
-        meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
-        containers = [
-            podstate.ContainerState(name=str(c.get("name", "")), image=str(c.get("image", "")))
-            for c in spec.get("containers") or []
-        ]
-        return podstate.PodRecord(
-            uid=uid,
-            namespace=str(meta.get("namespace", "default")),
-            name=str(meta.get("name", "")),
-            restart_policy=str(spec.get("restartPolicy") or "Always"),
-            containers=containers,
-            host_ip=self.reporter.info.address,
-            workdir=str(self.pods_dir / uid),
-        )
+        return podstate.new_record(uid, pod, self.reporter.info.address, self.pods_dir / uid)
 
     async def _prepare_and_launch(
         self, uid: str, pod: Obj, record: podstate.PodRecord, workdir: Path
@@ -223,10 +263,13 @@ class Agent:
         if self.gate is not None:  # no QEMU unless the kernel verifies; measured right before launch
             extra = address.cmdline() if address is not None else ()
             await asyncio.to_thread(self.gate, f"{record.namespace}/{record.name}", workdir / "vm", extra)
+        console = workdir / "vm" / "console.log"
+        if console.exists():  # an earlier VM of this pod: its output stays readable beside the new one
+            console.replace(console.with_name("console.previous.log"))
         handle = await asyncio.to_thread(
             self.launcher, description, disks, workdir / "vm", address, resources
         )
-        record.vm_pid = handle.pid
+        self.handles[uid], record.vm_pid = handle, handle.pid
         record.tap = "" if address is None else address.tap.ifname
         await self.reporter.event(pod, "Normal", "Started", f"pod VM started (QEMU pid {handle.pid})")
         await self._report(pod, record)
@@ -266,16 +309,17 @@ class Agent:
         record.image_digests = sorted({i.digest for i in pulled.values()})
         return pulled
 
-    async def _follow(self, pod: Obj, record: podstate.PodRecord, handle: vms.PodHandle) -> None:
-        """Fold pod-init's events into the status until the pod is done or must stop."""
+    async def _follow(self, pod: Obj, record: podstate.PodRecord, handle: vms.PodHandle) -> bool:
+        """Fold pod-init's events into the status until the pod is done or must stop (False), or
+        its VM ends without pod-init reporting the pod done (True)."""
         uid = record.uid
         while True:
             if self.stopping[uid].is_set():
                 await self.reporter.event(
                     pod, "Normal", "Killing", "Stopping the pod VM (grace period, then kill)"
                 )
-                await asyncio.to_thread(handle.stop)
-                return
+                await self._stop_vm(record, handle)
+                return False
             try:
                 event = await asyncio.to_thread(handle.next_event, EVENT_POLL_S)
             except control.ControlProtocolError:
@@ -283,12 +327,8 @@ class Agent:
                     continue
                 event = None
             if event is None:
-                if record.phase not in podstate.TERMINAL:
-                    podstate.fail(
-                        record, "VmExited", "the pod VM ended without pod-init reporting the pod done"
-                    )
-                await asyncio.to_thread(handle.stop)
-                return
+                await self._stop_vm(record, handle)
+                return record.phase not in podstate.TERMINAL
             podstate.apply(record, event)
             if (
                 isinstance(event, control.Exited)
@@ -299,13 +339,18 @@ class Agent:
                 )
             await self._report(pod, record)
             if isinstance(event, control.PodDone):
-                await asyncio.to_thread(handle.stop)
-                return
+                await self._stop_vm(record, handle)
+                return False
+
+    async def _stop_vm(self, record: podstate.PodRecord, handle: vms.PodHandle) -> None:
+        try:
+            await asyncio.to_thread(handle.stop)
+        except (NestlabError, OSError) as exc:
+            log.warning("pod %s/%s: stopping its VM: %s", record.namespace, record.name, exc)
 
     async def _release(self, uid: str, record: podstate.PodRecord) -> None:
         """Free what a finished or stopped pod held: tap, address, ephemeral disk (logs stay)."""
-        if self.network is not None:
-            await asyncio.to_thread(self.network.release, uid)
+        await self._release_network(uid)
         # the gate's verified copies (tens of MB) go too: QEMU read them at start
         for name in ("ephemeral.ext4", "pod.desc", *kernelgate.WORK_COPIES):
             (self.pods_dir / uid / "vm" / name).unlink(missing_ok=True)
@@ -313,6 +358,19 @@ class Agent:
         record.vm_pid = 0
         if (self.pods_dir / uid).exists():
             record.save(self.pods_dir / uid / "record.json")
+
+    async def _release_network(self, uid: str) -> None:
+        if self.network is None:
+            return
+        try:
+            await asyncio.to_thread(self.network.release, uid)
+        except (NestlabError, OSError) as exc:
+            log.warning("pod %s: its tap or address was not freed: %s", uid, exc)
+
+    async def _discard(self, uid: str) -> None:
+        """Forget a pod that has no task (and so no VM): its tap, address and state dir go."""
+        await self._release_network(uid)
+        self._forget(uid)
 
     async def _confirm_delete(self, pod: Obj) -> None:
         meta = pod.get("metadata") or {}
@@ -327,55 +385,10 @@ class Agent:
     # --- restart ------------------------------------------------------------------------------
 
     async def adopt(self, pods: Mapping[str, Obj]) -> None:
-        """After a restart: resume following every live VM of a pod still bound here; clean the rest."""
-        for directory in sorted(self.pods_dir.iterdir()):
-            uid = directory.name
-            record_file = directory / "record.json"
-            pod = pods.get(uid)
-            if pod is None or not record_file.exists():
-                if pod is None and record_file.exists():
-                    record = podstate.PodRecord.load(record_file)
-                    if (
-                        record.vm_pid
-                        and (handle := vms.adopt(record.vm_pid, directory / "vm", 0)) is not None
-                    ):
-                        await asyncio.to_thread(handle.stop)
-                if self.network is not None:
-                    await asyncio.to_thread(self.network.release, uid)
-                self._forget(uid)
-                continue
-            record = podstate.PodRecord.load(record_file)
-            self.records[uid] = record
-            grace = int(
-                (pod.get("spec") or {}).get("terminationGracePeriodSeconds") or podspec.DEFAULT_GRACE_S
-            )
-            handle = vms.adopt(record.vm_pid, directory / "vm", grace) if record.vm_pid else None
-            if handle is not None:
-                log.info("pod %s/%s: adopted QEMU pid %d", record.namespace, record.name, record.vm_pid)
-                self._start(uid, pod, (record, handle))
-            elif record.phase not in podstate.TERMINAL and not record.vm_pid:
-                # stopped before its VM was launched (pulling, preparing): start it over
-                self._forget(uid)
-                self._start(uid, pod, None)
-            elif record.phase not in podstate.TERMINAL:
-                podstate.fail(record, "VmExited", "the pod VM ended while the agent was down")
-                self._start(uid, pod, (record, _Gone()))
+        """When the agent (or its host) starts: reconcile the pods bound here from what is observed
+        (see :func:`nestlab.agent.recovery.adopt`)."""
+        await recovery.adopt(self, pods)
 
     def in_use(self) -> set[str]:
         """Image digests the pods on this node still use (for image garbage collection)."""
         return {d for r in self.records.values() for d in r.image_digests}
-
-
-class _Gone:
-    """A VM that is already gone: the pod task reports and cleans up, nothing else."""
-
-    pid = 0
-
-    def next_event(self, timeout: float) -> control.Event | None:
-        return None
-
-    def alive(self) -> bool:
-        return False
-
-    def stop(self) -> None:
-        return None

@@ -6,13 +6,16 @@ address is handed to pod-init on the kernel command line (``nestlab.ip``/``nestl
 reach each other's pods through host routes: ``<peer pod subnet> via <peer management address>``,
 so any pod reaches any pod and any host any pod, and nothing is routed out of the lab. Address
 leases are files named by address (created with O_EXCL), so two pods never share one and a
-restarted agent finds them again. Every ``ip`` call goes through the runner passed in.
+restarted agent finds them again; pod tasks release concurrently in threads, so a lease that
+vanishes mid-scan is skipped and :meth:`PodNetwork.release` is idempotent. Every ``ip`` call goes
+through the runner passed in.
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +24,7 @@ from pathlib import Path
 from nestlab.errors import NestlabError
 from nestlab.runtime import proc, qemu
 
+log = logging.getLogger("nestlab.agent")
 IP_TIMEOUT_S = 15.0  # an `ip` call on a busy host
 TAP_PREFIX = "nlt"  # + 12 hex digits of the pod uid = 15 characters, the IFNAMSIZ limit
 
@@ -93,8 +97,17 @@ class PodNetwork:
         return PodAddress(ip, self.subnet.prefixlen, self.gateway, tap)
 
     def _lease_of(self, uid: str) -> str | None:
-        for lease in self.leases.iterdir():
-            if lease.read_text() == uid:
+        """The address leased to ``uid``; leases another thread frees meanwhile are skipped."""
+        try:
+            leases = list(self.leases.iterdir())
+        except FileNotFoundError:
+            return None
+        for lease in leases:
+            try:
+                holder = lease.read_text()
+            except FileNotFoundError:
+                continue  # released by another pod's task between the listing and the read
+            if holder == uid:
                 return lease.name
         return None
 
@@ -110,11 +123,17 @@ class PodNetwork:
         raise PodNetworkError(f"pod subnet {self.subnet} on {self.bridge} has no free address")
 
     def release(self, uid: str) -> None:
-        """Delete the pod's tap and free its address (nothing to do for a pod without them)."""
+        """Delete the pod's tap and free its address; idempotent, and safe while other pods release.
+
+        A tap or lease that is already gone (freed by another task, or by a host reboot) is not an
+        error; a tap that ``ip`` cannot delete is logged and its address freed all the same.
+        """
         ifname = tap_name(uid)
         if self._exists(ifname):
-            self._ip("link", "del", ifname)
-        if (ip := self._lease_of(uid)) is not None:
+            done = self._ip("link", "del", ifname, check=False)
+            if done.returncode != 0 and self._exists(ifname):
+                log.warning("pod tap %s not deleted: %s", ifname, done.stderr.strip())
+        while (ip := self._lease_of(uid)) is not None:
             (self.leases / ip).unlink(missing_ok=True)
 
     def capacity(self) -> int:

@@ -5,10 +5,17 @@ states: ``waiting`` (ContainerCreating, ErrImagePull, CrashLoopBackOff), ``runni
 ``terminated`` (Completed, Error, StartError), with restart counts and the last termination. The
 record is saved in the pod's state directory after every change, so a restarted agent reports the
 same status and restart counts instead of starting over.
+
+A pod VM can also end without pod-init saying the pod is done: QEMU killed or crashed, or the host
+restarted under it. :func:`vm_ended` is the kubelet's answer to a lost sandbox: a new VM when the
+restartPolicy asks for one (each container's restartCount + 1, the lost run kept as
+``lastState.terminated``, exit code 137 as upstream reports a container it could no longer find),
+else the pod's real terminal state. :func:`status` never reports Running without a live VM.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -20,6 +27,7 @@ from nestlab.runtime import control
 
 Obj = dict[str, Any]
 TERMINAL = ("Succeeded", "Failed")
+LOST_EXIT_CODE = 137  # what upstream reports for a container it lost (ContainerStatusUnknown): 128 + SIGKILL
 
 
 def now() -> str:
@@ -44,6 +52,8 @@ class ContainerState:
     last: Obj | None = None
     """The previous termination (``lastState.terminated``) after a restart."""
     image_id: str = ""
+    base: int = 0
+    """Restarts counted in this pod's earlier VMs: pod-init counts from 0 in each new VM."""
 
 
 @dataclass
@@ -84,6 +94,23 @@ class PodRecord:
         return cls(**data)
 
 
+def new_record(uid: str, pod: Obj, host_ip: str, workdir: Path) -> PodRecord:
+    """A fresh record for ``pod`` (a Pod object as the API returns it)."""
+    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    return PodRecord(
+        uid=uid,
+        namespace=str(meta.get("namespace", "default")),
+        name=str(meta.get("name", "")),
+        restart_policy=str(spec.get("restartPolicy") or "Always"),
+        containers=[
+            ContainerState(name=str(c.get("name", "")), image=str(c.get("image", "")))
+            for c in spec.get("containers") or []
+        ],
+        host_ip=host_ip,
+        workdir=str(workdir),
+    )
+
+
 def _will_restart(policy: str, code: int) -> bool:
     return policy == "Always" or (policy == "OnFailure" and code != 0)
 
@@ -94,7 +121,7 @@ def apply(record: PodRecord, event: control.Event, when: str | None = None) -> N
     if isinstance(event, control.Started):
         c = record.container(event.container)
         c.state, c.reason, c.message, c.exit_code = "running", "", "", None
-        c.started_at, c.restarts = stamp, event.restarts
+        c.started_at, c.restarts = stamp, c.base + event.restarts
         record.phase = "Running"
     elif isinstance(event, control.Exited):
         c = record.container(event.container)
@@ -109,7 +136,7 @@ def apply(record: PodRecord, event: control.Event, when: str | None = None) -> N
         if _will_restart(record.restart_policy, event.code):
             c.state, c.reason, c.last = "waiting", "CrashLoopBackOff", terminated
             c.message = f"back-off restarting failed container {c.name} (exit code {event.code})"
-            c.restarts = event.restarts + 1
+            c.restarts = c.base + event.restarts + 1
         else:
             c.state, c.reason, c.exit_code, c.signal = "terminated", reason, event.code, event.signal
             c.finished_at = stamp
@@ -128,6 +155,132 @@ def fail(record: PodRecord, reason: str, message: str) -> None:
     for c in record.containers:
         if c.state != "terminated":
             c.state, c.reason, c.message = "waiting", reason, message
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delays before a pod VM that ended unexpectedly is started again: the kubelet's CrashLoopBackOff."""
+
+    initial_s: float = 10.0
+    """The first delay; each further one doubles (kubelet: 10 s)."""
+    cap_s: float = 300.0
+    """The longest delay (kubelet: 5 min)."""
+
+    def delay(self, failures: int) -> float:
+        """The delay before the new VM after ``failures`` consecutive unexpected ends (1 for the first)."""
+        return float(min(self.initial_s * 2 ** max(failures - 1, 0), self.cap_s))
+
+    def resets_after(self, ran_s: float) -> bool:
+        """A VM that ran this long starts the count over (kubelet: 10 min without problems, 2 x cap)."""
+        return ran_s >= 2 * self.cap_s
+
+
+KUBELET_BACKOFF = Backoff()
+
+
+def succeeded(record: PodRecord) -> bool:
+    """Every container ran to exit code 0 (what pod-init reports as the pod Succeeded)."""
+    return bool(record.containers) and all(
+        c.state == "terminated" and c.exit_code == 0 for c in record.containers
+    )
+
+
+def restarts_vm(record: PodRecord) -> bool:
+    """Whether a pod whose VM ended unexpectedly gets a new one: Always, or OnFailure unless it succeeded."""
+    if record.restart_policy == "Always":
+        return True
+    return record.restart_policy == "OnFailure" and not succeeded(record)
+
+
+def vm_ended(
+    record: PodRecord,
+    *,
+    restart: bool,
+    lost: str,
+    message: str,
+    waiting: str = "ContainerCreating",
+    when: str | None = None,
+) -> None:
+    """The pod's VM ended without pod-init reporting the pod done (killed, crashed, host restarted).
+
+    ``restart``: back to Pending for a new VM. Each container that had started counts a restart and
+    keeps that run as ``lastState.terminated`` (reason ``lost``, exit code 137 unless it had exited),
+    then waits with reason ``waiting``; a container already in CrashLoopBackOff counted its restart
+    when it exited. Otherwise the terminal state: Succeeded when every container had succeeded,
+    else Failed (VmExited) with the running containers terminated as ``lost``.
+    """
+    stamp = when or now()
+    if not restart:
+        if succeeded(record):
+            record.phase, record.reason, record.message = "Succeeded", "", ""
+            return
+        for c in record.containers:
+            if c.state == "running":
+                c.state, c.reason, c.message = "terminated", lost, message
+                c.exit_code, c.signal, c.finished_at = LOST_EXIT_CODE, 0, stamp
+        fail(record, "VmExited", message)
+        return
+    for c in record.containers:
+        if c.state in ("running", "terminated"):
+            known = c.state == "terminated" and c.exit_code is not None
+            c.last = {
+                "exitCode": c.exit_code if known else LOST_EXIT_CODE,
+                "signal": c.signal if known else 0,
+                "reason": c.reason if known else lost,
+                "message": "" if known else message,
+                "startedAt": c.started_at or None,
+                "finishedAt": c.finished_at if known else stamp,
+            }
+            c.restarts += 1
+        c.base = c.restarts
+        c.state, c.reason, c.message, c.exit_code, c.signal = "waiting", waiting, message, None, 0
+    record.phase, record.reason, record.message = "Pending", "", ""
+
+
+def ended_while_away(record: PodRecord, node: str) -> tuple[bool, str]:
+    """The pod's VM ended while the agent was down (host restarted, QEMU killed): :func:`vm_ended`
+    as its restartPolicy says; whether it gets a new VM, and the Event's message saying so."""
+    restart = restarts_vm(record)
+    if restart:
+        tail = "starting a new pod VM"
+    elif succeeded(record):
+        tail = "its containers had all succeeded"
+    else:
+        tail = f"restartPolicy {record.restart_policy}: not started again"
+    message = f"the pod VM ended while the agent was down (host restarted?); {tail}"
+    vm_ended(record, restart=restart, lost="ContainerStatusUnknown", message=message)
+    return restart, f"Host {node} restarted, or its agent was down when the pod VM ended: {tail}"
+
+
+def recover(record: PodRecord, reported: Obj) -> bool:
+    """Fold the last reported Pod ``status`` into a fresh ``record`` (the host lost the pod's own).
+
+    Restart counts, last terminations and container states come back, so :func:`vm_ended` counts
+    from where the pod was. Returns whether the pod had run (a container started or restarted).
+    """
+    by_name = {str(c.get("name")): c for c in reported.get("containerStatuses") or []}
+    ran = False
+    for c in record.containers:
+        seen = by_name.get(c.name)
+        if seen is None:
+            continue
+        c.restarts = int(seen.get("restartCount") or 0)
+        c.image_id = str(seen.get("imageID") or "")
+        last = (seen.get("lastState") or {}).get("terminated")
+        c.last = dict(last) if isinstance(last, dict) else None
+        state = seen.get("state") or {}
+        if isinstance(state.get("running"), dict):
+            c.state, c.reason, c.started_at = "running", "", str(state["running"].get("startedAt") or "")
+        elif isinstance(done := state.get("terminated"), dict):
+            c.state, c.reason = "terminated", str(done.get("reason") or "Error")
+            c.exit_code, c.signal = int(done.get("exitCode", LOST_EXIT_CODE)), int(done.get("signal") or 0)
+            c.started_at, c.finished_at = str(done.get("startedAt") or ""), str(done.get("finishedAt") or "")
+        elif (state.get("waiting") or {}).get("reason") == "CrashLoopBackOff":
+            c.state, c.reason = "waiting", "CrashLoopBackOff"
+        ran = ran or c.state != "waiting" or c.restarts > 0
+    if reported.get("startTime"):
+        record.start_time = str(reported["startTime"])
+    return ran
 
 
 def _container_status(c: ContainerState) -> Obj:
@@ -160,8 +313,19 @@ def _container_status(c: ContainerState) -> Obj:
     return out
 
 
-def status(record: PodRecord) -> Obj:
-    """The Pod ``status`` for ``record``."""
+def status(record: PodRecord, vm_alive: bool = True) -> Obj:
+    """The Pod ``status`` for ``record``; ``vm_alive`` False: nothing is reported running without a VM."""
+    if not vm_alive and (record.phase == "Running" or any(c.state == "running" for c in record.containers)):
+        record = copy.deepcopy(record)
+        record.phase = "Pending" if record.phase == "Running" else record.phase
+        for c in record.containers:
+            if c.state == "running":
+                c.state, c.reason, c.message = (
+                    "terminated",
+                    "ContainerStatusUnknown",
+                    "the pod VM is not running",
+                )
+                c.exit_code, c.finished_at = LOST_EXIT_CODE, now()
     ready = record.phase == "Running" and all(c.state == "running" for c in record.containers)
     flag = "True" if ready else "False"
     stamp = now()

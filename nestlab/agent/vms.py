@@ -101,6 +101,9 @@ class AdoptedVm:
         return pid_runs_in(self.pid, self.workdir)
 
     def stop(self) -> None:
+        if not self.alive():  # already gone: nothing to ask pod-init, no connection to wait for
+            self.channel.close()
+            return
         deadline = time.monotonic() + self.grace_s + STOP_SETTLE_S
         with contextlib.suppress(control.ControlProtocolError, OSError):
             self.channel.send_stop()

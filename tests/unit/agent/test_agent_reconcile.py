@@ -147,7 +147,7 @@ def test_a_job_runs_to_succeeded_with_its_exit_code_and_the_delete_is_confirmed(
         control.Init(1),
         control.Started("main", 7, 0),
         control.Exited("main", 0, 0, 0),
-        control.PodDone("web", "Succeeded", None),
+        control.PodDone("web", "Succeeded"),
     ]
     launches = Launches(events)
     agent, client = make_agent(short_tmp, launches)
@@ -270,7 +270,7 @@ def test_a_restarted_agent_finds_finished_pods_records_and_does_not_rerun_them(s
         [
             control.Started("main", 7, 0),
             control.Exited("main", 0, 0, 0),
-            control.PodDone("web", "Succeeded", None),
+            control.PodDone("web", "Succeeded"),
         ]
     )
     agent, _ = make_agent(short_tmp, launches)
@@ -299,7 +299,7 @@ def test_api_errors_while_reporting_do_not_kill_the_pod_task(short_tmp: Path) ->
         [
             control.Started("main", 7, 0),
             control.Exited("main", 0, 0, 0),
-            control.PodDone("web", "Succeeded", None),
+            control.PodDone("web", "Succeeded"),
         ]
     )
     agent, client = make_agent(short_tmp, launches)
@@ -318,7 +318,7 @@ def test_a_pod_interrupted_before_its_vm_started_is_started_over_after_a_restart
         [
             control.Started("main", 7, 0),
             control.Exited("main", 0, 0, 0),
-            control.PodDone("web", "Succeeded", None),
+            control.PodDone("web", "Succeeded"),
         ]
     )
     agent, _ = make_agent(short_tmp, launches)
