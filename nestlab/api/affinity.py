@@ -1,34 +1,25 @@
-"""Pod affinity and topology spread terms: what upstream accepts, and what a term matches.
+"""Pod affinity and topology spread terms: what upstream accepts.
 
 The scheduler acts on ``spec.affinity`` (node affinity, pod affinity and anti-affinity, required
 and preferred) and ``spec.topologySpreadConstraints``; a term it would misread must be refused at
 the door with the causes kube-apiserver gives (same field paths, same messages), or the pod would
-sit Pending for a reason nobody can see. The matching rules live here too, beside the operators
-they validate, so the validator and the scheduler cannot disagree about what ``Gt`` means.
-Pure functions: no I/O.
+sit Pending for a reason nobody can see. What an accepted term matches is :mod:`nestlab.api.matching`
+(the validators here accept exactly the operators it understands). Pure functions: no I/O.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
 from typing import Any
 
+from nestlab.api.matching import as_dict, as_list
 from nestlab.api.status import Cause
 
+# as_dict and as_list were defined here before the matchers moved out; callers still import them here.
+__all__ = ["as_dict", "as_list", "check_affinity", "check_label_selector", "check_topology_spread"]
+
 Obj = dict[str, Any]
-
-
-def as_dict(value: Any) -> dict[str, Any]:
-    """``value`` if it is an object, else an empty one (the shape checks report the bad type)."""
-    return value if isinstance(value, dict) else {}
-
-
-def as_list(value: Any) -> list[Any]:
-    """``value`` if it is a list, else an empty one."""
-    return value if isinstance(value, list) else []
-
 
 _QUALIFIED = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
@@ -58,79 +49,6 @@ _POSITIVE = "must be greater than zero"  # upstream isNotPositiveErrorMsg
 _WEIGHT = "must be in the range 1-100"
 _SCHEDULE_ACTIONS = ("DoNotSchedule", "ScheduleAnyway")
 _INCLUSION_POLICIES = ("Honor", "Ignore")
-
-
-# --- matching -------------------------------------------------------------------------------
-
-
-def label_selector_matches(selector: Any, labels: Mapping[str, str]) -> bool:
-    """A metav1.LabelSelector against labels: ``None`` matches nothing, ``{}`` matches everything."""
-    if not isinstance(selector, dict):
-        return False
-    if any(labels.get(k) != v for k, v in as_dict(selector.get("matchLabels")).items()):
-        return False
-    for expression in as_list(selector.get("matchExpressions")):
-        key, operator = as_dict(expression).get("key"), as_dict(expression).get("operator")
-        values = as_list(as_dict(expression).get("values"))
-        if not isinstance(key, str):
-            return False
-        present = key in labels
-        if operator == "In":
-            ok = present and labels[key] in values
-        elif operator == "NotIn":
-            ok = not present or labels[key] not in values
-        elif operator in ("Exists", "DoesNotExist"):
-            ok = present == (operator == "Exists")
-        else:
-            ok = False
-        if not ok:
-            return False
-    return True
-
-
-def _requirement_matches(requirement: Any, value: str | None) -> bool:
-    """One NodeSelectorRequirement against the node's value for its key (None: absent)."""
-    operator = as_dict(requirement).get("operator")
-    values = [str(v) for v in as_list(as_dict(requirement).get("values"))]
-    if operator == "In":
-        return value is not None and value in values
-    if operator == "NotIn":
-        return value is None or value not in values
-    if operator in ("Exists", "DoesNotExist"):
-        return (value is not None) is (operator == "Exists")
-    if operator in ("Gt", "Lt") and value is not None and len(values) == 1:
-        try:
-            have, bound = int(value), int(values[0])
-        except (TypeError, ValueError):
-            return False
-        return have > bound if operator == "Gt" else have < bound
-    return False
-
-
-def node_selector_term_matches(term: Any, labels: Mapping[str, str], node_name: str) -> bool:
-    """A NodeSelectorTerm: its expressions (labels) and fields (``metadata.name``) all hold; an
-    empty term matches no node, as upstream."""
-    expressions = as_list(as_dict(term).get("matchExpressions"))
-    fields = as_list(as_dict(term).get("matchFields"))
-    if not expressions and not fields:
-        return False
-    for requirement in expressions:
-        if not _requirement_matches(requirement, labels.get(str(as_dict(requirement).get("key")))):
-            return False
-    for requirement in fields:
-        key = as_dict(requirement).get("key")
-        if key != "metadata.name" or not _requirement_matches(requirement, node_name):
-            return False
-    return True
-
-
-def node_selector_matches(selector: Any, labels: Mapping[str, str], node_name: str) -> bool:
-    """A NodeSelector: any of its ``nodeSelectorTerms`` matches (the terms are ORed)."""
-    terms = as_list(as_dict(selector).get("nodeSelectorTerms"))
-    return any(node_selector_term_matches(term, labels, node_name) for term in terms)
-
-
-# --- validation -----------------------------------------------------------------------------
 
 
 def _invalid(path: str, value: Any, detail: str) -> Cause:

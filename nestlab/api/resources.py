@@ -7,44 +7,25 @@ what they ask for; discovery and routing use :func:`find` and :func:`groups`.
 from __future__ import annotations
 
 from nestlab.api import kinds
-from nestlab.api.kinds import (
-    accessreview,
-    controllerrevision,
-    cronjob,
-    daemonset,
-    deployment,
-    event,
-    job,
-    lease,
-    namespace,
-    node,
-    pod,
-    poddisruptionbudget,
-    replicaset,
-    replicationcontroller,
-    resourcequota,
-    rolebinding,
-    statefulset,
-)
 from nestlab.api.kinds.base import ALL_VERBS, Resource
 
-NAMESPACES = namespace.RESOURCE
-NODES = node.RESOURCE
-PODS = pod.RESOURCE
-EVENTS = event.RESOURCE
-QUOTAS = resourcequota.RESOURCE
-LEASES = lease.RESOURCE
-ROLEBINDINGS = rolebinding.RESOURCE
-ACCESS_REVIEWS = accessreview.RESOURCE
-DEPLOYMENTS = deployment.RESOURCE
-REPLICASETS = replicaset.RESOURCE
-STATEFULSETS = statefulset.RESOURCE
-CONTROLLER_REVISIONS = controllerrevision.RESOURCE
-REPLICATION_CONTROLLERS = replicationcontroller.RESOURCE
-DAEMONSETS = daemonset.RESOURCE
-JOBS = job.RESOURCE
-CRONJOBS = cronjob.RESOURCE
-PDBS = poddisruptionbudget.RESOURCE
+NAMESPACES = kinds.namespace.RESOURCE
+NODES = kinds.node.RESOURCE
+PODS = kinds.pod.RESOURCE
+EVENTS = kinds.event.RESOURCE
+QUOTAS = kinds.resourcequota.RESOURCE
+LEASES = kinds.lease.RESOURCE
+ROLEBINDINGS = kinds.rolebinding.RESOURCE
+ACCESS_REVIEWS = kinds.accessreview.RESOURCE
+DEPLOYMENTS = kinds.deployment.RESOURCE
+REPLICASETS = kinds.replicaset.RESOURCE
+STATEFULSETS = kinds.statefulset.RESOURCE
+CONTROLLER_REVISIONS = kinds.controllerrevision.RESOURCE
+REPLICATION_CONTROLLERS = kinds.replicationcontroller.RESOURCE
+DAEMONSETS = kinds.daemonset.RESOURCE
+JOBS = kinds.job.RESOURCE
+CRONJOBS = kinds.cronjob.RESOURCE
+PDBS = kinds.poddisruptionbudget.RESOURCE
 
 ALL: tuple[Resource, ...] = tuple(kind.resource for kind in kinds.ALL)
 

@@ -1,207 +1,253 @@
-"""Where a pod may run: the scheduler's filters and score, as pure functions (DRS's job, in the lab).
+"""Where a pod may run and where it runs best: kube-scheduler's decision, as pure code.
 
-Filters follow kube-scheduler's: the node is Ready and schedulable, its taints are tolerated, the
-pod's nodeSelector matches, the requests fit in what is allocatable after the pods already there,
-and required pod anti-affinity (in both directions) holds. Among the nodes left, the least
-requested wins (spreading, like DRS balancing), ties broken by name so decisions are repeatable.
-The refusal message has the upstream shape: ``0/3 nodes are available: 1 Insufficient cpu, ...``.
+DRS initial placement, in the lab, is kube-scheduler's default profile. A :class:`Snapshot` holds
+the nodes with the pods on them (upstream's NodeInfo cache); :meth:`Snapshot.choose` runs, per
+pod, the filters in upstream order (NodeUnschedulable, TaintToleration, NodeAffinity,
+NodeResourcesFit, PodTopologySpread, InterPodAffinity; a node's first failing plugin gives its
+reasons) and then, over the feasible nodes, the scores with upstream's normalisation to 0-100 and
+default weights. :meth:`Snapshot.assume` adds a pod as soon as it is placed, so the next pod of
+the same pass sees it (upstream "assumes" pods before binding them): replicas spread at once. When
+no node fits, the :class:`Decision` says why in upstream's ``0/3 nodes are available: ...`` shape.
+
+This module is the decision; what it reads from pods and nodes is :mod:`nestlab.controller.podinfo`
+and the per-pod filter state and scores are :mod:`nestlab.controller.scoring`. Their public names
+stay importable from here, as they were before the split.
+
+Where the lab differs: ties go to the first name instead of a random pick, so decisions are
+repeatable; the lab does not preempt, so the ``preemption:`` part of a refusal says what upstream
+says when no pod has a lower priority (podinfo and scoring say where they differ).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
-from nestlab.api import quantity
+from nestlab.controller.podinfo import (
+    DEFAULT_HOST_SKEW,
+    DEFAULT_MEMORY,
+    DEFAULT_MILLI_CPU,
+    HARD_AFFINITY_WEIGHT,
+    HOSTNAME,
+    NOT_READY,
+    UNREACHABLE,
+    NodeInfo,
+    PodInfo,
+    Spread,
+    Term,
+    requests,
+    tolerates,
+)
+from nestlab.controller.scoring import (
+    AFFINITY,
+    ANTI_AFFINITY,
+    EXISTING_ANTI_AFFINITY,
+    MAX_SCORE,
+    SPREAD,
+    SPREAD_LABEL,
+    WEIGHTS,
+    Cycle,
+)
+
+# Every public name placement.py had before podinfo.py and scoring.py were split out of it, so that
+# importers keep working: its own, and the ones those two modules now define.
+__all__ = [
+    "AFFINITY",
+    "ANTI_AFFINITY",
+    "CONFLICT",
+    "DEFAULT_HOST_SKEW",
+    "DEFAULT_MEMORY",
+    "DEFAULT_MILLI_CPU",
+    "EXISTING_ANTI_AFFINITY",
+    "HARD_AFFINITY_WEIGHT",
+    "HOSTNAME",
+    "MAX_SCORE",
+    "NEVER_PREEMPTS",
+    "NODE_AFFINITY",
+    "NOT_HELPFUL",
+    "NOT_NAMED",
+    "NOT_READY",
+    "NO_NODES",
+    "NO_VICTIMS",
+    "SPREAD",
+    "SPREAD_LABEL",
+    "UNREACHABLE",
+    "UNSCHEDULABLE",
+    "WEIGHTS",
+    "Cycle",
+    "Decision",
+    "NodeInfo",
+    "Obj",
+    "PodInfo",
+    "Refusal",
+    "Snapshot",
+    "Spread",
+    "Term",
+    "choose",
+    "histogram",
+    "requests",
+    "tolerates",
+]
 
 Obj = dict[str, Any]
 _TERMINAL = ("Succeeded", "Failed")
-_BLOCKING_EFFECTS = ("NoSchedule", "NoExecute")
+NO_NODES = "no nodes available to schedule pods"  # upstream ErrNoNodesAvailable
+UNSCHEDULABLE = "node(s) were unschedulable"
+NODE_AFFINITY = "node(s) didn't match Pod's node affinity/selector"
+NOT_NAMED = "node(s) didn't satisfy plugin(s) [NodeAffinity]"  # outside the nodes the pod names
+CONFLICT = "pod affinity terms conflict"  # upstream NodeAffinity errReasonConflict
+NOT_HELPFUL = "Preemption is not helpful for scheduling"
+NO_VICTIMS = "No preemption victims found for incoming pod"
+NEVER_PREEMPTS = "not eligible due to preemptionPolicy=Never."
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why one node cannot take the pod: one plugin's reasons, and whether evicting could help."""
+
+    reasons: tuple[str, ...]
+    unresolvable: bool
+
+
+def histogram(reasons: Counter[str]) -> str:
+    """``1 Insufficient cpu, 2 node(s) ...``: upstream sorts the formatted strings, counts first."""
+    return ", ".join(sorted(f"{count} {reason}" for reason, count in reasons.items()))
 
 
 @dataclass(frozen=True)
 class Decision:
-    """The chosen node, or why none fits."""
+    """The chosen node, or why none fits (per-reason node counts, and the preemption verdict)."""
 
     node: str | None
     reasons: Counter[str] = field(default_factory=Counter)
     nodes_seen: int = 0
+    preemption: str = ""
+    scores: dict[str, int] = field(default_factory=dict)
+    prefilter: str = ""
+    """Why the pod was refused before any node was looked at (it replaces the per-node reasons)."""
 
     @property
     def message(self) -> str:
-        """``0/N nodes are available: <count> <reason>, ...`` (empty when a node was chosen)."""
+        """upstream FitError: ``0/3 nodes are available: <reasons>. preemption: <verdict>``."""
         if self.node is not None:
             return ""
-        parts = [f"{count} {reason}" for reason, count in sorted(self.reasons.items())]
-        return f"0/{self.nodes_seen} nodes are available: " + ", ".join(parts) + "."
+        if not self.nodes_seen:
+            return NO_NODES
+        text = f"0/{self.nodes_seen} nodes are available: {self.prefilter or histogram(self.reasons)}."
+        return f"{text} preemption: {self.preemption}" if self.preemption else text
 
 
-def requests(pod: Obj) -> dict[str, Decimal]:
-    """The pod's cpu and memory requests (sum over its containers)."""
-    total = {"cpu": Decimal(0), "memory": Decimal(0)}
-    for container in (pod.get("spec") or {}).get("containers") or []:
-        for name, value in ((container.get("resources") or {}).get("requests") or {}).items():
-            if name in total:
-                total[name] += quantity.parse(value)
-    return total
+def _resource_refusal(pod: PodInfo, node: NodeInfo) -> Refusal | None:
+    """NodeResourcesFit: pod count, then cpu and memory (requests as they are: 0 means none)."""
+    reasons, unresolvable = [], False
+    if len(node.pods) + 1 > node.max_pods:
+        reasons.append("Too many pods")
+    if any(pod.requests):
+        for index, name in enumerate(("cpu", "memory")):
+            want = pod.requests[index]
+            if want and want > node.allocatable[index] - node.requested[index]:
+                reasons.append(f"Insufficient {name}")
+                unresolvable = unresolvable or want > node.allocatable[index]
+    return Refusal(tuple(reasons), unresolvable) if reasons else None
 
 
-def _allocatable(node: Obj, name: str) -> Decimal:
-    state = node.get("status") or {}
-    value = (state.get("allocatable") or {}).get(name, (state.get("capacity") or {}).get(name))
-    return quantity.parse(value) if value is not None else Decimal(0)
+class Snapshot:
+    """The cluster for one scheduling pass: every node with the pods on it, kept up to date as the
+    pass places pods (upstream's scheduler cache, without the informers)."""
 
+    def __init__(
+        self, nodes: list[Obj], pods: list[Obj], namespaces: dict[str, dict[str, str]] | None = None
+    ) -> None:
+        self.namespaces = namespaces or {}
+        self.nodes = {
+            n["metadata"]["name"]: NodeInfo.of(n) for n in sorted(nodes, key=lambda n: n["metadata"]["name"])
+        }
+        self._where: dict[tuple[str, str], str] = {}
+        for pod in pods:
+            node = (pod.get("spec") or {}).get("nodeName")
+            if node and (pod.get("status") or {}).get("phase") not in _TERMINAL:
+                self.assume(pod, node)
 
-def is_ready(node: Obj) -> bool:
-    """The node's Ready condition is True."""
-    conditions = (node.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    def _pod(self, pod: Obj) -> PodInfo:
+        return PodInfo.of(pod, self.namespaces)
 
+    def assume(self, pod: Obj, node: str) -> None:
+        """Count ``pod`` on ``node`` from now on (placed in this pass, or found placed)."""
+        info = self.nodes.get(node)
+        key = (pod["metadata"].get("namespace", ""), pod["metadata"]["name"])
+        if info is None or key in self._where:
+            return
+        info.add(self._pod(pod))
+        self._where[key] = node
 
-def _taints(node: Obj) -> list[Obj]:
-    taints = list((node.get("spec") or {}).get("taints") or [])
-    if (node.get("spec") or {}).get("unschedulable"):
-        taints.append({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"})
-    return [t for t in taints if t.get("effect") in _BLOCKING_EFFECTS]
+    def forget(self, pod: Obj) -> None:
+        """Undo :meth:`assume` (the binding failed)."""
+        key = (pod["metadata"].get("namespace", ""), pod["metadata"]["name"])
+        node = self._where.pop(key, None)
+        if node is not None:
+            self.nodes[node].remove(key)
 
+    def choose(self, pod: Obj) -> Decision:
+        """The node for ``pod``, or a Decision whose message says, per node, why none fits."""
+        if not self.nodes:
+            return Decision(None)
+        info = self._pod(pod)
+        cycle = Cycle(info, list(self.nodes.values()))
+        named = cycle.named_nodes()
+        if named is not None and not named:
+            verdicts = dict.fromkeys(self.nodes, Refusal((CONFLICT,), True))
+            preemption = _preemption(pod, verdicts, len(self.nodes))
+            return Decision(None, Counter(), len(self.nodes), preemption, prefilter=CONFLICT)
+        reasons: Counter[str] = Counter()
+        refused: dict[str, Refusal] = {}
+        feasible = []
+        for node in self.nodes.values():
+            if named is not None and node.name not in named:
+                refusal: Refusal | None = Refusal((NOT_NAMED,), True)
+            else:
+                refusal = self._refusal(pod, info, node, cycle)
+            if refusal is None:
+                feasible.append(node)
+                continue
+            refused[node.name] = refusal
+            reasons.update(refusal.reasons)
+        if not feasible:
+            return Decision(None, reasons, len(self.nodes), _preemption(pod, refused, len(self.nodes)))
+        if len(feasible) == 1:  # upstream skips scoring when only one node is left
+            return Decision(feasible[0].name, reasons, len(self.nodes))
+        totals = cycle.scores(feasible)
+        best = min(feasible, key=lambda n: (-totals[n.name], n.name))
+        return Decision(best.name, reasons, len(self.nodes), scores=totals)
 
-def tolerates(pod: Obj, taint: Obj) -> bool:
-    """Whether one of the pod's tolerations matches the taint (key, value, effect, operator)."""
-    for toleration in (pod.get("spec") or {}).get("tolerations") or []:
-        if toleration.get("effect") not in (None, "", taint.get("effect")):
-            continue
-        key, operator = toleration.get("key"), toleration.get("operator", "Equal")
-        if not key and operator == "Exists":
-            return True
-        if key != taint.get("key"):
-            continue
-        if operator == "Exists" or toleration.get("value", "") == taint.get("value", ""):
-            return True
-    return False
-
-
-def selector_matches(selector: Obj | None, labels: dict[str, str]) -> bool:
-    """A metav1.LabelSelector (matchLabels + matchExpressions) against labels; None matches nothing."""
-    if selector is None:
-        return False
-    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
-        return False
-    for expression in selector.get("matchExpressions") or []:
-        key, operator, values = (
-            expression.get("key"),
-            expression.get("operator"),
-            expression.get("values") or [],
-        )
-        present = key in labels
-        if (
-            (operator == "In" and labels.get(key) not in values)
-            or (operator == "NotIn" and present and labels[key] in values)
-            or (operator == "Exists" and not present)
-            or (operator == "DoesNotExist" and present)
-        ):
-            return False
-    return True
-
-
-def _anti_affinity_terms(pod: Obj) -> list[Obj]:
-    anti = ((pod.get("spec") or {}).get("affinity") or {}).get("podAntiAffinity") or {}
-    return list(anti.get("requiredDuringSchedulingIgnoredDuringExecution") or [])
-
-
-def _conflicts(term: Obj, owner: Obj, other: Obj, same_topology: bool) -> bool:
-    """Whether ``other`` (sharing ``owner``'s topology domain or not) violates ``owner``'s term."""
-    if not same_topology:
-        return False
-    namespaces = term.get("namespaces") or [owner["metadata"].get("namespace")]
-    if other["metadata"].get("namespace") not in namespaces:
-        return False
-    return selector_matches(term.get("labelSelector"), other["metadata"].get("labels") or {})
-
-
-def _anti_affinity_ok(pod: Obj, node: Obj, nodes: dict[str, Obj], placed: list[Obj]) -> bool:
-    labels = node["metadata"].get("labels") or {}
-    for other in placed:
-        other_node = nodes.get((other.get("spec") or {}).get("nodeName", ""))
-        if other_node is None:
-            continue
-        other_labels = other_node["metadata"].get("labels") or {}
-        for term in _anti_affinity_terms(pod):
-            key = term.get("topologyKey", "")
-            if _conflicts(term, pod, other, key in labels and labels.get(key) == other_labels.get(key)):
-                return False
-        for term in _anti_affinity_terms(other):  # symmetry: existing pods' rules bind newcomers too
-            key = term.get("topologyKey", "")
-            if _conflicts(term, other, pod, key in labels and labels.get(key) == other_labels.get(key)):
-                return False
-    return True
-
-
-def _untolerated(pod: Obj, node: Obj) -> str | None:
-    for taint in _taints(node):
-        if not tolerates(pod, taint):
-            return f"node(s) had untolerated taint {{{taint.get('key')}: {taint.get('value', '')}}}"
-    return None
-
-
-def _misfit(pod: Obj, node: Obj, placed: list[Obj]) -> str | None:
-    name = node["metadata"]["name"]
-    here = [p for p in placed if (p.get("spec") or {}).get("nodeName") == name]
-    if len(here) + 1 > _allocatable(node, "pods"):
-        return "Too many pods"
-    wanted = requests(pod)
-    for resource in ("cpu", "memory"):
-        used = sum((requests(p)[resource] for p in here), Decimal(0))
-        if wanted[resource] and used + wanted[resource] > _allocatable(node, resource):
-            return f"Insufficient {resource}"
-    return None
-
-
-def _refusal(pod: Obj, node: Obj, nodes: dict[str, Obj], placed: list[Obj]) -> str | None:
-    """Why ``pod`` cannot go to ``node`` (upstream reason text), or None when it can."""
-    labels = node["metadata"].get("labels") or {}
-    selector = (pod.get("spec") or {}).get("nodeSelector") or {}
-    if not is_ready(node):
-        return "node(s) were not ready"
-    reason = _untolerated(pod, node)
-    if reason is None and any(labels.get(k) != v for k, v in selector.items()):
-        reason = "node(s) didn't match Pod's node affinity/selector"
-    if reason is None:
-        reason = _misfit(pod, node, placed)
-    if reason is None and not _anti_affinity_ok(pod, node, nodes, placed):
-        reason = "node(s) didn't match pod anti-affinity rules"
-    return reason
-
-
-def _load(node: Obj, placed: list[Obj]) -> Decimal:
-    name = node["metadata"]["name"]
-    here = [p for p in placed if (p.get("spec") or {}).get("nodeName") == name]
-    shares = []
-    for resource in ("cpu", "memory"):
-        capacity = _allocatable(node, resource)
-        used = sum((requests(p)[resource] for p in here), Decimal(0))
-        shares.append(used / capacity if capacity else Decimal(1))
-    return sum(shares, Decimal(0)) / len(shares)
-
-
-def choose(pod: Obj, nodes: list[Obj], pods: list[Obj]) -> Decision:
-    """The node for ``pod`` among ``nodes``, given the ``pods`` already placed (any namespace)."""
-    placed = [
-        p
-        for p in pods
-        if (p.get("status") or {}).get("phase") not in _TERMINAL and (p.get("spec") or {}).get("nodeName")
-    ]
-    by_name = {n["metadata"]["name"]: n for n in nodes}
-    reasons: Counter[str] = Counter()
-    fitting = []
-    for node in nodes:
-        refusal = _refusal(pod, node, by_name, placed)
+    def _refusal(self, pod: Obj, info: PodInfo, node: NodeInfo, cycle: Cycle) -> Refusal | None:
+        """The first failing filter plugin's verdict, in upstream's order; None when the node fits."""
+        cordon = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
+        if node.unschedulable and not tolerates(pod, cordon):
+            return Refusal((UNSCHEDULABLE,), True)
+        for taint in node.taints:
+            if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(pod, taint):
+                text = f"node(s) had untolerated taint {{{taint.get('key', '')}: {taint.get('value', '')}}}"
+                return Refusal((text,), True)
+        if not cycle.node_affinity_ok(node):
+            return Refusal((NODE_AFFINITY,), True)
+        refusal = _resource_refusal(info, node)
         if refusal is None:
-            fitting.append(node)
-        else:
-            reasons[refusal] += 1
-    if not fitting:
-        return Decision(None, reasons, len(nodes))
-    best = min(fitting, key=lambda n: (_load(n, placed), n["metadata"]["name"]))
-    return Decision(best["metadata"]["name"], reasons, len(nodes))
+            reason = cycle.spread_refusal(node) or cycle.affinity_refusal(node)
+            refusal = None if reason is None else Refusal((reason,), reason in (SPREAD_LABEL, AFFINITY))
+        return refusal
+
+
+def _preemption(pod: Obj, refused: dict[str, Refusal], nodes: int) -> str:
+    """DefaultPreemption's PostFilter verdict, as upstream words it when nobody has a lower priority."""
+    if (pod.get("spec") or {}).get("preemptionPolicy") == "Never":
+        return NEVER_PREEMPTS
+    verdicts = Counter(NOT_HELPFUL if r.unresolvable else NO_VICTIMS for r in refused.values())
+    return f"0/{nodes} nodes are available: {histogram(verdicts)}."
+
+
+def choose(
+    pod: Obj, nodes: list[Obj], pods: list[Obj], namespaces: dict[str, dict[str, str]] | None = None
+) -> Decision:
+    """The node for ``pod`` among ``nodes``, given the ``pods`` already placed (any namespace)."""
+    return Snapshot(nodes, pods, namespaces).choose(pod)

@@ -1,26 +1,41 @@
 """The scheduler loop: while leading, bind every pending pod to a node, or say why it cannot.
 
-Each pass lists pending pods, nodes and placed pods, decides with :mod:`placement`, and binds
-through pods/binding (which only ever succeeds once per pod, so a deposed leader racing the new one
-cannot double-place). A pod that fits nowhere gets the PodScheduled=False/Unschedulable condition
-and an Event with the upstream message, and is retried on the next pass.
+Each pass lists the pending pods, then (at once, concurrently) the nodes and every pod, builds one
+:class:`placement.Snapshot`, and decides for each pending pod in turn (oldest first), assuming
+each placement in the snapshot before deciding the next one, so replicas created together spread
+at once (upstream's scheduler cache "assumes" a pod before binding it). Bindings then go out
+concurrently, at most ``max_in_flight`` requests at a time (upstream binds asynchronously too);
+each is a pods/binding POST, which succeeds only once per pod, so a deposed leader racing the new
+one cannot double-place: its late binding gets 409 and is dropped (and un-assumed). A pod that
+fits nowhere gets the PodScheduled=False/Unschedulable condition and a FailedScheduling Event
+with the upstream message, and is retried on the next pass.
+
+The ``Scheduled`` Events are written after the pass's bindings, in the background (upstream's
+event broadcaster is asynchronous too): they are half the requests of a pass, and a pod should
+not wait for another pod's Event to be bound. The next pass waits for them first (:meth:`flush`),
+so they never pile up.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from nestlab.api import status
+from nestlab.api.affinity import as_dict, as_list
 from nestlab.api.client import ApiClient
-from nestlab.api.resources import EVENTS, NODES, PODS
+from nestlab.api.resources import EVENTS, NAMESPACES, NODES, PODS
 from nestlab.controller import placement
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 SCHEDULER_NAME = "default-scheduler"
+# Requests in flight at once (a binding and its Event each count): enough to hide the API round
+# trip, few enough not to swamp a small API server. upstream's default parallelism is 16.
+MAX_IN_FLIGHT = 16
 
 
 @dataclass(frozen=True)
@@ -37,49 +52,115 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _oldest_first(pod: Obj) -> tuple[str, str, str]:
+    meta = pod["metadata"]
+    return meta.get("creationTimestamp", ""), meta.get("namespace", ""), meta["name"]
+
+
+def _uses_namespace_selector(pods: list[Obj]) -> bool:
+    """Whether any pod's affinity terms select namespaces by label (then namespaces are listed)."""
+    for pod in pods:
+        affinity = as_dict(as_dict(pod.get("spec")).get("affinity"))
+        for kind in ("podAffinity", "podAntiAffinity"):
+            for terms in as_dict(affinity.get(kind)).values():
+                for item in map(as_dict, as_list(terms)):
+                    if as_dict(item.get("podAffinityTerm", item)).get("namespaceSelector") is not None:
+                        return True
+    return False
+
+
 class Scheduler:
     """Binds pending pods (run it only while holding the Lease: see :mod:`manager`)."""
 
-    def __init__(self, client: ApiClient) -> None:
+    def __init__(self, client: ApiClient, max_in_flight: int = MAX_IN_FLIGHT) -> None:
         self.client = client
+        self.max_in_flight = max_in_flight
+        self._recording: asyncio.Task[None] | None = None
+
+    async def flush(self) -> None:
+        """Wait until the ``Scheduled`` Events of the last pass are written."""
+        task, self._recording = self._recording, None
+        if task is not None:
+            await task
 
     async def pass_once(self) -> list[Placed]:
         """One scheduling pass over every pending pod (oldest first)."""
+        await self.flush()
         pending = await self.client.list(PODS, fields="spec.nodeName=,status.phase=Pending")
-        candidates = [
-            p
-            for p in pending["items"]
-            if not p["metadata"].get("deletionTimestamp")
-            and (p.get("spec") or {}).get("schedulerName", SCHEDULER_NAME) == SCHEDULER_NAME
-        ]
+        candidates = sorted(
+            (
+                p
+                for p in pending["items"]
+                if not p["metadata"].get("deletionTimestamp")
+                and (p.get("spec") or {}).get("schedulerName", SCHEDULER_NAME) == SCHEDULER_NAME
+            ),
+            key=_oldest_first,
+        )
         if not candidates:
             return []
-        nodes = (await self.client.list(NODES))["items"]
-        placed = [p for p in (await self.client.list(PODS))["items"] if (p.get("spec") or {}).get("nodeName")]
-        outcomes = []
-        for pod in sorted(
-            candidates, key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"])
-        ):
-            outcomes.append(await self._place(pod, nodes, placed))
+        nodes, pods = await asyncio.gather(self.client.list(NODES), self.client.list(PODS))
+        snapshot = placement.Snapshot(nodes["items"], pods["items"], await self._namespaces(pods["items"]))
+        limit = asyncio.Semaphore(self.max_in_flight)
+        work = []
+        for pod in candidates:
+            decision = snapshot.choose(pod)
+            if decision.node is not None:
+                snapshot.assume(pod, decision.node)
+            work.append(self._settle(pod, decision, snapshot, limit))
+        results = await asyncio.gather(*work, return_exceptions=True)
+        outcomes = [r for r in results if isinstance(r, Placed)]
+        bound = [
+            (p, o.node) for p, o in zip(candidates, results, strict=True) if isinstance(o, Placed) and o.node
+        ]
+        if bound:
+            self._recording = asyncio.get_running_loop().create_task(self._record(bound))
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise failures[0]  # the others were settled; the manager logs this and retries next tick
         return outcomes
 
-    async def _place(self, pod: Obj, nodes: list[Obj], placed: list[Obj]) -> Placed:
+    async def _record(self, bound: list[tuple[Obj, str]]) -> None:
+        limit = asyncio.Semaphore(self.max_in_flight)
+
+        async def one(pod: Obj, node: str) -> None:
+            namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+            async with limit:
+                await self._event(
+                    pod, "Normal", "Scheduled", f"Successfully assigned {namespace}/{name} to {node}"
+                )
+
+        await asyncio.gather(*(one(pod, node) for pod, node in bound))
+
+    async def _namespaces(self, pods: list[Obj]) -> dict[str, dict[str, str]]:
+        if not _uses_namespace_selector(pods):
+            return {}
+        try:
+            items = (await self.client.list(NAMESPACES))["items"]
+        except status.ApiError as exc:
+            if exc.code != 403:
+                raise
+            log.warning(
+                "cannot list namespaces (%s): namespaceSelector terms see them all unlabelled", exc.message
+            )
+            return {}
+        return {n["metadata"]["name"]: dict(n["metadata"].get("labels") or {}) for n in items}
+
+    async def _settle(
+        self, pod: Obj, decision: placement.Decision, snapshot: placement.Snapshot, limit: asyncio.Semaphore
+    ) -> Placed:
         namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
-        decision = placement.choose(pod, nodes, placed)
         if decision.node is None:
-            await self._unschedulable(pod, decision.message)
+            async with limit:
+                await self._unschedulable(pod, decision.message)
             return Placed(namespace, name, None, decision.message)
         try:
-            await self.client.bind(namespace, name, decision.node)
+            async with limit:
+                await self.client.bind(namespace, name, decision.node)
         except status.ApiError as exc:
+            snapshot.forget(pod)
             if exc.code in (404, 409):  # deleted meanwhile, or bound by someone else: nothing to do
                 return Placed(namespace, name, None, exc.message)
             raise
-        pod.setdefault("spec", {})["nodeName"] = decision.node
-        placed.append(pod)
-        await self._event(
-            pod, "Normal", "Scheduled", f"Successfully assigned {namespace}/{name} to {decision.node}"
-        )
         log.info("bound %s/%s to %s", namespace, name, decision.node)
         return Placed(namespace, name, decision.node)
 

@@ -50,10 +50,12 @@ _TYPE_NAMES: dict[type, str] = {
 
 
 def as_dict(value: Any) -> dict[str, Any]:
+    """``value`` if it is an object, else an empty one (the shape checks report the bad type)."""
     return value if isinstance(value, dict) else {}
 
 
 def as_list(value: Any) -> list[Any]:
+    """``value`` if it is a list, else an empty one."""
     return value if isinstance(value, list) else []
 
 

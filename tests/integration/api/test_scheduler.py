@@ -84,7 +84,7 @@ def start_controllers(apiserver: ApiServer, lab: list[str], tmp_path: Path) -> I
         for identity in ("cp-1", "cp-2"):
             argv = [
                 sys.executable, "-m", "nestlab.controller.main", "--server", apiserver.url,
-                "--certificate-authority", apiserver.pki.ca, "--token-file", token, "--identity", identity,
+                "--certificate-authority", str(apiserver.pki.ca), "--token-file", str(token), "--identity", identity,
                 "--leader-elect-lease-duration", "4", "--interval", "0.3",
                 "--node-monitor-grace-period", str(node_grace),
             ]  # fmt: skip
@@ -106,7 +106,7 @@ def holder(apiserver: ApiServer) -> str:
 def pod_state(apiserver: ApiServer, name: str) -> dict[str, Any]:
     code, pod = apiserver.request("GET", f"/api/v1/namespaces/{NS}/pods/{name}")
     assert code == 200, pod
-    return pod
+    return dict(pod)
 
 
 def test_leader_binds_pods_and_hands_over(apiserver: ApiServer, start_controllers: Any) -> None:
@@ -138,8 +138,9 @@ def test_leader_binds_pods_and_hands_over(apiserver: ApiServer, start_controller
     condition = next(c for c in third["status"]["conditions"] if c["type"] == "PodScheduled")
     assert condition["reason"] == "Unschedulable"
     assert condition["message"] == (
-        "0/3 nodes are available: 2 node(s) didn't match pod anti-affinity rules, "
-        "1 node(s) had untolerated taint {maintenance: true}."
+        "0/3 nodes are available: 1 node(s) had untolerated taint {maintenance: true}, "
+        "2 node(s) didn't match pod anti-affinity rules. preemption: 0/3 nodes are available: "
+        "1 Preemption is not helpful for scheduling, 2 No preemption victims found for incoming pod."
     )
     code, events = apiserver.request(
         "GET",
@@ -158,6 +159,53 @@ def test_leader_binds_pods_and_hands_over(apiserver: ApiServer, start_controller
     wait_until(
         lambda: pod_state(apiserver, "web-3")["spec"].get("nodeName") == "sched-3", "web-3 bound", timeout=60
     )
+
+
+def replica(name: str, cpu: str | None = None) -> dict[str, Any]:
+    """A pod of the "spread" set: same labels, no rule of its own, tolerating maintenance."""
+    resources = {"requests": {"cpu": cpu}} if cpu else {}
+    return {
+        "metadata": {"name": name, "labels": {"app": "spread"}},
+        "spec": {
+            "containers": [{"name": "c", "image": "busybox:1.36", "resources": resources}],
+            "tolerations": [{"key": "maintenance", "operator": "Exists"}],
+        },
+    }
+
+
+def test_replicas_spread_and_unschedulable_pod_says_why(apiserver: ApiServer, start_controllers: Any) -> None:
+    """Three pods of one label set, created together, land on three nodes (default spreading);
+    a pod asking for more cpu than any node has gets the upstream condition and Event."""
+    for name in ("spread-1", "spread-2", "spread-3"):
+        assert apiserver.request("POST", f"/api/v1/namespaces/{NS}/pods", replica(name))[0] == 201
+    assert apiserver.request("POST", f"/api/v1/namespaces/{NS}/pods", replica("huge", cpu="3"))[0] == 201
+    start_controllers(3600)
+
+    def hosts() -> list[str]:
+        return [
+            pod_state(apiserver, n)["spec"].get("nodeName", "") for n in ("spread-1", "spread-2", "spread-3")
+        ]
+
+    def refused() -> list[dict[str, Any]]:
+        conditions = pod_state(apiserver, "huge")["status"].get("conditions") or []
+        return [c for c in conditions if c["type"] == "PodScheduled" and c["status"] == "False"]
+
+    wait_until(lambda: all(hosts()) and refused(), "three replicas bound and huge refused", timeout=60)
+    assert sorted(hosts()) == ["sched-1", "sched-2", "sched-3"]
+    condition = refused()[0]
+    assert condition["reason"] == "Unschedulable"
+    assert condition["message"] == (
+        "0/3 nodes are available: 3 Insufficient cpu. "
+        "preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
+    )
+    code, events = apiserver.request(
+        "GET",
+        f"/api/v1/namespaces/{NS}/events?fieldSelector=involvedObject.name%3Dhuge,reason%3DFailedScheduling",
+    )
+    assert code == 200
+    assert [(e["type"], e["message"]) for e in events["items"]] == [("Warning", condition["message"])]
+    for name in ("spread-1", "spread-2", "spread-3", "huge"):
+        apiserver.request("DELETE", f"/api/v1/namespaces/{NS}/pods/{name}?gracePeriodSeconds=0")
 
 
 def test_silent_node_becomes_unknown_and_unschedulable(apiserver: ApiServer, start_controllers: Any) -> None:
@@ -196,3 +244,30 @@ def test_silent_node_becomes_unknown_and_unschedulable(apiserver: ApiServer, sta
     finally:
         apiserver.request("DELETE", f"{leases}/life-1")
         apiserver.request("DELETE", "/api/v1/nodes/life-1")
+
+
+def test_bad_spread_and_affinity_are_refused_like_upstream(apiserver: ApiServer, lab: list[str]) -> None:
+    """The terms the scheduler reads are validated at the door, with upstream's paths and messages."""
+    bad = replica("bad")
+    bad["spec"]["topologySpreadConstraints"] = [
+        {"maxSkew": 0, "topologyKey": "zone", "whenUnsatisfiable": "Sometimes"}
+    ]
+    bad["spec"]["affinity"] = {
+        "nodeAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 101, "preference": {}}]
+        }
+    }
+    code, answer = apiserver.request("POST", f"/api/v1/namespaces/{NS}/pods", bad)
+    assert code == 422, answer
+    causes = {(c["field"], c["message"]) for c in answer["details"]["causes"]}
+    assert causes == {
+        ("spec.topologySpreadConstraints[0].maxSkew", "Invalid value: 0: must be greater than zero"),
+        (
+            "spec.topologySpreadConstraints[0].whenUnsatisfiable",
+            'Unsupported value: "Sometimes": supported values: "DoNotSchedule", "ScheduleAnyway"',
+        ),
+        (
+            "spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight",
+            "Invalid value: 101: must be in the range 1-100",
+        ),
+    }
