@@ -38,6 +38,7 @@ from nestlab.trust.tpm import Tpm
 log = logging.getLogger("nestlab.agent")
 NICE = "10"  # pod VMs yield the CPU to etcd and the API server on a shared host
 WATCH_TIMEOUT_S = 300
+WATCH_IDLE_S = 15.0  # the server bookmarks a quiet watch every 5 s: 15 s of silence is a dead connection
 RELIST_DELAY_S = 2.0
 STATUS_EVERY_S = 30.0  # Node status refresh; the Lease is the fast heartbeat
 PACKAGE_DIR = "/usr/lib/nestlab/pod-kernel"  # where the nestlab-pod-kernel package installs
@@ -123,7 +124,10 @@ async def watch_loop(agent: Agent, client: ApiClient, node: str) -> None:
             await agent.sync("ADDED", item)
         since = str((listing.get("metadata") or {}).get("resourceVersion", ""))
         try:
-            async for kind, obj in client.watch(PODS, fields=selector, since=since, timeout=WATCH_TIMEOUT_S):
+            events = client.watch(
+                PODS, fields=selector, since=since, timeout=WATCH_TIMEOUT_S, bookmarks=True, idle=WATCH_IDLE_S
+            )
+            async for kind, obj in events:
                 if kind in ("ADDED", "MODIFIED", "DELETED"):
                     await agent.sync(kind, obj)
         except api_status.ApiError as exc:

@@ -9,6 +9,7 @@ are ``ApiError(503)`` so "retry later" is one case.
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -22,6 +23,24 @@ from nestlab.api.resources import Resource
 
 Obj = dict[str, Any]
 _TIMEOUT = 10.0  # seconds per request; watches are bounded by their own timeoutSeconds
+# TCP keepalive on every connection: a peer that vanished (VIP moved, host powered off) is found
+# dead after IDLE + INTERVAL * COUNT = 11 s of silence instead of the kernel's 2 hours.
+_KEEPALIVE_IDLE, _KEEPALIVE_INTERVAL, _KEEPALIVE_COUNT = 5, 2, 3
+
+
+def _keepalive_socket(addr_info: tuple[Any, ...]) -> socket.socket:
+    """The socket aiohttp connects with, with TCP keepalive probes switched on (Linux options)."""
+    family, kind, proto = addr_info[0], addr_info[1], addr_info[2]
+    sock = socket.socket(family=family, type=kind, proto=proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (
+        ("TCP_KEEPIDLE", _KEEPALIVE_IDLE),
+        ("TCP_KEEPINTVL", _KEEPALIVE_INTERVAL),
+        ("TCP_KEEPCNT", _KEEPALIVE_COUNT),
+    ):
+        if hasattr(socket, option):  # Linux; other systems keep their defaults
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+    return sock
 
 
 @dataclass(frozen=True)
@@ -68,9 +87,8 @@ class ApiClient:
                 if creds.cert is not None:
                     context.load_cert_chain(str(creds.cert), None if creds.key is None else str(creds.key))
             headers = {"Authorization": f"Bearer {creds.token}"} if creds.token else {}
-            self._session = aiohttp.ClientSession(
-                base_url=creds.server, headers=headers, connector=aiohttp.TCPConnector(ssl=context)
-            )
+            connector = aiohttp.TCPConnector(ssl=context, socket_factory=_keepalive_socket)
+            self._session = aiohttp.ClientSession(base_url=creds.server, headers=headers, connector=connector)
         return self._session
 
     async def close(self) -> None:
@@ -135,10 +153,32 @@ class ApiClient:
         path = path_of(resource, namespace, name, subresource)
         return await self.request("PATCH", path, patch, content_type="application/merge-patch+json")
 
-    async def delete(self, resource: Resource, namespace: str, name: str, grace: int | None = None) -> Obj:
-        """DELETE (``grace=0`` is how a node agent confirms a pod is gone)."""
+    async def delete(
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        grace: int | None = None,
+        *,
+        propagation: str | None = None,
+        uid: str | None = None,
+    ) -> Obj:
+        """DELETE (``grace=0`` is how a node agent confirms a pod is gone).
+
+        ``propagation`` is DeleteOptions.propagationPolicy (Background, Foreground, Orphan);
+        ``uid`` a precondition (409 when the name now belongs to another object), as the garbage
+        collector sends them.
+        """
         query = {} if grace is None else {"gracePeriodSeconds": str(grace)}
-        return await self.request("DELETE", path_of(resource, namespace, name), query=query)
+        options: Obj = {}
+        if propagation is not None:
+            options["propagationPolicy"] = propagation
+        if uid is not None:
+            options["preconditions"] = {"uid": uid}
+        if options:
+            options.update(kind="DeleteOptions", apiVersion="v1")
+        body = options or None
+        return await self.request("DELETE", path_of(resource, namespace, name), body, query=query)
 
     async def bind(self, namespace: str, pod: str, node: str) -> Obj:
         """Assign a pod to a node (pods/binding)."""
@@ -157,17 +197,33 @@ class ApiClient:
         *,
         since: str = "",
         fields: str = "",
+        labels: str = "",
         timeout: int = 300,
+        bookmarks: bool = False,
+        idle: float | None = None,
     ) -> AsyncIterator[tuple[str, Obj]]:
-        """(type, object) pairs from a watch; raises ApiError on refusal or an ERROR event."""
+        """(type, object) pairs from a watch; raises ApiError on refusal or an ERROR event.
+
+        ``timeout`` is the watch's ``timeoutSeconds``: the server ends the stream cleanly then.
+        ``bookmarks`` asks for ``BOOKMARK`` events (``allowWatchBookmarks=true``): they carry only
+        a resourceVersion and come even when nothing changes, which is what lets ``idle`` (the
+        longest silence, in seconds, tolerated between two lines) tell a quiet watch from a dead
+        or half-open connection. A silence longer than ``idle`` ends the watch with
+        ``ApiError(503)``, like any broken connection: resume from the last resourceVersion seen.
+        """
         query = {"watch": "1", "resourceVersion": since, "timeoutSeconds": str(timeout)}
         if fields:
             query["fieldSelector"] = fields
+        if labels:
+            query["labelSelector"] = labels
+        if bookmarks:
+            query["allowWatchBookmarks"] = "true"
         path = path_of(resource, namespace)
+        limits = aiohttp.ClientTimeout(
+            total=timeout + self._timeout, sock_connect=self._timeout, sock_read=idle
+        )
         try:
-            async with self._http().get(
-                path, params=query, timeout=aiohttp.ClientTimeout(total=timeout + self._timeout)
-            ) as response:
+            async with self._http().get(path, params=query, timeout=limits) as response:
                 if response.status >= 400:
                     raise _error(response.status, await response.json(content_type=None), "GET", path)
                 async for line in response.content:
@@ -178,5 +234,10 @@ class ApiClient:
                         obj = event.get("object") or {}
                         raise _error(int(obj.get("code", 500)), obj, "WATCH", path)
                     yield event["type"], event["object"]
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except TimeoutError as exc:
+            silence = f"no data for {idle:g}s" if idle is not None else "timed out"
+            raise status.unavailable(
+                f"watch of {path} went silent ({silence}): connection presumed dead"
+            ) from exc
+        except (aiohttp.ClientError, ValueError) as exc:
             raise status.unavailable(f"watch of {path} broke: {exc!r}") from exc

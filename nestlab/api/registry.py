@@ -145,6 +145,8 @@ class Registry:
             admit(resource, obj)
         if kind.generation:
             meta["generation"] = 1
+            if resource.has_status:
+                obj["status"] = {}  # a new workload's status is its controller's to write, as upstream
         causes = kind.validate(obj)
         if causes:
             raise status.invalid(resource.kind, resource.group, str(meta.get("name", "")), causes)

@@ -51,9 +51,10 @@ class ApiError(NestlabError):
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "reason": self.reason,
             "code": self.code,
         }
+        if self.reason:
+            body["reason"] = self.reason
         if self.details is not None:
             details: dict[str, Any] = {}
             if self.details.name:
@@ -64,7 +65,8 @@ class ApiError(NestlabError):
                 details["kind"] = self.details.kind
             if self.details.causes:
                 details["causes"] = [
-                    {"reason": c.reason, "message": c.message, "field": c.field} for c in self.details.causes
+                    {"reason": c.reason, "message": c.message, **({"field": c.field} if c.field else {})}
+                    for c in self.details.causes
                 ]
             if self.details.retry_after:
                 details["retryAfterSeconds"] = self.details.retry_after

@@ -79,6 +79,15 @@ class LeaderElector:
         self.config = config
         self.clock = clock
         self.leading = False
+        self.renewed: datetime | None = None
+        """When this process last wrote the Lease as its holder."""
+
+    @property
+    def renew_deadline(self) -> timedelta:
+        """How long a leader keeps acting while renewals fail for reasons other than losing the Lease
+        (an API failover): two thirds of the term, as upstream's 10 s of 15 s, so it stops before a
+        standby may take over."""
+        return timedelta(seconds=self.config.duration * 2 / 3)
 
     async def _current(self) -> Obj | None:
         try:
@@ -94,20 +103,24 @@ class LeaderElector:
         return None
 
     async def ensure(self) -> bool:
-        """Try once to acquire or renew; False on losing a race or on any API failure."""
+        """Try once to acquire or renew. False on losing the Lease (someone else holds or won it);
+        an API failure keeps a leader leading until its renew deadline, so one failed renewal during
+        a failover does not tear the controllers down."""
+        now = self.clock()
         try:
             current = await self._current()
-            wanted = claim(current, self.config, self.clock())
+            wanted = claim(current, self.config, now)
             if wanted is None:
                 self.leading = False
             elif current is None:
                 await self.client.create(LEASES, self.config.namespace, wanted)
-                self.leading = True
+                self.leading, self.renewed = True, now
             else:
                 await self.client.replace(LEASES, self.config.namespace, wanted)
-                self.leading = True
-        except status.ApiError:
-            self.leading = False  # conflict (someone else won) or API unreachable: not leading
+                self.leading, self.renewed = True, now
+        except status.ApiError as exc:
+            lost = exc.code == 409 or self.renewed is None or now - self.renewed >= self.renew_deadline
+            self.leading = self.leading and not lost
         return self.leading
 
     async def release(self) -> None:

@@ -1,4 +1,4 @@
-"""``nestlab-controller``: the leader-elected node lifecycle controller and scheduler.
+"""``nestlab-controller``: the leader-elected scheduler, node lifecycle and workload controllers.
 
 Run one per control-plane node; the Lease makes exactly one of them act. Flags mirror
 kube-scheduler's where they exist (``--leader-elect-lease-duration``).
@@ -18,12 +18,35 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nestlab.api.client import ApiClient, Credentials
+from nestlab.controller.cronjob import CronJobController
+from nestlab.controller.deployment import DeploymentController
+from nestlab.controller.disruption import DisruptionController
+from nestlab.controller.gc import GarbageCollector
+from nestlab.controller.informer import ControllerFactory
+from nestlab.controller.job import JobController
 from nestlab.controller.leader import LeaderElector, LeaseConfig
 from nestlab.controller.manager import Pass, run_while_leading
 from nestlab.controller.nodelifecycle import GRACE, NodeLifecycle
+from nestlab.controller.podgc import PodGC
+from nestlab.controller.replicaset import ReplicaSetController, ReplicationManager
 from nestlab.controller.scheduler import Scheduler
+from nestlab.controller.statefulset import StatefulSetController
+from nestlab.controller.taintmanager import TaintManager
 from nestlab.controller.verifier import PeriodicAttestation, Verifier, VerifierSettings, agent_tls
 from nestlab.errors import NestlabError, UsageError
+
+# The controllers on shared informers and work queues, started while leading (manager.Term).
+# One line each: add yours here.
+CONTROLLERS: list[ControllerFactory] = [
+    ReplicaSetController,
+    ReplicationManager,
+    DeploymentController,
+    GarbageCollector,
+    StatefulSetController,
+    JobController,
+    CronJobController,
+    DisruptionController,
+]
 
 
 @dataclass(frozen=True)
@@ -116,7 +139,14 @@ async def run(options: Options) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    passes: list[Pass] = [NodeLifecycle(client, options.node_grace).pass_once, Scheduler(client).pass_once]
+    # A failed host: taint it and mark its pods (lifecycle), evict them (taint manager), release
+    # the ones its agent can never confirm (PodGC); then the scheduler places the replacements.
+    passes: list[Pass] = [
+        NodeLifecycle(client, options.node_grace).pass_once,
+        TaintManager(client).pass_once,
+        PodGC(client).pass_once,
+        Scheduler(client).pass_once,
+    ]
     attesting = None
     if options.attestation_policy is not None and options.attestation_ca is not None:
         creds = options.credentials
@@ -126,7 +156,8 @@ async def run(options: Options) -> None:
         attesting = PeriodicAttestation(Verifier(client, settings), options.attest_interval)
         passes.append(attesting.pass_once)
     try:
-        await run_while_leading(LeaderElector(client, options.lease), passes, options.interval, stop)
+        elector = LeaderElector(client, options.lease)
+        await run_while_leading(elector, passes, options.interval, stop, CONTROLLERS)
     finally:
         if attesting is not None:
             await attesting.close()

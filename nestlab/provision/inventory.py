@@ -68,6 +68,7 @@ def inventory(plan: Plan, files: LabFiles) -> dict[str, Any]:
                 "nestlab_gateway": str(plan.gateway),
                 "nestlab_management_cidr": str(lab.networks.management),
                 "nestlab_pods_cidr": str(lab.networks.pods),
+                "nestlab_pod_eviction_seconds": lab.control_plane.pod_eviction_seconds,
                 "nestlab_nodes": [
                     {"name": node.name, "address": str(node.address), "role": str(node.role)}
                     for node in plan.nodes

@@ -74,6 +74,9 @@ class ControlPlaneSpec:
     size: Size
     anti_affinity: bool = True
     """Place every control-plane node on its own host (and hypervisor when several)."""
+    pod_eviction_seconds: int = 30
+    """Seconds a pod stays bound to a failed (unreachable or not-ready) host before it is evicted:
+    the API server's default tolerationSeconds (upstream 300; 30 shows the failover in a lesson)."""
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,11 @@ _NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _LAB_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,10}[a-z0-9])?$")
 MAX_HOSTS = 32  # hosts take management addresses .31 upward; 32 keeps a /26 enough for any lab
 MAX_CONTROL_PLANE = 9  # etcd's own advice: more members slow every write for no extra safety
+# Upstream waits 300 s before evicting pods from a failed node; the teaching lab waits 30 s so the
+# failover happens inside a lesson. An hour is the ceiling: longer and a learner would take the
+# lab for broken, and a real outage that long wants a human decision, not a timer.
+DEFAULT_POD_EVICTION_S = 30
+MAX_POD_EVICTION_S = 3600
 
 DEFAULT_SIZES: dict[Role, Size] = {
     Role.HOST: Size(cpu=2, memory_mib=4096, disk_mib=10240),
@@ -196,6 +201,9 @@ def _control_plane(section: Section) -> ControlPlaneSpec:
         count=count,
         size=_size(section, Role.CONTROL_PLANE),
         anti_affinity=section.boolean("antiAffinity", True),
+        pod_eviction_seconds=section.integer(
+            "podEvictionSeconds", DEFAULT_POD_EVICTION_S, low=1, high=MAX_POD_EVICTION_S
+        ),
     )
     section.finish()
     return spec

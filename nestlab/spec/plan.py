@@ -76,6 +76,7 @@ class Plan:
                 "pods": str(self.lab.networks.pods),
             },
             "podKernel": str(self.lab.pod_kernel),
+            "controlPlane": {"podEvictionSeconds": self.lab.control_plane.pod_eviction_seconds},
             "nodes": [
                 {
                     "name": node.name,
