@@ -16,7 +16,7 @@ from typing import NoReturn
 import click
 from rich.console import Console
 
-from nestlab import __version__, lifecycle, paths
+from nestlab import __version__, lifecycle, maintenance, paths
 from nestlab.errors import NestlabError
 from nestlab.render import render_plan, render_status
 from nestlab.runtime import machine
@@ -193,6 +193,60 @@ def node_start(node_name: str, name: str) -> None:
     except NestlabError as exc:
         _fail(exc)
     click.echo(f"running: {', '.join(started)}")
+
+
+@cli.group()
+def host() -> None:
+    """Operations on a host (an ESXi host of vSphere with Kubernetes)."""
+
+
+@host.group("maintenance")
+def host_maintenance() -> None:
+    """Enter or exit maintenance mode (vSphere's Enter/Exit Maintenance Mode)."""
+
+
+@host_maintenance.command("enter")
+@click.argument("host_name", metavar="HOST")
+@click.option("--name", default="default", show_default=True, help="The lab.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=maintenance.DEFAULT_TIMEOUT_S,
+    show_default=True,
+    help="Seconds to wait for the host to empty before giving up (it stays cordoned).",
+)
+def host_maintenance_enter(host_name: str, name: str, timeout: float) -> None:
+    """Cordon HOST, evict every pod on it and wait until none is left.
+
+    Evictions go through the pods/eviction API, so PodDisruptionBudgets hold: a pod whose budget
+    allows no disruption now is retried every few seconds, and the budget that blocks is named.
+    Unlike `kubectl drain` (which refuses pods without a controller unless --force), every pod is
+    evicted, as vSphere powers off every vSphere Pod of a host entering maintenance mode: a pod
+    with no controller is NOT recreated elsewhere (the progress line says so). Exits 1, naming the
+    blocking budget, when HOST still holds pods after --timeout seconds.
+    """
+    try:
+        result = maintenance.enter(name, host_name, timeout, _progress())
+    except NestlabError as exc:
+        _fail(exc)
+    click.echo(
+        f"{host_name} is in maintenance mode: {len(result.evicted)} pod(s) evicted, "
+        f"no pod left ({result.seconds:.0f}s)"
+    )
+
+
+@host_maintenance.command("exit")
+@click.argument("host_name", metavar="HOST")
+@click.option("--name", default="default", show_default=True, help="The lab.")
+def host_maintenance_exit(host_name: str, name: str) -> None:
+    """Uncordon HOST: the scheduler may place pods there again (evicted pods do not move back)."""
+    try:
+        changed = maintenance.leave(name, host_name)
+    except NestlabError as exc:
+        _fail(exc)
+    click.echo(
+        f"{host_name} left maintenance mode" if changed else f"{host_name} was not in maintenance mode"
+    )
 
 
 @cli.command()
