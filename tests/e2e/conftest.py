@@ -5,6 +5,10 @@ its own name and networks (198.18.100.0/24, VIP .5) so it never meets a lab the 
 machine. It is stood up with the real ``nestlab`` command and taken down in the finalizer, also when
 a test fails; the lab's logs (ansible, node consoles) are copied to the session's temp directory
 first. ``NESTLAB_E2E_KEEP=1`` leaves the lab up for inspection (``nestlab down --name e2e`` after).
+
+When a test that uses the lab fails, :mod:`tests.e2e.artifacts` keeps what explains it (the API's
+view, pod consoles, agent/controller/API server journals since the test began) in a directory of
+the test's own, and the failure report says where (section "e2e artifacts").
 """
 
 from __future__ import annotations
@@ -14,18 +18,23 @@ import os
 import shutil
 import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from nestlab.paths import LabFiles, repo_root
 from nestlab.runtime import proc
+from tests.integration.api.conftest import kubectl_120  # noqa: F401 - a fixture the e2e modules use
 
 NAME = "e2e"
 UP_TIMEOUT_S = 3600.0  # a cold up builds the node image (minutes) before nine nodes are provisioned
 COMMAND_TIMEOUT_S = 600.0
+KUBECTL = "kubectl"  # the machine's modern kubectl; Debian's 1.20 comes from the kubectl_120 fixture
+STARTED = pytest.StashKey[datetime]()
+"""When the test began (its first fixture): the journals kept on failure start there."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,55 @@ def nestlab(*args: str, timeout: float = COMMAND_TIMEOUT_S, check: bool = True) 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that take the shared lab down run last, whatever module they are in."""
     items.sort(key=lambda item: item.get_closest_marker("lab_teardown") is not None)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """On a failed setup or test that has the lab, keep the artifacts before any fixture is torn down."""
+    report = yield
+    if report.failed and report.when in ("setup", "call"):
+        funcargs = getattr(item, "funcargs", {})
+        lab = next((value for value in funcargs.values() if isinstance(value, LiveLab)), None)
+        if lab is not None:
+            namespace = funcargs.get("namespace")
+            try:
+                from tests.e2e import artifacts
+
+                kept = artifacts.collect(
+                    lab,
+                    item.nodeid,
+                    namespace if isinstance(namespace, str) else None,
+                    item.stash.get(STARTED, datetime.now(UTC)),
+                )
+                where = f"kept in {kept}"
+            except Exception as exc:  # collecting must never turn into a second failure
+                where = f"not kept: {type(exc).__name__}: {exc}"
+            report.sections.append(("e2e artifacts", where))
+            item.user_properties.append(("e2e_artifacts", where))
+    return report
+
+
+@pytest.fixture(autouse=True)
+def artifacts_dir(request: pytest.FixtureRequest) -> Path:
+    """Where this test's artifacts go if it fails; cleared of a previous run's, the start time noted."""
+    from tests.e2e import artifacts
+
+    request.node.stash[STARTED] = datetime.now(UTC)
+    directory = artifacts.directory_for(request.node.nodeid)
+    shutil.rmtree(directory, ignore_errors=True)
+    return directory
+
+
+@pytest.fixture(params=["modern", "1.20"])
+def kubectl_binary(request: pytest.FixtureRequest) -> str:
+    """The machine's kubectl, then Debian's kubectl 1.20."""
+    return KUBECTL if request.param == "modern" else str(request.getfixturevalue("kubectl_120"))
+
+
+@pytest.fixture
+def kubectl_old(request: pytest.FixtureRequest) -> str:
+    """Debian's kubectl 1.20 (the fixture of tests/integration/api, downloaded once and cached)."""
+    return str(request.getfixturevalue("kubectl_120"))
 
 
 @pytest.fixture(scope="session")
