@@ -2,7 +2,8 @@
 
 Built on the outer machine from Debian's static busybox (lab nodes have no way out, and no image
 comes from outside the machine) and pushed to the depot registry, where pods pull them as
-``nestlab/web:1``, ``nestlab/job:ok`` and ``nestlab/job:fail``. :func:`publish` is what
+``nestlab/web:1``, ``nestlab/web:2`` (the same server in another image, for rolling updates),
+``nestlab/job:ok`` and ``nestlab/job:fail``. :func:`publish` is what
 ``nestlab up`` (or the depot role) calls once the registry answers.
 """
 
@@ -38,6 +39,8 @@ def publish(registry: str, client: Callable[[str], RegistryClient] = RegistryCli
         root = _root(Path(tmp))
         web = oci.Recipe(cmd=("httpd", "-f", "-p", "80", "-h", "/www"))
         pushed["nestlab/web:1"] = oci.push(target, "nestlab/web", ["1"], root, web)
+        web2 = oci.Recipe(cmd=web.cmd, env={"NESTLAB_WEB_VERSION": "2"})  # another config: another digest
+        pushed["nestlab/web:2"] = oci.push(target, "nestlab/web", ["2"], root, web2)
         for tag, code in (("ok", "0"), ("fail", "3")):
             job = oci.Recipe(cmd=("sh", "-c", JOB), env={"EXIT_CODE": code})
             pushed[f"nestlab/job:{tag}"] = oci.push(target, "nestlab/job", [tag], root, job)

@@ -27,9 +27,7 @@ from tests.e2e.labtools import REGISTRY, LabApi, condition, get_json, on_node
 Obj = dict[str, Any]
 SAMPLE_S = 0.5  # how often the watchers sample (the issue asks for every 0.5 s)
 WEB = f"{REGISTRY}/nestlab/web:1"
-# The depot has one web tag. nestlab/job:ok is built from the same busybox root (same /www), so with
-# the same command it serves the same page from another image (another digest): a real image change.
-NEW_WEB = f"{REGISTRY}/nestlab/job:ok"
+NEW_WEB = f"{REGISTRY}/nestlab/web:2"  # the same server in another image (another digest)
 JOB = f"{REGISTRY}/nestlab/job:ok"
 SERVE = ["httpd", "-f", "-p", "80", "-h", "/www"]
 LIMITS = {"limits": {"memory": "64Mi"}}  # a 96 MiB guest: nine pods fit the hosts' memory easily

@@ -16,7 +16,10 @@ pytestmark = pytest.mark.integration
 
 def test_publish_pushes_web_and_jobs_that_pull_into_disks(registry: Registry, tmp_path: Path) -> None:
     pushed = demo_images.publish(registry.address)
-    assert sorted(pushed) == [f"{registry.address}/nestlab/{n}" for n in ("job:fail", "job:ok", "web:1")]
+    assert sorted(pushed) == [
+        f"{registry.address}/nestlab/{n}" for n in ("job:fail", "job:ok", "web:1", "web:2")
+    ]
+    assert pushed[f"{registry.address}/nestlab/web:2"] != pushed[f"{registry.address}/nestlab/web:1"]
     assert demo_images.publish(registry.address) == pushed, "a rebuild gives the same digests"
 
     store = images.ImageStore(tmp_path / "store")
