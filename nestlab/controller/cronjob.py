@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from nestlab.api import status
-from nestlab.api.client import ApiClient, path_of
+from nestlab.api.client import ApiClient
 from nestlab.api.resources import CRONJOBS, JOBS
 from nestlab.controller import completions, cron, revisions
 from nestlab.controller import pods as podutil
@@ -274,10 +274,13 @@ class CronJobController:
 
     async def _delete_job(self, cronjob: Obj, job: Obj) -> None:
         meta = job["metadata"]
-        options = {"propagationPolicy": "Background", "preconditions": {"uid": meta.get("uid", "")}}
         try:
-            await self.client.request(
-                "DELETE", path_of(JOBS, meta.get("namespace", ""), meta["name"]), options
+            await self.client.delete(
+                JOBS,
+                meta.get("namespace", ""),
+                meta["name"],
+                propagation="Background",
+                uid=meta.get("uid", ""),
             )
         except status.ApiError as exc:
             if exc.code in (404, 409):

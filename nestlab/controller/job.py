@@ -205,10 +205,13 @@ class JobController:
     async def _expire(self, job: Obj) -> None:
         """ttl-after-finished: delete the Job in the foreground (its pods first)."""
         meta = job["metadata"]
-        options = {"propagationPolicy": "Foreground", "preconditions": {"uid": meta.get("uid", "")}}
         try:
-            await self.client.request(
-                "DELETE", path_of(JOBS, meta.get("namespace", ""), meta["name"]), options
+            await self.client.delete(
+                JOBS,
+                meta.get("namespace", ""),
+                meta["name"],
+                propagation="Foreground",
+                uid=meta.get("uid", ""),
             )
         except status.ApiError as exc:
             if exc.code in (404, 409):
