@@ -53,6 +53,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def run(args: argparse.Namespace, tpm: Tpm, stdin: TextIO, stdout: TextIO) -> None:
     measurer = Measurer(tpm, args.log)
     if args.command == "measure-boot":
+        tpm.clear_lockout()  # failed hosts reset their TPM uncleanly: see Tpm.clear_lockout
         packages = [bootmeasure.parse_package(text) for text in args.package]
         firmware_log = attest.read_firmware_log(firmware.log_path_for(tpm.tcti))
         for outcome in bootmeasure.measure_boot(

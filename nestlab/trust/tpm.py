@@ -75,6 +75,15 @@ class Tpm:
         dictionary-attack failure, and after a few the TPM refuses to use the AK (lockout)."""
         self._tool(["tpm2_shutdown", "-c"])
 
+    def clear_lockout(self) -> None:
+        """Reset the dictionary-attack counter (TPM2_DictionaryAttackLockReset, empty lockout auth).
+
+        A host that fails (power lost, ``nestlab node stop``) resets its TPM without TPM2_Shutdown,
+        and each such reset counts as a dictionary-attack failure: after a few the TPM refuses to
+        use the AK and the host can no longer attest. The owner clears the counter at boot, as an
+        OS with the lockout authorization does; the lab's lockout authorization is empty."""
+        self._tool(["tpm2_dictionarylockout", "--clear-lockout"])
+
     def pcr_read(self, indexes: Sequence[int]) -> dict[int, bytes]:
         """Current sha256 values of ``indexes``."""
         result = self._tool(["tpm2_pcrread", "sha256:" + ",".join(str(i) for i in indexes)])

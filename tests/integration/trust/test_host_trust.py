@@ -155,3 +155,27 @@ def test_usage_errors_exit_2_with_a_message(host: Host) -> None:
     result = proc.run([*argv, "evidence", "--nonce", "xyz"], timeout=60, check=False)
     assert result.returncode == 2
     assert "not hex" in result.stderr
+
+
+def _unclean_reset(host: Host) -> None:
+    """A host failure: the TPM is reset with no TPM2_Shutdown first (a dictionary-attack failure)."""
+    instance = host.tpm
+    proc.run(["swtpm_ioctl", "--tcp", f"{instance.host}:{instance.ctrl_port}", "-i"], timeout=10)
+    instance.tpm().startup()
+
+
+def test_measured_boot_clears_the_lockout_that_unclean_resets_cause(host: Host) -> None:
+    host.trust("enroll")
+    tpm = host.tpm.tpm()
+    locked = False
+    for _ in range(40):  # swtpm locks out after a few unorderly resets; far fewer than 40
+        _unclean_reset(host)
+        try:
+            tpm.quote(bytes(16), [pcrs.PCR_PACKAGES])
+        except swtpm.TpmError as exc:
+            assert "lockout" in str(exc).lower(), exc
+            locked = True
+            break
+    assert locked, "unclean TPM resets never locked the AK out: the drill did not reproduce a host failure"
+    host.trust("measure-boot", *host.boot_args())
+    assert tpm.quote(bytes(16), [pcrs.PCR_PACKAGES]).message, "the AK quotes again after measured boot"
