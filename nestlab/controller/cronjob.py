@@ -21,7 +21,7 @@ from typing import Any
 from nestlab.api import status
 from nestlab.api.client import ApiClient
 from nestlab.api.resources import CRONJOBS, JOBS
-from nestlab.controller import completions, cron, revisions
+from nestlab.controller import completions, cron, ownership, revisions
 from nestlab.controller import pods as podutil
 from nestlab.controller.completions import Note
 from nestlab.controller.informer import EventHandler, InformerFactory, enqueue_controller, split_key
@@ -274,18 +274,8 @@ class CronJobController:
 
     async def _delete_job(self, cronjob: Obj, job: Obj) -> None:
         meta = job["metadata"]
-        try:
-            await self.client.delete(
-                JOBS,
-                meta.get("namespace", ""),
-                meta["name"],
-                propagation="Background",
-                uid=meta.get("uid", ""),
-            )
-        except status.ApiError as exc:
-            if exc.code in (404, 409):
-                return
-            raise
+        if not await ownership.delete_exact(self.client, JOBS, job, "Background"):
+            return
         await self.recorder.record(cronjob, "Normal", "SuccessfulDelete", f"Deleted job {meta['name']}")
 
     async def _write_status(self, cronjob: Obj, wanted: Obj) -> None:

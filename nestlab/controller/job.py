@@ -205,16 +205,6 @@ class JobController:
     async def _expire(self, job: Obj) -> None:
         """ttl-after-finished: delete the Job in the foreground (its pods first)."""
         meta = job["metadata"]
-        try:
-            await self.client.delete(
-                JOBS,
-                meta.get("namespace", ""),
-                meta["name"],
-                propagation="Foreground",
-                uid=meta.get("uid", ""),
-            )
-        except status.ApiError as exc:
-            if exc.code in (404, 409):
-                return
-            raise
+        if not await ownership.delete_exact(self.client, JOBS, job, "Foreground"):
+            return
         log.info("job %s/%s deleted: ttlSecondsAfterFinished passed", meta.get("namespace", ""), meta["name"])

@@ -24,6 +24,25 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 
+async def delete_exact(client: ApiClient, resource: Resource, obj: Obj, propagation: str) -> bool:
+    """Delete this very object (a uid precondition: not a newer one with its name); False when it
+    is already gone or was replaced, which is what the caller wanted anyway."""
+    meta = obj["metadata"]
+    try:
+        await client.delete(
+            resource,
+            meta.get("namespace", ""),
+            meta["name"],
+            propagation=propagation,
+            uid=meta.get("uid", ""),
+        )
+    except status.ApiError as exc:
+        if exc.code in (404, 409):
+            return False
+        raise
+    return True
+
+
 def owner_refs(obj: Obj) -> list[Obj]:
     """A copy of ``obj``'s ownerReferences."""
     return [dict(r) for r in (obj.get("metadata") or {}).get("ownerReferences") or []]

@@ -13,7 +13,6 @@ from nestlab.api.kinds import podspec, wire, workload
 from nestlab.api.kinds.base import AGE, NAME, Column, Kind, Obj, Resource, Scale
 from nestlab.api.kinds.common import (
     as_dict,
-    check_label_selector,
     check_metadata,
     check_nonnegative,
     check_status,
@@ -88,18 +87,9 @@ def validate(deployment: Obj) -> list[Cause]:
     spec = deployment.get("spec")
     if not isinstance(spec, dict):
         return [*causes, Cause("spec", "Required value", "FieldValueRequired")]
-    causes += check_nonnegative(spec.get("replicas"), "spec.replicas")
-    selector = spec.get("selector")
-    causes += check_label_selector(selector, "spec.selector", required=True)
-    if (
-        isinstance(selector, dict)
-        and not selector.get("matchLabels")
-        and not selector.get("matchExpressions")
-    ):
-        causes.append(Cause("spec.selector", "Invalid value: empty selector is invalid for deployment"))
-    causes += podspec.check_template(spec.get("template"), selector, restart_policies=("Always",))
+    causes += workload.check_replicated(spec, "deployment")
     causes += _check_strategy(spec.get("strategy"))
-    for field in ("revisionHistoryLimit", "minReadySeconds", "progressDeadlineSeconds"):
+    for field in ("revisionHistoryLimit", "progressDeadlineSeconds"):
         causes += check_nonnegative(spec.get(field), f"spec.{field}")
     deadline, ready = spec.get("progressDeadlineSeconds"), spec.get("minReadySeconds") or 0
     if isinstance(deadline, int) and isinstance(ready, int) and deadline <= ready:

@@ -8,9 +8,7 @@ from nestlab.api.kinds import podspec, wire, workload
 from nestlab.api.kinds.base import AGE, NAME, Column, Kind, Obj, Resource, Scale
 from nestlab.api.kinds.common import (
     as_dict,
-    check_label_selector,
     check_metadata,
-    check_nonnegative,
     check_status,
     immutable,
 )
@@ -53,17 +51,7 @@ def validate(replicaset: Obj) -> list[Cause]:
     spec = replicaset.get("spec")
     if not isinstance(spec, dict):
         return [*causes, Cause("spec", "Required value", "FieldValueRequired")]
-    causes += check_nonnegative(spec.get("replicas"), "spec.replicas")
-    causes += check_nonnegative(spec.get("minReadySeconds"), "spec.minReadySeconds")
-    selector = spec.get("selector")
-    causes += check_label_selector(selector, "spec.selector", required=True)
-    if (
-        isinstance(selector, dict)
-        and not selector.get("matchLabels")
-        and not selector.get("matchExpressions")
-    ):
-        causes.append(Cause("spec.selector", "Invalid value: empty selector is invalid for deployment"))
-    return causes + podspec.check_template(spec.get("template"), selector, restart_policies=("Always",))
+    return causes + workload.check_replicated(spec, "replicaset")
 
 
 def validate_update(new: Obj, old: Obj) -> list[Cause]:

@@ -13,7 +13,6 @@ from nestlab.api.kinds import podspec, wire, workload
 from nestlab.api.kinds.base import AGE, NAME, Column, Kind, Obj, Resource, Scale
 from nestlab.api.kinds.common import (
     as_dict,
-    check_label_selector,
     check_metadata,
     check_nonnegative,
     check_status,
@@ -78,8 +77,6 @@ def validate(statefulset: Obj) -> list[Cause]:
         return [*causes, Cause("spec", "Required value", "FieldValueRequired")]
     if not spec.get("serviceName") or not isinstance(spec.get("serviceName"), str):
         causes.append(Cause("spec.serviceName", "Required value", "FieldValueRequired"))
-    causes += check_nonnegative(spec.get("replicas"), "spec.replicas")
-    causes += check_nonnegative(spec.get("minReadySeconds"), "spec.minReadySeconds")
     causes += check_nonnegative(spec.get("revisionHistoryLimit"), "spec.revisionHistoryLimit")
     causes += _supported(spec.get("podManagementPolicy"), POLICIES, "spec.podManagementPolicy")
     strategy = as_dict(spec.get("updateStrategy"))
@@ -92,9 +89,7 @@ def validate(statefulset: Obj) -> list[Cause]:
             "(no PersistentVolumeClaim kind, no datastore); remove volumeClaimTemplates"
         )
         causes.append(Cause("spec.volumeClaimTemplates", message, "FieldValueForbidden"))
-    selector = spec.get("selector")
-    causes += check_label_selector(selector, "spec.selector", required=True)
-    return causes + podspec.check_template(spec.get("template"), selector, restart_policies=("Always",))
+    return causes + workload.check_replicated(spec, "statefulset")
 
 
 def validate_update(new: Obj, old: Obj) -> list[Cause]:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from nestlab.api.kinds import podspec
 from nestlab.api.kinds.base import READ, WRITE, Obj, Roles
+from nestlab.api.kinds.common import check_label_selector, check_nonnegative
 from nestlab.api.kinds.printing import images, label_selector_text
 from nestlab.api.status import Cause
 
@@ -80,3 +82,19 @@ def roles(plural: str) -> Roles:
         "view": read,
         "edit": {**read, plural: READ | WRITE, f"{plural}/scale": READ | {"update", "patch"}},
     }
+
+
+def check_replicated(spec: Obj, kind: str) -> list[Cause]:
+    """What every replicated workload's spec must hold: non-negative replicas and minReadySeconds, a
+    non-empty selector, and a template whose labels it matches and whose pods restart Always."""
+    causes = check_nonnegative(spec.get("replicas"), "spec.replicas")
+    causes += check_nonnegative(spec.get("minReadySeconds"), "spec.minReadySeconds")
+    selector = spec.get("selector")
+    causes += check_label_selector(selector, "spec.selector", required=True)
+    if (
+        isinstance(selector, dict)
+        and not selector.get("matchLabels")
+        and not selector.get("matchExpressions")
+    ):
+        causes.append(Cause("spec.selector", f"Invalid value: empty selector is invalid for {kind}"))
+    return causes + podspec.check_template(spec.get("template"), selector, restart_policies=("Always",))

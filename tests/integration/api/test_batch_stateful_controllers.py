@@ -28,7 +28,7 @@ from nestlab.runtime import proc
 from tests.integration.api.conftest import ADMIN_TOKEN, ApiServer, wait_until, write_kubeconfig
 
 pytestmark = pytest.mark.integration
-NS = "workloads"
+NS = "batch-stateful"
 PODS = f"/api/v1/namespaces/{NS}/pods"
 STS = f"/apis/apps/v1/namespaces/{NS}/statefulsets"
 JOBS = f"/apis/batch/v1/namespaces/{NS}/jobs"
