@@ -63,6 +63,7 @@ def main() -> None:
     args = parser.parse_args()
     text = (repo_root() / "stacks" / "default.lab.yaml").read_text()
     text = text.replace("198.18.0.0/24", "198.18.150.0/24").replace("198.18.0.5", "198.18.150.5")
+    text = text.replace("198.18.32.0/20", "198.18.152.0/22").replace("198.18.8.0/24", "198.18.158.0/24")
     spec = Path(tempfile.mkdtemp(prefix="labup-spec-", dir="/var/tmp")) / "bench.lab.yaml"
     spec.write_text(
         text.replace("198.19.0.0/16", "198.19.150.0/24").replace("podPrefixLength: 24", "podPrefixLength: 26")

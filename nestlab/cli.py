@@ -128,7 +128,8 @@ def down(name: str) -> None:
         result = lifecycle.down(name)
     except NestlabError as exc:
         _fail(exc)
-    click.echo(f"lab {name} removed: {len(result.stopped)} node(s) stopped")
+    stopped, routes = len(result.stopped), len(result.routes_removed)
+    click.echo(f"lab {name} removed: {stopped} node(s) stopped, {routes} route(s) removed")
 
 
 @cli.command()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from nestlab.paths import LabFiles
+from nestlab.spec import addresses
 from nestlab.spec.model import Role, SubstrateType
 from nestlab.spec.plan import Plan
 
@@ -68,6 +69,11 @@ def inventory(plan: Plan, files: LabFiles) -> dict[str, Any]:
                 "nestlab_gateway": str(plan.gateway),
                 "nestlab_management_cidr": str(lab.networks.management),
                 "nestlab_pods_cidr": str(lab.networks.pods),
+                "nestlab_services_cidr": str(lab.networks.services),
+                "nestlab_ingress_cidr": str(lab.networks.ingress),
+                "nestlab_kubernetes_service_ip": str(addresses.kubernetes_service_ip(lab)),
+                "nestlab_cluster_dns_ip": str(addresses.cluster_dns_ip(lab)),
+                "nestlab_cluster_domain": addresses.CLUSTER_DOMAIN,
                 "nestlab_pod_eviction_seconds": lab.control_plane.pod_eviction_seconds,
                 "nestlab_nodes": [
                     {"name": node.name, "address": str(node.address), "role": str(node.role)}

@@ -1,7 +1,10 @@
-"""The address plan: where each node, the VIP and each host's pod subnet sit. Pure arithmetic.
+"""The address plan: where each node, the VIP, each host's pod subnet and the cluster's
+well-known Service addresses sit. Pure arithmetic.
 
 Addresses are fixed offsets into the management network so they are easy to teach and to
 remember (cp-1 is always ``.21``); the offsets leave gaps so a role can grow without renumbering.
+The ``kubernetes`` Service and the cluster DNS take upstream's offsets in the service range
+(kubeadm's first address and ``.10``), so what a learner reads about Kubernetes holds here.
 """
 
 from __future__ import annotations
@@ -16,6 +19,15 @@ DEPOT_OFFSET = 10
 LOAD_BALANCER_OFFSET = 11  # lb-1, lb-2
 CONTROL_PLANE_OFFSET = 21  # cp-1 .. cp-9
 HOST_OFFSET = 31  # esx-01 upward
+KUBERNETES_SERVICE_OFFSET = 1  # the `kubernetes` Service: the service range's first address
+CLUSTER_DNS_OFFSET = 10  # kube-dns: the range's 10th address, as kubeadm picks it
+CLUSTER_DOMAIN = "cluster.local"  # upstream's default cluster domain (kubelet --cluster-domain)
+# Service ranges a spec gets when it says nothing: beside the management network inside
+# 198.18.0.0/15 and clear of the pods' 198.19.0.0/16. A /20 holds 4094 ClusterIPs (upstream's
+# default is a /12, far more than a teaching lab needs); a /24 of LoadBalancer addresses is one
+# per Service a lesson could expose and then some.
+DEFAULT_SERVICES = IPv4Network("198.18.32.0/20")
+DEFAULT_INGRESS = IPv4Network("198.18.8.0/24")
 
 ROLE_OFFSETS = {
     Role.DEPOT: DEPOT_OFFSET,
@@ -38,6 +50,16 @@ def gateway(network: IPv4Network) -> IPv4Address:
 def vip(lab: Lab) -> IPv4Address:
     """The API virtual IP: the spec's, or the default offset."""
     return lab.load_balancers.vip or nth(lab.networks.management, VIP_OFFSET)
+
+
+def kubernetes_service_ip(lab: Lab) -> IPv4Address:
+    """The ClusterIP of Service ``default/kubernetes`` (the API from inside the cluster)."""
+    return nth(lab.networks.services, KUBERNETES_SERVICE_OFFSET)
+
+
+def cluster_dns_ip(lab: Lab) -> IPv4Address:
+    """The ClusterIP of Service ``kube-system/kube-dns``: every pod's nameserver."""
+    return nth(lab.networks.services, CLUSTER_DNS_OFFSET)
 
 
 def addresses_needed(host_count: int) -> int:

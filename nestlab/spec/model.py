@@ -107,6 +107,11 @@ class Networks:
     """Cut into one subnet per host for its pods."""
     pod_prefix: int
     """Prefix length of each host's pod subnet."""
+    services: IPv4Network
+    """Service ClusterIPs (vSphere: the Supervisor's "Services CIDR"); ``.1`` is the ``kubernetes``
+    Service, ``.10`` the cluster DNS."""
+    ingress: IPv4Network
+    """LoadBalancer Service addresses (vSphere: the Supervisor's "Ingress CIDR")."""
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from nestlab.spec import addresses
 from nestlab.spec.errors import SpecError, SpecIssue
 from nestlab.spec.model import (
     API_VERSION,
@@ -224,6 +225,8 @@ def _networks(section: Section) -> Networks:
         management=section.network("management", DEFAULT_MANAGEMENT),
         pods=section.network("pods", DEFAULT_PODS),
         pod_prefix=section.integer("podPrefixLength", DEFAULT_POD_PREFIX, low=16, high=28),
+        services=section.network("services", addresses.DEFAULT_SERVICES),
+        ingress=section.network("ingress", addresses.DEFAULT_INGRESS),
     )
     section.finish()
     return networks

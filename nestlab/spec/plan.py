@@ -74,6 +74,8 @@ class Plan:
             "networks": {
                 "management": str(self.lab.networks.management),
                 "pods": str(self.lab.networks.pods),
+                "services": str(self.lab.networks.services),
+                "ingress": str(self.lab.networks.ingress),
             },
             "podKernel": str(self.lab.pod_kernel),
             "controlPlane": {"podEvictionSeconds": self.lab.control_plane.pod_eviction_seconds},

@@ -6,10 +6,15 @@ Run by :func:`nestlab.spec.parse.parse_spec` on a structurally sound spec; each 
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network
+
 from nestlab.spec import addresses
 from nestlab.spec.errors import SpecIssue
 from nestlab.spec.model import Lab, Role
 from nestlab.spec.placement import anti_affinity_problem
+
+MIN_SERVICES_PREFIX = 28  # 14 usable addresses: .1 (kubernetes), .10 (DNS) and a few Services
+MIN_INGRESS_PREFIX = 30  # 2 usable addresses: the smallest pool that is still a pool
 
 
 def validate(lab: Lab, issues: list[SpecIssue]) -> None:
@@ -42,8 +47,9 @@ def _names(lab: Lab, issues: list[SpecIssue]) -> None:
 
 
 def _networks(lab: Lab, issues: list[SpecIssue]) -> None:
-    management, pods = lab.networks.management, lab.networks.pods
-    for key, net in (("management", management), ("pods", pods)):
+    networks = lab.networks
+    management, pods = networks.management, networks.pods
+    for key, net in _named_networks(lab):
         if not net.is_private:
             issues.append(
                 SpecIssue(
@@ -71,11 +77,11 @@ def _networks(lab: Lab, issues: list[SpecIssue]) -> None:
                 "pick disjoint ranges, e.g. 198.18.0.0/24 and 198.19.0.0/16",
             )
         )
-    if lab.networks.pod_prefix <= pods.prefixlen:
+    if networks.pod_prefix <= pods.prefixlen:
         issues.append(
             SpecIssue(
                 "spec.networks.podPrefixLength",
-                f"/{lab.networks.pod_prefix} per host does not cut {pods} into host subnets",
+                f"/{networks.pod_prefix} per host does not cut {pods} into host subnets",
                 f"use a prefix longer than /{pods.prefixlen}",
             )
         )
@@ -84,10 +90,49 @@ def _networks(lab: Lab, issues: list[SpecIssue]) -> None:
             SpecIssue(
                 "spec.networks.pods",
                 f"{pods} holds {addresses.pod_subnets_available(lab)} subnets of "
-                f"/{lab.networks.pod_prefix} but there are {len(lab.hosts)} hosts",
+                f"/{networks.pod_prefix} but there are {len(lab.hosts)} hosts",
                 "use a larger pod network or a longer podPrefixLength",
             )
         )
+    _service_networks(lab, issues)
+
+
+def _named_networks(lab: Lab) -> list[tuple[str, IPv4Network]]:
+    """Every lab range with its spec key, in the order a lab's ranges are written."""
+    networks = lab.networks
+    return [
+        ("management", networks.management),
+        ("pods", networks.pods),
+        ("services", networks.services),
+        ("ingress", networks.ingress),
+    ]
+
+
+def _service_networks(lab: Lab, issues: list[SpecIssue]) -> None:
+    """services and ingress: big enough, and disjoint from every range written before them."""
+    named = _named_networks(lab)
+    for key, least, default, why in (
+        (
+            "services",
+            MIN_SERVICES_PREFIX,
+            addresses.DEFAULT_SERVICES,
+            "the kubernetes Service takes .1 and the cluster DNS .10",
+        ),
+        ("ingress", MIN_INGRESS_PREFIX, addresses.DEFAULT_INGRESS, "a pool needs two addresses at least"),
+    ):
+        net = dict(named)[key]
+        path = f"spec.networks.{key}"
+        if net.prefixlen > least:
+            issues.append(SpecIssue(path, f"{net} is too small: {why}", f"use a /{least} or larger"))
+        others = [(k, other) for k, other in named if k != key]
+        hint = "pick a range disjoint from " + ", ".join(f"spec.networks.{k}" for k, _ in others)
+        if not any(default.overlaps(other) for _, other in others):
+            hint += f" (the default {default} is)"
+        for other_key, other in named:
+            if other_key == key:
+                break  # a pair is reported once, at the field written later
+            if net.overlaps(other):
+                issues.append(SpecIssue(path, f"{net} overlaps the {other_key} network {other}", hint))
 
 
 def _vip(lab: Lab, issues: list[SpecIssue]) -> None:

@@ -114,6 +114,7 @@ def lab_spec(tmp_path_factory: pytest.TempPathFactory) -> Path:
     text = (repo_root() / "stacks" / "default.lab.yaml").read_text()
     text = text.replace("198.18.0.0/24", "198.18.100.0/24").replace("198.18.0.5", "198.18.100.5")
     text = text.replace("198.19.0.0/16", "198.19.100.0/22")
+    text = text.replace("198.18.32.0/20", "198.18.132.0/22").replace("198.18.8.0/24", "198.18.108.0/24")
     spec = tmp_path_factory.mktemp("spec") / "e2e.lab.yaml"
     spec.write_text(text)
     return spec

@@ -25,11 +25,12 @@ from nestlab.runtime.accel import probe
 from nestlab.spec import NodeName, Plan, PlannedNode, Role
 from nestlab.substrate.local import bridge as br
 from nestlab.substrate.local import mounts, orphans, pids, ssh
+from nestlab.substrate.local import routes as rt
 from nestlab.substrate.local import state as st
 from nestlab.substrate.local.errors import LabClashError, LocalSubstrateError, UnknownNodeError
 from nestlab.substrate.local.image import ensure_image
 from nestlab.substrate.local.keys import ensure_key
-from nestlab.substrate.local.layout import LabLayout, bridge_name, machine_name
+from nestlab.substrate.local.layout import BridgeName, LabLayout, bridge_name, machine_name
 from nestlab.substrate.local.limits import raise_limits
 from nestlab.substrate.local.node import Context, Spawner, boot, halt
 from nestlab.substrate.local.nodefiles import known_hosts_line
@@ -155,8 +156,12 @@ def up(
             )
         tag = br.owner_tag(layout.root)
         owned = br.owner(run, bridge) == tag or (lab.bridge == bridge and lab.network == str(network))
+        # This lab's routes: those it recorded, and (its state lost, its bridge still tagged as
+        # its own) the ones it would make now.
+        ours = lab.routes | (frozenset(r.key for r in rt.route_plan(plan)) if owned else frozenset())
         try:
             br.check_clashes(run, bridge, network, owned=owned)
+            rt.check_route_clashes(run, plan, bridge, ours=ours)
         except LabClashError:
             if fresh:
                 # Refused before anything was made: take back the lock file, and the directory
@@ -173,8 +178,31 @@ def up(
         st.save(layout.state_file, lab)
         layout.files.plan.write_text(json.dumps(plan.to_dict(), indent=2) + "\n", encoding="utf-8")
         br.ensure_bridge(run, bridge, plan.gateway, network, tag=tag)
+        lab = _ensure_routes(run, layout, lab, plan, bridge)
         ctx = _context(plan, layout, image, run=run, spawn=spawn, kvm=kvm)
         return _start(ctx, lab, list(plan.nodes), progress)
+
+
+def _ensure_routes(
+    run: proc.Runner,
+    layout: LabLayout,
+    lab: st.LabState,
+    plan: Plan,
+    bridge: BridgeName,
+    *,
+    stopped: frozenset[NodeName] = frozenset(),
+) -> st.LabState:
+    """Route the lab's ranges into its bridge (Services to hosts not ``stopped``); drop routes the
+    lab no longer needs (an earlier spec's, the Service route when every host is stopped)."""
+    routes = rt.route_plan(plan, stopped)
+    planned = frozenset(route.key for route in routes)
+    lab = st.with_routes(lab, lab.routes | planned)  # recorded before they are made
+    st.save(layout.state_file, lab)
+    rt.apply(run, routes, bridge)
+    rt.remove(run, lab.routes - planned)
+    lab = st.with_routes(lab, planned)
+    st.save(layout.state_file, lab)
+    return lab
 
 
 def _affected(plan: Plan, name: str) -> list[PlannedNode]:
@@ -197,9 +225,22 @@ def stop_node(
     affected = _affected(plan, name)
     with _locked(layout):
         lab = st.load(layout.state_file, plan.lab.name)
+        hosts = {node.name for node in affected if node.role is Role.HOST}
+        if hosts and lab.bridge is not None and br.exists(run, lab.bridge):  # Services leave first
+            stopped = _stopped_hosts(lab, plan) | hosts
+            lab = _ensure_routes(run, layout, lab, plan, lab.bridge, stopped=stopped)
         for node in reversed(affected):  # placed nodes first, the host last
             lab = halt(run, layout, lab, node)
     return [node.name for node in affected]
+
+
+def _stopped_hosts(lab: st.LabState, plan: Plan) -> frozenset[NodeName]:
+    """The hosts a node stop left stopped (recorded, with no process)."""
+    return frozenset(
+        host.name
+        for host in plan.by_role(Role.HOST)
+        if host.name in lab.nodes and lab.nodes[host.name].pid is None
+    )
 
 
 def start_node(
@@ -219,10 +260,15 @@ def start_node(
         lab = st.load(layout.state_file, plan.lab.name)
         if lab.bridge is None or lab.image is None:
             raise LocalSubstrateError(f"lab {plan.lab.name} was never fully up; run `nestlab up` first")
+        image = Path(lab.image)
         br.ensure_bridge(
             run, lab.bridge, plan.gateway, plan.lab.networks.management, tag=br.owner_tag(layout.root)
         )
-        ctx = _context(plan, layout, Path(lab.image), run=run, spawn=spawn, kvm=kvm)
+        starting = {node.name for node in affected}
+        # The bridge may have been lost; Services go to the hosts about to run again too.
+        stopped = _stopped_hosts(lab, plan) - starting
+        lab = _ensure_routes(run, layout, lab, plan, lab.bridge, stopped=stopped)
+        ctx = _context(plan, layout, image, run=run, spawn=spawn, kvm=kvm)
         return _start(ctx, lab, affected, progress)
 
 
@@ -264,6 +310,14 @@ def ssh_argv(
     return ssh.ssh_argv(layout_for(plan.lab.name, lab_root), node.address, command or [])
 
 
+def _saved_route_keys(layout: LabLayout) -> frozenset[rt.RouteKey]:
+    """The route keys of the plan saved at ``up`` (none when there is no readable one)."""
+    try:
+        return rt.keys_in_plan_dict(json.loads(layout.files.plan.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return frozenset()
+
+
 @dataclass(frozen=True)
 class DownResult:
     """What ``down`` removed."""
@@ -272,6 +326,8 @@ class DownResult:
     """Machine names of the node processes stopped."""
     unmounted: tuple[Path, ...]
     bridge_removed: bool
+    routes_removed: tuple[str, ...] = ()
+    """The lab's routes deleted from the outer machine, as ``type destination``."""
 
 
 def down(name: str, *, lab_root: Path | None = None, run: proc.Runner = proc.run) -> DownResult:
@@ -297,12 +353,15 @@ def down(name: str, *, lab_root: Path | None = None, run: proc.Runner = proc.run
         # Only this lab's bridge: recorded in its state, or tagged with its directory (the state
         # file may be what a crash lost); never a same-named bridge another lab directory made.
         bridge = bridge_name(name)
-        removed = lab.bridge == bridge or br.owner(run, bridge) == br.owner_tag(layout.root)
-        removed = removed and br.exists(run, bridge)
+        ours = lab.bridge == bridge or br.owner(run, bridge) == br.owner_tag(layout.root)
+        # Only this lab's routes: recorded in its state or, that lost, named by its saved plan.
+        keys = lab.routes or (_saved_route_keys(layout) if ours else frozenset())
+        routes = tuple(f"{key.kind} {key.destination}" for key in rt.remove(run, keys))
+        removed = ours and br.exists(run, bridge)
         if removed:
             br.remove_bridge(run, bridge)
         left = mounts.mounts_under(layout.root)
         if left:
             raise LocalSubstrateError(f"still mounted after unmounting: {', '.join(map(str, left))}")
         shutil.rmtree(layout.root)
-    return DownResult(tuple(sorted(running)), unmounted, removed)
+    return DownResult(tuple(sorted(running)), unmounted, removed, routes)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field, replace
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
 from nestlab.spec import NodeName
 from nestlab.substrate.local.errors import LocalSubstrateError
 from nestlab.substrate.local.layout import BridgeName, MachineName
+from nestlab.substrate.local.routes import Kind, RouteKey
 
 VERSION = 1
 
@@ -46,11 +48,18 @@ class LabState:
     image: str | None = None
     """The node image root the overlays use as their lower layer."""
     nodes: dict[NodeName, NodeRecord] = field(default_factory=dict)
+    routes: frozenset[RouteKey] = frozenset()
+    """The lab's routes on the outer machine, recorded before they are added."""
 
 
 def with_bridge(state: LabState, bridge: BridgeName, network: str) -> LabState:
     """The lab bridge is (about to be) there."""
     return replace(state, bridge=bridge, network=network)
+
+
+def with_routes(state: LabState, routes: frozenset[RouteKey]) -> LabState:
+    """The lab's routes on the outer machine are (about to be) ``routes``."""
+    return replace(state, routes=routes)
 
 
 def with_image(state: LabState, image: Path) -> LabState:
@@ -105,6 +114,9 @@ def to_dict(state: LabState) -> dict[str, Any]:
             }
             for name, record in sorted(state.nodes.items())
         },
+        "routes": [
+            {"type": str(key.kind), "destination": str(key.destination)} for key in sorted(state.routes)
+        ],
     }
 
 
@@ -128,6 +140,10 @@ def from_dict(data: dict[str, Any]) -> LabState:
         network=data.get("network"),
         image=data.get("image"),
         nodes=nodes,
+        routes=frozenset(
+            RouteKey(Kind(str(raw["type"])), IPv4Network(str(raw["destination"])))
+            for raw in list(data.get("routes", []))
+        ),
     )
 
 

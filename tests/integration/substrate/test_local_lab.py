@@ -24,6 +24,7 @@ from nestlab.spec import Plan, make_plan, parse_spec
 from nestlab.substrate.local import bridge as br
 from nestlab.substrate.local import lifecycle as lc
 from nestlab.substrate.local import orphans
+from nestlab.substrate.local import routes as rt
 from nestlab.substrate.local.errors import LabClashError
 from nestlab.substrate.local.layout import bridge_name
 from nestlab.substrate.local.pids import node_pids as pids_of_lab
@@ -66,6 +67,18 @@ def _links() -> str:
 
 def _mountinfo() -> str:
     return Path("/proc/self/mountinfo").read_text()
+
+
+def _route_get(address: str) -> proc.Result:
+    return proc.run(["ip", "route", "get", address], timeout=30, check=False)
+
+
+def _lab_routes(plan: Plan) -> list[rt.MachineRoute]:
+    """The routes a lab made on this machine inside ``plan``'s ranges."""
+    networks = plan.lab.networks
+    table = rt.parse_routes(proc.run(["ip", "-j", "route", "show"], timeout=30).stdout)
+    ranges = (networks.pods, networks.services, networks.ingress)
+    return [r for r in table if r.nestlab and any(r.destination.subnet_of(n) for n in ranges)]
 
 
 def _alive(pid: int) -> bool:
@@ -111,6 +124,11 @@ def test_small_lab_lifecycle(lab_factory: list[Lab], tmp_path: Path) -> None:
         assert f"inet {node.address}/24" in address_line
         assert default_route == []
     assert all(s.state == "running" and s.reachable for s in lc.status(lab.plan, lab_root=lab.root))
+    # The outer machine reaches esx-01's pods through esx-01; the rest of the pod range never
+    # follows the default route out (198.19.241.0/26 is esx-01's, .100 is in no host's subnet).
+    assert f"via 198.18.241.31 dev {bridge_name(lab.plan.lab.name)}" in _route_get("198.19.241.5").stdout
+    assert "No route to host" in _route_get("198.19.241.100").stderr
+    assert len(_lab_routes(lab.plan)) == len(rt.route_plan(lab.plan))
     files = LabFiles(lab.root)
     by_name = proc.run(["ssh", "-F", str(files.ssh_config), "lb-1", "hostname"], timeout=60, check=False)
     assert by_name.stdout.strip() == "lb-1", by_name.stderr
@@ -158,6 +176,8 @@ def test_small_lab_lifecycle(lab_factory: list[Lab], tmp_path: Path) -> None:
     assert not [veth for veth in veths if f"{veth}:" in _links() or f"{veth}@" in _links()]
     assert str(lab.root) not in _mountinfo()
     assert not lab.root.exists()
+    assert len(done.routes_removed) == len(rt.route_plan(lab.plan))
+    assert _lab_routes(lab.plan) == []
     assert lc.down(lab.plan.lab.name, lab_root=lab.root) == lc.DownResult((), (), False)  # idempotent
 
 
@@ -227,5 +247,6 @@ def test_recovers_from_killed_nspawn_and_lost_state(lab_factory: list[Lab], tmp_
     assert orphans.find(tmp_path) == {}
     assert pids_of_lab(lab.root / "nodes") == {}
     assert "nl-h3crash" not in _links()
+    assert _lab_routes(lab.plan) == []  # the unreachable fallbacks too, named by the saved plan
     assert str(lab.root) not in _mountinfo()
     assert not lab.root.exists()

@@ -32,6 +32,12 @@ def test_groups_and_host_vars(tmp_path: Path) -> None:
     assert lab_vars["ansible_ssh_private_key_file"] == str(files.ssh_key)
     assert f"UserKnownHostsFile={files.known_hosts}" in lab_vars["ansible_ssh_common_args"]
     assert len(lab_vars["nestlab_nodes"]) == 9
+    # Service networking (issue 12): the ranges and the well-known addresses in them.
+    assert lab_vars["nestlab_cluster_dns_ip"] == "198.18.32.10"
+    assert lab_vars["nestlab_cluster_domain"] == "cluster.local"
+    assert lab_vars["nestlab_services_cidr"] == "198.18.32.0/20"
+    assert lab_vars["nestlab_ingress_cidr"] == "198.18.8.0/24"
+    assert lab_vars["nestlab_kubernetes_service_ip"] == "198.18.32.1"
 
 
 def test_host_tpm_is_the_swtpm_on_local_labs_and_the_vtpm_on_libvirt(tmp_path: Path) -> None:

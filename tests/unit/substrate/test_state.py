@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from ipaddress import IPv4Network
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from nestlab.spec import NodeName
 from nestlab.substrate.local import state as st
 from nestlab.substrate.local.errors import LocalSubstrateError
 from nestlab.substrate.local.layout import BridgeName, MachineName
+from nestlab.substrate.local.routes import Kind, RouteKey
 
 CP = NodeName("cp-1")
 MACHINE = MachineName("a-cp-1")
@@ -45,11 +47,37 @@ def test_round_trip_through_the_file(tmp_path: Path) -> None:
     assert [p.name for p in path.parent.iterdir()] == ["state.json"]  # no temp file left
 
 
+def test_routes_round_trip_and_older_files_have_none(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    keys = frozenset(
+        {
+            RouteKey(Kind.UNREACHABLE, IPv4Network("198.19.0.0/16")),
+            RouteKey(Kind.UNICAST, IPv4Network("198.18.32.0/20")),
+        }
+    )
+    st.save(path, st.with_routes(st.LabState(name="a"), keys))
+    assert json.loads(path.read_text())["routes"] == [
+        {"type": "unicast", "destination": "198.18.32.0/20"},
+        {"type": "unreachable", "destination": "198.19.0.0/16"},
+    ]
+    assert st.load(path, "a").routes == keys
+    path.write_text('{"version": 1, "name": "a", "nodes": {}}')  # written before labs had routes
+    assert st.load(path, "a").routes == frozenset()
+
+
 def test_missing_file_is_an_empty_lab(tmp_path: Path) -> None:
     assert st.load(tmp_path / "state.json", "a") == st.LabState(name="a")
 
 
-@pytest.mark.parametrize("content", ["{not json", '{"version": 99, "name": "a"}', '{"version": 1}'])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "{not json",
+        '{"version": 99, "name": "a"}',
+        '{"version": 1}',
+        '{"version": 1, "name": "a", "routes": [{"type": "anycast", "destination": "10.0.0.0/8"}]}',
+    ],
+)
 def test_unreadable_file_says_how_to_recover(tmp_path: Path, content: str) -> None:
     path = tmp_path / "state.json"
     path.write_text(content)
