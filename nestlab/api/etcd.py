@@ -15,7 +15,7 @@ import asyncio
 import base64
 import json
 import ssl
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -242,6 +242,31 @@ class EtcdClient:
             key,
         )
         return revision if ok else None
+
+    async def write_all(
+        self,
+        *,
+        absent: Sequence[str] = (),
+        unchanged: Mapping[str, int] | None = None,
+        puts: Mapping[str, bytes] | None = None,
+        deletes: Sequence[str] = (),
+    ) -> int | None:
+        """Apply ``puts`` and ``deletes`` in one transaction, only if no ``absent`` key exists and every
+        ``unchanged`` key is still at its mod revision; the new revision, or None when a compare failed.
+        """
+        compares: list[dict[str, Any]] = [
+            {"target": "CREATE", "key": _b64(key), "create_revision": 0} for key in absent
+        ]
+        compares += [
+            {"target": "MOD", "key": _b64(key), "mod_revision": revision}
+            for key, revision in (unchanged or {}).items()
+        ]
+        success: list[dict[str, Any]] = [
+            {"request_put": {"key": _b64(key), "value": _b64(value)}} for key, value in (puts or {}).items()
+        ]
+        success += [{"request_delete_range": {"key": _b64(key)}} for key in deletes]
+        payload = await self._post("/v3/kv/txn", {"compare": compares, "success": success})
+        return int(payload["header"]["revision"]) if payload.get("succeeded", False) else None
 
     async def compact(self, revision: int) -> None:
         """Discard history before ``revision`` (used by tests and by maintenance)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import sys
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from nestlab.api.etcd import TLSFiles
 from nestlab.api.server import ServerConfig, serve
+from nestlab.api.serviceips import DEFAULT_RANGE, RangeError, ServiceRange
 from nestlab.api.tolerations import UPSTREAM_DEFAULT_SECONDS
 from nestlab.errors import NestlabError, UsageError
 
@@ -53,6 +55,17 @@ def parse_args(argv: Sequence[str]) -> ServerConfig:
             help=f"tolerationSeconds of the {which}:NoExecute toleration added to every new pod "
             "that does not tolerate that taint already (DefaultTolerationSeconds admission)",
         )
+    parser.add_argument(
+        "--service-cluster-ip-range",
+        default=DEFAULT_RANGE,
+        help="IPv4 CIDR Service ClusterIPs are allocated from (the lab spec's networks.services); "
+        "the kubernetes Service gets its first address, kube-dns its tenth",
+    )
+    parser.add_argument(
+        "--advertise-address",
+        default="",
+        help="the IP clients reach the API at (the VIP): the endpoint of the kubernetes Service",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(list(argv))
     if (args.tls_cert_file is None) != (args.tls_private_key_file is None):
@@ -65,6 +78,17 @@ def parse_args(argv: Sequence[str]) -> ServerConfig:
     ):
         if seconds < 0:
             raise UsageError(f"{flag} must be 0 or more seconds, not {seconds}")
+    try:
+        ServiceRange.parse(args.service_cluster_ip_range)
+    except RangeError as exc:
+        raise UsageError(f"--service-cluster-ip-range: {exc}") from exc
+    if args.advertise_address:
+        try:
+            ipaddress.IPv4Address(args.advertise_address)
+        except ValueError as exc:
+            raise UsageError(
+                f"--advertise-address must be an IPv4 address, not {args.advertise_address!r}"
+            ) from exc
     etcd_tls = None
     if args.etcd_cafile is not None:
         etcd_tls = TLSFiles(args.etcd_cafile, args.etcd_certfile, args.etcd_keyfile)
@@ -85,6 +109,8 @@ def parse_args(argv: Sequence[str]) -> ServerConfig:
         drain_seconds=args.shutdown_delay_duration,
         default_not_ready_toleration_seconds=args.default_not_ready_toleration_seconds,
         default_unreachable_toleration_seconds=args.default_unreachable_toleration_seconds,
+        service_cluster_ip_range=args.service_cluster_ip_range,
+        advertise_address=args.advertise_address,
     )
 
 

@@ -22,13 +22,17 @@ from nestlab.api.namespaces import NamespaceLifecycle
 from nestlab.api.patch import apply_patch
 from nestlab.api.quota import QuotaAdmission
 from nestlab.api.resources import NAMESPACES, PODS, QUOTAS, Resource
-from nestlab.api.store import DryRunStore, Obj, Predicate, Store, now
+from nestlab.api.store import ClaimTakenError, DryRunStore, Obj, Predicate, Store, now
 
 _RETRIES = 8  # read-modify-write attempts: enough for a few writers racing on one object
 FOREGROUND, ORPHAN = "foregroundDeletion", "orphan"  # the garbage collector's finalizers, as upstream
 PROPAGATION = ("Foreground", "Background", "Orphan")
 Admission = Callable[[Resource, Obj], None]
 """A create-time mutation configured by the server (DefaultTolerationSeconds...)."""
+Allocation = Callable[[Resource, Obj, Obj | None], Awaitable[bool]]
+"""(resource, new, old or None) -> whether it picked a value from a shared pool for ``new`` (a
+Service's ClusterIP; see :class:`~nestlab.api.kinds.base.Claim`): a picked value another object
+won meanwhile is picked again, a requested one is the client's 422."""
 
 
 def _meta(obj: Obj) -> dict[str, Any]:
@@ -41,9 +45,12 @@ def _meta(obj: Obj) -> dict[str, Any]:
 class Registry:
     """Create/get/list/update/patch/delete with Kubernetes semantics on top of a :class:`Store`."""
 
-    def __init__(self, store: Store, admission: tuple[Admission, ...] = ()) -> None:
+    def __init__(
+        self, store: Store, admission: tuple[Admission, ...] = (), allocation: Allocation | None = None
+    ) -> None:
         self.store = store
         self.admission = admission
+        self.allocation = allocation
         self.quota = QuotaAdmission(store)
         self.namespaces = NamespaceLifecycle(store, self.create, self.delete)
 
@@ -117,11 +124,26 @@ class Registry:
         if resource is PODS:
             charged = await self.quota.admit(namespace, obj)
         try:
-            return await self.store.create(resource, namespace, obj)
+            return await self._store_new(resource, namespace, obj)
         except status.ApiError:
             if charged:
                 await self.quota.refund(namespace, obj, charged)
             raise
+
+    async def _store_new(self, resource: Resource, namespace: str, obj: Obj) -> Obj:
+        """Allocate what the object needs from shared pools and store it; a lost race re-picks."""
+        if self.allocation is None:
+            return await self.store.create(resource, namespace, obj)
+        for attempt in range(_RETRIES):
+            candidate = copy.deepcopy(obj)
+            picked = await self.allocation(resource, candidate, None)
+            try:
+                return await self.store.create(resource, namespace, candidate)
+            except status.ApiError as exc:
+                lost = isinstance(exc, ClaimTakenError) or exc.reason == "Conflict"
+                if not picked or not lost or attempt == _RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable: the last attempt raises")
 
     def _prepare_new(self, resource: Resource, obj: Obj) -> None:
         """Server-owned metadata cleared, the kind's defaults and admission applied, then validated."""
@@ -207,7 +229,13 @@ class Registry:
             # The last finalizer is gone: the object goes (pods instead wait for their node agent).
             new["metadata"]["resourceVersion"] = str(expected)
             return await self._finalize(resource, namespace, new)
-        return await self.store.replace(resource, namespace, new, expected)
+        picked = self.allocation is not None and await self.allocation(resource, new, old)
+        try:
+            return await self.store.replace(resource, namespace, new, expected, old)
+        except ClaimTakenError:
+            if picked:  # another object won the value this server picked: retried with a new pick
+                raise status.conflict(resource.plural, resource.group, name) from None
+            raise
 
     async def update(
         self,
@@ -420,7 +448,7 @@ class Registry:
 
     def dry_run(self) -> Registry:
         """A registry for ``?dryRun=All``: same rules and admission, nothing written."""
-        return Registry(DryRunStore(self.store.etcd), self.admission)
+        return Registry(DryRunStore(self.store.etcd), self.admission, self.allocation)
 
     async def bootstrap(self) -> None:
         """Create the system namespaces and resume interrupted namespace deletions."""

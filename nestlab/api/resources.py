@@ -26,6 +26,10 @@ DAEMONSETS = kinds.daemonset.RESOURCE
 JOBS = kinds.job.RESOURCE
 CRONJOBS = kinds.cronjob.RESOURCE
 PDBS = kinds.poddisruptionbudget.RESOURCE
+SERVICES = kinds.service.RESOURCE
+ENDPOINTS = kinds.endpoints.RESOURCE
+ENDPOINTSLICES = kinds.endpointslice.RESOURCE
+NETWORKPOLICIES = kinds.networkpolicy.RESOURCE
 
 ALL: tuple[Resource, ...] = tuple(kind.resource for kind in kinds.ALL)
 

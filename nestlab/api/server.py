@@ -18,11 +18,13 @@ from pathlib import Path
 from aiohttp import web
 
 from nestlab.api import auth, podlogs, status
+from nestlab.api.clusterips import ClusterIPs, ensure_system_services
 from nestlab.api.etcd import EtcdClient, TLSFiles
 from nestlab.api.handlers import Handlers
 from nestlab.api.meta import json_response
 from nestlab.api.registry import Admission, Registry
 from nestlab.api.resources import PODS, Resource
+from nestlab.api.serviceips import DEFAULT_RANGE, ServiceRange
 from nestlab.api.store import Obj, Store
 from nestlab.api.tolerations import default_tolerations
 from nestlab.errors import UsageError
@@ -55,6 +57,10 @@ class ServerConfig:
     """tolerationSeconds of the not-ready:NoExecute toleration new pods get (DefaultTolerationSeconds)."""
     default_unreachable_toleration_seconds: int = 300
     """tolerationSeconds of the unreachable:NoExecute toleration new pods get (DefaultTolerationSeconds)."""
+    service_cluster_ip_range: str = DEFAULT_RANGE
+    """The Services CIDR ClusterIPs come from (vSphere: the Supervisor's Services CIDR)."""
+    advertise_address: str = ""
+    """The address clients reach the API at (the VIP): the ``kubernetes`` Service's endpoint."""
 
 
 @web.middleware
@@ -120,7 +126,8 @@ def build_app(config: ServerConfig) -> tuple[web.Application, Handlers]:
     """The application and its handlers (whose ``shutting_down`` flag drives /readyz)."""
     tokens = auth.load_tokens(config.tokens_file) if config.tokens_file is not None else {}
     etcd = EtcdClient(config.etcd_servers, config.etcd_tls)
-    registry = Registry(Store(etcd), (pod_tolerations(config),))
+    service_range = ServiceRange.parse(config.service_cluster_ip_range)
+    registry = Registry(Store(etcd), (pod_tolerations(config),), ClusterIPs(etcd, service_range))
     agent_tls = podlogs.agent_client_tls(config.tls_cert, config.tls_key, config.client_ca)
     handlers = Handlers(registry, tokens, config.anonymous_admin, agent_tls)
     app = web.Application(middlewares=[status_errors], client_max_size=3 * 1024 * 1024)
@@ -130,6 +137,9 @@ def build_app(config: ServerConfig) -> tuple[web.Application, Handlers]:
         while True:
             try:
                 await registry.bootstrap()
+                await ensure_system_services(
+                    registry.create, registry.get, registry.update, service_range, config.advertise_address
+                )
             except status.ApiError as exc:
                 log.warning("bootstrap (system namespaces) waits for etcd: %s", exc.message)
                 await asyncio.sleep(_BOOTSTRAP_RETRY)

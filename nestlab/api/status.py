@@ -155,10 +155,15 @@ def unsupported_media_type(content_type: str) -> ApiError:
 
 
 def invalid(kind: str, group: str, name: str, causes: list[Cause]) -> ApiError:
-    """422 with one cause per bad field, message shaped like the upstream aggregate."""
+    """422 with one cause per bad field, message shaped like the upstream aggregate.
+
+    The kind is qualified by its group as upstream's GroupKind prints it (``Deployment.apps "web"
+    is invalid``); core kinds stay bare (``Pod "web" is invalid``).
+    """
     parts = [f"{c.field}: {c.message}" for c in causes]
     summary = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
-    message = f'{kind} "{name}" is invalid: {summary}'
+    qualified = f"{kind}.{group}" if group else kind
+    message = f'{qualified} "{name}" is invalid: {summary}'
     return ApiError(422, "Invalid", message, Details(name=name, group=group, kind=kind, causes=tuple(causes)))
 
 

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from nestlab.api import status
+from nestlab.api import kinds, status
 from nestlab.api.etcd import EtcdClient, EtcdCompactedError, EtcdError, KeyValue
+from nestlab.api.kinds.base import Claim
 from nestlab.api.resources import Resource
 
 Obj = dict[str, Any]
@@ -55,6 +56,22 @@ def encode(obj: Obj) -> bytes:
     stored = dict(obj)
     stored["metadata"] = {k: v for k, v in obj.get("metadata", {}).items() if k != "resourceVersion"}
     return json.dumps(stored, separators=(",", ":"), sort_keys=True).encode()
+
+
+class ClaimTakenError(status.ApiError):
+    """422: another object holds a value this one claims (a Service's ClusterIP): see :class:`Claim`."""
+
+    def __init__(self, resource: Resource, name: str, claim: Claim) -> None:
+        error = status.invalid(resource.kind, resource.group, name, [status.Cause(claim.path, claim.message)])
+        super().__init__(error.code, error.reason, error.message, error.details)
+        self.claim = claim
+
+
+def _claims(resource: Resource, obj: Obj | None) -> dict[str, Claim]:
+    """The keys ``obj`` holds exclusively, by key (none for kinds without claims)."""
+    if obj is None:
+        return {}
+    return {claim.key: claim for claim in kinds.of(resource).claims(obj)}
 
 
 async def _guard(call: Awaitable[T]) -> T:
@@ -127,19 +144,59 @@ class Store:
             meta["namespace"] = namespace
         else:
             meta.pop("namespace", None)
-        revision = await _guard(self.etcd.create(resource.key(namespace, meta["name"]), encode(obj)))
+        key, claims = resource.key(namespace, meta["name"]), _claims(resource, obj)
+        if claims:
+            revision = await _guard(
+                self.etcd.write_all(
+                    absent=[key, *claims], puts={key: encode(obj), **{c: key.encode() for c in claims}}
+                )
+            )
+        else:
+            revision = await _guard(self.etcd.create(key, encode(obj)))
         if revision is None:
-            raise status.already_exists(resource.plural, resource.group, meta["name"])
+            if not claims or await _guard(self.etcd.get(key)) is not None:
+                raise status.already_exists(resource.plural, resource.group, meta["name"])
+            await self._check_claims(resource, meta["name"], claims)
+            # a claim was held at the write and freed before the check: the caller may try again
+            raise status.conflict(resource.plural, resource.group, meta["name"])
         meta["resourceVersion"] = str(revision)
         return obj
 
-    async def replace(self, resource: Resource, namespace: str, obj: Obj, expected: int) -> Obj:
-        """Write ``obj`` only if the stored copy is still at revision ``expected``; else 409."""
+    async def _check_claims(self, resource: Resource, name: str, claims: dict[str, Claim]) -> None:
+        """Raise :class:`ClaimTakenError` for the first of ``claims`` another object holds."""
+        for key, claim in claims.items():
+            if await _guard(self.etcd.get(key)) is not None:
+                raise ClaimTakenError(resource, name, claim)
+
+    async def replace(
+        self, resource: Resource, namespace: str, obj: Obj, expected: int, old: Obj | None = None
+    ) -> Obj:
+        """Write ``obj`` only if the stored copy is still at revision ``expected``; else 409.
+
+        With ``old`` (the copy read at ``expected``), claims ``obj`` adds are taken and claims it
+        drops are released in the same transaction (422 :class:`ClaimTakenError` if one is held)."""
         name = obj["metadata"]["name"]
-        revision = await _guard(self.etcd.update(resource.key(namespace, name), encode(obj), expected))
+        key = resource.key(namespace, name)
+        before, after = _claims(resource, old), _claims(resource, obj) if old is not None else {}
+        added = {k: c for k, c in after.items() if k not in before}
+        dropped = [k for k in before if k not in after]
+        if added or dropped:
+            revision = await _guard(
+                self.etcd.write_all(
+                    absent=list(added),
+                    unchanged={key: expected},
+                    puts={key: encode(obj), **{k: key.encode() for k in added}},
+                    deletes=dropped,
+                )
+            )
+        else:
+            revision = await _guard(self.etcd.update(key, encode(obj), expected))
         if revision is None:
-            if await _guard(self.etcd.get(resource.key(namespace, name))) is None:
+            current = await _guard(self.etcd.get(key))
+            if current is None:
                 raise status.not_found(resource.plural, resource.group, name)
+            if current.mod_revision == expected:
+                await self._check_claims(resource, name, added)
             raise status.conflict(resource.plural, resource.group, name)
         obj["metadata"]["resourceVersion"] = str(revision)
         return obj
@@ -165,7 +222,11 @@ class Store:
         """Delete the object if still at ``obj``'s revision; its last state, with the deletion's RV."""
         name = obj["metadata"]["name"]
         expected = int(obj["metadata"]["resourceVersion"])
-        revision = await _guard(self.etcd.delete(resource.key(namespace, name), expected))
+        key, claims = resource.key(namespace, name), _claims(resource, obj)
+        if claims:  # released with the object, in one transaction
+            revision = await _guard(self.etcd.write_all(unchanged={key: expected}, deletes=[key, *claims]))
+        else:
+            revision = await _guard(self.etcd.delete(key, expected))
         if revision is None:
             if await _guard(self.etcd.get(resource.key(namespace, name))) is None:
                 raise status.not_found(resource.plural, resource.group, name)
@@ -255,6 +316,7 @@ class DryRunStore(Store):
         meta = obj.setdefault("metadata", {})
         if await _guard(self.etcd.get(resource.key(namespace, meta.get("name", "")))) is not None:
             raise status.already_exists(resource.plural, resource.group, meta["name"])
+        await self._check_claims(resource, meta.get("name", ""), _claims(resource, obj))
         meta["uid"] = meta.get("uid") or str(uuid.uuid4())
         meta["creationTimestamp"] = now()
         meta.pop("resourceVersion", None)
@@ -269,8 +331,14 @@ class DryRunStore(Store):
         if current.mod_revision != expected:
             raise status.conflict(resource.plural, resource.group, name)
 
-    async def replace(self, resource: Resource, namespace: str, obj: Obj, expected: int) -> Obj:
+    async def replace(
+        self, resource: Resource, namespace: str, obj: Obj, expected: int, old: Obj | None = None
+    ) -> Obj:
         await self._check(resource, namespace, obj["metadata"]["name"], expected)
+        before = _claims(resource, old)
+        after = _claims(resource, obj) if old is not None else {}
+        added = {k: c for k, c in after.items() if k not in before}
+        await self._check_claims(resource, obj["metadata"]["name"], added)
         obj["metadata"]["resourceVersion"] = str(expected)
         return obj
 

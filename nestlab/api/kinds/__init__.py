@@ -13,10 +13,13 @@ from nestlab.api.kinds import (
     cronjob,
     daemonset,
     deployment,
+    endpoints,
+    endpointslice,
     event,
     job,
     lease,
     namespace,
+    networkpolicy,
     node,
     pod,
     poddisruptionbudget,
@@ -24,6 +27,7 @@ from nestlab.api.kinds import (
     replicationcontroller,
     resourcequota,
     rolebinding,
+    service,
     statefulset,
 )
 from nestlab.api.kinds.base import Kind, Resource
@@ -46,6 +50,10 @@ ALL: tuple[Kind, ...] = (
     job.KIND,
     cronjob.KIND,
     poddisruptionbudget.KIND,
+    service.KIND,
+    endpoints.KIND,
+    endpointslice.KIND,
+    networkpolicy.KIND,
 )
 _BY_RESOURCE = {kind.resource: kind for kind in ALL}
 _BY_PLURAL = {(kind.resource.group, kind.resource.plural): kind for kind in ALL}

@@ -99,6 +99,22 @@ AGE = Column(
 
 
 @dataclass(frozen=True)
+class Claim:
+    """An etcd key an object holds exclusively while it exists (a Service's ClusterIP).
+
+    The store creates the key in the same transaction as the object (only if nobody holds it),
+    deletes it in the same transaction as the object, and moves it when an update changes it: two
+    API servers racing for one value cannot both win, and a deleted object frees its values.
+    """
+
+    key: str
+    path: str
+    """The field holding the value, for the 422 cause when another object holds it."""
+    message: str
+    """The cause message when another object holds it (``Invalid value: "X": ... already allocated``)."""
+
+
+@dataclass(frozen=True)
 class Scale:
     """How the ``/scale`` subresource reads and writes a kind (autoscaling/v1 Scale)."""
 
@@ -122,6 +138,10 @@ def no_update_causes(_new: Obj, _old: Obj) -> list[Cause]:
 
 def keep_nothing(_new: Obj, _old: Obj) -> None:
     return None
+
+
+def no_claims(_obj: Obj) -> tuple[Claim, ...]:
+    return ()
 
 
 def name_age_row(obj: Obj) -> list[Any]:
@@ -163,6 +183,8 @@ class Kind:
     """Deleting without a propagation policy orphans dependents (v1 ReplicationController, as upstream)."""
     refusal: str = ""
     """Non-empty: the kind is listed but never stored; creating one is refused with this reason."""
+    claims: Callable[[Obj], tuple[Claim, ...]] = no_claims
+    """The keys an object holds exclusively (:class:`Claim`), written atomically with it."""
 
     @property
     def name(self) -> str:

@@ -1,6 +1,7 @@
 """v1 Namespace: the lab's vSphere Namespace (where quota and permissions attach).
 
-A new namespace gets the ``kubernetes`` finalizer and phase Active; its spec cannot be changed by
+A new namespace gets the ``kubernetes`` finalizer, phase Active and the label
+``kubernetes.io/metadata.name=<name>`` (kept on every update, as upstream); its spec cannot be changed by
 updates (only the namespace lifecycle empties and removes it). Names are DNS-1123 labels.
 """
 
@@ -17,13 +18,27 @@ from nestlab.api.status import Cause
 RESOURCE = Resource("namespaces", "namespace", "Namespace", "", "v1", False, ("ns",), ("status",), True)
 
 
+NAME_LABEL = "kubernetes.io/metadata.name"
+"""Set by the server to the namespace's name, as upstream does, so namespaceSelectors (NetworkPolicy)
+can pick a namespace by name."""
+
+
+def _label_name(ns: Obj) -> None:
+    meta = ns.setdefault("metadata", {})
+    labels = meta.get("labels") or {}
+    labels[NAME_LABEL] = meta.get("name", "")
+    meta["labels"] = labels
+
+
 def on_create(ns: Obj) -> None:
     ns["spec"] = {"finalizers": ["kubernetes"]}
     ns["status"] = {"phase": "Active"}
+    _label_name(ns)
 
 
 def on_update(new: Obj, old: Obj) -> None:
     new["spec"] = old.get("spec", {})
+    _label_name(new)
 
 
 def validate(ns: Obj) -> list[Cause]:

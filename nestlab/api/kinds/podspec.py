@@ -8,13 +8,16 @@ later, pod by pod, in the controller.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from nestlab.api import quantity
 from nestlab.api.affinity import check_affinity, check_topology_spread
 from nestlab.api.kinds.common import (
     DNS1123_LABEL,
+    DNS1123_SUBDOMAIN,
     LABEL_MSG,
+    SUBDOMAIN_MSG,
     as_dict,
     as_list,
     check_labels,
@@ -26,13 +29,19 @@ from nestlab.api.status import Cause
 
 Obj = dict[str, Any]
 RESTART_POLICIES = ("Always", "OnFailure", "Never")
+DNS_POLICIES = ("ClusterFirstWithHostNet", "ClusterFirst", "Default", "None")
+MAX_DNS_NAMESERVERS = 3  # upstream MaxDNSNameservers (glibc's MAXNS)
+MAX_DNS_SEARCH_PATHS = 32  # upstream MaxDNSSearchPaths since ExpandedDNSConfig went GA (1.28)
+MAX_DNS_SEARCH_CHARS = 2048  # upstream MaxDNSSearchListChars, spaces included
+_IP_MSG = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
 
 
 def default_spec(spec: Obj) -> None:
     """Fill a pod spec's upstream defaults in place."""
     spec.setdefault("restartPolicy", "Always")
     spec.setdefault("terminationGracePeriodSeconds", 30)
-    spec.setdefault("dnsPolicy", "ClusterFirst")
+    if not spec.get("dnsPolicy"):  # upstream defaults an empty policy too
+        spec["dnsPolicy"] = "ClusterFirst"
     spec.setdefault("schedulerName", "default-scheduler")
     spec.setdefault("securityContext", {})
     spec.setdefault("enableServiceLinks", True)
@@ -173,6 +182,119 @@ def check_spec(
             )
         )
     causes += check_map_of_strings(spec.get("nodeSelector"), f"{path}.nodeSelector")
+    return causes + check_names(spec, path)
+
+
+def _go_strings(values: list[Any]) -> str:
+    """How upstream prints a list of strings in a message (Go's ``%#v``)."""
+    return "[]string{" + ", ".join(f'"{v}"' for v in values) + "}"
+
+
+def _check_name(value: Any, path: str, label: bool) -> list[Cause]:
+    """upstream ValidateDNS1123Label / ValidateDNS1123Subdomain of a name inside the spec."""
+    limit, pattern, rule = (
+        (63, DNS1123_LABEL, LABEL_MSG) if label else (253, DNS1123_SUBDOMAIN, SUBDOMAIN_MSG)
+    )
+    if not isinstance(value, str):
+        return [Cause(path, "Invalid value: must be a string", "FieldValueTypeInvalid")]
+    if len(value) > limit:
+        return [Cause(path, f'Invalid value: "{value}": must be no more than {limit} characters')]
+    return [] if pattern.match(value) else [Cause(path, f'Invalid value: "{value}": {rule}')]
+
+
+def _check_ip(value: Any, path: str) -> list[Cause]:
+    try:
+        ipaddress.ip_address(str(value))
+    except ValueError:
+        return [Cause(path, f'Invalid value: "{value}": {_IP_MSG}')]
+    return []
+
+
+def _check_dns_config(config: Any, policy: Any, path: str) -> list[Cause]:
+    """upstream validatePodDNSConfig: None needs nameservers; at most 3 of them; search limits."""
+    if policy == "None" and config is None:
+        return [
+            Cause(
+                path,
+                "Required value: must provide `dnsConfig` when `dnsPolicy` is None",
+                "FieldValueRequired",
+            )
+        ]
+    if config is None:
+        return []
+    if not isinstance(config, dict):
+        return [Cause(path, "Invalid value: must be an object", "FieldValueTypeInvalid")]
+    causes = type_causes(config, {"nameservers": list, "searches": list, "options": list}, f"{path}.")
+    if causes:
+        return causes
+    servers, searches = as_list(config.get("nameservers")), as_list(config.get("searches"))
+    if policy == "None" and not servers:
+        message = "Required value: must provide at least one DNS nameserver when `dnsPolicy` is None"
+        return [Cause(f"{path}.nameservers", message, "FieldValueRequired")]
+    if len(servers) > MAX_DNS_NAMESERVERS:
+        message = f"must not have more than {MAX_DNS_NAMESERVERS} nameservers"
+        causes.append(Cause(f"{path}.nameservers", f"Invalid value: {_go_strings(servers)}: {message}"))
+    for index, server in enumerate(servers):
+        causes += _check_ip(server, f"{path}.nameservers[{index}]")
+    if len(searches) > MAX_DNS_SEARCH_PATHS:
+        message = f"must not have more than {MAX_DNS_SEARCH_PATHS} search paths"
+        causes.append(Cause(f"{path}.searches", f"Invalid value: {_go_strings(searches)}: {message}"))
+    if len(" ".join(str(s) for s in searches)) > MAX_DNS_SEARCH_CHARS:
+        message = (
+            f"must not have more than {MAX_DNS_SEARCH_CHARS} characters (including spaces) in the search list"
+        )
+        causes.append(Cause(f"{path}.searches", f"Invalid value: {_go_strings(searches)}: {message}"))
+    for index, search in enumerate(searches):
+        trimmed = search.removesuffix(".") if isinstance(search, str) else search  # a trailing dot is fine
+        causes += _check_name(trimmed, f"{path}.searches[{index}]", label=False)
+    for index, option in enumerate(as_list(config.get("options"))):
+        if not isinstance(option, dict) or not option.get("name"):
+            causes.append(
+                Cause(f"{path}.options[{index}]", "Required value: must not be empty", "FieldValueRequired")
+            )
+    return causes
+
+
+def _check_host_aliases(aliases: Any, path: str) -> list[Cause]:
+    """upstream ValidateHostAliases: an IP each, hostnames that are DNS subdomains."""
+    if aliases is None:
+        return []
+    if not isinstance(aliases, list):
+        return [Cause(path, "Invalid value: must be a list", "FieldValueTypeInvalid")]
+    causes: list[Cause] = []
+    for index, alias in enumerate(aliases):
+        where = f"{path}[{index}]"
+        if not isinstance(alias, dict):
+            causes.append(Cause(where, "Invalid value: must be an object", "FieldValueTypeInvalid"))
+            continue
+        if not alias.get("ip"):
+            causes.append(Cause(f"{where}.ip", "Required value", "FieldValueRequired"))
+        else:
+            causes += _check_ip(alias["ip"], f"{where}.ip")
+        hostnames = alias.get("hostnames")
+        if hostnames is not None and not isinstance(hostnames, list):
+            causes.append(
+                Cause(f"{where}.hostnames", "Invalid value: must be a list", "FieldValueTypeInvalid")
+            )
+            continue
+        for n, hostname in enumerate(as_list(hostnames)):
+            causes += _check_name(hostname, f"{where}.hostnames[{n}]", label=False)
+    return causes
+
+
+def check_names(spec: Obj, path: str) -> list[Cause]:
+    """The fields that decide a pod's names: dnsPolicy, dnsConfig, hostAliases, hostname, subdomain."""
+    causes: list[Cause] = []
+    policy = spec.get("dnsPolicy")
+    if policy not in DNS_POLICIES:
+        supported = ", ".join(f'"{p}"' for p in DNS_POLICIES)
+        message = f'Unsupported value: "{policy}": supported values: {supported}'
+        causes.append(Cause(f"{path}.dnsPolicy", message, "FieldValueNotSupported"))
+    causes += _check_dns_config(spec.get("dnsConfig"), policy, f"{path}.dnsConfig")
+    causes += _check_host_aliases(spec.get("hostAliases"), f"{path}.hostAliases")
+    for name in ("hostname", "subdomain"):
+        if spec.get(name):
+            causes += _check_name(spec[name], f"{path}.{name}", label=True)
     return causes
 
 

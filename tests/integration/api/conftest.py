@@ -266,6 +266,10 @@ class ApiServer:
             return code, payload.decode(errors="replace")
 
 
+SERVICE_RANGE = "198.18.32.0/20"  # the lab's default Services CIDR
+ADVERTISE_ADDRESS = "198.18.0.100"  # stands for the API VIP: only written into Endpoints, never bound
+
+
 def start_apiserver(
     pki: Pki, etcd_urls: list[str], directory: Path, *extra: str, wait_ready: bool = True
 ) -> tuple[str, proc.Process, Path]:
@@ -293,6 +297,10 @@ def start_apiserver(
         pki.ca,
         "--token-auth-file",
         tokens,
+        "--service-cluster-ip-range",
+        SERVICE_RANGE,
+        "--advertise-address",
+        ADVERTISE_ADDRESS,
         *extra,
     ]
     process = proc.spawn(argv, log=log)
