@@ -15,12 +15,17 @@ import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from ipaddress import IPv4Network
 from pathlib import Path
 
 from nestlab.api.client import ApiClient, Credentials
+from nestlab.controller import loadbalancer
 from nestlab.controller.cronjob import CronJobController
 from nestlab.controller.deployment import DeploymentController
 from nestlab.controller.disruption import DisruptionController
+from nestlab.controller.endpoints import EndpointsController
+from nestlab.controller.endpointslicemirroring import EndpointSliceMirroringController
+from nestlab.controller.endpointslices import EndpointSliceController
 from nestlab.controller.gc import GarbageCollector
 from nestlab.controller.informer import ControllerFactory
 from nestlab.controller.job import JobController
@@ -37,6 +42,7 @@ from nestlab.errors import NestlabError, UsageError
 
 # The controllers on shared informers and work queues, started while leading (manager.Term).
 # One line each: add yours here.
+# (The LoadBalancer controller needs --ingress-cidr: run() appends it.)
 CONTROLLERS: list[ControllerFactory] = [
     ReplicaSetController,
     ReplicationManager,
@@ -46,6 +52,9 @@ CONTROLLERS: list[ControllerFactory] = [
     JobController,
     CronJobController,
     DisruptionController,
+    EndpointsController,
+    EndpointSliceController,
+    EndpointSliceMirroringController,
 ]
 
 
@@ -65,6 +74,8 @@ class Options:
     """The attestation CA certificate that signs hosts' AK certificates."""
     attest_interval: float = 30.0
     """Seconds between attestation rounds."""
+    ingress_cidr: IPv4Network | None = None
+    """The LoadBalancer address pool (the lab spec's networks.ingress); None: LoadBalancers stay pending."""
 
 
 def parse_args(argv: Sequence[str]) -> Options:
@@ -95,6 +106,7 @@ def parse_args(argv: Sequence[str]) -> Options:
     parser.add_argument(
         "--attest-interval", type=float, default=30.0, help="seconds between attestation rounds"
     )
+    parser.add_argument("--ingress-cidr", help="LoadBalancer address pool (the lab spec's networks.ingress)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(list(argv))
     token = None
@@ -121,6 +133,11 @@ def parse_args(argv: Sequence[str]) -> Options:
         raise UsageError("--attestation-policy and --attestation-ca go together (attestation needs both)")
     if args.attest_interval <= 0:
         raise UsageError(f"--attest-interval must be positive seconds, not {args.attest_interval:g}")
+    try:
+        ingress = loadbalancer.parse_pool(args.ingress_cidr) if args.ingress_cidr else None
+    except ValueError as exc:
+        why = f"{exc} (give a network such as 198.18.8.0/24)"
+        raise UsageError(f"--ingress-cidr {args.ingress_cidr}: {why}") from exc
     return Options(
         credentials,
         lease,
@@ -129,6 +146,7 @@ def parse_args(argv: Sequence[str]) -> Options:
         args.attestation_policy,
         args.attestation_ca,
         args.attest_interval,
+        ingress,
     )
 
 
@@ -157,7 +175,8 @@ async def run(options: Options) -> None:
         passes.append(attesting.pass_once)
     try:
         elector = LeaderElector(client, options.lease)
-        await run_while_leading(elector, passes, options.interval, stop, CONTROLLERS)
+        controllers = [*CONTROLLERS, loadbalancer.factory(options.ingress_cidr)]  # needs --ingress-cidr
+        await run_while_leading(elector, passes, options.interval, stop, controllers)
     finally:
         if attesting is not None:
             await attesting.close()
