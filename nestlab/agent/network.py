@@ -93,6 +93,9 @@ class PodNetwork:
             user = str(qemu.POD_UID) if os.geteuid() == 0 else str(os.geteuid())
             self._ip("tuntap", "add", "dev", tap.ifname, "mode", "tap", "user", user, "group", user)
         self._ip("link", "set", tap.ifname, "master", self.bridge)
+        # hairpin: a pod reaching itself through a Service gets its own packets back on its port
+        # (br_netfilter DNATs bridged frames; kubelet's "hairpin-veth" mode)
+        self._ip("link", "set", tap.ifname, "type", "bridge_slave", "hairpin", "on")
         self._ip("link", "set", tap.ifname, "up")
         return PodAddress(ip, self.subnet.prefixlen, self.gateway, tap)
 

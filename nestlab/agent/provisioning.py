@@ -25,21 +25,24 @@ def agent_cert_name(host: str) -> str:
     return f"system:node:{host}"
 
 
-def ensure_agent_certs(plan: Plan, pki_dir: Path) -> dict[str, lab_pki.Issued]:
-    """One client certificate per host's agent (kept when it exists)."""
+def ensure_agent_certs(plan: Plan, pki_dir: Path, role: Role = Role.HOST) -> dict[str, lab_pki.Issued]:
+    """One client certificate per node of ``role`` (kept when it exists): the hosts' agents and
+    proxies, and the load balancers' nestlab-edge, which reads Services and EndpointSlices with a
+    node's read rights (a dedicated kube-proxy-like identity comes with the tenancy work)."""
     ca = lab_pki.ensure_ca(pki_dir, plan.lab.name)
     return {
         node.name: lab_pki.issue(
             pki_dir, ca, agent_cert_name(node.name), organization=NODE_GROUP, server=False
         )
         for node in plan.nodes
-        if node.role is Role.HOST
+        if node.role is role
     }
 
 
 def ansible_vars(plan: Plan, pki_dir: Path) -> dict[str, str]:
-    """Agent certificates made, pod kernel and initramfs built (cached): the playbook's extra vars."""
+    """Node certificates made, pod kernel and initramfs built (cached): the playbook's extra vars."""
     ensure_agent_certs(plan, pki_dir)
+    ensure_agent_certs(plan, pki_dir, Role.LOAD_BALANCER)
     return {
         "nestlab_pod_kernel": str(kernel.build().vmlinux),
         "nestlab_pod_initrd": str(initramfs.build().initramfs),

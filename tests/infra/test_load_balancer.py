@@ -54,3 +54,19 @@ def test_api_answers_through_the_vip(host: Host) -> None:
     out = host.run(f"curl -sS --cacert /etc/nestlab/pki/ca.crt https://{vip}:6443/readyz")
     assert out.rc == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_nestlab_edge_runs_with_its_table(host: Host) -> None:
+    """LoadBalancer Services: nestlab-edge keeps table ip nestlab-edge on both load balancers."""
+    edge = host.service("nestlab-edge")
+    assert edge.is_running
+    assert edge.is_enabled
+    table = host.check_output("nft list table ip nestlab-edge")
+    assert f"ip daddr {lab.plan()['networks']['ingress']} " in table
+    assert host.sysctl("net.ipv4.ip_forward") == 1
+
+
+def test_edge_routes_to_every_host_pod_subnet(host: Host) -> None:
+    routes = host.check_output("ip -4 route show")
+    for node in lab.nodes("host"):
+        assert f"{node['podSubnet']} via {node['address']} " in routes, routes

@@ -34,6 +34,8 @@ def _render(template: str) -> str:
         "ansible_host": "198.18.0.21",
         "groups": {"hosts": ["esx-01"]},
         "hostvars": {},
+        "nestlab_cluster_dns_ip": "198.18.32.10",
+        "nestlab_cluster_domain": "cluster.local",
     }
     return env.from_string((ROLE / "templates" / template).read_text()).render(context)
 
@@ -63,6 +65,8 @@ def test_the_agent_unit_turns_the_gate_on_with_the_packaged_kernel() -> None:
     assert args.tpm == "swtpm:host=127.0.0.1,port=2321"
     assert args.measure_log == Path("/run/nestlab/measurements.json")
     assert args.attestation_dir == Path("/etc/nestlab/attestation")
+    assert args.cluster_dns == ["198.18.32.10"]
+    assert args.cluster_domain == "cluster.local"
 
 
 def test_the_measured_boot_unit_measures_the_boot_components_before_the_agent() -> None:
