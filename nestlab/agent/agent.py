@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nestlab.agent import kernelgate, podspec, podstate, recovery, vms
+from nestlab.agent import kernelgate, poddns, podspec, podstate, recovery, vms
 from nestlab.agent.images import Image, ImageStore
 from nestlab.agent.network import PodAddress, PodNetwork
 from nestlab.agent.node import NodeReporter
@@ -65,6 +65,10 @@ class AgentConfig:
     memory_mib: int
     max_pods: int = 32
     resync_s: float = 10.0
+    cluster_dns: poddns.ClusterDns | None = None
+    """The kubelet's --cluster-dns and --cluster-domain; None: pods keep their images' /etc files."""
+    resolv_conf: Path | None = Path("/etc/resolv.conf")
+    """The node's resolver configuration (dnsPolicy Default); None: 127.0.0.1, as the kubelet's ``""``."""
 
 
 class Agent:
@@ -251,12 +255,19 @@ class Agent:
         if pulled is None:
             return None
         description = podspec.description(plan, pulled)
-        poddesc.validate(description)
         disks = {podspec.serial_of(image): image.disk for image in pulled.values()}
         address = None
         if self.network is not None:
             address = await asyncio.to_thread(self.network.allocate, uid)
             record.pod_ip = address.ip
+        if self.config.cluster_dns is not None:
+            host_dns = await asyncio.to_thread(poddns.read_host_config, self.config.resolv_conf)
+            description, warnings = podspec.with_names(
+                description, plan, self.config.cluster_dns, host_dns, address.ip if address else None
+            )
+            for warning in warnings:
+                await self.reporter.event(pod, "Warning", warning.reason, warning.message)
+        poddesc.validate(description)
         if self.stopping[uid].is_set():
             return None
         resources = [c.resources for c in plan.containers]

@@ -1,15 +1,20 @@
-"""The lab's demo pod images: a static web server and a job that exits 0 or non-zero.
+"""The lab's demo pod images: a static web server, a job that exits 0 or non-zero, and a client.
 
 Built on the outer machine from Debian's static busybox (lab nodes have no way out, and no image
 comes from outside the machine) and pushed to the depot registry, where pods pull them as
 ``nestlab/web:1``, ``nestlab/web:2`` (the same server in another image, for rolling updates),
-``nestlab/job:ok`` and ``nestlab/job:fail``. :func:`publish` is what
-``nestlab up`` (or the depot role) calls once the registry answers.
+``nestlab/job:ok``, ``nestlab/job:fail`` and ``nestlab/client:1`` (a shell with wget, nslookup and
+nc, to probe Services and DNS from inside a pod). :func:`publish` is what ``nestlab up`` (or the
+depot role) calls once the registry answers.
+
+The web server says which pod answered (its index page names the pod, and ``/host`` holds just the
+pod's hostname), so a client can count the replicas behind a Service. The client's default command
+sleeps until the pod is stopped; its work is the command a pod spec gives it. Debian's busybox 1.35
+segfaults on ``wget -T N``: clients bound requests with ``timeout N wget`` (images/pods/README.md).
 """
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -20,14 +25,34 @@ from nestlab.agent.registry import RegistryClient
 from nestlab.runtime import disks
 
 RECIPES_DIR = paths.repo_root() / "images" / "pods"
-APPLETS = ("sh", "echo", "cat", "ls", "sleep", "uname", "hostname", "wget", "httpd", "true", "false", "env")
+APPLETS = (
+    "sh", "echo", "cat", "ls", "sleep", "uname", "hostname", "wget", "httpd", "true", "false", "env", "sed",
+)  # fmt: skip
+CLIENT_APPLETS = (
+    "sh", "wget", "nslookup", "nc", "timeout", "cat", "echo", "sleep", "ping", "ip", "hostname", "env",
+    "grep", "head", "sort", "uniq", "wc", "tr", "seq", "true", "false",
+)  # fmt: skip
+PAGE = "/usr/share/nestlab/index.html"  # the page's template; @POD@ becomes the pod's hostname
 JOB = "echo job running on kernel $(uname -r); exit ${EXIT_CODE:-0}"
+WEB = (
+    f'hostname > /www/host; sed "s/@POD@/$(hostname)/" {PAGE} > /www/index.html; exec httpd -f -p 80 -h /www'
+)
+# Stopped pods end at once: the trap answers pod-init's SIGTERM (a shell that is PID 1 of its
+# namespace ignores signals it has no handler for), and `wait` lets it run while sleep sleeps.
+CLIENT = "trap 'exit 0' TERM; while true; do sleep 3600 & wait $!; done"
 
 
-def _root(directory: Path) -> Path:
-    root = disks.busybox_root(directory / "root", applets=APPLETS)
+def _web_root(directory: Path) -> Path:
+    """The web image's files: the page's template, and /www holding the page without the pod's name
+    (what a pod serves when its spec replaces the image's command with plain ``httpd -h /www``)."""
+    root = disks.busybox_root(directory / "web", applets=APPLETS)
+    template = (RECIPES_DIR / "web" / "index.html").read_text()
+    page = root / PAGE.lstrip("/")
+    page.parent.mkdir(parents=True)
+    page.write_text(template)
     (root / "www").mkdir()
-    shutil.copy(RECIPES_DIR / "web" / "index.html", root / "www" / "index.html")
+    static = "".join(line for line in template.splitlines(keepends=True) if "@POD@" not in line)
+    (root / "www" / "index.html").write_text(static)
     return root
 
 
@@ -36,12 +61,15 @@ def publish(registry: str, client: Callable[[str], RegistryClient] = RegistryCli
     pushed: dict[str, str] = {}
     target = client(registry)
     with tempfile.TemporaryDirectory(prefix="nestlab-demo-images-") as tmp:
-        root = _root(Path(tmp))
-        web = oci.Recipe(cmd=("httpd", "-f", "-p", "80", "-h", "/www"))
+        root = _web_root(Path(tmp))
+        web = oci.Recipe(cmd=("sh", "-c", WEB))
         pushed["nestlab/web:1"] = oci.push(target, "nestlab/web", ["1"], root, web)
         web2 = oci.Recipe(cmd=web.cmd, env={"NESTLAB_WEB_VERSION": "2"})  # another config: another digest
         pushed["nestlab/web:2"] = oci.push(target, "nestlab/web", ["2"], root, web2)
         for tag, code in (("ok", "0"), ("fail", "3")):
             job = oci.Recipe(cmd=("sh", "-c", JOB), env={"EXIT_CODE": code})
             pushed[f"nestlab/job:{tag}"] = oci.push(target, "nestlab/job", [tag], root, job)
+        client_root = disks.busybox_root(Path(tmp) / "client", applets=CLIENT_APPLETS)
+        probe = oci.Recipe(cmd=("sh", "-c", CLIENT))
+        pushed["nestlab/client:1"] = oci.push(target, "nestlab/client", ["1"], client_root, probe)
     return {f"{registry}/{name}": digest for name, digest in pushed.items()}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import shutil
 import signal
@@ -20,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from nestlab.agent import kernelgate, logs, vms
+from nestlab.agent import kernelgate, logs, poddns, vms
 from nestlab.agent.agent import Agent, AgentConfig
 from nestlab.agent.attestation import Attestation
 from nestlab.agent.images import ImageStore
@@ -177,6 +178,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--pod-subnet", default="", help="this host's pod subnet; empty: pods without network")
     add("--pod-bridge", default="nlpods")
     add("--peer", action="append", default=[], help="SUBNET=VIA: route a peer host's pod subnet")
+    add(
+        "--cluster-dns",
+        action="append",
+        default=[],
+        help="cluster DNS Service address for ClusterFirst pods (repeatable, or comma-separated)",
+    )
+    add("--cluster-domain", default=poddns.DEFAULT_DOMAIN, help="cluster DNS domain pods search")
+    add("--resolv-conf", default="/etc/resolv.conf", help="resolver config of dnsPolicy Default pods")
     add("--kernel", type=Path, help="pod kernel (vmlinux) booted without the trust gate (tests, dev)")
     add("--initrd", type=Path, required=True, help="pod initramfs with pod-init")
     add(
@@ -197,7 +206,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.kernel is None and args.kernel_cert is None:
         parser.error("give --kernel-cert (signed pod kernel, trust gate on) or --kernel (no gate)")
+    args.cluster_dns = [a.strip() for value in args.cluster_dns for a in value.split(",") if a.strip()]
+    for address in args.cluster_dns:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            parser.error(f"--cluster-dns {address!r} is not an IP address")
     return args
+
+
+def cluster_dns(args: argparse.Namespace) -> tuple[poddns.ClusterDns, Path | None]:
+    """The kubelet-style DNS flags as the agent's configuration (``--resolv-conf=""``: none)."""
+    dns = poddns.ClusterDns(tuple(args.cluster_dns), args.cluster_domain.strip("."))
+    return dns, Path(args.resolv_conf) if args.resolv_conf else None
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -220,7 +241,17 @@ async def run(args: argparse.Namespace) -> None:
         network = PodNetwork(args.pod_bridge, args.pod_subnet, args.state_dir / "network")
         peers = dict(p.split("=", 1) for p in args.peer)
         await asyncio.to_thread(network.setup, peers)
-    config = AgentConfig(args.node_name, args.state_dir, args.registry, args.cpu, args.memory, args.max_pods)
+    dns, resolv_conf = cluster_dns(args)
+    config = AgentConfig(
+        args.node_name,
+        args.state_dir,
+        args.registry,
+        args.cpu,
+        args.memory,
+        args.max_pods,
+        cluster_dns=dns,
+        resolv_conf=resolv_conf,
+    )
     agent = Agent(
         config,
         client,

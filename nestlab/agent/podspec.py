@@ -3,18 +3,22 @@
 The agent admits a pod the way the kubelet does (its requests must fit in what the node has left,
 or the pod fails with ``OutOfcpu``/``OutOfmemory``), resolves each container's command from the
 pod spec and the image config (``command`` replaces the entrypoint, ``args`` the image's cmd),
-and gives every distinct image one disk serial derived from its manifest digest. Every refusal is
-a :class:`PodRejected` with the status reason the kubelet would use.
+and gives every distinct image one disk serial derived from its manifest digest. The pod's names
+(hostname, resolv.conf, hosts) are formed by :mod:`nestlab.agent.poddns` once its address is known
+(:func:`with_names`). Every refusal is a :class:`PodRejected` with the status reason the kubelet
+would use.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NewType
 
+from nestlab.agent import poddns
 from nestlab.agent.images import Image
 from nestlab.agent.registry import ImageRef, InvalidImageNameError, parse_ref
 from nestlab.api import quantity
@@ -65,6 +69,8 @@ class PodPlan:
     """Requested millicores (what admission counts)."""
     memory_mib: int
     """Requested MiB."""
+    dns: poddns.PodDnsSpec
+    """The fields that decide the pod's hostname, resolv.conf and hosts file."""
 
 
 def _amount(resources: Obj, kind: str, name: str, scale: Decimal, where: str) -> int | None:
@@ -130,6 +136,15 @@ def plan(pod: Obj, registry: str) -> PodPlan:
     restart = str(spec.get("restartPolicy") or "Always")
     if restart not in ("Always", "OnFailure", "Never"):
         raise PodRejected("CreateContainerConfigError", f"spec.restartPolicy {restart!r} is not supported")
+    if spec.get("hostNetwork"):  # ClusterFirstWithHostNet is ClusterFirst because of this
+        raise PodRejected(
+            "CreateContainerConfigError",
+            "spec.hostNetwork: a vSphere Pod is a VM with its own network stack; it cannot use its host's",
+        )
+    try:
+        dns = poddns.spec_of(pod)
+    except poddns.PodDnsError as exc:
+        raise PodRejected("CreateContainerConfigError", str(exc)) from exc
     grace = spec.get("terminationGracePeriodSeconds")
     return PodPlan(
         namespace=str(meta.get("namespace", "default")),
@@ -140,6 +155,7 @@ def plan(pod: Obj, registry: str) -> PodPlan:
         grace_s=DEFAULT_GRACE_S if grace is None else int(grace),
         cpu_m=sum(c.resources.cpu_request_m or 0 for c in containers),
         memory_mib=sum(c.resources.memory_request_mib or 0 for c in containers),
+        dns=dns,
     )
 
 
@@ -218,3 +234,22 @@ def description(p: PodPlan, images: Mapping[ContainerName, Image]) -> PodDescrip
     return PodDescription(
         name=vm_name(p), containers=tuple(containers), restart_policy=p.restart_policy, grace_s=p.grace_s
     )
+
+
+def with_names(
+    desc: PodDescription,
+    p: PodPlan,
+    cluster: poddns.ClusterDns,
+    host: poddns.ResolvConf | None,
+    pod_ip: str | None,
+) -> tuple[PodDescription, tuple[poddns.DnsWarning, ...]]:
+    """``desc`` with the pod's hostname, resolv.conf and hosts file (and the kubelet's warnings about
+    them); ``host`` is the node's resolver configuration, ``pod_ip`` None for a pod without network."""
+    try:
+        names = poddns.pod_names(p.dns, cluster, host, pod_ip)
+    except poddns.PodDnsError as exc:
+        raise PodRejected("CreateContainerConfigError", str(exc)) from exc
+    named = dataclasses.replace(
+        desc, hostname=names.hostname, resolv_conf=names.resolv_conf, hosts=names.hosts
+    )
+    return named, names.warnings

@@ -4,6 +4,10 @@ A line format rather than JSON so that pod-init's parser stays a few dozen lines
 ``directive value`` per line, values percent-encoded (spaces, newlines, ``%`` and non-ASCII bytes
 become ``%XX``) so that any argument or environment value survives. The disk is the text padded
 with NUL bytes to a whole number of sectors. Pure apart from :func:`write_disk`.
+
+Pod-level ``hostname``, ``resolv`` and ``hosts`` carry the pod's names as the kubelet forms them
+(:mod:`nestlab.agent.poddns`): pod-init sets the hostname and writes each file whole (one
+percent-encoded value) into every container's ``/etc`` before the container starts.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ SERIAL_MAX = 20  # virtio-blk serials are at most 20 bytes (VIRTIO_BLK_ID_BYTES)
 _SECTOR = 512
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _SERIAL = re.compile(r"^[A-Za-z0-9._-]{1,20}$")
+_HOSTNAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$")
+HOSTNAME_MAX = 64  # the kernel's limit (__NEW_UTS_LEN); setHostnameAsFQDN may reach it
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _PLAIN = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.,:/=+@")
 
@@ -63,6 +69,12 @@ class PodDescription:
     """Seconds between SIGTERM and SIGKILL when the host asks the pod to stop."""
     backoff_ms: int = 10_000
     """First restart delay, doubled after every restart up to five minutes (the kubelet's)."""
+    hostname: str = ""
+    """The containers' hostname; empty: the pod name."""
+    resolv_conf: str = ""
+    """Content of every container's /etc/resolv.conf; empty: the image's file is left alone."""
+    hosts: str = ""
+    """Content of every container's /etc/hosts; empty: the image's file is left alone."""
 
     def image_serials(self) -> list[DiskSerial]:
         """Distinct image disk serials, in container order."""
@@ -88,6 +100,17 @@ def unquote(value: str) -> str:
     return raw.decode()
 
 
+def _validate_names(desc: PodDescription) -> None:
+    if desc.hostname and (len(desc.hostname) > HOSTNAME_MAX or not _HOSTNAME.match(desc.hostname)):
+        raise PodDescriptionError(
+            f"pod {desc.name}: hostname {desc.hostname!r} must be DNS labels joined by dots, "
+            f"at most {HOSTNAME_MAX} characters"
+        )
+    for label, text in (("resolv.conf", desc.resolv_conf), ("hosts", desc.hosts)):
+        if "\0" in text:
+            raise PodDescriptionError(f"pod {desc.name}: its {label} must not contain NUL bytes")
+
+
 def validate(desc: PodDescription) -> None:
     """Raise :class:`PodDescriptionError` for anything pod-init would refuse or misread."""
     if not _DNS_LABEL.match(desc.name):
@@ -96,6 +119,7 @@ def validate(desc: PodDescription) -> None:
         raise PodDescriptionError(f"pod {desc.name}: needs 1 to {MAX_CONTAINERS} containers")
     if desc.grace_s < 0 or desc.backoff_ms < 0:
         raise PodDescriptionError(f"pod {desc.name}: grace and backoff must not be negative")
+    _validate_names(desc)
     seen: set[str] = set()
     for index, c in enumerate(desc.containers):
         where = f"pod {desc.name}: containers[{index}]"
@@ -127,6 +151,9 @@ def encode(desc: PodDescription) -> str:
         f"grace {desc.grace_s}",
         f"backoff {desc.backoff_ms}",
     ]
+    lines += [f"hostname {desc.hostname}"] if desc.hostname else []
+    lines += [f"resolv {quote(desc.resolv_conf)}"] if desc.resolv_conf else []
+    lines += [f"hosts {quote(desc.hosts)}"] if desc.hosts else []
     for c in desc.containers:
         lines += [f"container {c.name}", f"image {c.image}", f"workdir {quote(c.working_dir)}"]
         lines.append(f"user {c.user[0]}:{c.user[1]}")

@@ -4,12 +4,15 @@
  * It mounts /proc, /sys and /dev, configures lo and eth0 from nestlab.* kernel parameters, reads
  * the pod description from the virtio disk whose serial is "nestlab-pod", gives every container a
  * fresh overlay (its read-only image disk under a writable upper on the ephemeral disk) and its
- * own pid and mount namespaces, chroots into it and runs it, forwards its output to the console as "[name] line", reports start/exit
- * events to the host as JSON lines on the virtio-serial port "nestlab.control", applies the
- * restart policy, and powers the VM off when the pod is done or the host writes "stop".
+ * own pid and mount namespaces, chroots into it, writes the pod's /etc/resolv.conf and /etc/hosts
+ * there (the files the kubelet mounts into every container), runs it, forwards its output to the
+ * console as "[name] line", reports start/exit events to the host as JSON lines on the
+ * virtio-serial port "nestlab.control", applies the restart policy, and powers the VM off when the
+ * pod is done or the host writes "stop".
  *
  * Pod description (one directive per line, values %XX-encoded, see nestlab/runtime/poddesc.py):
  *   nestlab-pod 1 | name N | restart Never|OnFailure|Always | grace S | backoff MS
+ *   hostname H | resolv FILE | hosts FILE   (pod-level; FILE is the whole file, %XX-encoded)
  *   container N | image SERIAL | arg A | env K=V | workdir D | user UID:GID | end
  *
  * Built static with musl-gcc; no shell, no busybox, no dynamic allocation beyond fixed tables.
@@ -70,6 +73,7 @@ struct container {
 static struct container pods[MAX_CONTAINERS];
 static int npods;
 static char *pod_name = "pod";
+static char *pod_hostname, *resolv_conf, *hosts_file; /* NULL: the pod name / the image's own files */
 static enum policy restart_policy = NEVER;
 static long grace_s = 10, backoff_ms = 10000; /* kubelet defaults: 10 s back-off start */
 static int control = -1;
@@ -294,6 +298,9 @@ static int parse_desc(char *text)
 			restart_policy = !strcmp(value, "Always") ? ALWAYS : !strcmp(value, "OnFailure") ? ON_FAILURE : NEVER;
 		else if (!strcmp(line, "grace")) grace_s = atol(value);
 		else if (!strcmp(line, "backoff")) backoff_ms = atol(value);
+		else if (!strcmp(line, "hostname")) pod_hostname = decode(value);
+		else if (!strcmp(line, "resolv")) resolv_conf = decode(value);
+		else if (!strcmp(line, "hosts")) hosts_file = decode(value);
 		else if (!strcmp(line, "container")) {
 			if (npods == MAX_CONTAINERS)
 				return say("pod description: more than %d containers", MAX_CONTAINERS), -1;
@@ -377,6 +384,34 @@ static int prepare_root(struct container *c)
 
 struct launch { struct container *c; int out; };
 
+/*
+ * One of the files the kubelet manages, written inside the container's root: called after chroot, so
+ * a symlink in the image resolves inside the container (never into pod-init's root), and replaced
+ * rather than followed. /etc is created when the image has none.
+ */
+static int write_etc(const char *path, const char *content)
+{
+	if (!content)
+		return 0;
+	size_t len = strlen(content), off = 0;
+	mkdir("/etc", 0755);
+	unlink(path);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	while (fd >= 0 && off < len) {
+		ssize_t w = write(fd, content + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		off += w;
+	}
+	if (fd >= 0)
+		close(fd);
+	if (fd < 0 || off < len)
+		return dprintf(2, "pod-init: writing %s: %s\n", path, strerror(errno)), -1;
+	return 0;
+}
+
 /* Runs as PID 1 of the container's own pid and mount namespaces, then becomes the container. */
 static int container_main(void *arg)
 {
@@ -401,6 +436,8 @@ static int container_main(void *arg)
 	mnt("devtmpfs", sub, "devtmpfs", MS_NOSUID, NULL);
 	if (chroot(root) < 0 || chdir(c->workdir) < 0)
 		dprintf(2, "pod-init: chroot %s / chdir %s: %s\n", root, c->workdir, strerror(errno)), _exit(126);
+	if (write_etc("/etc/resolv.conf", resolv_conf) < 0 || write_etc("/etc/hosts", hosts_file) < 0)
+		_exit(126);
 	if (setgroups(0, NULL) < 0 || setgid(c->gid) < 0 || setuid(c->uid) < 0)
 		dprintf(2, "pod-init: user %u:%u: %s\n", c->uid, c->gid, strerror(errno)), _exit(126);
 	execvpe(c->argv[0], c->argv, c->envp);
@@ -612,7 +649,8 @@ int main(void)
 		const char *eph = disk_by_serial(EPH_SERIAL);
 		if (!eph || mnt(eph, "/eph", "ext4", MS_NOSUID | MS_NODEV, NULL) < 0)
 			mnt("tmpfs", "/eph", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
-		sethostname(pod_name, strlen(pod_name));
+		const char *hostname = pod_hostname ? pod_hostname : pod_name;
+		sethostname(hostname, strlen(hostname));
 		supervise();
 	} else {
 		event("{\"event\":\"pod\",\"pod\":\"%s\",\"phase\":\"Failed\",\"reason\":\"description\"}", pod_name);

@@ -1,4 +1,5 @@
-"""The demo images pushed to a REAL registry and pulled back into erofs disks by the image service."""
+"""The demo images pushed to a REAL registry and pulled back into erofs disks by the image service; the
+web and client images then run together in a REAL pod VM (TCG): the client fetches from the web server."""
 
 from __future__ import annotations
 
@@ -7,28 +8,82 @@ from pathlib import Path
 import pytest
 
 from nestlab.agent import demo_images, images
+from nestlab.agent.podspec import serial_of
 from nestlab.agent.registry import parse_ref
-from nestlab.runtime import proc
+from nestlab.runtime import pod, proc
+from nestlab.runtime.accel import Accel
+from nestlab.runtime.control import Exited
+from nestlab.runtime.poddesc import Container, ContainerName, PodDescription
 from tests.integration.agent.conftest import Registry
 
 pytestmark = pytest.mark.integration
 
+BOOT_TIMEOUT_S = 180.0  # generous: two cores shared with every other job; never asserted on
+NAMES = ("client:1", "job:fail", "job:ok", "web:1", "web:2")
+# Bounded by `timeout`, never `wget -T` (it segfaults in Debian's busybox 1.35)
+PROBE = (
+    "for i in $(seq 60); do timeout 5 wget -q -O- http://127.0.0.1/host && break; sleep 1; done; "
+    "timeout 5 wget -q -O- http://127.0.0.1/ | grep 'Served by pod'; "
+    "for i in $(seq 60); do timeout 5 wget -q -O- http://127.0.0.1:8080/ >/dev/null && break; sleep 1; done; "
+    "echo static=$(timeout 5 wget -q -O- http://127.0.0.1:8080/ | grep -c -e '@POD@' -e 'Hello from'); "
+    "nc -w 2 127.0.0.1 80 </dev/null && echo port 80 open; echo b a b | tr ' ' '\\n' | sort | uniq | wc -l | head -1"
+)
 
-def test_publish_pushes_web_and_jobs_that_pull_into_disks(registry: Registry, tmp_path: Path) -> None:
+
+def test_publish_pushes_every_image_and_they_pull_into_disks(registry: Registry, tmp_path: Path) -> None:
     pushed = demo_images.publish(registry.address)
-    assert sorted(pushed) == [
-        f"{registry.address}/nestlab/{n}" for n in ("job:fail", "job:ok", "web:1", "web:2")
-    ]
+    assert sorted(pushed) == [f"{registry.address}/nestlab/{n}" for n in NAMES]
     assert pushed[f"{registry.address}/nestlab/web:2"] != pushed[f"{registry.address}/nestlab/web:1"]
     assert demo_images.publish(registry.address) == pushed, "a rebuild gives the same digests"
 
     store = images.ImageStore(tmp_path / "store")
     web = store.pull(parse_ref("nestlab/web:1", registry.address))
-    assert web.config.cmd == ("httpd", "-f", "-p", "80", "-h", "/www")
-    listing = proc.run(["dump.erofs", "--path=/www", "--ls", str(web.disk)], timeout=30).stdout
+    assert web.config.cmd == ("sh", "-c", demo_images.WEB)
+    listing = proc.run(["dump.erofs", "--path=/usr/share/nestlab", "--ls", str(web.disk)], timeout=30).stdout
     assert "index.html" in listing
     ok = store.pull(parse_ref("nestlab/job:ok", registry.address))
     fail = store.pull(parse_ref("nestlab/job:fail", registry.address))
     assert dict(ok.config.env)["EXIT_CODE"] == "0"
     assert dict(fail.config.env)["EXIT_CODE"] == "3"
     assert ok.digest != fail.digest
+    client = store.pull(parse_ref("nestlab/client:1", registry.address))
+    assert client.config.cmd == ("sh", "-c", demo_images.CLIENT)
+    applets = proc.run(["dump.erofs", "--path=/bin", "--ls", str(client.disk)], timeout=30).stdout
+    for applet in demo_images.CLIENT_APPLETS:
+        assert f" {applet}\n" in applets or applets.endswith(f" {applet}"), applet
+
+
+def test_the_client_reaches_the_web_server_which_names_its_pod(
+    registry: Registry, pod_boot: tuple[Path, Path], tmp_path: Path
+) -> None:
+    demo_images.publish(registry.address)
+    store = images.ImageStore(tmp_path / "store")
+    web = store.pull(parse_ref("nestlab/web:1", registry.address))
+    client = store.pull(parse_ref("nestlab/client:1", registry.address))
+    description = PodDescription(
+        "replica-7",
+        (
+            Container(ContainerName("web"), serial_of(web), web.config.cmd),
+            # the e2e workloads replace the image's command: /www still holds the page
+            Container(ContainerName("plain"), serial_of(web), ("httpd", "-f", "-p", "8080", "-h", "/www")),
+            Container(ContainerName("probe"), serial_of(client), ("sh", "-c", PROBE)),
+            Container(ContainerName("idle"), serial_of(client), client.config.cmd),
+        ),
+        grace_s=5,
+    )
+    disks = {serial_of(web): web.disk, serial_of(client): client.disk}
+    vm = pod.launch(description, disks, tmp_path / "vm", pod.BootFiles(*pod_boot), Accel("tcg", "test"))
+    try:
+        while not any(isinstance(e, Exited) and e.container == "probe" for e in vm.events):
+            assert vm.next_event(BOOT_TIMEOUT_S) is not None, "the VM closed the control channel"
+    finally:
+        vm.stop()  # pod-init: SIGTERM to every container, the grace period, then SIGKILL
+        print(vm.console_log.read_text(errors="replace")[-4000:])  # shown when the test fails
+    console = vm.console_log.read_text(errors="replace")
+    assert "[probe] replica-7" in console  # /host: the pod's hostname
+    assert '[probe] <p>Served by pod <b id="pod">replica-7</b>.</p>' in console
+    assert "[probe] static=1" in console  # "Hello from", and no unfilled @POD@
+    assert "[probe] port 80 open" in console  # nc
+    assert "[probe] 2" in console  # tr, sort, uniq, wc, head
+    exits = {e.container: e.code for e in vm.events if isinstance(e, Exited)}
+    assert exits["idle"] == 0, "the client's default command ends on SIGTERM (no kill after the grace)"
