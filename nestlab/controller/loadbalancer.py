@@ -178,10 +178,14 @@ class LoadBalancerController:
             self._release(key)
             return
         if not wants_load_balancer(service):
+            # the API server clears status.loadBalancer itself when the type changes (upstream's
+            # dropTypeDependentFields), so an address this controller gave counts as held too
+            held = key in self._written or bool(ingress_ips(service))
             self._release(key)
-            if (service.get("spec") or {}).get("loadBalancerClass") or not ingress_ips(service):
+            if (service.get("spec") or {}).get("loadBalancerClass") or not held:
                 return
-            await self._write(service, None)
+            if ingress_ips(service):
+                await self._write(service, None)
             await self.recorder.record(service, "Normal", "DeletedLoadBalancer", "Deleted load balancer")
             return
         outcome = allocate(service, self.pool, self._held())

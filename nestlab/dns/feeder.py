@@ -150,8 +150,11 @@ class Feeder:
             if self._pending:
                 continue
             wait = self.config.resync - (time.monotonic() - last_full)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation that
+            # arrives as the wake-up does, and the feeder would then never stop
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(wait, 0.0))
+                async with asyncio.timeout(max(wait, 0.0)):
+                    await self._wake.wait()
             full = not self._pending and time.monotonic() - last_full >= self.config.resync
 
 
