@@ -12,10 +12,12 @@ API and PodDisruptionBudgets. Checked here (issue 11, "What it must show"):
 - a rolling update with maxUnavailable 0 never has fewer than 3 ready replicas, and undo returns;
 - a Job (completions 5, parallelism 2) completes, a CronJob fires;
 - maintenance mode waits for a budget that blocks it, then empties the host keeping 2 ready;
-- one host-stop cycle (the most expensive thing here, so it serves three checks): the Deployment
-  is back to 3 ready replicas on the other hosts, the StatefulSet's pods come back under their
-  names, and pods pinned to the host (tolerating its failure) run again there once it restarts,
-  while no pod is ever reported Running on that host without its QEMU.
+- one host-stop cycle (the most expensive thing here, so it serves four checks): the Deployment
+  is back to 3 ready replicas on the other hosts and its Service answers every request from a
+  surviving host by name (cluster DNS without the cp node the host took down), the StatefulSet's
+  pods come back under their names, pods pinned to the host (tolerating its failure) run again
+  there once it restarts, its proxy and DNS serve its pods again, and no pod is ever reported
+  Running on that host without its QEMU.
 
 The tests run in this order, the disruptive ones last; each restores what it broke (uncordon,
 host started, every Node Ready) so the next module starts from a healthy lab.
@@ -45,6 +47,7 @@ from tests.e2e.labtools import (
     wait_lab_healthy,
     wait_phase,
 )
+from tests.e2e.services import client_pod, fetch_loop, run_probes, tagged, wait_endpoints
 from tests.e2e.workloads import (
     JOB,
     LIMITS,
@@ -359,6 +362,7 @@ def test_host_failure_pods_recreated_elsewhere_and_back_after_restart(
     assert wait_phase(lab, namespace, "finished", ("Succeeded", "Failed"))["status"]["phase"] == "Succeeded"
     restarts = always["status"]["containerStatuses"][0].get("restartCount", 0)
 
+    kubectl(lab, "expose", "deployment", "hello", "-n", namespace, "--port=80")  # the Service across it
     nestlab("node", "stop", host, "--name", lab.name)
     try:
 
@@ -384,6 +388,14 @@ def test_host_failure_pods_recreated_elsewhere_and_back_after_restart(
         )
         kubectl(lab, "rollout", "status", "deployment/hello", "-n", namespace, "--timeout=60s", binary=old)
         assert pod_json(lab, namespace, "always")["spec"]["nodeName"] == host, "a tolerating pod was moved"
+        # the Service follows the replacements, and DNS answers without the cp node the host took down
+        survivor = next(h for h in nodes(lab, "host") if h != host)
+        wait_endpoints(lab, namespace, "hello", 3)
+        url = f"http://hello.{namespace}.svc.cluster.local/"
+        probe = client_pod("during", namespace, survivor, fetch_loop(url, 30, tag="PAGE"))
+        log = run_probes(lab, namespace, [probe])["during"]
+        assert len(tagged(log, "PAGE")) == 30, log
+        assert not [v for v in tagged(log, "PAGE") if v.startswith("!")], log
     finally:
         nestlab("node", "start", host, "--name", lab.name, timeout=RESTORE_TIMEOUT_S)
         wait_lab_healthy(lab)
@@ -404,6 +416,13 @@ def test_host_failure_pods_recreated_elsewhere_and_back_after_restart(
         )
 
     wait_for(back, "old Deployment pod gone, web-0..2 back, the pinned pod restarted", transient=True)
+    # the restarted host's proxy rebuilt its rules and its pods resolve names again
+    probe = client_pod(
+        "after", namespace, host, fetch_loop(f"http://hello.{namespace}.svc.cluster.local/", 5, "PAGE")
+    )
+    log = run_probes(lab, namespace, [probe])["after"]
+    assert len(tagged(log, "PAGE")) == 5, log
+    assert not [v for v in tagged(log, "PAGE") if v.startswith("!")], log
     assert ghosts.checks > 0, f"{host} never answered pgrep"
     assert pod_json(lab, namespace, "finished")["status"]["phase"] == "Succeeded"
     always_uid = pod_json(lab, namespace, "always")["metadata"]["uid"]

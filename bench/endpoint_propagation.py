@@ -1,0 +1,129 @@
+"""How long an endpoint change takes to reach the distributed load balancer's rules on every host.
+
+Run as root on a lab that `nestlab up` built:
+    .venv/bin/python bench/endpoint_propagation.py --name LAB --changes 30
+
+A Service without selector gets hand-written Endpoints; each change writes a new address into them
+(through the VIP) and times the path Endpoints -> EndpointSlice (the mirroring controller) ->
+nestlab-proxy on every host -> nftables. Each host streams `nft monitor` over SSH into a file the
+bench polls every 10 ms, so a host's time is when its rule carrying the new address was committed
+(plus the SSH stream's delay). Prints p50/p99 of the slowest host per change and of each host;
+asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from nestlab.runtime import proc
+from tests.e2e.labtools import LabApi, attach, kubectl, nodes, wait_lab_healthy
+
+POLL_S = 0.01
+CHANGE_TIMEOUT_S = 60.0
+
+
+def endpoints(name: str, address: str) -> dict[str, object]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Endpoints",
+        "metadata": {"name": name},
+        "subsets": [{"addresses": [{"ip": address}], "ports": [{"name": "http", "port": 80}]}],
+    }
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+def figures(values: list[float]) -> str:
+    return f"p50 {statistics.median(values) * 1000:6.0f} ms  p99 {percentile(values, 0.99) * 1000:6.0f} ms"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--name", default="default", help="the lab")
+    parser.add_argument("--changes", type=int, default=30)
+    args = parser.parse_args()
+    lab = attach(args.name)
+    wait_lab_healthy(lab)
+    api = LabApi(lab)
+    hosts = nodes(lab, "host")
+    namespace = f"bench-ep-{uuid.uuid4().hex[:6]}"
+    kubectl(lab, "create", "namespace", namespace)
+    work = Path(tempfile.mkdtemp(prefix="bench-ep-"))
+    monitors = {
+        host: proc.spawn(
+            [
+                str(Path(sys.executable).parent / "nestlab"),
+                "ssh",
+                "--name",
+                lab.name,
+                host,
+                "--",
+                "nft",
+                "monitor",
+                "rules",
+            ],
+            log=work / f"{host}.log",
+        )
+        for host in hosts
+    }
+    per_host: dict[str, list[float]] = {host: [] for host in hosts}
+    slowest: list[float] = []
+    try:
+        service = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "prop"},
+            "spec": {"ports": [{"name": "http", "port": 80}]},
+        }
+        code, body = api.request("POST", f"/api/v1/namespaces/{namespace}/services", service)
+        if code != 201:
+            raise SystemExit(f"creating the Service answered {code}: {body.get('message')}")
+        path = f"/api/v1/namespaces/{namespace}/endpoints"
+        time.sleep(2)  # let the monitors connect (they only see changes made after they start)
+        for change in range(args.changes):
+            address = f"198.19.250.{change % 250 + 1}"
+            marker = f"dnat to {address}:80"
+            method, target = ("POST", path) if change == 0 else ("PUT", f"{path}/prop")
+            began = time.monotonic()
+            code, body = api.request(method, target, endpoints("prop", address))
+            if code not in (200, 201):
+                raise SystemExit(f"{method} Endpoints answered {code}: {body.get('message')}")
+            seen: dict[str, float] = {}
+            while len(seen) < len(hosts) and time.monotonic() - began < CHANGE_TIMEOUT_S:
+                for host in hosts:
+                    if host not in seen and marker in (work / f"{host}.log").read_text(errors="replace"):
+                        seen[host] = time.monotonic() - began
+                time.sleep(POLL_S)
+            if len(seen) < len(hosts):
+                raise SystemExit(f"change {change}: {sorted(set(hosts) - set(seen))} never showed {marker}")
+            for host, delay in seen.items():
+                per_host[host].append(delay)
+            slowest.append(max(seen.values()))
+            for host in hosts:  # the next change searches only new output
+                (work / f"{host}.log").write_text("")
+    finally:
+        for monitor in monitors.values():
+            monitor.stop()
+        kubectl(lab, "delete", "namespace", namespace, "--wait=false", check=False)
+    print(
+        f"{args.changes} endpoint changes, Endpoints written through the VIP -> rule committed on every host:"
+    )
+    print(f"  slowest host: {figures(slowest)}")
+    for host, delays in per_host.items():
+        print(f"  {host:12s}  {figures(delays)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
