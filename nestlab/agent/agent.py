@@ -97,6 +97,8 @@ class Agent:
         self.handles: dict[str, vms.PodHandle] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.records: dict[str, podstate.PodRecord] = {}
+        self.unreported: dict[str, Obj] = {}
+        """Pods (by uid) whose last status report failed: :meth:`report_again` retries them."""
         self.stopping: dict[str, asyncio.Event] = {}
         self.pods_dir = config.state_dir / "pods"
         longest = self.pods_dir / ("u" * 36) / "vm" / "control.sock"
@@ -162,7 +164,26 @@ class Agent:
         try:
             await self.client.patch(PODS, str(meta.get("namespace")), str(meta.get("name")), body, "status")
         except api_status.ApiError as exc:
-            log.warning("pod %s/%s: status not reported: %s", meta.get("namespace"), meta.get("name"), exc)
+            if exc.code == 404:  # the pod is gone: nothing left to tell
+                self.unreported.pop(record.uid, None)
+                return
+            self.unreported[record.uid] = pod
+            log.warning(
+                "pod %s/%s: status not reported (retrying): %s", meta.get("namespace"), meta.get("name"), exc
+            )
+        else:
+            self.unreported.pop(record.uid, None)
+
+    async def report_again(self) -> None:
+        """Report the current status of every pod whose last report failed (an API failover, a moved
+        VIP): as the kubelet's status manager resyncs, a lost report must not leave a pod showing an
+        old phase until its next change."""
+        for uid, pod in list(self.unreported.items()):
+            record = self.records.get(uid)
+            if record is None:
+                self.unreported.pop(uid, None)
+                continue
+            await self._report(pod, record)
 
     def _free(self) -> tuple[int, int]:
         cpu, mem = self.config.cpu_m, self.config.memory_mib

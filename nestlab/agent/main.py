@@ -46,6 +46,7 @@ PACKAGE_DIR = "/usr/lib/nestlab/pod-kernel"  # where the nestlab-pod-kernel pack
 DEFAULT_TCTI = "swtpm:host=127.0.0.1,port=2321"  # the node's own swtpm (nestlab-swtpm.service)
 DEFAULT_LOG = Path("/run/nestlab/measurements.json")  # tmpfs: empty at every host boot, like the PCRs
 GC_EVERY_S = 600.0  # image garbage collection; images used in the last GC_EVERY_S are kept
+REPORT_RETRY_S = 2.0  # a status report the API refused (failover) is sent again this often
 
 
 def nice_spawn(argv: Sequence[str], **kwargs: Any) -> proc.Process:
@@ -149,6 +150,13 @@ async def heartbeat(reporter: NodeReporter) -> None:
         except api_status.ApiError as exc:
             log.warning("heartbeat failed: %s", exc)
         await asyncio.sleep(LEASE_DURATION_S / 4)
+
+
+async def retry_reports(agent: Agent) -> None:
+    """Every REPORT_RETRY_S, report again the pod statuses the API did not take."""
+    while True:
+        await asyncio.sleep(REPORT_RETRY_S)
+        await agent.report_again()
 
 
 async def collect_images(agent: Agent) -> None:
@@ -284,6 +292,7 @@ async def run(args: argparse.Namespace) -> None:
         asyncio.create_task(heartbeat(reporter)),
         asyncio.create_task(watch_loop(agent, client, args.node_name)),
         asyncio.create_task(collect_images(agent)),
+        asyncio.create_task(retry_reports(agent)),
     ]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

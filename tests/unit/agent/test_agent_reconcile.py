@@ -313,6 +313,33 @@ def test_api_errors_while_reporting_do_not_kill_the_pod_task(short_tmp: Path) ->
     assert record.phase == "Succeeded"
 
 
+def test_a_refused_status_report_is_sent_again_with_the_current_status(short_tmp: Path) -> None:
+    launches = Launches(
+        [
+            control.Started("main", 7, 0),
+            control.Exited("main", 0, 0, 0),
+            control.PodDone("web", "Succeeded"),
+        ]
+    )
+    agent, client = make_agent(short_tmp, launches)
+    accept = client.patch
+
+    async def refuse(*args: Any, **kwargs: Any) -> Obj:
+        raise api_status.ApiError(503, "ServiceUnavailable", "the VIP moved")
+
+    client.patch = refuse  # type: ignore[method-assign]
+    asyncio.run(_run_one(agent))
+    assert set(agent.unreported) == {"u-1"}
+    assert client.statuses == []
+
+    client.patch = accept  # type: ignore[method-assign]
+    asyncio.run(agent.report_again())
+    assert client.statuses[-1]["phase"] == "Succeeded"
+    assert agent.unreported == {}
+    asyncio.run(agent.report_again())  # nothing left to send
+    assert len(client.statuses) == 1
+
+
 def test_a_pod_interrupted_before_its_vm_started_is_started_over_after_a_restart(short_tmp: Path) -> None:
     launches = Launches(
         [
