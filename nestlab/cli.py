@@ -175,10 +175,15 @@ def node() -> None:
 @node.command("stop")
 @click.argument("node_name", metavar="NODE")
 @click.option("--name", default="default", show_default=True, help="The lab.")
-def node_stop(node_name: str, name: str) -> None:
+@click.option(
+    "--hard",
+    is_flag=True,
+    help="Pull the power: nothing on the node shuts down cleanly (a real failure), not a clean poweroff.",
+)
+def node_stop(node_name: str, name: str, hard: bool) -> None:
     """Stop NODE (and, for a host, every node placed on it)."""
     try:
-        stopped = lifecycle.node_stop(name, node_name)
+        stopped = lifecycle.node_stop(name, node_name, hard=hard)
     except NestlabError as exc:
         _fail(exc)
     click.echo(f"stopped: {', '.join(stopped)}")

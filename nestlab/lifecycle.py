@@ -221,9 +221,9 @@ def ssh(name: str, node: str, command: list[str]) -> int:
     return proc.run(argv, timeout=SSH_SESSION_TIMEOUT_S, check=False, capture=False).returncode
 
 
-def node_stop(name: str, node: str) -> list[str]:
-    """Stop a node (a host with its failure domain); returns the nodes stopped."""
-    return [str(n) for n in local.stop_node(saved_plan(name), node)]
+def node_stop(name: str, node: str, *, hard: bool = False) -> list[str]:
+    """Stop a node (a host with its failure domain), or pull its power; returns the nodes stopped."""
+    return [str(n) for n in local.stop_node(saved_plan(name), node, hard=hard)]
 
 
 def node_start(name: str, node: str, progress: Progress) -> list[str]:

@@ -218,9 +218,10 @@ def _affected(plan: Plan, name: str) -> list[PlannedNode]:
 
 
 def stop_node(
-    plan: Plan, name: str, *, lab_root: Path | None = None, run: proc.Runner = proc.run
+    plan: Plan, name: str, *, lab_root: Path | None = None, run: proc.Runner = proc.run, hard: bool = False
 ) -> list[NodeName]:
-    """Stop a node; a host takes every node placed on it down with it. Returns the nodes stopped."""
+    """Stop a node; a host takes every node placed on it down with it. Returns the nodes stopped.
+    ``hard``: pull the power (no clean shutdown of anything on them) instead of a clean poweroff."""
     layout = layout_for(plan.lab.name, lab_root)
     affected = _affected(plan, name)
     with _locked(layout):
@@ -230,7 +231,7 @@ def stop_node(
             stopped = _stopped_hosts(lab, plan) | hosts
             lab = _ensure_routes(run, layout, lab, plan, lab.bridge, stopped=stopped)
         for node in reversed(affected):  # placed nodes first, the host last
-            lab = halt(run, layout, lab, node)
+            lab = halt(run, layout, lab, node, hard=hard)
     return [node.name for node in affected]
 
 

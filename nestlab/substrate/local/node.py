@@ -102,13 +102,18 @@ def clear_orphan(run: proc.Runner, layout: LabLayout, node: PlannedNode) -> None
         orphans.end(run, orphan)
 
 
-def halt(run: proc.Runner, layout: LabLayout, lab: st.LabState, node: PlannedNode) -> st.LabState:
-    """Stop ``node`` (clean poweroff) and unmount its overlay; its writable layer is kept."""
+def halt(
+    run: proc.Runner, layout: LabLayout, lab: st.LabState, node: PlannedNode, *, hard: bool = False
+) -> st.LabState:
+    """Stop ``node`` (clean poweroff, or with ``hard`` its power pulled) and unmount its overlay; its
+    writable layer is kept."""
     machine = machine_name(layout.name, node.name)
     record = lab.nodes.get(node.name)
     if record is None:
         return lab
     if record.pid is not None:
+        if hard:
+            pids.pull_power(record.pid, machine)
         pids.stop(record.pid, machine)
     clear_orphan(run, layout, node)
     mounts.unmount_all(run, layout.merged(node.name))

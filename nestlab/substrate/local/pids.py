@@ -70,6 +70,31 @@ def node_pids(nodes_dir: Path, proc_root: Path = Path("/proc")) -> dict[MachineN
     return found
 
 
+def children(pid: int, proc_root: Path = Path("/proc")) -> list[int]:
+    """The direct children of ``pid`` (empty when it is gone)."""
+    found: list[int] = []
+    try:
+        tasks = list((proc_root / str(pid) / "task").iterdir())
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def pull_power(pid: int, machine: MachineName) -> None:
+    """A node failing at once, as when a host loses power: SIGKILL the node's init (the first process of
+    its PID namespace, so every process in it dies with it); no service gets to shut down cleanly
+    (keepalived sends no last advertisement, etcd no leave). :func:`stop` then reaps the nspawn."""
+    if not is_running(pid, machine):
+        return
+    for child in children(pid):
+        os.kill(child, signal.SIGKILL)
+
+
 def stop(
     pid: int,
     machine: MachineName,
