@@ -1,19 +1,23 @@
-"""How long an endpoint change takes to reach the distributed load balancer's rules on every host.
+"""How long an endpoint (or NetworkPolicy) change takes to reach the nftables rules on every host.
 
 Run as root on a lab that `nestlab up` built:
     .venv/bin/python bench/endpoint_propagation.py --name LAB --changes 30
+    .venv/bin/python bench/endpoint_propagation.py --name LAB --changes 30 --policy
 
 A Service without selector gets hand-written Endpoints; each change writes a new address into them
 (through the VIP) and times the path Endpoints -> EndpointSlice (the mirroring controller) ->
 nestlab-proxy on every host -> nftables. Each host streams `nft monitor` over SSH into a file the
 bench polls every 10 ms, so a host's time is when its rule carrying the new address was committed
-(plus the SSH stream's delay). Prints p50/p99 of the slowest host per change and of each host;
+(plus the SSH stream's delay). With ``--policy`` each change creates a NetworkPolicy instead and
+times API -> nestlab-proxy's firewall on every host -> its rule (carrying the policy's name as a
+comment) in table ``ip nestlab-policy``. Prints p50/p99 of the slowest host per change and of each host;
 asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 import tempfile
@@ -39,6 +43,38 @@ def endpoints(name: str, address: str) -> dict[str, object]:
     }
 
 
+def policy(name: str) -> dict[str, object]:
+    selector = {"matchLabels": {"bench": name}}
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name},
+            "spec": {"podSelector": selector}}  # fmt: skip
+
+
+def change_request(namespace: str, change: int, *, policies: bool) -> tuple[str, str, object, str]:
+    """(method, path, body, the text the new rule shows in `nft monitor`) of change number ``change``."""
+    if policies:
+        path = f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies"
+        return "POST", path, policy(f"p{change}"), f'comment "{namespace}/p{change}'
+    address = f"198.19.250.{change % 250 + 1}"
+    path = f"/api/v1/namespaces/{namespace}/endpoints"
+    method, target = ("POST", path) if change == 0 else ("PUT", f"{path}/prop")
+    return method, target, endpoints("prop", address), f"dnat to {address}:80"
+
+
+def wait_seen(work: Path, hosts: list[str], marker: str, began: float) -> dict[str, float]:
+    """Seconds from ``began`` until each host's monitor log shows ``marker``."""
+    seen: dict[str, float] = {}
+    while len(seen) < len(hosts) and time.monotonic() - began < CHANGE_TIMEOUT_S:
+        for host in hosts:
+            if host not in seen and marker in (work / f"{host}.log").read_text(errors="replace"):
+                seen[host] = time.monotonic() - began
+        time.sleep(POLL_S)
+    if len(seen) < len(hosts):
+        raise SystemExit(f"{sorted(set(hosts) - set(seen))} never showed {marker}")
+    for host in hosts:  # the next change searches only new output
+        (work / f"{host}.log").write_text("")
+    return seen
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
@@ -52,6 +88,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--name", default="default", help="the lab")
     parser.add_argument("--changes", type=int, default=30)
+    parser.add_argument("--policy", action="store_true", help="time NetworkPolicy changes instead")
     args = parser.parse_args()
     lab = attach(args.name)
     wait_lab_healthy(lab)
@@ -86,35 +123,24 @@ def main() -> int:
             "metadata": {"name": "prop"},
             "spec": {"ports": [{"name": "http", "port": 80}]},
         }
-        code, body = api.request("POST", f"/api/v1/namespaces/{namespace}/services", service)
+        code, created = api.request("POST", f"/api/v1/namespaces/{namespace}/services", service)
         if code != 201:
-            raise SystemExit(f"creating the Service answered {code}: {body.get('message')}")
-        path = f"/api/v1/namespaces/{namespace}/endpoints"
+            raise SystemExit(f"creating the Service answered {code}: {created.get('message')}")
         time.sleep(2)  # let the monitors connect (they only see changes made after they start)
         for change in range(args.changes):
-            address = f"198.19.250.{change % 250 + 1}"
-            marker = f"dnat to {address}:80"
-            method, target = ("POST", path) if change == 0 else ("PUT", f"{path}/prop")
+            method, target, body, marker = change_request(namespace, change, policies=args.policy)
             began = time.monotonic()
-            code, body = api.request(method, target, endpoints("prop", address))
+            code, answer = api.request(method, target, body)
             if code not in (200, 201):
-                raise SystemExit(f"{method} Endpoints answered {code}: {body.get('message')}")
-            seen: dict[str, float] = {}
-            while len(seen) < len(hosts) and time.monotonic() - began < CHANGE_TIMEOUT_S:
-                for host in hosts:
-                    if host not in seen and marker in (work / f"{host}.log").read_text(errors="replace"):
-                        seen[host] = time.monotonic() - began
-                time.sleep(POLL_S)
-            if len(seen) < len(hosts):
-                raise SystemExit(f"change {change}: {sorted(set(hosts) - set(seen))} never showed {marker}")
+                raise SystemExit(f"{method} {target} answered {code}: {answer.get('message')}")
+            seen = wait_seen(work, hosts, marker, began)
             for host, delay in seen.items():
                 per_host[host].append(delay)
             slowest.append(max(seen.values()))
-            for host in hosts:  # the next change searches only new output
-                (work / f"{host}.log").write_text("")
     finally:
         for monitor in monitors.values():
             monitor.stop()
+        shutil.rmtree(work, ignore_errors=True)
         kubectl(lab, "delete", "namespace", namespace, "--wait=false", check=False)
     print(
         f"{args.changes} endpoint changes, Endpoints written through the VIP -> rule committed on every host:"

@@ -93,6 +93,13 @@ class FeederThread:
         assert self.error is None, repr(self.error)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def forget_kube_dns_endpoints(apiserver: ApiServer) -> Iterator[None]:
+    """The kube-dns Endpoints the feeders write go at the end: other modules share this API server."""
+    yield
+    apiserver.request("DELETE", "/api/v1/namespaces/kube-system/endpoints/kube-dns")
+
+
 @pytest.fixture
 def unbound() -> Iterator[local.LocalUnbound]:
     running = local.start(UnboundConfig(listen=("127.0.0.1",), reverse=(SERVICE_RANGE, "198.19.0.0/16")))
