@@ -142,9 +142,8 @@ def main() -> int:
             monitor.stop()
         shutil.rmtree(work, ignore_errors=True)
         kubectl(lab, "delete", "namespace", namespace, "--wait=false", check=False)
-    print(
-        f"{args.changes} endpoint changes, Endpoints written through the VIP -> rule committed on every host:"
-    )
+    what = "NetworkPolicies created" if args.policy else "endpoint changes, Endpoints written"
+    print(f"{args.changes} {what} through the VIP -> rule committed on every host:")
     print(f"  slowest host: {figures(slowest)}")
     for host, delays in per_host.items():
         print(f"  {host:12s}  {figures(delays)}")
