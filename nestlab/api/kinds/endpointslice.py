@@ -57,6 +57,10 @@ def _check_endpoint(endpoint: Any, path: str) -> list[Cause]:
         return [Cause(path, "Invalid value: must be an object", "FieldValueTypeInvalid")]
     causes = type_causes(endpoint, {"hostname": str, "nodeName": str, "zone": str, "targetRef": dict},
                          f"{path}.")  # fmt: skip
+    if endpoint.get("hints"):  # stored and ignored would tell a learner topology routing happens
+        message = ("Forbidden: hints (topology-aware routing) are not supported by this lab: "
+                   "nestlab-proxy spreads connections over every ready endpoint")  # fmt: skip
+        causes.append(Cause(f"{path}.hints", message, "FieldValueForbidden"))
     conditions = endpoint.get("conditions")
     causes += type_causes(as_dict(conditions), {"ready": bool, "serving": bool, "terminating": bool},
                           f"{path}.conditions.")  # fmt: skip

@@ -318,6 +318,13 @@ def test_endpoint_slice_validation() -> None:
     assert endpointslice.validate_update(slice_("IPv6"), slice_())[0].field == "addressType"
 
 
+def test_topology_hints_are_refused_not_ignored() -> None:
+    hinted = slice_(endpoints=[{"addresses": ["198.19.1.5"], "hints": {"forZones": [{"name": "a"}]}}])
+    (cause,) = endpointslice.validate(hinted)
+    assert cause.field == "endpoints[0].hints"
+    assert "not supported by this lab" in cause.message
+
+
 def test_endpoint_slice_columns() -> None:
     obj = slice_()
     obj["metadata"]["creationTimestamp"] = None
