@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,21 @@ STS = f"/apis/apps/v1/namespaces/{NS}/statefulsets"
 JOBS = f"/apis/batch/v1/namespaces/{NS}/jobs"
 CRONJOBS = f"/apis/batch/v1/namespaces/{NS}/cronjobs"
 REVISIONS = f"/apis/apps/v1/namespaces/{NS}/controllerrevisions"
-CLOCK_AHEAD = timedelta(seconds=61)  # the CronJob controller's clock: its first minute has passed
+
+
+class FrozenClock:
+    """The CronJob controller's clock: stopped where a test sets it, so exactly the scheduled
+    times the test chose are due (a running clock ahead of real time lets the next minute come
+    seconds after the first, and a loaded machine then sees two Jobs)."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+CLOCK = FrozenClock()
 MODERN_KUBECTL = Path("/usr/lib/google-cloud-sdk/bin/kubectl.1.33")
 
 
@@ -46,10 +60,9 @@ def controllers(apiserver: ApiServer) -> Iterator[None]:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="controllers", daemon=True)
     thread.start()
-    ahead: Callable[[], datetime] = lambda: datetime.now(UTC) + CLOCK_AHEAD  # noqa: E731
 
     def cronjobs(client: ApiClient, informers: InformerFactory) -> CronJobController:
-        return CronJobController(client, informers, clock=ahead)
+        return CronJobController(client, informers, clock=CLOCK)
 
     async def start() -> tuple[ApiClient, Term]:
         client = ApiClient(Credentials(apiserver.url, apiserver.pki.ca, ADMIN_TOKEN))
@@ -379,7 +392,18 @@ def test_cronjob_fires_with_an_injected_clock(apiserver: ApiServer, controllers:
             },
         },
     }
-    assert apiserver.request("POST", CRONJOBS, cronjob)[0] == 201
+    code, created = apiserver.request("POST", CRONJOBS, cronjob)
+    assert code == 201
+    made = datetime.strptime(created["metadata"]["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ")
+    first_minute = made.replace(tzinfo=UTC, second=0) + timedelta(minutes=1)
+    CLOCK.now = first_minute + timedelta(seconds=1)  # one scheduled time has come, the next never does
+    touched = apiserver.request(  # an update makes the controller sync again on the new clock
+        "PATCH",
+        f"{CRONJOBS}/hello",
+        {"metadata": {"labels": {"clock": "set"}}},
+        content_type="application/merge-patch+json",
+    )
+    assert touched[0] == 200, touched
 
     def fired() -> list[dict[str, Any]]:
         _code, listed = apiserver.request("GET", JOBS)
