@@ -19,7 +19,9 @@ from pathlib import Path
 from nestlab import paths
 from nestlab.runtime import proc
 
-SOURCE = Path(__file__).resolve().parent / "podinit" / "podinit.c"
+SOURCE_DIR = Path(__file__).resolve().parent / "podinit"
+SOURCE = SOURCE_DIR / "podinit.c"
+"""The one translation unit; it ``#include``s the other ``*.c``/``*.h`` files of :data:`SOURCE_DIR`."""
 CC = "musl-gcc"
 CFLAGS = ("-static", "-Os", "-s", "-Wall", "-Wextra", "-Werror", "-std=gnu11")
 COMPILE_TIMEOUT_S = 300.0  # seconds; a few on an idle machine
@@ -99,10 +101,17 @@ def build_key(source: bytes) -> str:
     return digest.hexdigest()
 
 
+def sources(directory: Path = SOURCE_DIR) -> bytes:
+    """Every pod-init source file, named and in name order: what the build key hashes (an
+    included file that changes must change the key as much as podinit.c itself)."""
+    files = sorted(p for p in directory.iterdir() if p.suffix in (".c", ".h") and p.is_file())
+    return b"".join(p.name.encode() + b"\0" + p.read_bytes() + b"\0" for p in files)
+
+
 def build(*, root: Path | None = None, run: proc.Runner = proc.run) -> PodInitramfs:
     """Compile pod-init and pack the initramfs, or return the cached ones."""
     root = root or paths.cache_dir() / "podinit"
-    source = SOURCE.read_bytes()
+    source = sources()
     key = build_key(source)
     final = root / key
     result = PodInitramfs(key, final / "pod-init", final / "initramfs.cpio")

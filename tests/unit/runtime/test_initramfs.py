@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+from pathlib import Path
 
 from nestlab.runtime import initramfs
 from nestlab.runtime.initramfs import Entry
@@ -58,3 +59,14 @@ def test_pod_initramfs_has_init_console_and_mount_points() -> None:
 
 def test_key_depends_on_the_source() -> None:
     assert initramfs.build_key(b"int main(){}") != initramfs.build_key(b"int main(){return 1;}")
+
+
+def test_every_source_file_is_in_the_key(tmp_path: Path) -> None:
+    (tmp_path / "podinit.c").write_text('#include "extra.c"\n')
+    (tmp_path / "extra.c").write_text("int x;\n")
+    (tmp_path / "notes.txt").write_text("not a source")
+    before = initramfs.build_key(initramfs.sources(tmp_path))
+    (tmp_path / "notes.txt").write_text("still not a source")
+    assert initramfs.build_key(initramfs.sources(tmp_path)) == before
+    (tmp_path / "extra.c").write_text("int y;\n")
+    assert initramfs.build_key(initramfs.sources(tmp_path)) != before
