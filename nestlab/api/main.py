@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from nestlab.api import encryption, store
 from nestlab.api.etcd import TLSFiles
 from nestlab.api.server import ServerConfig, serve
 from nestlab.api.serviceips import DEFAULT_RANGE, RangeError, ServiceRange
@@ -23,6 +24,12 @@ from nestlab.errors import NestlabError, UsageError
 
 def parse_args(argv: Sequence[str]) -> ServerConfig:
     """The server configuration from command-line flags; UsageError on inconsistent flags."""
+    return parse(argv)[0]
+
+
+def parse(argv: Sequence[str]) -> tuple[ServerConfig, encryption.Encryption]:
+    """The server configuration and the encryption at rest from command-line flags (UsageError on
+    inconsistent flags or an encryption provider config that cannot be used)."""
     parser = argparse.ArgumentParser(
         prog="nestlab-apiserver", description="Kubernetes-compatible API server on etcd"
     )
@@ -66,6 +73,12 @@ def parse_args(argv: Sequence[str]) -> ServerConfig:
         default="",
         help="the IP clients reach the API at (the VIP): the endpoint of the kubernetes Service",
     )
+    parser.add_argument(
+        "--encryption-provider-config",
+        type=Path,
+        help="an apiserver.config.k8s.io/v1 EncryptionConfiguration: the resources (secrets) encrypted "
+        "at rest in etcd and their keys (providers aesgcm, aescbc, identity)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(list(argv))
     if (args.tls_cert_file is None) != (args.tls_private_key_file is None):
@@ -89,6 +102,11 @@ def parse_args(argv: Sequence[str]) -> ServerConfig:
             raise UsageError(
                 f"--advertise-address must be an IPv4 address, not {args.advertise_address!r}"
             ) from exc
+    at_rest = encryption.IDENTITY
+    if args.encryption_provider_config is not None:
+        # Loaded before serving: a missing file or a bad key stops the server with a message naming
+        # the file, instead of a server that cannot read (or silently does not encrypt) Secrets.
+        at_rest = encryption.load(args.encryption_provider_config)
     etcd_tls = None
     if args.etcd_cafile is not None:
         etcd_tls = TLSFiles(args.etcd_cafile, args.etcd_certfile, args.etcd_keyfile)
@@ -96,7 +114,7 @@ def parse_args(argv: Sequence[str]) -> ServerConfig:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    return ServerConfig(
+    config = ServerConfig(
         etcd_servers=tuple(s.strip() for s in args.etcd_servers.split(",") if s.strip()),
         bind=args.bind,
         port=args.port,
@@ -112,12 +130,18 @@ def parse_args(argv: Sequence[str]) -> ServerConfig:
         service_cluster_ip_range=args.service_cluster_ip_range,
         advertise_address=args.advertise_address,
     )
+    return config, at_rest
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     try:
-        config = parse_args(sys.argv[1:] if argv is None else argv)
+        config, at_rest = parse(sys.argv[1:] if argv is None else argv)
+        if at_rest.rules:
+            store.use_transformer(at_rest)
+            logging.getLogger("nestlab.api").info(
+                "encryption at rest (%s): %s", at_rest.source, at_rest.describe()
+            )
         asyncio.run(serve(config))
     except NestlabError as exc:
         print(f"nestlab-apiserver: {exc}", file=sys.stderr)

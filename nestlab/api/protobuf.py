@@ -14,7 +14,8 @@ kind and the field's path, so a client learns to send JSON/YAML instead of losin
 A schema maps field number -> (JSON name, kind). Kinds: ``str`` (dropped when empty), ``int`` and
 ``bool`` (varints, always kept: Go pointer fields), ``int0`` and ``bool0`` (dropped when zero, as
 JSON's ``omitempty`` drops Go's non-pointer zeros), ``strs``/``ints`` (repeated), ``map``
-(map<string,string>), ``qmap`` (map<string,Quantity>), ``quantity``, ``intstr`` (IntOrString),
+(map<string,string>), ``qmap`` (map<string,Quantity>), ``bmap`` (map<string,bytes>, values in
+base64 as JSON writes Go's ``[]byte``), ``quantity``, ``intstr`` (IntOrString),
 ``time`` (metav1.Time; the zero time is dropped), ``ignore`` (known, server-owned: dropped), a
 nested schema (a message; an empty one decodes to ``{}`` as Go's JSON writes it), ``("list",
 schema)`` (repeated message) and ``("inline", schema)`` (an embedded struct whose fields JSON
@@ -23,6 +24,7 @@ writes into the enclosing object).
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 from typing import Any
 
@@ -145,10 +147,14 @@ def _time(value: Value) -> str | None:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _pair(value: Value, quantity: bool) -> tuple[str, str]:
+def _pair(value: Value, kind: str) -> tuple[str, str]:
     entry = dict(fields(_bytes(value)))
     key, raw = _text(entry.get(1, b"")), entry.get(2, b"")
-    return key, (_quantity(raw) if quantity else _text(raw))
+    if kind == "qmap":
+        return key, _quantity(raw)
+    if kind == "bmap":
+        return key, base64.b64encode(_bytes(raw)).decode()  # JSON writes Go's []byte as base64
+    return key, _text(raw)
 
 
 def _scalar(kind: str, value: Value) -> tuple[bool, Any]:
@@ -190,8 +196,8 @@ def decode_message(data: bytes, schema: Schema, path: str = "") -> Obj:
             obj.setdefault(name, []).append(_text(value))
         elif kind == "ints":
             obj.setdefault(name, []).extend(_numbers(value))
-        elif kind in ("map", "qmap"):
-            key, item = _pair(value, kind == "qmap")
+        elif kind in ("map", "qmap", "bmap"):
+            key, item = _pair(value, kind)
             obj.setdefault(name, {})[key] = item
         elif isinstance(kind, tuple) and kind[0] == "list":
             index = counts[number] = counts.get(number, -1) + 1

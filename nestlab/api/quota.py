@@ -1,30 +1,33 @@
-"""ResourceQuota admission: a pod is admitted only if every quota in its namespace has room.
+"""ResourceQuota admission: an object is admitted only if every quota in its namespace has room.
 
-Like Kubernetes, admission charges the quota *before* the pod is stored, by a compare-and-swap on
+Like Kubernetes, admission charges the quota *before* the object is stored, by a compare-and-swap on
 the quota's ``status.used``: two concurrent creates that would each fit alone but not together
 race on the same quota revision, and the loser re-reads, re-checks and is refused. Charges are
-released when a pod is finally removed (and when a create fails after charging).
+released when an object is finally removed (and when a create fails after charging). Pods count
+their compute requests and limits and one ``pods``; every namespaced object counts one
+``count/<resource>[.<group>]`` (and its legacy name: ``configmaps``, ``secrets``...). Which keys
+a quota may hold is decided by :mod:`nestlab.api.kinds.resourcequota`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
 from nestlab.api import quantity, status
-from nestlab.api.resources import PODS, QUOTAS
+from nestlab.api.kinds.resourcequota import COMPUTE, canonical, count_keys, counted
+from nestlab.api.resources import PODS, QUOTAS, Resource
 from nestlab.api.store import Obj, Store
 
-# Quota names that count pod requests; "cpu" and "requests.cpu" are the same thing upstream.
-_ALIASES = {"cpu": "requests.cpu", "memory": "requests.memory"}
-_TRACKED = ("pods", "requests.cpu", "requests.memory", "limits.cpu", "limits.memory")
+Usage = dict[str, Decimal]
 
 
-def pod_usage(pod: Obj) -> dict[str, Decimal]:
+def pod_usage(pod: Obj) -> Usage:
     """What one pod counts against quota (terminal pods count nothing)."""
     if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
         return {}
-    usage: dict[str, Decimal] = {"pods": Decimal(1)}
+    usage: Usage = {key: Decimal(1) for key in count_keys("", "pods")}
     for container in (pod.get("spec") or {}).get("containers") or []:
         resources = container.get("resources") or {}
         for section in ("requests", "limits"):
@@ -36,118 +39,150 @@ def pod_usage(pod: Obj) -> dict[str, Decimal]:
     return usage
 
 
-def _canonical(name: str) -> str:
-    return _ALIASES.get(name, name)
+def usage_of(resource: Resource, obj: Obj) -> Usage:
+    """What one object of ``resource`` counts against quota."""
+    if resource is PODS:
+        return pod_usage(obj)
+    if resource is QUOTAS or not resource.namespaced:
+        return {}
+    return {key: Decimal(1) for key in count_keys(resource.group, resource.plural)}
 
 
 def _value(quota_map: dict[str, Any], name: str) -> Decimal:
     for key, raw in quota_map.items():
-        if _canonical(key) == name:
+        if canonical(key) == name:
             return quantity.parse(raw)
     return Decimal(0)
 
 
-def charge(quota: Obj, usage: dict[str, Decimal], pod_name: str) -> Obj:
+def _tracked(key: str) -> bool:
+    return canonical(key) in COMPUTE or counted(key) is not None
+
+
+def charge(quota: Obj, usage: Usage, name: str, resource: Resource = PODS) -> Obj:
     """``quota`` with ``usage`` added to status.used; raises 403 when a hard limit would be exceeded."""
     hard: dict[str, Any] = (quota.get("spec") or {}).get("hard") or {}
     used: dict[str, Any] = dict((quota.get("status") or {}).get("used") or {})
-    tracked = [key for key in hard if _canonical(key) in _TRACKED]
+    compute = resource is PODS and bool(usage)
+    relevant = [k for k in hard if canonical(k) in usage or (compute and canonical(k) in COMPUTE)]
     missing = [
-        _canonical(k).split(".")[-1] if k in _ALIASES else k
-        for k in tracked
-        if k != "pods" and _canonical(k) not in usage
+        canonical(k).split(".")[-1] if k in ("cpu", "memory") else k
+        for k in relevant
+        if canonical(k) in COMPUTE and canonical(k) not in usage
     ]
     if missing:
         reason = f"failed quota: {quota['metadata']['name']}: must specify {','.join(sorted(missing))}"
-        raise status.admission_forbidden("pods", "", pod_name, reason)
+        raise status.admission_forbidden(resource.plural, resource.group, name, reason)
     over = [
         k
-        for k in tracked
-        if _value(used, _canonical(k)) + usage.get(_canonical(k), Decimal(0)) > quantity.parse(hard[k])
+        for k in relevant
+        if _value(used, canonical(k)) + usage.get(canonical(k), Decimal(0)) > quantity.parse(hard[k])
     ]
     if over:
         keys = sorted(over)
 
-        def show(values: dict[str, Decimal]) -> str:
+        def show(values: Usage) -> str:
             return ",".join(
-                f"{k}={quantity.format_for(k, values.get(_canonical(k), Decimal(0)))}" for k in keys
+                f"{k}={quantity.format_for(k, values.get(canonical(k), Decimal(0)))}" for k in keys
             )
 
         reason = (
             f"exceeded quota: {quota['metadata']['name']}, requested: {show(usage)}, "
-            f"used: {show({_canonical(k): _value(used, _canonical(k)) for k in keys})}, "
-            f"limited: {show({_canonical(k): quantity.parse(hard[k]) for k in keys})}"
+            f"used: {show({canonical(k): _value(used, canonical(k)) for k in keys})}, "
+            f"limited: {show({canonical(k): quantity.parse(hard[k]) for k in keys})}"
         )
-        raise status.admission_forbidden("pods", "", pod_name, reason)
-    for key in tracked:
-        total = _value(used, _canonical(key)) + usage.get(_canonical(key), Decimal(0))
-        used[key] = quantity.format_for(key, total)
+        raise status.admission_forbidden(resource.plural, resource.group, name, reason)
+    for key in hard:
+        if _tracked(key):
+            total = _value(used, canonical(key)) + usage.get(canonical(key), Decimal(0))
+            used[key] = quantity.format_for(key, total)
     quota.setdefault("status", {})["used"] = used
     quota["status"]["hard"] = dict(hard)
     return quota
 
 
-def release(quota: Obj, usage: dict[str, Decimal]) -> Obj:
+def release(quota: Obj, usage: Usage) -> Obj:
     """``quota`` with ``usage`` taken back out of status.used (never below zero)."""
     hard: dict[str, Any] = (quota.get("spec") or {}).get("hard") or {}
     used: dict[str, Any] = dict((quota.get("status") or {}).get("used") or {})
     for key in hard:
-        if _canonical(key) in _TRACKED:
-            total = max(Decimal(0), _value(used, _canonical(key)) - usage.get(_canonical(key), Decimal(0)))
+        if _tracked(key):
+            total = max(Decimal(0), _value(used, canonical(key)) - usage.get(canonical(key), Decimal(0)))
             used[key] = quantity.format_for(key, total)
     quota.setdefault("status", {})["used"] = used
     return quota
 
 
-def recompute(quota: Obj, pods: list[Obj]) -> Obj:
-    """``quota`` with status.hard/used computed from scratch from the namespace's pods."""
+def recompute(quota: Obj, usages: list[Usage]) -> Obj:
+    """``quota`` with status.hard/used computed from scratch from the usage of every object."""
     hard: dict[str, Any] = (quota.get("spec") or {}).get("hard") or {}
-    totals: dict[str, Decimal] = {}
-    for pod in pods:
-        for key, value in pod_usage(pod).items():
+    totals: Usage = {}
+    for usage in usages:
+        for key, value in usage.items():
             totals[key] = totals.get(key, Decimal(0)) + value
-    used = {
-        k: quantity.format_for(k, totals.get(_canonical(k), Decimal(0)))
-        for k in hard
-        if _canonical(k) in _TRACKED
-    }
+    used = {k: quantity.format_for(k, totals.get(canonical(k), Decimal(0))) for k in hard if _tracked(k)}
     quota["status"] = {"hard": dict(hard), "used": used}
     return quota
 
 
+def counted_resources(quota: Obj, resolve: Callable[[str, str], Resource | None]) -> list[Resource]:
+    """The resources whose objects ``quota``'s keys count (pods for compute keys)."""
+    found: dict[str, Resource] = {}
+    for key in (quota.get("spec") or {}).get("hard") or {}:
+        where = counted(key)
+        resource = PODS if canonical(key) in COMPUTE else (resolve(*where) if where else None)
+        if resource is not None:
+            found[resource.key("", "")] = resource
+    return list(found.values())
+
+
 class QuotaAdmission:
-    """Charges and releases pod usage against the ResourceQuotas stored in a namespace."""
+    """Charges and releases object usage against the ResourceQuotas stored in a namespace."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, resolve: Callable[[str, str], Resource | None]) -> None:
         self.store = store
+        self.resolve = resolve
+        """(group, plural) -> the served Resource, for counting what exists when a quota is made."""
 
-    async def admit(self, namespace: str, pod: Obj) -> list[str]:
-        """Charge every quota of ``namespace`` for ``pod``; the names charged (for rollback)."""
-        usage = pod_usage(pod)
-        quotas, _ = await self.store.list(QUOTAS, namespace, lambda _obj: True)
-        charged: list[str] = []
-        try:
-            for quota in quotas:
-                name = quota["metadata"]["name"]
-
-                async def add(current: Obj) -> Obj:
-                    return charge(current, usage, pod["metadata"]["name"])
-
-                await self.store.mutate(QUOTAS, namespace, name, add)
-                charged.append(name)
-        except status.ApiError:
-            await self.refund(namespace, pod, charged)
-            raise
-        return charged
-
-    async def refund(self, namespace: str, pod: Obj, names: list[str] | None = None) -> None:
-        """Take ``pod``'s usage back out of the named quotas (all of the namespace's by default)."""
-        usage = pod_usage(pod)
+    async def _each(
+        self, namespace: str, names: list[str] | None, act: Callable[[str], Awaitable[None]]
+    ) -> None:
         if names is None:
             quotas, _ = await self.store.list(QUOTAS, namespace, lambda _obj: True)
             names = [q["metadata"]["name"] for q in quotas]
         for name in names:
+            await act(name)
 
+    async def admit(self, resource: Resource, namespace: str, obj: Obj) -> list[str]:
+        """Charge every quota of ``namespace`` for ``obj``; the names charged (for rollback)."""
+        usage = usage_of(resource, obj)
+        if not usage:
+            return []
+        charged: list[str] = []
+
+        async def add_to(name: str) -> None:
+            async def add(current: Obj) -> Obj:
+                return charge(current, usage, obj["metadata"]["name"], resource)
+
+            await self.store.mutate(QUOTAS, namespace, name, add)
+            charged.append(name)
+
+        try:
+            await self._each(namespace, None, add_to)
+        except status.ApiError:
+            await self.refund(resource, namespace, obj, charged)
+            raise
+        return charged
+
+    async def refund(
+        self, resource: Resource, namespace: str, obj: Obj, names: list[str] | None = None
+    ) -> None:
+        """Take ``obj``'s usage back out of the named quotas (all of the namespace's by default)."""
+        usage = usage_of(resource, obj)
+        if not usage:
+            return
+
+        async def take_from(name: str) -> None:
             async def sub(current: Obj) -> Obj:
                 return release(current, usage)
 
@@ -157,7 +192,12 @@ class QuotaAdmission:
                 if exc.code != 404:
                     raise
 
+        await self._each(namespace, names, take_from)
+
     async def initial_status(self, namespace: str, quota: Obj) -> Obj:
-        """A new quota's status, counting the pods that already exist."""
-        pods, _ = await self.store.list(PODS, namespace, lambda _obj: True)
-        return recompute(quota, pods)
+        """A new quota's status, counting the objects that already exist."""
+        usages: list[Usage] = []
+        for resource in counted_resources(quota, self.resolve):
+            objects, _ = await self.store.list(resource, namespace, lambda _obj: True)
+            usages += [usage_of(resource, o) for o in objects]
+        return recompute(quota, usages)

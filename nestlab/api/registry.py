@@ -35,6 +35,11 @@ Service's ClusterIP; see :class:`~nestlab.api.kinds.base.Claim`): a picked value
 won meanwhile is picked again, a requested one is the client's 422."""
 
 
+def _served(group: str, plural: str) -> Resource | None:
+    kind = kinds.by_plural(group, plural)
+    return None if kind is None else kind.resource
+
+
 def _meta(obj: Obj) -> dict[str, Any]:
     meta = obj.get("metadata")
     if not isinstance(meta, dict):
@@ -51,7 +56,7 @@ class Registry:
         self.store = store
         self.admission = admission
         self.allocation = allocation
-        self.quota = QuotaAdmission(store)
+        self.quota = QuotaAdmission(store, _served)
         self.namespaces = NamespaceLifecycle(store, self.create, self.delete)
 
     def _check_type(self, resource: Resource, obj: Any) -> Obj:
@@ -120,14 +125,12 @@ class Registry:
             await self._namespace_open(resource, namespace, meta["name"])
         if resource is QUOTAS:
             obj = await self.quota.initial_status(namespace, obj)
-        charged: list[str] = []
-        if resource is PODS:
-            charged = await self.quota.admit(namespace, obj)
+        charged = await self.quota.admit(resource, namespace, obj) if resource.namespaced else []
         try:
             return await self._store_new(resource, namespace, obj)
         except status.ApiError:
             if charged:
-                await self.quota.refund(namespace, obj, charged)
+                await self.quota.refund(resource, namespace, obj, charged)
             raise
 
     async def _store_new(self, resource: Resource, namespace: str, obj: Obj) -> Obj:
@@ -442,8 +445,8 @@ class Registry:
 
     async def _finalize(self, resource: Resource, namespace: str, current: Obj) -> Obj:
         removed = await self.store.remove(resource, namespace, current)
-        if resource is PODS:
-            await self.quota.refund(namespace, removed)
+        if resource.namespaced:
+            await self.quota.refund(resource, namespace, removed)
         return removed
 
     def dry_run(self) -> Registry:

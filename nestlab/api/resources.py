@@ -30,6 +30,8 @@ SERVICES = kinds.service.RESOURCE
 ENDPOINTS = kinds.endpoints.RESOURCE
 ENDPOINTSLICES = kinds.endpointslice.RESOURCE
 NETWORKPOLICIES = kinds.networkpolicy.RESOURCE
+CONFIGMAPS = kinds.configmap.RESOURCE
+SECRETS = kinds.secret.RESOURCE
 
 ALL: tuple[Resource, ...] = tuple(kind.resource for kind in kinds.ALL)
 

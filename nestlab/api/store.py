@@ -4,6 +4,10 @@ This is the generic storage layer (no per-kind rules): the one place that turns 
 Kubernetes semantics. An update names the revision it read; etcd applies it only if the key is
 still at that revision, which is how two writers racing on one object get a 409 instead of a lost
 update. etcd failures become 503 (retryable), compacted revisions become 410 (re-list).
+
+It is also the one place values are transformed on their way to etcd and back (encryption at rest,
+:mod:`nestlab.api.encryption`): :meth:`Store._encode` and :meth:`Store._decode` are the only
+writers and readers of stored bytes, so a Secret is ciphertext in etcd and plain everywhere above.
 """
 
 from __future__ import annotations
@@ -12,11 +16,12 @@ import base64
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from nestlab.api import kinds, status
+from nestlab.api.encryption import IDENTITY, Transformer, TransformError
 from nestlab.api.etcd import EtcdClient, EtcdCompactedError, EtcdError, KeyValue
 from nestlab.api.kinds.base import Claim
 from nestlab.api.resources import Resource
@@ -83,25 +88,53 @@ async def _guard(call: Awaitable[T]) -> T:
         raise status.unavailable(f"storage is unavailable: {exc}") from exc
 
 
+_configured: list[Transformer] = [IDENTITY]
+
+
+def use_transformer(transformer: Transformer) -> None:
+    """Make ``transformer`` the one every :class:`Store` of this process uses unless given another.
+
+    ``nestlab-apiserver`` calls it once at startup with its ``--encryption-provider-config``: the
+    server and the registry build stores (dry-run ones too) from an etcd client alone, and all of
+    them must read what the others wrote.
+    """
+    _configured[0] = transformer
+
+
 class Store:
     """Generic object storage over one :class:`EtcdClient`."""
 
     dry_run = False
 
-    def __init__(self, etcd: EtcdClient) -> None:
+    def __init__(self, etcd: EtcdClient, transformer: Transformer | None = None) -> None:
         self.etcd = etcd
+        self.transformer = transformer if transformer is not None else _configured[0]
+
+    def _encode(self, resource: Resource, key: str, obj: Obj) -> bytes:
+        """The bytes written to etcd at ``key`` (encrypted when the configuration says so)."""
+        return self.transformer.to_storage(resource, key, encode(obj))
+
+    def _decode(self, resource: Resource, kv: KeyValue, revision: int | None = None) -> Obj:
+        """The object stored in ``kv``; a value that cannot be decrypted is a 500 naming the key."""
+        try:
+            plain = self.transformer.from_storage(resource, kv.key, kv.value)
+        except TransformError as exc:
+            raise status.ApiError(
+                500, "InternalError", f'Internal error occurred: unable to transform key "{kv.key}": {exc}'
+            ) from exc
+        return decode(replace(kv, value=plain), revision)
 
     async def get(self, resource: Resource, namespace: str, name: str) -> Obj:
         """The object, or a 404 ApiError."""
         kv = await _guard(self.etcd.get(resource.key(namespace, name)))
         if kv is None:
             raise status.not_found(resource.plural, resource.group, name)
-        return decode(kv)
+        return self._decode(resource, kv)
 
     async def list(self, resource: Resource, namespace: str, predicate: Predicate) -> tuple[list[Obj], int]:
         """Matching objects and the store revision of the read (the list's resourceVersion)."""
         result = await _guard(self.etcd.range(resource.prefix(namespace)))
-        items = [obj for obj in (decode(kv) for kv in result.kvs) if predicate(obj)]
+        items = [obj for obj in (self._decode(resource, kv) for kv in result.kvs) if predicate(obj)]
         return items, result.revision
 
     async def page(
@@ -126,7 +159,7 @@ class Store:
         except EtcdError as exc:
             raise status.unavailable(f"storage is unavailable: {exc}") from exc
         revision = revision or result.revision
-        items = [obj for obj in (decode(kv) for kv in result.kvs) if predicate(obj)]
+        items = [obj for obj in (self._decode(resource, kv) for kv in result.kvs) if predicate(obj)]
         following = ""
         if result.more and result.kvs:
             following = _encode_continue(revision, result.kvs[-1].key + "\0")
@@ -148,11 +181,12 @@ class Store:
         if claims:
             revision = await _guard(
                 self.etcd.write_all(
-                    absent=[key, *claims], puts={key: encode(obj), **{c: key.encode() for c in claims}}
+                    absent=[key, *claims],
+                    puts={key: self._encode(resource, key, obj), **{c: key.encode() for c in claims}},
                 )
             )
         else:
-            revision = await _guard(self.etcd.create(key, encode(obj)))
+            revision = await _guard(self.etcd.create(key, self._encode(resource, key, obj)))
         if revision is None:
             if not claims or await _guard(self.etcd.get(key)) is not None:
                 raise status.already_exists(resource.plural, resource.group, meta["name"])
@@ -185,12 +219,12 @@ class Store:
                 self.etcd.write_all(
                     absent=list(added),
                     unchanged={key: expected},
-                    puts={key: encode(obj), **{k: key.encode() for k in added}},
+                    puts={key: self._encode(resource, key, obj), **{k: key.encode() for k in added}},
                     deletes=dropped,
                 )
             )
         else:
-            revision = await _guard(self.etcd.update(key, encode(obj), expected))
+            revision = await _guard(self.etcd.update(key, self._encode(resource, key, obj), expected))
         if revision is None:
             current = await _guard(self.etcd.get(key))
             if current is None:
@@ -265,13 +299,30 @@ class Store:
         try:
             async for _rev, events in self.etcd.watch(resource.prefix(namespace), revision + 1):
                 for event in events:
-                    translated = _translate(event.kind, event.kv, event.prev, predicate)
+                    translated = self._translate(resource, event.kind, event.kv, event.prev, predicate)
                     if translated is not None:
                         yield translated
         except EtcdCompactedError as exc:
             raise status.gone(f"too old resource version: {revision} ({exc})") from exc
         except EtcdError as exc:
             raise status.unavailable(f"storage is unavailable: {exc}") from exc
+
+    def _translate(
+        self, resource: Resource, kind: str, kv: KeyValue, prev: KeyValue | None, predicate: Predicate
+    ) -> WatchEvent | None:
+        """An etcd event as the watch event a client filtering with ``predicate`` must see."""
+        old = self._decode(resource, prev, kv.mod_revision) if prev is not None else None
+        if kind == "DELETE":
+            return WatchEvent("DELETED", old) if old is not None and predicate(old) else None
+        new = self._decode(resource, kv)
+        was, now_matches = old is not None and predicate(old), predicate(new)
+        if now_matches and not was:
+            return WatchEvent("ADDED", new)
+        if now_matches:
+            return WatchEvent("MODIFIED", new)
+        if was:
+            return WatchEvent("DELETED", new)
+        return None
 
 
 def _encode_continue(revision: int, start: str) -> str:
@@ -288,22 +339,6 @@ def _decode_continue(token: str, prefix: str) -> tuple[int, str]:
     if revision <= 0 or not start.startswith(prefix):
         raise status.bad_request("continue key is not valid: it belongs to another list")
     return revision, start
-
-
-def _translate(kind: str, kv: KeyValue, prev: KeyValue | None, predicate: Predicate) -> WatchEvent | None:
-    """An etcd event as the watch event a client filtering with ``predicate`` must see."""
-    old = decode(prev, kv.mod_revision) if prev is not None else None
-    if kind == "DELETE":
-        return WatchEvent("DELETED", old) if old is not None and predicate(old) else None
-    new = decode(kv)
-    was, now_matches = old is not None and predicate(old), predicate(new)
-    if now_matches and not was:
-        return WatchEvent("ADDED", new)
-    if now_matches:
-        return WatchEvent("MODIFIED", new)
-    if was:
-        return WatchEvent("DELETED", new)
-    return None
 
 
 class DryRunStore(Store):

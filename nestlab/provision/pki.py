@@ -3,12 +3,18 @@
 etcd peers, API servers and clients trust only this CA. Keys are written 0600 in the lab's state
 directory; each node receives its own certificate and key and the CA certificate, never the CA key.
 Re-running keeps what exists (idempotent) unless a certificate no longer matches the plan.
+
+The lab's encryption-at-rest key lives here too (``encryption-config.yaml``, an upstream
+EncryptionConfiguration with one aesgcm key for Secrets): made once, 0600, copied to the
+control-plane nodes only, and never replaced, since replacing it would make every stored Secret
+unreadable.
 """
 
 from __future__ import annotations
 
 import datetime
 import os
+import secrets
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -18,10 +24,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from nestlab.api import encryption
 from nestlab.spec.model import Role
 from nestlab.spec.plan import Plan
 
 VALIDITY = datetime.timedelta(days=365)  # a lab lives for days; a year never expires mid-exercise
+ENCRYPTION_CONFIG = "encryption-config.yaml"
+ENCRYPTION_KEY_NAME = "key1"  # upstream's documented first key name; a rotation adds key2 before it
+ENCRYPTION_KEY_BYTES = 32  # AES-256
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,24 @@ def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(data)
+
+
+def ensure_encryption_config(pki: Path) -> Path:
+    """The lab's EncryptionConfiguration (a fresh AES-256-GCM key for Secrets), created on first use.
+
+    An existing file is kept, and must still load: a broken one is an error naming it, never
+    silently replaced (its key is the only way to read the Secrets stored with it).
+    """
+    path = pki / ENCRYPTION_CONFIG
+    if path.exists():
+        encryption.load(path)
+        return path
+    pki.mkdir(parents=True, exist_ok=True)
+    text = encryption.render(ENCRYPTION_KEY_NAME, secrets.token_bytes(ENCRYPTION_KEY_BYTES))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    return path
 
 
 def _load(issued: Issued) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
@@ -124,8 +152,8 @@ def issue(
 
 
 def ensure_lab_pki(plan: Plan, pki: Path) -> dict[str, Issued]:
-    """The CA, one certificate per node (SANs: name, address; the VIP too on control-plane nodes), and
-    the lab-admin client certificate (``admin``, group ``system:masters``)."""
+    """The CA, one certificate per node (SANs: name, address; the VIP too on control-plane nodes), the
+    lab-admin client certificate (``admin``, group ``system:masters``) and the encryption config."""
     ca = ensure_ca(pki, plan.lab.name)
     out = {"ca": ca}
     for node in plan.nodes:
@@ -136,4 +164,5 @@ def ensure_lab_pki(plan: Plan, pki: Path) -> dict[str, Issued]:
             dns += ("localhost", "kubernetes", "kubernetes.default")
         out[node.name] = issue(pki, ca, node.name, dns=dns, ips=ips)
     out["admin"] = issue(pki, ca, "admin", organization="system:masters", server=False)
+    ensure_encryption_config(pki)
     return out

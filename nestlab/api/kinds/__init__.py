@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from nestlab.api.kinds import (
     accessreview,
+    configmap,
     controllerrevision,
     cronjob,
     daemonset,
@@ -27,6 +28,7 @@ from nestlab.api.kinds import (
     replicationcontroller,
     resourcequota,
     rolebinding,
+    secret,
     service,
     statefulset,
 )
@@ -54,6 +56,8 @@ ALL: tuple[Kind, ...] = (
     endpoints.KIND,
     endpointslice.KIND,
     networkpolicy.KIND,
+    configmap.KIND,
+    secret.KIND,
 )
 _BY_RESOURCE = {kind.resource: kind for kind in ALL}
 _BY_PLURAL = {(kind.resource.group, kind.resource.plural): kind for kind in ALL}

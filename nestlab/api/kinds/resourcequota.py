@@ -1,7 +1,12 @@
-"""v1 ResourceQuota: the CPU, memory and pod limits of a vSphere Namespace, enforced at admission.
+"""v1 ResourceQuota: the CPU, memory and object-count limits of a vSphere Namespace, enforced at admission.
 
-Its ``status.used`` is owned by quota admission (see :mod:`nestlab.api.quota`), which charges pods
-before they are stored; a new quota starts from the pods already there.
+Its ``status.used`` is owned by quota admission (see :mod:`nestlab.api.quota`), which charges each
+object before it is stored; a new quota starts from the objects already there. The keys it can hold
+are the ones admission enforces: pod compute (``cpu``, ``requests.memory``, ``limits.cpu``...),
+upstream's object counts (``pods``, ``services``, ``secrets``, ``configmaps``,
+``replicationcontrollers``) and ``count/<resource>[.<group>]`` for any namespaced kind served here.
+Any other key (storage, extended resources) and ``scopes``/``scopeSelector`` are refused by name
+rather than stored and never enforced.
 """
 
 from __future__ import annotations
@@ -15,18 +20,84 @@ from nestlab.api.kinds.common import as_dict, check_metadata, check_status, quan
 from nestlab.api.kinds.printing import created
 from nestlab.api.status import Cause
 
+COMPUTE = ("requests.cpu", "requests.memory", "limits.cpu", "limits.memory")
+ALIASES = {"cpu": "requests.cpu", "memory": "requests.memory"}
+# Upstream's object-count names that predate count/<resource>: (group, plural) they count.
+LEGACY_COUNTS = {
+    "pods": ("", "pods"),
+    "services": ("", "services"),
+    "secrets": ("", "secrets"),
+    "configmaps": ("", "configmaps"),
+    "replicationcontrollers": ("", "replicationcontrollers"),
+}
+
+
+def canonical(key: str) -> str:
+    """``cpu`` and ``requests.cpu`` are one thing upstream (and memory likewise)."""
+    return ALIASES.get(key, key)
+
+
+def counted(key: str) -> tuple[str, str] | None:
+    """(group, plural) of the objects ``key`` counts, or None for a compute or unknown key."""
+    if key in LEGACY_COUNTS:
+        return LEGACY_COUNTS[key]
+    if key.startswith("count/") and len(key) > len("count/"):
+        plural, _, group = key.removeprefix("count/").partition(".")
+        return group, plural
+    return None
+
+
+def count_keys(group: str, plural: str) -> tuple[str, ...]:
+    """Every key that counts one object of ``group``/``plural``."""
+    names = [f"count/{plural}" + (f".{group}" if group else "")]
+    return (*names, *(k for k, v in LEGACY_COUNTS.items() if v == (group, plural)))
+
+
+def _served_namespaced(group: str, plural: str) -> bool:
+    from nestlab.api import kinds  # noqa: PLC0415 - the registry list imports this module
+
+    kind = kinds.by_plural(group, plural)
+    return kind is not None and kind.resource.namespaced and kind.resource is not RESOURCE
+
+
+def _check_keys(hard: dict[str, Any]) -> list[Cause]:
+    causes = []
+    for key in hard:
+        where = counted(key)
+        if canonical(key) in COMPUTE or (where is not None and _served_namespaced(*where)):
+            continue
+        causes.append(
+            Cause(
+                f"spec.hard[{key}]",
+                f'Unsupported value: "{key}": nestlab enforces cpu, memory, requests.cpu, '
+                "requests.memory, limits.cpu, limits.memory, pods, services, secrets, configmaps, "
+                "replicationcontrollers and count/<resource>[.<group>] of a namespaced kind it serves "
+                "(other quota resources would be stored and never enforced)",
+                "FieldValueNotSupported",
+            )
+        )
+    return causes
+
+
 RESOURCE = Resource(
     "resourcequotas", "resourcequota", "ResourceQuota", "", "v1", True, ("quota",), ("status",), True
 )
 
 
 def validate(quota: Obj) -> list[Cause]:
-    """Every hard limit must be a quantity."""
+    """Every hard limit must be a quantity of a resource admission enforces."""
     causes = check_metadata(quota) + check_status(quota, ("hard", "used"))
     spec = quota.get("spec")
     if spec is not None and not isinstance(spec, dict):
         return [*causes, Cause("spec", "Invalid value: must be an object", "FieldValueTypeInvalid")]
-    return causes + quantities(as_dict(spec).get("hard"), "spec.hard")
+    spec = as_dict(spec)
+    causes += [
+        Cause(f"spec.{name}", "Forbidden: nestlab does not implement quota scopes yet")
+        for name in ("scopes", "scopeSelector")
+        if spec.get(name)
+    ]
+    causes += quantities(spec.get("hard"), "spec.hard")
+    return causes + _check_keys(as_dict(spec.get("hard")))
 
 
 def row(quota: Obj) -> list[Any]:

@@ -25,11 +25,15 @@ from typing import Any
 import pytest
 
 from nestlab import paths
+from nestlab.api import encryption
 from nestlab.runtime import proc
 
 ADMIN_TOKEN = "admin-token-0123456789"  # noqa: S105 - a test credential
 BOB_TOKEN = "bob-token-0123456789"  # noqa: S105
 NODE_TOKEN = "node-token-0123456789"  # noqa: S105
+# Secrets are encrypted at rest as in a lab (aesgcm, then identity); a fixed test key, not a lab's.
+ENCRYPTION_KEY_NAME = "key1"
+ENCRYPTION_KEY = bytes(range(32))
 # Debian's kubectl 1.20 unpacked from its .deb; the package version names the cache entry.
 KUBECTL_120_CACHE = Path(os.environ.get("NESTLAB_KUBECTL_CACHE") or paths.cache_dir() / "kubectl-deb")
 
@@ -335,7 +339,11 @@ def apiserver(
     a Status, never an unhandled exception (a 500).
     """
     directory = tmp_path_factory.mktemp("apiserver")
-    url, process, log = start_apiserver(pki, [m.client_url for m in etcd_cluster], directory)
+    at_rest = directory / "encryption-config.yaml"
+    at_rest.write_text(encryption.render(ENCRYPTION_KEY_NAME, ENCRYPTION_KEY))
+    url, process, log = start_apiserver(
+        pki, [m.client_url for m in etcd_cluster], directory, "--encryption-provider-config", str(at_rest)
+    )
     try:
         yield ApiServer(url, pki, log, process)
     finally:
