@@ -219,6 +219,11 @@ class Registry:
             )
         kind = kinds.of(resource)
         causes = kind.validate(new)
+        if causes:
+            # Ratcheting, as upstream: a field refused since the object was stored (the pod-field
+            # table) does not block its updates (status reports, finalizers); new uses are refused.
+            stored = set(kind.validate(old))
+            causes = [c for c in causes if c.reason != "FieldValueForbidden" or c not in stored]
         if subresource != "status":
             causes += kind.validate_update(new, old)
         if causes:
