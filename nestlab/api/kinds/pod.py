@@ -66,18 +66,60 @@ def validate_update(new: Obj, old: Obj) -> list[Cause]:
     return []
 
 
+def _exit_text(done: Obj) -> str:
+    return f"Signal:{done['signal']}" if done.get("signal") else f"ExitCode:{done.get('exitCode')}"
+
+
+def _status_column(pod: Obj) -> tuple[str, int]:
+    """kubectl's STATUS and READY count (upstream printPod): Init:N/M, Init:<reason>, PodInitializing,
+    the last container's waiting/terminated reason, Running/NotReady, Terminating."""
+    spec, state = pod.get("spec") or {}, pod.get("status") or {}
+    reason = state.get("reason") or state.get("phase") or "Unknown"
+    inits = spec.get("initContainers") or []
+    initializing = False
+    for index, container in enumerate(state.get("initContainerStatuses") or []):
+        now = container.get("state") or {}
+        done, waiting = now.get("terminated"), now.get("waiting") or {}
+        if done and done.get("exitCode") == 0:
+            continue
+        if done:
+            reason = "Init:" + (done.get("reason") or _exit_text(done))
+        elif waiting.get("reason") and waiting["reason"] != "PodInitializing":
+            reason = "Init:" + waiting["reason"]
+        else:
+            reason = f"Init:{index}/{len(inits)}"
+        initializing = True
+        break
+    initialized = any(
+        c.get("type") == "Initialized" and c.get("status") == "True" for c in state.get("conditions") or []
+    )
+    ready = 0
+    if not initializing or initialized:
+        running = False
+        for container in reversed(state.get("containerStatuses") or []):
+            now = container.get("state") or {}
+            waiting, done = now.get("waiting") or {}, now.get("terminated")
+            if waiting.get("reason"):
+                reason = waiting["reason"]
+            elif done:
+                reason = done.get("reason") or _exit_text(done)
+            elif container.get("ready") and "running" in now:
+                running, ready = True, ready + 1
+        if reason == "Completed" and running:
+            ready_condition = any(
+                c.get("type") == "Ready" and c.get("status") == "True" for c in state.get("conditions") or []
+            )
+            reason = "Running" if ready_condition else "NotReady"
+    if pod["metadata"].get("deletionTimestamp") and state.get("phase") not in ("Succeeded", "Failed"):
+        reason = "Terminating"
+    return reason, ready
+
+
 def row(pod: Obj) -> list[Any]:
     spec, state = pod.get("spec") or {}, pod.get("status") or {}
     statuses = state.get("containerStatuses") or []
-    ready = sum(1 for s in statuses if s.get("ready"))
     restarts = sum(int(s.get("restartCount", 0)) for s in statuses)
-    reason = state.get("reason") or state.get("phase") or "Unknown"
-    for container in statuses:
-        waiting = (container.get("state") or {}).get("waiting") or {}
-        if waiting.get("reason"):
-            reason = waiting["reason"]
-    if pod["metadata"].get("deletionTimestamp"):
-        reason = "Terminating"
+    reason, ready = _status_column(pod)
     gates = spec.get("readinessGates") or []
     return [
         pod["metadata"]["name"],

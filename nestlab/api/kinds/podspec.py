@@ -3,7 +3,8 @@
 Defaulting follows upstream (restartPolicy Always, imagePullPolicy from the tag...), so a client
 reads back what it would from kube-apiserver, and the same checks run on a template as on a pod:
 a Deployment whose template could never make a valid pod is refused when it is created, not
-later, pod by pod, in the controller.
+later, pod by pod, in the controller. Fields nestlab does not honour are refused by name
+(:mod:`nestlab.api.kinds.podfields`, the table docs/api.md prints), never stored and ignored.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from nestlab.api import quantity
 from nestlab.api.affinity import check_affinity, check_topology_spread
+from nestlab.api.kinds import podfields, podvolumes
 from nestlab.api.kinds.common import (
     DNS1123_LABEL,
     DNS1123_SUBDOMAIN,
@@ -171,6 +173,7 @@ def check_spec(
         if not isinstance(t, dict)
     ]
     causes += _check_containers(containers, f"{path}.containers")
+    causes += _check_init_containers(spec, path)
     policy = spec.get("restartPolicy")
     if policy not in restart_policies:
         supported = ", ".join(f'"{p}"' for p in restart_policies)
@@ -182,7 +185,40 @@ def check_spec(
             )
         )
     causes += check_map_of_strings(spec.get("nodeSelector"), f"{path}.nodeSelector")
-    return causes + check_names(spec, path)
+    causes += podvolumes.check(spec, path)
+    return causes + check_names(spec, path) + podfields.check(spec, path)
+
+
+def _check_init_containers(spec: Obj, path: str) -> list[Cause]:
+    """upstream validateInitContainers: the container checks, names unique across both lists, and no
+    probes or lifecycle hooks (an init container runs to completion; it is never ready)."""
+    inits = spec.get("initContainers")
+    if inits is None:
+        return []
+    if not isinstance(inits, list):
+        return [Cause(f"{path}.initContainers", "Invalid value: must be a list", "FieldValueTypeInvalid")]
+    where = f"{path}.initContainers"
+    causes = _check_containers(inits, where)
+    apps = {c.get("name") for c in as_list(spec.get("containers")) if isinstance(c, dict)}
+    for index, container in enumerate(inits):
+        if not isinstance(container, dict):
+            continue
+        if container.get("name") in apps:
+            causes.append(
+                Cause(
+                    f"{where}[{index}].name", f'Duplicate value: "{container["name"]}"', "FieldValueDuplicate"
+                )
+            )
+        causes += [
+            Cause(
+                f"{where}[{index}].{name}",
+                "Forbidden: may not be set for init containers",
+                "FieldValueForbidden",
+            )
+            for name in ("lifecycle", "livenessProbe", "readinessProbe", "startupProbe")
+            if container.get(name)
+        ]
+    return causes
 
 
 def _go_strings(values: list[Any]) -> str:

@@ -93,7 +93,7 @@ def test_pod_table_row() -> None:
         "status": {
             "phase": "Running",
             "podIP": "198.18.8.5",
-            "containerStatuses": [{"ready": True, "restartCount": 2}],
+            "containerStatuses": [{"ready": True, "restartCount": 2, "state": {"running": {}}}],
         },
     }
     table = printing.table(_kind("pods"), [pod], "7")
