@@ -27,8 +27,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nestlab.agent import kernelgate, poddns, podspec, podstate, recovery, vms
-from nestlab.agent.images import Image, ImageStore
+from nestlab.agent import (
+    kernelgate,
+    poddns,
+    podenv,
+    podprobes,
+    podsources,
+    podspec,
+    podstate,
+    podvolumes,
+    recovery,
+    security,
+    vms,
+)
+from nestlab.agent.images import Image, ImageStore, pull_policy
 from nestlab.agent.network import PodAddress, PodNetwork
 from nestlab.agent.node import NodeReporter
 from nestlab.agent.registry import RegistryError
@@ -44,6 +56,8 @@ log = logging.getLogger("nestlab.agent")
 SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes with the NUL
 EVENT_POLL_S = 1.0  # how often a pod task looks up from the control channel to check for a stop
 PULL_BACKOFF_S = (2.0, 5.0, 10.0, 20.0)  # ImagePullBackOff delays, the last one repeating
+CONFIG_RETRY_S = (2.0, 5.0, 10.0)  # a missing ConfigMap/Secret is looked for again after these
+CONFIG_EVENT_EVERY = 30  # while it stays missing, its Event is posted again every 30 attempts (~5 min)
 Launcher = Callable[
     [PodDescription, Mapping[DiskSerial, Path], Path, PodAddress | None, list[qemu.ContainerResources]],
     vms.PodHandle,
@@ -100,6 +114,8 @@ class Agent:
         self.unreported: dict[str, Obj] = {}
         """Pods (by uid) whose last status report failed: :meth:`report_again` retries them."""
         self.stopping: dict[str, asyncio.Event] = {}
+        self.refreshers: dict[str, podsources.VolumeRefresher] = {}
+        """Running pods' file volumes as last sent to pod-init (live ConfigMap/Secret updates)."""
         self.pods_dir = config.state_dir / "pods"
         longest = self.pods_dir / ("u" * 36) / "vm" / "control.sock"
         if len(str(longest)) > SOCKET_PATH_MAX:
@@ -121,6 +137,8 @@ class Agent:
         if uid in self.tasks:
             if deleting:
                 self.stopping[uid].set()
+            elif uid in self.refreshers:  # new labels/annotations reach downwardAPI volumes
+                self.refreshers[uid].pod = pod
             return
         if deleting:  # no task: no VM to stop, so the deletion completes now
             await self._discard(uid)
@@ -268,19 +286,19 @@ class Agent:
     ) -> vms.PodHandle | None:
         plan = podspec.plan(pod, self.config.registry)
         podspec.admit(plan, *self._free())
-        (workdir / "requests").write_text(
-            f"{plan.cpu_m} {max(plan.memory_mib, qemu.size([c.resources for c in plan.containers])[1])}"
-        )
+        (workdir / "requests").write_text(f"{plan.cpu_m} {max(plan.memory_mib, podspec.vm_memory_mib(plan))}")
         await self._report(pod, record)
         pulled = await self._pull_all(pod, plan, record)
         if pulled is None:
             return None
-        description = podspec.description(plan, pulled)
         disks = {podspec.serial_of(image): image.disk for image in pulled.values()}
         address = None
         if self.network is not None:
             address = await asyncio.to_thread(self.network.allocate, uid)
             record.pod_ip = address.ip
+        description = await self._describe(pod, plan, pulled, record)
+        if description is None:
+            return None
         if self.config.cluster_dns is not None:
             host_dns = await asyncio.to_thread(poddns.read_host_config, self.config.resolv_conf)
             description, warnings = podspec.with_names(
@@ -291,7 +309,7 @@ class Agent:
         poddesc.validate(description)
         if self.stopping[uid].is_set():
             return None
-        resources = [c.resources for c in plan.containers]
+        resources = podspec.vm_resources(plan)
         if self.gate is not None:  # no QEMU unless the kernel verifies; measured right before launch
             extra = address.cmdline() if address is not None else ()
             await asyncio.to_thread(self.gate, f"{record.namespace}/{record.name}", workdir / "vm", extra)
@@ -307,22 +325,97 @@ class Agent:
         await self._report(pod, record)
         return handle
 
+    async def _describe(
+        self,
+        pod: Obj,
+        plan: podspec.PodPlan,
+        pulled: Mapping[ContainerName, Image],
+        record: podstate.PodRecord,
+    ) -> PodDescription | None:
+        """The description, once the ConfigMaps/Secrets it needs exist (None: the pod is stopping).
+        Meanwhile the pod is Pending as the kubelet shows it: a FailedMount Event for a volume, a
+        container waiting with CreateContainerConfigError for its env."""
+        attempt, said = 0, ""
+        while True:
+            try:
+                sources = await self._sources(pod, record)
+                security.enforce_non_root(pod, {n: image.config.user for n, image in pulled.items()})
+                description = podspec.description(plan, pulled, sources)
+            except podspec.WaitingForMount as exc:
+                if str(exc) != said or attempt % CONFIG_EVENT_EVERY == 0:
+                    await self.reporter.event(pod, "Warning", "FailedMount", str(exc))
+                said = str(exc)
+            except podspec.WaitingForConfig as exc:
+                with contextlib.suppress(KeyError):
+                    state = record.container(exc.container)
+                    state.reason, state.message = exc.reason, str(exc)
+                if str(exc) != said or attempt % CONFIG_EVENT_EVERY == 0:
+                    await self.reporter.event(pod, "Warning", "Failed", f"Error: {exc}")
+                    await self._report(pod, record)
+                said = str(exc)
+            except api_status.ApiError as exc:
+                log.warning("pod %s/%s: reading its ConfigMaps/Secrets: %s", plan.namespace, plan.name, exc)
+            else:
+                for message in podspec.env_warnings(plan, sources):
+                    await self.reporter.event(pod, "Warning", "InvalidEnvironmentVariableNames", message)
+                for c in record.containers:
+                    if c.reason == "CreateContainerConfigError":
+                        c.reason, c.message = "ContainerCreating", ""
+                self.refreshers[plan.uid] = podsources.VolumeRefresher(pod, description)
+                return description
+            delay = CONFIG_RETRY_S[min(attempt, len(CONFIG_RETRY_S) - 1)]
+            attempt += 1
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):  # not wait_for: it can swallow a cancellation
+                    await self.stopping[plan.uid].wait()
+            if self.stopping[plan.uid].is_set():
+                return None
+
+    async def _sources(
+        self, pod: Obj, record: podstate.PodRecord, *, services: bool = True
+    ) -> podenv.Sources:
+        config = self.config
+        return await podsources.fetch(
+            self.client, pod, pod_ip=record.pod_ip, host_ip=record.host_ip, node_cpu_m=config.cpu_m,
+            node_memory_mib=config.memory_mib, services=services,
+        )  # fmt: skip
+
+    async def _refresh_volumes(self, pod: Obj, record: podstate.PodRecord, handle: vms.PodHandle) -> None:
+        """Send the pod's file volumes that changed in the API (live ConfigMap/Secret updates)."""
+        refresher = self.refreshers.setdefault(record.uid, podsources.VolumeRefresher(pod))
+        if not podvolumes.file_volumes(pod):
+            return
+
+        async def send(name: str, files: tuple[poddesc.VolumeFile, ...]) -> None:
+            await asyncio.to_thread(handle.send_update, name, files)
+
+        try:
+            sources = await self._sources(pod, record, services=False)
+            for name in await refresher.refresh(sources, send):
+                log.info("pod %s/%s: volume %s updated", record.namespace, record.name, name)
+        except (api_status.ApiError, OSError, control.ControlProtocolError) as exc:
+            log.warning("pod %s/%s: volume refresh: %s", record.namespace, record.name, exc)
+
     async def _pull_all(
         self, pod: Obj, plan: podspec.PodPlan, record: podstate.PodRecord
     ) -> dict[ContainerName, Image] | None:
         pulled: dict[ContainerName, Image] = {}
-        for c in plan.containers:
+        for c in (*plan.init_containers, *plan.containers):
             attempt = 0
             while c.name not in pulled:
+                policy, shown = pull_policy(pod, c.name)
                 try:
-                    pulled[c.name] = await asyncio.to_thread(self.images.pull, c.image)
+                    pulled[c.name] = await asyncio.to_thread(
+                        self.images.pull, c.image, policy=policy, shown=shown
+                    )
                 except RegistryError as exc:
                     state = record.container(c.name)
-                    state.reason = exc.reason if attempt == 0 else "ImagePullBackOff"
+                    state.reason = exc.reason if attempt == 0 or not exc.backs_off else "ImagePullBackOff"
                     state.message = str(exc)
-                    await self.reporter.event(
-                        pod, "Warning", "Failed", f"Failed to pull image {c.image}: {exc}"
-                    )
+                    reason, message = "Failed", f"Failed to pull image {c.image}: {exc}"
+                    if not exc.backs_off:  # ErrImageNeverPull: the kubelet's event has that reason
+                        reason, message = exc.reason, str(exc)
+                    await self.reporter.event(pod, "Warning", reason, message)
                     await self._report(pod, record)
                     delay = PULL_BACKOFF_S[min(attempt, len(PULL_BACKOFF_S) - 1)]
                     attempt += 1
@@ -345,7 +438,11 @@ class Agent:
         """Fold pod-init's events into the status until the pod is done or must stop (False), or
         its VM ends without pod-init reporting the pod done (True)."""
         uid = record.uid
+        refresh_at = time.monotonic() + podsources.REFRESH_S
         while True:
+            if time.monotonic() >= refresh_at:
+                refresh_at = time.monotonic() + podsources.REFRESH_S
+                await self._refresh_volumes(pod, record, handle)
             if self.stopping[uid].is_set():
                 await self.reporter.event(
                     pod, "Normal", "Killing", "Stopping the pod VM (grace period, then kill)"
@@ -361,7 +458,16 @@ class Agent:
             if event is None:
                 await self._stop_vm(record, handle)
                 return record.phase not in podstate.TERMINAL
+            if isinstance(event, control.VolumeUpdated):
+                if not event.ok and uid in self.refreshers:  # pod-init kept the old files: send again
+                    self.refreshers[uid].sent.pop(event.volume, None)
+                    log.warning(
+                        "pod %s/%s: volume %s not updated", record.namespace, record.name, event.volume
+                    )
+                continue
             podstate.apply(record, event)
+            for kind, reason, message in podprobes.events(event):
+                await self.reporter.event(pod, kind, reason, message)
             if (
                 isinstance(event, control.Exited)
                 and record.container(event.container).reason == "CrashLoopBackOff"
@@ -413,6 +519,7 @@ class Agent:
         shutil.rmtree(self.pods_dir / uid, ignore_errors=True)
         self.records.pop(uid, None)
         self.stopping.pop(uid, None)
+        self.refreshers.pop(uid, None)
 
     # --- restart ------------------------------------------------------------------------------
 

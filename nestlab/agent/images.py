@@ -5,8 +5,11 @@ the image's layers are pulled (every blob verified against its digest), applied 
 their whiteouts, and packed into one erofs file system by ``mkfs.erofs``. The disk is named by
 the manifest digest, so two tags of one image share one disk, and a pull whose manifest digest is
 already on disk downloads nothing else. ``refs.json`` remembers which digest each reference
-resolved to, so a pod whose image is cached still starts while the registry is down (the
-kubelet's ``IfNotPresent``). :meth:`ImageStore.collect` removes disks no pod uses.
+resolved to. The container's ``imagePullPolicy`` decides as the kubelet's does: ``IfNotPresent``
+uses that remembered digest (so a pod whose image is cached still starts while the registry is
+down), ``Always`` asks the registry what the tag means now on every start of the pod VM (a new
+digest is pulled, the same digest reuses its disk), ``Never`` never asks and fails with
+``ErrImageNeverPull`` if the image is not here. :meth:`ImageStore.collect` removes disks no pod uses.
 """
 
 from __future__ import annotations
@@ -22,13 +25,14 @@ import time
 from collections.abc import Callable, Iterator, Set
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NewType
+from typing import Any, Literal, NewType, get_args
 
 from nestlab.agent import layers
-from nestlab.agent.registry import ImageRef, RegistryClient, RegistryError, check_digest
+from nestlab.agent.registry import ImageNeverPullError, ImageRef, RegistryClient, RegistryError, check_digest
 from nestlab.runtime import disks, proc
 
 Digest = NewType("Digest", str)
+PullPolicy = Literal["Always", "IfNotPresent", "Never"]
 DISK = "rootfs.erofs"
 CONFIG = "image.json"
 
@@ -68,6 +72,25 @@ def parse_config(doc: dict[str, Any]) -> ImageConfig:
         working_dir=str(conf.get("WorkingDir") or "/"),
         user=str(conf.get("User") or ""),
     )
+
+
+def default_policy(image: str) -> PullPolicy:
+    """Upstream's default: ``Always`` for ``:latest`` or no tag, else ``IfNotPresent``."""
+    last = image.rsplit("/", 1)[-1]
+    return "Always" if ":" not in last or image.endswith(":latest") else "IfNotPresent"
+
+
+def pull_policy(pod: dict[str, Any], container: str) -> tuple[PullPolicy, str]:
+    """The ``imagePullPolicy`` and ``image`` (as written) of ``container`` in ``pod``'s spec."""
+    spec = pod.get("spec") or {}
+    for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+        if isinstance(c, dict) and c.get("name") == container:
+            image, policy = str(c.get("image") or ""), c.get("imagePullPolicy")
+            for known in get_args(PullPolicy):
+                if policy == known:
+                    return known, image
+            return default_policy(image), image
+    return "IfNotPresent", ""
 
 
 ClientFactory = Callable[[str], RegistryClient]
@@ -117,8 +140,8 @@ class ImageStore:
         os.replace(tmp, self.root / "refs.json")
 
     def cached(self, ref: ImageRef) -> Image | None:
-        """The disk ``ref`` last resolved to, if it is still here."""
-        digest = self._refs().get(str(ref))
+        """The disk ``ref`` last resolved to (or names, by digest), if it is still here."""
+        digest = ref.reference if ref.reference.startswith("sha256:") else self._refs().get(str(ref))
         return None if digest is None else self.load(str(ref), Digest(digest))
 
     def load(self, ref: str, digest: Digest) -> Image | None:
@@ -129,12 +152,19 @@ class ImageStore:
         config = parse_config(json.loads((directory / CONFIG).read_text()))
         return Image(ref, digest, directory / DISK, config)
 
-    def pull(self, ref: ImageRef, *, always: bool = False) -> Image:
-        """The image's disk, pulled and built unless present (``always``: re-resolve the tag)."""
+    def pull(
+        self, ref: ImageRef, *, always: bool = False, policy: PullPolicy = "IfNotPresent", shown: str = ""
+    ) -> Image:
+        """The image's disk as ``policy`` says (``always`` is ``policy="Always"``): ``IfNotPresent``
+        pulls and builds it unless present, ``Always`` re-resolves the tag first, ``Never`` only
+        looks (:class:`ImageNeverPullError` naming ``shown``, the image as the pod wrote it, if absent)."""
+        always = always or policy == "Always"
         with self._locked():
             if not always and (hit := self.cached(ref)) is not None:
                 os.utime(self._dir(hit.digest))
                 return hit
+            if policy == "Never":
+                raise ImageNeverPullError(shown or str(ref))
             client = self._client(ref.registry)
             digest, manifest = client.manifest(ref)
             image = self.load(str(ref), Digest(digest)) or self._build(client, ref, Digest(digest), manifest)

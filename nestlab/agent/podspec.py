@@ -7,6 +7,11 @@ and gives every distinct image one disk serial derived from its manifest digest.
 (hostname, resolv.conf, hosts) are formed by :mod:`nestlab.agent.poddns` once its address is known
 (:func:`with_names`). Every refusal is a :class:`PodRejected` with the status reason the kubelet
 would use.
+
+The environment (:mod:`nestlab.agent.podenv`) and volumes (:mod:`nestlab.agent.podvolumes`) are
+formed in :func:`description` from the ConfigMaps, Secrets and Services the agent fetched; one
+that is missing is a :class:`WaitingForMount` (volumes, checked first as the kubelet mounts before
+it creates containers) or a :class:`WaitingForConfig` (env): the agent reports it and tries again.
 """
 
 from __future__ import annotations
@@ -14,16 +19,16 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, NewType
 
-from nestlab.agent import poddns
+from nestlab.agent import poddns, podenv, podprobes, podvolumes
 from nestlab.agent.images import Image
 from nestlab.agent.registry import ImageRef, InvalidImageNameError, parse_ref
 from nestlab.api import quantity
 from nestlab.errors import UsageError
-from nestlab.runtime import qemu
+from nestlab.runtime import poddesc, qemu
 from nestlab.runtime.poddesc import Container, ContainerName, DiskSerial, PodDescription, RestartPolicy
 
 Obj = dict[str, Any]
@@ -41,6 +46,22 @@ class PodRejected(UsageError):  # noqa: N818 - named after the kubelet's admissi
         self.reason = reason
 
 
+class WaitingForMount(PodRejected):
+    """A volume's ConfigMap or Secret is missing: the pod stays ContainerCreating (FailedMount Event)."""
+
+    def __init__(self, volume: str, message: str) -> None:
+        super().__init__("FailedMount", message)
+        self.volume = volume
+
+
+class WaitingForConfig(PodRejected):
+    """A container's env names a missing ConfigMap, Secret or key: it waits (CreateContainerConfigError)."""
+
+    def __init__(self, container: str, message: str) -> None:
+        super().__init__("CreateContainerConfigError", message)
+        self.container = container
+
+
 @dataclass(frozen=True)
 class ContainerPlan:
     """One container as the pod spec asks for it (before its image is known)."""
@@ -53,6 +74,8 @@ class ContainerPlan:
     working_dir: str | None
     user: tuple[int, int] | None
     resources: qemu.ContainerResources
+    spec: Obj = field(default_factory=dict, compare=False)
+    """The container as the pod spec gives it (env, envFrom and volumeMounts are formed from it)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +94,12 @@ class PodPlan:
     """Requested MiB."""
     dns: poddns.PodDnsSpec
     """The fields that decide the pod's hostname, resolv.conf and hosts file."""
+    init_containers: tuple[ContainerPlan, ...] = ()
+    """``spec.initContainers``: pod-init runs them first, in order, each to success."""
+    pod: Obj = field(default_factory=dict, compare=False)
+    """The Pod object (fieldRefs, volumes)."""
+    tmpfs_mib: int = 0
+    """``medium: Memory`` emptyDirs: the pod VM's memory grows by this much."""
 
 
 def _amount(resources: Obj, kind: str, name: str, scale: Decimal, where: str) -> int | None:
@@ -100,13 +129,9 @@ def _container(spec: Obj, c: Obj, index: int, registry: str) -> ContainerPlan:
         image = parse_ref(str(c.get("image", "")), registry)
     except InvalidImageNameError as exc:
         raise PodRejected("InvalidImageName", str(exc)) from exc
-    env: list[tuple[str, str]] = []
-    for item in c.get("env") or []:
-        if "value" not in item and item.get("valueFrom"):
-            raise PodRejected(
-                "CreateContainerConfigError", f"{where}.env {item.get('name')}: valueFrom is not supported"
-            )
-        env.append((str(item.get("name")), str(item.get("value", ""))))
+    env = [
+        (str(i.get("name")), str(i.get("value", ""))) for i in c.get("env") or [] if not i.get("valueFrom")
+    ]
     res = c.get("resources") or {}
     resources = qemu.ContainerResources(
         cpu_request_m=_amount(res, "requests", "cpu", Decimal(1000), where),
@@ -124,6 +149,7 @@ def _container(spec: Obj, c: Obj, index: int, registry: str) -> ContainerPlan:
         working_dir=c.get("workingDir"),
         user=_user(spec, c),
         resources=resources,
+        spec=c,
     )
 
 
@@ -146,6 +172,10 @@ def plan(pod: Obj, registry: str) -> PodPlan:
     except poddns.PodDnsError as exc:
         raise PodRejected("CreateContainerConfigError", str(exc)) from exc
     grace = spec.get("terminationGracePeriodSeconds")
+    try:
+        tmpfs = podvolumes.tmpfs_mib(pod)
+    except podvolumes.VolumeError as exc:
+        raise PodRejected(exc.reason, str(exc)) from exc
     return PodPlan(
         namespace=str(meta.get("namespace", "default")),
         name=str(meta.get("name", "")),
@@ -156,12 +186,29 @@ def plan(pod: Obj, registry: str) -> PodPlan:
         cpu_m=sum(c.resources.cpu_request_m or 0 for c in containers),
         memory_mib=sum(c.resources.memory_request_mib or 0 for c in containers),
         dns=dns,
+        init_containers=tuple(
+            _container(spec, c, i, registry) for i, c in enumerate(spec.get("initContainers") or [])
+        ),
+        pod=pod,
+        tmpfs_mib=tmpfs,
     )
+
+
+def vm_memory_mib(p: PodPlan) -> int:
+    """The pod VM's memory: its containers' (as :func:`qemu.size` sizes it) plus its tmpfs volumes."""
+    return qemu.size(vm_resources(p))[1]
+
+
+def vm_resources(p: PodPlan) -> list[qemu.ContainerResources]:
+    """What the launcher sizes the VM from: the containers, and the tmpfs volumes as one more
+    memory limit (tmpfs pages are the guest's memory, so the VM grows by them)."""
+    extra = [qemu.ContainerResources(memory_limit_mib=p.tmpfs_mib)] if p.tmpfs_mib else []
+    return [c.resources for c in p.containers] + extra
 
 
 def admit(p: PodPlan, free_cpu_m: int, free_memory_mib: int) -> None:
     """The kubelet's admission: requests and the VM itself must fit in what is free."""
-    _, guest_mib = qemu.size([c.resources for c in p.containers])
+    guest_mib = vm_memory_mib(p)
     if p.cpu_m > free_cpu_m:
         raise PodRejected(
             "OutOfcpu", f"Node didn't have enough resource: cpu, requested: {p.cpu_m}m, free: {free_cpu_m}m"
@@ -197,15 +244,49 @@ def _numeric_user(text: str, where: str) -> tuple[int, int]:
     return int(uid), int(gid or uid)
 
 
-def description(p: PodPlan, images: Mapping[ContainerName, Image]) -> PodDescription:
-    """The runtime's pod description, commands resolved against each image's config."""
+def _volumes(p: PodPlan, sources: podenv.Sources) -> tuple[poddesc.Volume, ...]:
+    try:
+        return podvolumes.volumes(p.pod, sources)
+    except podvolumes.MissingVolumeSource as exc:
+        raise WaitingForMount(exc.volume, str(exc)) from exc
+    except podenv.EnvError as exc:
+        raise PodRejected(exc.reason, str(exc)) from exc
+
+
+def _env(p: PodPlan, c: ContainerPlan, sources: podenv.Sources) -> podenv.ContainerEnv:
+    if not c.spec:  # a plan made without its pod spec (tests): the plain values
+        return podenv.ContainerEnv(c.env)
+    try:
+        return podenv.container_env(p.pod, c.spec, sources)
+    except podenv.MissingSource as exc:
+        raise WaitingForConfig(c.name, str(exc)) from exc
+    except podenv.EnvError as exc:
+        raise PodRejected(exc.reason, f"container {c.name}: {exc}") from exc
+
+
+def env_warnings(p: PodPlan, sources: podenv.Sources) -> list[str]:
+    """The kubelet's ``InvalidEnvironmentVariableNames`` Event messages for ``p``'s envFrom sources."""
+    return [w for c in p.containers for w in _env(p, c, sources).invalid_names]
+
+
+def description(
+    p: PodPlan, images: Mapping[ContainerName, Image], sources: podenv.Sources | None = None
+) -> PodDescription:
+    """The runtime's pod description: environment and volumes formed from ``sources`` (the objects
+    the agent fetched), commands ``$(VAR)``-expanded and resolved against each image's config."""
+    sources = sources or podenv.Sources()
+    volumes = _volumes(p, sources)
     containers = []
-    for c in p.containers:
+    for index, c in enumerate((*p.init_containers, *p.containers)):  # init first: pod-init's order
         config = images[c.name].config
-        if c.command is not None:
-            argv = c.command + (c.args or ())
-        elif c.args is not None:
-            argv = config.entrypoint + c.args
+        formed = _env(p, c, sources)
+        own = dict(formed.env)
+        command = None if c.command is None else podenv.expand_command(c.command, own)
+        args = None if c.args is None else podenv.expand_command(c.args, own)
+        if command is not None:
+            argv = command + (args or ())
+        elif args is not None:
+            argv = config.entrypoint + args
         else:
             argv = config.entrypoint + config.cmd
         if not argv:
@@ -213,7 +294,11 @@ def description(p: PodPlan, images: Mapping[ContainerName, Image]) -> PodDescrip
                 "CreateContainerError", f"container {c.name}: no command specified (none in the image either)"
             )
         env = dict(config.env)
-        env.update(c.env)
+        env.update(own)
+        try:
+            mounts = podvolumes.mounts(p.pod, c.spec, f"spec.containers[{index}]", own) if c.spec else ()
+        except podenv.EnvError as exc:
+            raise PodRejected(exc.reason, str(exc)) from exc
         user = (
             c.user
             if c.user is not None
@@ -229,10 +314,18 @@ def description(p: PodPlan, images: Mapping[ContainerName, Image]) -> PodDescrip
                 env=tuple(env.items()),
                 working_dir=c.working_dir or config.working_dir or "/",
                 user=user,
+                mounts=mounts,
             )
         )
-    return PodDescription(
-        name=vm_name(p), containers=tuple(containers), restart_policy=p.restart_policy, grace_s=p.grace_s
+    return podprobes.attach(  # probes, hooks, init containers, activeDeadlineSeconds
+        PodDescription(
+            name=vm_name(p),
+            containers=tuple(containers),
+            restart_policy=p.restart_policy,
+            grace_s=p.grace_s,
+            volumes=volumes,
+        ),
+        p.pod,
     )
 
 

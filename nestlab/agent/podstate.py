@@ -11,6 +11,13 @@ restarted under it. :func:`vm_ended` is the kubelet's answer to a lost sandbox: 
 restartPolicy asks for one (each container's restartCount + 1, the lost run kept as
 ``lastState.terminated``, exit code 137 as upstream reports a container it could no longer find),
 else the pod's real terminal state. :func:`status` never reports Running without a live VM.
+
+Init containers have their own list (``initContainerStatuses``); the app containers wait with
+reason ``PodInitializing`` until every init container has succeeded. pod-init's probe events set
+each container's ``ready`` and ``started``, and :func:`status` derives the Initialized,
+ContainersReady and Ready conditions from them as the kubelet's status generator does (a
+container without a readiness probe is ready once started), which takes an unready pod out of
+its Services' endpoints.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from nestlab.agent import podconditions
+from nestlab.agent.podprobes import DEADLINE_EXCEEDED
 from nestlab.runtime import control
 
 Obj = dict[str, Any]
@@ -54,6 +63,15 @@ class ContainerState:
     image_id: str = ""
     base: int = 0
     """Restarts counted in this pod's earlier VMs: pod-init counts from 0 in each new VM."""
+    init: bool = False
+    has_readiness: bool = False
+    has_startup: bool = False
+    ready: bool = False
+    """The readiness probe's state (pod-init reports changes)."""
+    started_ok: bool = False
+    """The startup probe succeeded, or the container has none and runs."""
+    restart_pending: bool = False
+    """pod-init is killing it for a failed probe or hook and will start it again."""
 
 
 @dataclass
@@ -75,9 +93,18 @@ class PodRecord:
     tap: str = ""
     workdir: str = ""
     image_digests: list[str] = field(default_factory=list)
+    init_containers: list[ContainerState] = field(default_factory=list)
+
+    def all(self) -> list[ContainerState]:
+        """Init containers, then app containers."""
+        return [*self.init_containers, *self.containers]
+
+    def initialized(self) -> bool:
+        """Every init container has succeeded (True without init containers)."""
+        return all(c.state == "terminated" and c.exit_code == 0 for c in self.init_containers)
 
     def container(self, name: str) -> ContainerState:
-        for c in self.containers:
+        for c in self.all():
             if c.name == name:
                 return c
         raise KeyError(name)
@@ -91,28 +118,67 @@ class PodRecord:
     def load(cls, path: Path) -> PodRecord:
         data = json.loads(path.read_text())
         data["containers"] = [ContainerState(**c) for c in data["containers"]]
+        data["init_containers"] = [ContainerState(**c) for c in data.get("init_containers") or []]
         return cls(**data)
 
 
 def new_record(uid: str, pod: Obj, host_ip: str, workdir: Path) -> PodRecord:
     """A fresh record for ``pod`` (a Pod object as the API returns it)."""
     meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    init = spec.get("initContainers") or []
+    waiting = "PodInitializing" if init else "ContainerCreating"  # the kubelet's default waiting reason
+
+    def state(c: Obj, is_init: bool) -> ContainerState:
+        return ContainerState(
+            name=str(c.get("name", "")),
+            image=str(c.get("image", "")),
+            reason=waiting,
+            init=is_init,
+            has_readiness=bool(c.get("readinessProbe")),
+            has_startup=bool(c.get("startupProbe")),
+        )
+
     return PodRecord(
         uid=uid,
         namespace=str(meta.get("namespace", "default")),
         name=str(meta.get("name", "")),
         restart_policy=str(spec.get("restartPolicy") or "Always"),
-        containers=[
-            ContainerState(name=str(c.get("name", "")), image=str(c.get("image", "")))
-            for c in spec.get("containers") or []
-        ],
+        containers=[state(c, False) for c in spec.get("containers") or []],
         host_ip=host_ip,
         workdir=str(workdir),
+        init_containers=[state(c, True) for c in init],
     )
 
 
-def _will_restart(policy: str, code: int) -> bool:
+def _will_restart(policy: str, c: ContainerState, code: int) -> bool:
+    if c.init:  # init containers run to success: OnFailure under Always
+        return policy != "Never" and code != 0
+    if c.restart_pending:  # killed for a failed liveness/startup probe or postStart hook
+        return policy != "Never"
     return policy == "Always" or (policy == "OnFailure" and code != 0)
+
+
+def _lifecycle(record: PodRecord, event: control.Event) -> None:
+    if isinstance(event, control.ProbeResult):
+        c = record.container(event.container)
+        if event.probe == "readiness":
+            c.ready = event.state
+        elif event.probe == "startup" and event.state:
+            c.started_ok = True
+    elif isinstance(event, control.Killing):
+        record.container(event.container).restart_pending = event.restart
+    elif isinstance(event, control.PodDone):
+        for c in record.all():  # stopped (deadline, host) before a restart: its last exit is final
+            if c.state == "waiting" and c.reason == "CrashLoopBackOff" and c.last:
+                last, c.last, c.restarts = c.last, None, max(c.restarts - 1, 0)
+                c.state, c.reason, c.message = "terminated", str(last["reason"]), ""
+                c.exit_code, c.signal = int(last["exitCode"]), int(last.get("signal") or 0)
+                c.started_at, c.finished_at = (
+                    str(last.get("startedAt") or ""),
+                    str(last.get("finishedAt") or ""),
+                )
+        if event.reason == "DeadlineExceeded":
+            record.message = DEADLINE_EXCEEDED
 
 
 def apply(record: PodRecord, event: control.Event, when: str | None = None) -> None:
@@ -122,6 +188,7 @@ def apply(record: PodRecord, event: control.Event, when: str | None = None) -> N
         c = record.container(event.container)
         c.state, c.reason, c.message, c.exit_code = "running", "", "", None
         c.started_at, c.restarts = stamp, c.base + event.restarts
+        c.ready, c.started_ok, c.restart_pending = False, not c.has_startup, False
         record.phase = "Running"
     elif isinstance(event, control.Exited):
         c = record.container(event.container)
@@ -133,7 +200,9 @@ def apply(record: PodRecord, event: control.Event, when: str | None = None) -> N
             "startedAt": c.started_at or stamp,
             "finishedAt": stamp,
         }
-        if _will_restart(record.restart_policy, event.code):
+        c.ready = c.started_ok = False
+        restart, c.restart_pending = _will_restart(record.restart_policy, c, event.code), False
+        if restart:
             c.state, c.reason, c.last = "waiting", "CrashLoopBackOff", terminated
             c.message = f"back-off restarting failed container {c.name} (exit code {event.code})"
             c.restarts = c.base + event.restarts + 1
@@ -147,12 +216,13 @@ def apply(record: PodRecord, event: control.Event, when: str | None = None) -> N
     elif isinstance(event, control.PodDone):
         record.phase = event.phase
         record.reason = event.reason or ""
+    _lifecycle(record, event)
 
 
 def fail(record: PodRecord, reason: str, message: str) -> None:
     """The pod cannot run (admission, image, VM): phase Failed with ``reason``."""
     record.phase, record.reason, record.message = "Failed", reason, message
-    for c in record.containers:
+    for c in record.all():
         if c.state != "terminated":
             c.state, c.reason, c.message = "waiting", reason, message
 
@@ -214,13 +284,13 @@ def vm_ended(
         if succeeded(record):
             record.phase, record.reason, record.message = "Succeeded", "", ""
             return
-        for c in record.containers:
+        for c in record.all():
             if c.state == "running":
                 c.state, c.reason, c.message = "terminated", lost, message
                 c.exit_code, c.signal, c.finished_at = LOST_EXIT_CODE, 0, stamp
         fail(record, "VmExited", message)
         return
-    for c in record.containers:
+    for c in record.all():  # a new VM runs the init containers again, as a new sandbox does
         if c.state in ("running", "terminated"):
             known = c.state == "terminated" and c.exit_code is not None
             c.last = {
@@ -234,6 +304,7 @@ def vm_ended(
             c.restarts += 1
         c.base = c.restarts
         c.state, c.reason, c.message, c.exit_code, c.signal = "waiting", waiting, message, None, 0
+        c.ready = c.started_ok = c.restart_pending = False
     record.phase, record.reason, record.message = "Pending", "", ""
 
 
@@ -258,9 +329,10 @@ def recover(record: PodRecord, reported: Obj) -> bool:
     Restart counts, last terminations and container states come back, so :func:`vm_ended` counts
     from where the pod was. Returns whether the pod had run (a container started or restarted).
     """
-    by_name = {str(c.get("name")): c for c in reported.get("containerStatuses") or []}
+    listed = [*(reported.get("initContainerStatuses") or []), *(reported.get("containerStatuses") or [])]
+    by_name = {str(c.get("name")): c for c in listed}
     ran = False
-    for c in record.containers:
+    for c in record.all():
         seen = by_name.get(c.name)
         if seen is None:
             continue
@@ -283,42 +355,12 @@ def recover(record: PodRecord, reported: Obj) -> bool:
     return ran
 
 
-def _container_status(c: ContainerState) -> Obj:
-    state: Obj
-    if c.state == "running":
-        state = {"running": {"startedAt": c.started_at}}
-    elif c.state == "terminated":
-        state = {
-            "terminated": {
-                "exitCode": c.exit_code if c.exit_code is not None else 137,
-                "signal": c.signal,
-                "reason": c.reason,
-                "message": c.message,
-                "startedAt": c.started_at or None,
-                "finishedAt": c.finished_at or None,
-            }
-        }
-    else:
-        state = {"waiting": {"reason": c.reason, "message": c.message}}
-    out: Obj = {
-        "name": c.name,
-        "image": c.image,
-        "imageID": c.image_id,
-        "ready": c.state == "running",
-        "started": c.state == "running",
-        "restartCount": c.restarts,
-        "state": state,
-        "lastState": {"terminated": c.last} if c.last else {},
-    }
-    return out
-
-
 def status(record: PodRecord, vm_alive: bool = True) -> Obj:
     """The Pod ``status`` for ``record``; ``vm_alive`` False: nothing is reported running without a VM."""
-    if not vm_alive and (record.phase == "Running" or any(c.state == "running" for c in record.containers)):
+    if not vm_alive and (record.phase == "Running" or any(c.state == "running" for c in record.all())):
         record = copy.deepcopy(record)
         record.phase = "Pending" if record.phase == "Running" else record.phase
-        for c in record.containers:
+        for c in record.all():
             if c.state == "running":
                 c.state, c.reason, c.message = (
                     "terminated",
@@ -326,22 +368,21 @@ def status(record: PodRecord, vm_alive: bool = True) -> Obj:
                     "the pod VM is not running",
                 )
                 c.exit_code, c.finished_at = LOST_EXIT_CODE, now()
-    ready = record.phase == "Running" and all(c.state == "running" for c in record.containers)
-    flag = "True" if ready else "False"
-    stamp = now()
-    conditions = [
-        {"type": "PodScheduled", "status": "True", "lastTransitionTime": record.start_time},
-        {"type": "Initialized", "status": "True", "lastTransitionTime": record.start_time},
-        {"type": "ContainersReady", "status": flag, "lastTransitionTime": stamp},
-        {"type": "Ready", "status": flag, "lastTransitionTime": stamp},
-    ]
+    if record.init_containers:  # the kubelet's default waiting reason in a pod with init containers
+        record = copy.deepcopy(record)
+        for c in record.all():
+            if c.state == "waiting" and c.reason == "ContainerCreating":
+                c.reason = "PodInitializing"
+    statuses = [podconditions.container_status(c) for c in record.containers]
     out: Obj = {
         "phase": record.phase,
-        "conditions": conditions,
+        "conditions": podconditions.conditions(record, statuses, now()),
         "hostIP": record.host_ip,
         "startTime": record.start_time,
-        "containerStatuses": [_container_status(c) for c in record.containers],
+        "containerStatuses": statuses,
     }
+    if record.init_containers:
+        out["initContainerStatuses"] = [podconditions.container_status(c) for c in record.init_containers]
     if record.pod_ip:
         out["podIP"] = record.pod_ip
         out["podIPs"] = [{"ip": record.pod_ip}]

@@ -43,12 +43,24 @@ class RegistryError(NestlabError):
     """Pulling or pushing an image failed."""
 
     reason = "ErrImagePull"
+    backs_off = True
+    """Retries report ``ImagePullBackOff`` (the kubelet's pull back-off); False: ``reason`` stays."""
 
 
 class InvalidImageNameError(RegistryError, UsageError):
     """The image reference cannot be parsed."""
 
     reason = "InvalidImageNameError"
+
+
+class ImageNeverPullError(RegistryError, UsageError):
+    """``imagePullPolicy: Never`` and the image is not on this host (the kubelet's own words)."""
+
+    reason = "ErrImageNeverPull"
+    backs_off = False
+
+    def __init__(self, image: str) -> None:
+        super().__init__(f'Container image "{image}" is not present with pull policy of Never')
 
 
 class ImageNotFoundError(RegistryError, UsageError):

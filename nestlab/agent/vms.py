@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-from nestlab.runtime import control, pod, qemu
+from nestlab.runtime import control, pod, poddesc, qemu
 from nestlab.runtime.qmp import Qmp, QmpError
 
 STOP_SETTLE_S = pod.STOP_SETTLE_S
@@ -40,6 +40,10 @@ class PodHandle(Protocol):
         """Graceful stop through pod-init (its grace period), then end QEMU for sure."""
         ...
 
+    def send_update(self, volume: str, files: tuple[poddesc.VolumeFile, ...]) -> None:
+        """Send pod-init a new generation of a file volume (a ConfigMap/Secret that changed)."""
+        ...
+
 
 class LaunchedVm:
     """A pod VM this agent started (through :func:`nestlab.runtime.pod.launch`)."""
@@ -50,6 +54,9 @@ class LaunchedVm:
 
     def next_event(self, timeout: float) -> control.Event | None:
         return self.vm.next_event(timeout)
+
+    def send_update(self, volume: str, files: tuple[poddesc.VolumeFile, ...]) -> None:
+        self.vm.channel.send_update(volume, files)
 
     def alive(self) -> bool:
         return self.vm.vm.process.poll() is None
@@ -96,6 +103,9 @@ class AdoptedVm:
                 return self.channel.next_event(0.2)
             return None
         return self.channel.next_event(timeout)
+
+    def send_update(self, volume: str, files: tuple[poddesc.VolumeFile, ...]) -> None:
+        self.channel.send_update(volume, files)
 
     def alive(self) -> bool:
         return pid_runs_in(self.pid, self.workdir)

@@ -1,9 +1,12 @@
 """The pod control channel: pod-init's events, one JSON object per line, over virtio-serial.
 
-pod-init writes ``init``, ``started``, ``exited``, ``failed`` and ``pod`` events to the port
+pod-init writes ``init``, ``started``, ``exited``, ``failed`` and ``pod`` events (and, for probes
+and lifecycle hooks, ``probe``, ``killing`` and ``hook``) to the port
 ``nestlab.control``; QEMU connects that port to a unix socket the host listens on *before* QEMU
 starts, so no event is lost however early pod-init writes it. The host writes ``stop`` to ask for
-a graceful stop. Parsing is pure (:func:`parse_event`, :class:`LineSplitter`); :class:`Channel`
+a graceful stop, and ``update``/``file``/``commit`` lines to give a ``files`` volume a new
+generation (:func:`encode_update`), which pod-init acknowledges with a ``volume`` event.
+Parsing is pure (:func:`parse_event`, :class:`LineSplitter`); :class:`Channel`
 is the one place that touches the socket.
 """
 
@@ -13,11 +16,13 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from nestlab.errors import NestlabError
+from nestlab.runtime import poddesc
 
 MAX_LINE = 4096  # pod-init's events are under 512 bytes; anything longer is a broken peer
 
@@ -69,7 +74,48 @@ class PodDone:
     reason: str = ""
 
 
-Event = Init | Started | Exited | Failed | PodDone
+@dataclass(frozen=True)
+class VolumeUpdated:
+    """pod-init swapped a ``files`` volume to the generation the host sent (``ok`` False: it kept the
+    old one; the console says why)."""
+
+    volume: str
+    ok: bool
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """A probe attempt that failed, or one that changed the probe's state (thresholds applied)."""
+
+    container: str
+    probe: Literal["liveness", "readiness", "startup"]
+    ok: bool
+    """This attempt passed."""
+    state: bool
+    """The probe's state after it: readiness -> ready, startup -> started."""
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Killing:
+    """pod-init is stopping a container (preStop, SIGTERM, grace, SIGKILL) because ``reason``
+    (liveness, startup, poststart) failed; ``restart``: the restart policy starts it again."""
+
+    container: str
+    reason: str
+    restart: bool
+
+
+@dataclass(frozen=True)
+class HookFailed:
+    """A lifecycle hook (postStart, preStop) failed."""
+
+    container: str
+    hook: str
+    message: str
+
+
+Event = Init | Started | Exited | Failed | PodDone | VolumeUpdated | ProbeResult | Killing | HookFailed
 
 
 def _int(obj: dict[str, object], name: str, line: str) -> int:
@@ -86,7 +132,43 @@ def _str(obj: dict[str, object], name: str, line: str) -> str:
     return value
 
 
-def parse_event(line: str) -> Event:
+def _bool(obj: dict[str, object], name: str, line: str) -> bool:
+    value = obj.get(name)
+    if not isinstance(value, bool):
+        raise ControlProtocolError(f"event {line!r}: field {name!r} must be true or false")
+    return value
+
+
+def _probe(obj: dict[str, object], line: str) -> ProbeResult:
+    kinds: dict[str, Literal["liveness", "readiness", "startup"]] = {
+        "liveness": "liveness",
+        "readiness": "readiness",
+        "startup": "startup",
+    }
+    kind = kinds.get(_str(obj, "probe", line))
+    if kind is None:
+        raise ControlProtocolError(f"event {line!r}: probe must be liveness, readiness or startup")
+    message = _str(obj, "message", line) if "message" in obj else ""
+    container = _str(obj, "container", line)
+    return ProbeResult(container, kind, _bool(obj, "ok", line), _bool(obj, "state", line), message)
+
+
+def _killing(obj: dict[str, object], line: str) -> Killing:
+    return Killing(_str(obj, "container", line), _str(obj, "reason", line), _bool(obj, "restart", line))
+
+
+def _hook(obj: dict[str, object], line: str) -> HookFailed:
+    return HookFailed(_str(obj, "container", line), _str(obj, "hook", line), _str(obj, "message", line))
+
+
+_LIFECYCLE: dict[str, Callable[[dict[str, object], str], Event]] = {
+    "probe": _probe,
+    "killing": _killing,
+    "hook": _hook,
+}
+
+
+def parse_event(line: str) -> Event:  # noqa: PLR0911 - one return per event type
     """One event from one line; ControlProtocolError names what is wrong with it."""
     if len(line) > MAX_LINE:
         raise ControlProtocolError(f"event line of {len(line)} bytes exceeds {MAX_LINE}")
@@ -108,6 +190,10 @@ def parse_event(line: str) -> Event:
             _int(obj, "signal", line),
             _int(obj, "restarts", line),
         )
+    if kind == "volume":
+        return VolumeUpdated(_str(obj, "volume", line), _int(obj, "ok", line) == 1)
+    if kind in _LIFECYCLE:
+        return _LIFECYCLE[kind](obj, line)
     if kind == "failed":
         return Failed(_str(obj, "container", line), _str(obj, "reason", line))
     if kind == "pod":
@@ -119,6 +205,14 @@ def parse_event(line: str) -> Event:
             return PodDone(_str(obj, "pod", line), "Failed", reason)
         raise ControlProtocolError(f"event {line!r}: phase must be Succeeded or Failed")
     raise ControlProtocolError(f"event {line!r}: unknown event type {kind!r}")
+
+
+def encode_update(volume: str, files: tuple[poddesc.VolumeFile, ...]) -> bytes:
+    """The host->pod message giving ``files`` volume ``volume`` a new generation (swapped atomically)."""
+    lines = [f"update {volume}"]
+    lines += [f"file {poddesc.quote(f.path)} {f.mode:04o} {poddesc.quote_bytes(f.content)}" for f in files]
+    lines.append(f"commit {volume}")
+    return ("\n".join(lines) + "\n").encode()
 
 
 class LineSplitter:
@@ -145,6 +239,7 @@ class Channel:
         self._server.bind(str(path))
         self._server.listen(1)
         self._conn: socket.socket | None = None
+        self._sender: socket.socket | None = None
         self._split = LineSplitter()
         self._pending: list[Event] = []
         self.closed = False
@@ -188,9 +283,18 @@ class Channel:
         conn = self._connection(time.monotonic() + timeout)
         conn.sendall(b"stop\n")
 
+    def send_update(self, volume: str, files: tuple[poddesc.VolumeFile, ...], timeout: float = 30.0) -> None:
+        """Send a new generation of ``volume``; pod-init answers with a :class:`VolumeUpdated` event."""
+        if self._sender is None:  # its own socket object: the reader thread sets the other's timeout
+            self._sender = self._connection(time.monotonic() + timeout).dup()
+        self._sender.settimeout(timeout)
+        self._sender.sendall(encode_update(volume, files))
+
     def close(self) -> None:
         """Close both sockets and remove the socket file."""
         if self._conn is not None:
             self._conn.close()
+        if self._sender is not None:
+            self._sender.close()
         self._server.close()
         self.path.unlink(missing_ok=True)

@@ -14,6 +14,8 @@
  *   nestlab-pod 1 | name N | restart Never|OnFailure|Always | grace S | backoff MS
  *   hostname H | resolv FILE | hosts FILE   (pod-level; FILE is the whole file, %XX-encoded)
  *   container N | image SERIAL | arg A | env K=V | workdir D | user UID:GID | end
+ *   volume NAME KIND | file NAME PATH MODE DATA (pod-level), mount NAME PATH ro|rw SUB: see volumes.c
+ *   deadline S (pod-level), init 1 | probe KIND ... | hook poststart|prestop ...: see probes.h
  *
  * Built static with musl-gcc; no shell, no busybox, no dynamic allocation beyond fixed tables.
  */
@@ -42,18 +44,21 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <limits.h>
 #include <unistd.h>
 
 #define MAX_CONTAINERS 16
 #define MAX_ARGS 64
-#define MAX_ENV 64
+#define MAX_ENV 1024                 /* service links give 8 variables per Service of the namespace */
 #define LINE_MAX_OUT 1024            /* longer output lines are split: the console is line-based */
-#define DESC_MAX 65536               /* the pod description disk is read up to this size */
+#define DESC_MAX (8 * 1024 * 1024)   /* the description disk (ConfigMaps and Secrets in it) up to this size */
 #define BACKOFF_CAP_MS 300000        /* kubelet's crash-loop back-off ceiling: five minutes */
 #define CONTROL_NAME "nestlab.control"
 #define DESC_SERIAL "nestlab-pod"
 #define EPH_SERIAL "nestlab-eph"
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+#include "probes.h"
 
 enum policy { NEVER, ON_FAILURE, ALWAYS };
 
@@ -68,6 +73,7 @@ struct container {
 	int restarts, last_code, done;
 	long long restart_at_ms;     /* 0 = no restart scheduled */
 	long backoff_ms;
+	struct lifecycle lc;           /* probes.h: probes, hooks, init, kills */
 };
 
 static struct container pods[MAX_CONTAINERS];
@@ -280,6 +286,8 @@ static char *decode(char *s)
 	return s;
 }
 
+#include "volumes.c"
+
 static int parse_desc(char *text)
 {
 	struct container *c = NULL;
@@ -301,6 +309,8 @@ static int parse_desc(char *text)
 		else if (!strcmp(line, "hostname")) pod_hostname = decode(value);
 		else if (!strcmp(line, "resolv")) resolv_conf = decode(value);
 		else if (!strcmp(line, "hosts")) hosts_file = decode(value);
+		else if (!strcmp(line, "volume")) { if (volume_directive(value) < 0) return -1; }
+		else if (!strcmp(line, "file")) { if (file_directive(value) < 0) return -1; }
 		else if (!strcmp(line, "container")) {
 			if (npods == MAX_CONTAINERS)
 				return say("pod description: more than %d containers", MAX_CONTAINERS), -1;
@@ -308,6 +318,8 @@ static int parse_desc(char *text)
 			c->name = decode(value);
 			c->workdir = "/";
 			c->out = -1;
+		} else if (lifecycle_directive(c, line, value)) {
+			continue; /* probes.c: deadline, init, probe, hook */
 		} else if (!c) {
 			continue; /* unknown pod-level directives are ignored: newer hosts may add some */
 		} else if (!strcmp(line, "image")) c->image = decode(value);
@@ -315,6 +327,7 @@ static int parse_desc(char *text)
 		else if (!strcmp(line, "user")) sscanf(value, "%u:%u", &c->uid, &c->gid);
 		else if (!strcmp(line, "arg") && c->argc < MAX_ARGS) c->argv[c->argc++] = decode(value);
 		else if (!strcmp(line, "env") && c->envc < MAX_ENV) c->envp[c->envc++] = decode(value);
+		else if (!strcmp(line, "mount")) { if (mount_directive((int)(c - pods), value) < 0) return -1; }
 		else if (!strcmp(line, "end")) c = NULL;
 	}
 	for (int i = 0; i < npods; i++) {
@@ -434,6 +447,8 @@ static int container_main(void *arg)
 	mnt("sysfs", sub, "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL);
 	snprintf(sub, sizeof sub, "%s/dev", root);
 	mnt("devtmpfs", sub, "devtmpfs", MS_NOSUID, NULL);
+	if (mount_volumes((int)(c - pods), root) < 0)
+		_exit(126);
 	if (chroot(root) < 0 || chdir(c->workdir) < 0)
 		dprintf(2, "pod-init: chroot %s / chdir %s: %s\n", root, c->workdir, strerror(errno)), _exit(126);
 	if (write_etc("/etc/resolv.conf", resolv_conf) < 0 || write_etc("/etc/hosts", hosts_file) < 0)
@@ -472,6 +487,7 @@ static void start(struct container *c)
 	c->out = fds[0];
 	fcntl(c->out, F_SETFL, O_NONBLOCK);
 	event("{\"event\":\"started\",\"container\":\"%s\",\"pid\":%d,\"restarts\":%d}", c->name, pid, c->restarts);
+	lifecycle_started(c);
 }
 
 static void emit_line(struct container *c)
@@ -523,20 +539,21 @@ static void exited(struct container *c, int status, int stopping)
 	event("{\"event\":\"exited\",\"container\":\"%s\",\"code\":%d,\"signal\":%d,\"restarts\":%d}",
 	      c->name, code, sig, c->restarts);
 	unmount_root(c);
-	if (!stopping && (restart_policy == ALWAYS || (restart_policy == ON_FAILURE && code != 0))) {
+	if (!stopping && wants_restart(c, code)) {
 		c->restart_at_ms = now_ms() + c->backoff_ms;
 		c->backoff_ms = c->backoff_ms * 2 > BACKOFF_CAP_MS ? BACKOFF_CAP_MS : c->backoff_ms * 2;
 		c->restarts++;
 	} else {
 		c->done = 1;
 	}
+	lifecycle_exited(c);
 }
 
 static void reap(int stopping)
 {
 	int status;
 	pid_t pid;
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0 && (lifecycle_reaped(pid, status), 1))
 		for (int i = 0; i < npods; i++)
 			if (pods[i].pid == pid)
 				exited(&pods[i], status, stopping);
@@ -560,12 +577,13 @@ static void power_off(void)
 		pause();
 }
 
+#include "probes.c"
+
 /* Run containers until all are done (or the host says stop), then report the pod phase. */
 static void supervise(void)
 {
 	struct pollfd fds[MAX_CONTAINERS + 2];
 	sigset_t mask;
-	char cmd[128];
 	int stopping = 0;
 	long long stop_deadline = 0, control_quiet_until = 0;
 	sigemptyset(&mask);
@@ -573,11 +591,10 @@ static void supervise(void)
 	sigaddset(&mask, SIGTERM);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	for (int i = 0; i < npods; i++)
-		start(&pods[i]);
+	lifecycle_begin(); /* probes.c starts the init containers, then the others */
 	for (;;) {
 		int running = 0, pending = 0;
-		long long next = -1, now = now_ms();
+		long long now = now_ms(), next = lifecycle_tick(now, &stopping, &stop_deadline);
 		for (int i = 0; i < npods; i++) {
 			struct container *c = &pods[i];
 			if (!c->pid && c->restart_at_ms && !stopping && c->restart_at_ms <= now)
@@ -609,16 +626,15 @@ static void supervise(void)
 		struct signalfd_siginfo si;
 		while (read(sfd, &si, sizeof si) == sizeof si)
 			if (si.ssi_signo == SIGTERM && !stopping)
-				stopping = 1, stop_deadline = now_ms() + grace_s * 1000, signal_all(SIGTERM);
+				stopping = 1, stop_deadline = now_ms() + grace_s * 1000, stop_all();
 		if ((fds[1].revents & (POLLHUP | POLLERR)) && !(fds[1].revents & POLLIN))
 			control_quiet_until = now_ms() + 1000;
 		if (fds[1].revents & POLLIN) {
-			ssize_t r = read(control, cmd, sizeof cmd - 1);
-			if (r > 0 && !strncmp(cmd, "stop", 4) && !stopping) {
+			if (control_input() && !stopping) { /* volumes.c: stop, or a volume's new generation */
 				say("stop requested by the host");
 				stopping = 1;
 				stop_deadline = now_ms() + grace_s * 1000;
-				signal_all(SIGTERM);
+				stop_all(); /* probes.c: preStop, SIGTERM */
 			}
 		}
 		for (int i = 0; i < npods; i++)
@@ -629,8 +645,7 @@ static void supervise(void)
 	int failed = 0;
 	for (int i = 0; i < npods; i++)
 		failed |= pods[i].last_code != 0;
-	event("{\"event\":\"pod\",\"pod\":\"%s\",\"phase\":\"%s\"}", pod_name, failed ? "Failed" : "Succeeded");
-	say("pod %s %s", pod_name, failed ? "Failed" : "Succeeded");
+	report_done(failed); /* probes.c: DeadlineExceeded when activeDeadlineSeconds ended it */
 }
 
 int main(void)
@@ -651,6 +666,7 @@ int main(void)
 			mnt("tmpfs", "/eph", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
 		const char *hostname = pod_hostname ? pod_hostname : pod_name;
 		sethostname(hostname, strlen(hostname));
+		setup_volumes();
 		supervise();
 	} else {
 		event("{\"event\":\"pod\",\"pod\":\"%s\",\"phase\":\"Failed\",\"reason\":\"description\"}", pod_name);

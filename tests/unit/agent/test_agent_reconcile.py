@@ -21,7 +21,7 @@ from nestlab.agent.node import NodeInfo, NodeReporter
 from nestlab.agent.registry import ImageNotFoundError, ImageRef
 from nestlab.api import status as api_status
 from nestlab.runtime import control, qemu
-from nestlab.runtime.poddesc import DiskSerial, PodDescription
+from nestlab.runtime.poddesc import DiskSerial, PodDescription, VolumeFile
 
 Obj = dict[str, Any]
 DIGEST = Digest("sha256:" + "ab" * 32)
@@ -32,6 +32,20 @@ class FakeClient:
         self.statuses: list[Obj] = []
         self.deleted: list[tuple[str, str, int | None]] = []
         self.created: list[Obj] = []
+        self.objects: dict[tuple[str, str, str], Obj] = {}
+        """(plural, namespace, name) -> what get/list answer (ConfigMaps, Secrets, Services)."""
+
+    async def get(self, resource: Any, namespace: str, name: str) -> Obj:
+        found = self.objects.get((resource.plural, namespace, name))
+        if found is None:
+            raise api_status.ApiError(404, "NotFound", f'{resource.plural} "{name}" not found')
+        return found
+
+    async def list(self, resource: Any, namespace: str = "", **_: str) -> Obj:
+        items = [
+            o for (plural, ns, _n), o in self.objects.items() if plural == resource.plural and ns == namespace
+        ]
+        return {"items": items}
 
     async def patch(self, resource: Any, namespace: str, name: str, patch: Obj, subresource: str = "") -> Obj:
         if resource.plural == "pods" and subresource == "status":
@@ -53,9 +67,11 @@ class FakeImages:
         self.disk.write_bytes(b"x")
         self.missing = missing
         self.pulls = 0
+        self.policies: list[tuple[str, str]] = []
 
-    def pull(self, ref: ImageRef) -> Image:
+    def pull(self, ref: ImageRef, *, policy: str = "IfNotPresent", shown: str = "") -> Image:
         self.pulls += 1
+        self.policies.append((policy, shown))
         if ref.repository in self.missing:
             raise ImageNotFoundError(f"image {ref}: not in registry test")
         return Image(str(ref), DIGEST, self.disk, ImageConfig(cmd=("sh",)))
@@ -68,6 +84,7 @@ class FakeVm:
         for event in events:
             self.events.put(event)
         self.stopped = False
+        self.updates: list[tuple[str, tuple[VolumeFile, ...]]] = []
 
     def next_event(self, timeout: float) -> control.Event | None:
         try:
@@ -80,6 +97,9 @@ class FakeVm:
 
     def stop(self) -> None:
         self.stopped = True
+
+    def send_update(self, volume: str, files: tuple[VolumeFile, ...]) -> None:
+        self.updates.append((volume, files))
 
 
 class Launches:
@@ -258,7 +278,7 @@ def test_bad_input_fails_the_pod_with_a_reason(short_tmp: Path, container: Obj, 
         await settle(agent)
 
     if reason == "CreateContainerError":
-        images.pull = lambda ref: Image(str(ref), DIGEST, images.disk, ImageConfig())  # type: ignore[method-assign]
+        images.pull = lambda ref, **_: Image(str(ref), DIGEST, images.disk, ImageConfig())  # type: ignore[method-assign]
     asyncio.run(scenario())
     assert launches.launched == []
     assert client.statuses[-1]["reason"] == reason
