@@ -1,11 +1,13 @@
 """Pod logs (and attestation answers), served by the agent over HTTPS the way a kubelet serves logs.
 
-A container's output reaches the pod's serial console as ``[container] line`` (pod-init prefixes
-every line), so a container's log is the console filtered by that prefix. The endpoint is the
-kubelet's: ``GET /containerLogs/{namespace}/{pod}/{container}?tailLines=N``, on the port the Node
-advertises in ``status.daemonEndpoints.kubeletEndpoint``, with the node's certificate; when a
-client CA is given, only clients with a certificate from it (the API servers) are answered.
-:func:`container_log` is pure; :func:`serve` is the one place that listens.
+The endpoint is the kubelet's: ``GET /containerLogs/{namespace}/{pod}/{container}`` with the
+``PodLogOptions`` query (``follow``, ``previous``, ``timestamps``, ``tailLines``, ``sinceSeconds``,
+``sinceTime``, ``limitBytes``), on the port the Node advertises in
+``status.daemonEndpoints.kubeletEndpoint``, with the node's certificate; when a client CA is given,
+only clients with a certificate from it (the API servers, the controller) are answered. Logs are
+read from the per-instance files :mod:`nestlab.agent.logstore` keeps; a followed log streams until
+its container instance ends or the client goes away. Errors are 400s worded as the kubelet's, which
+the API server passes on as they are. :func:`serve` is the one place that listens.
 """
 
 from __future__ import annotations
@@ -13,61 +15,117 @@ from __future__ import annotations
 import asyncio
 import functools
 import ssl
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 from aiohttp import web
 
+from nestlab.agent import logfilter, logstore
 from nestlab.agent.attestation import Attestation, AttestationUnavailableError, BadChallengeError, parse_nonce
-from nestlab.errors import NestlabError
 
-LogLookup = Callable[[str, str], Path | None]
-"""(namespace, pod name) -> that pod's console log, or None for a pod not on this node."""
-MAX_LOG_BYTES = 8 * 1024 * 1024  # the tail of a long console is what anyone reads
-FETCH_TIMEOUT_S = 20.0
-
-
-class LogFetchError(NestlabError):
-    """The node's agent could not be asked for a log (node without endpoint, agent down, 404)."""
-
-    def __init__(self, message: str, code: int = 503) -> None:
-        super().__init__(message)
-        self.code = code
+LogLookup = Callable[[str, str], logstore.PodLogs | None]
+"""(namespace, pod name) -> that pod's logs, or None for a pod not on this node."""
+Refresh = Callable[[logstore.PodLogs], None]
+"""Take what is new on a pod's console into its stored logs (the collector's ``ingest``)."""
+FOLLOW_POLL_S = 0.25  # a followed log shows a new line at most this late (the collector's own pace)
+FOLLOWING = web.AppKey("following", list[tuple[str, str, str]])
+"""The (namespace, pod, container) of each log being followed now: what an admin (or a test) checks
+to see that a client that went away released its stream."""
 
 
-def container_log(console: str, container: str, tail: int | None = None) -> str:
-    """The lines ``container`` wrote, from the pod's console text."""
-    prefix = f"[{container}] "
-    lines = [line[len(prefix) :] for line in console.splitlines() if line.startswith(prefix)]
-    if tail is not None:
-        lines = lines[-tail:] if tail > 0 else []
-    return "".join(line + "\n" for line in lines)
+def _no_refresh(_pod: logstore.PodLogs) -> None:
+    return None
 
 
-def _read_tail(path: Path) -> str:
-    with path.open("rb") as handle:
-        size = handle.seek(0, 2)
-        handle.seek(max(0, size - MAX_LOG_BYTES))
-        return handle.read().decode(errors="replace")
+@dataclass
+class _Answer:
+    """One log answer being written: where it reads from, how far, and what it may still send."""
+
+    request: web.Request
+    response: web.StreamResponse
+    options: logfilter.LogOptions
+    path: Path
+    limit: logfilter.Limit
+    position: int = 0
+    inode: int | None = None
+
+    def more(self) -> list[str]:
+        """Complete stored lines written since the last call."""
+        lines, self.position, self.inode = logstore.read_from(self.path, self.position, self.inode)
+        return lines
+
+    async def send(self, lines: list[str]) -> None:
+        if not lines or self.limit.done:
+            return
+        try:
+            await self.response.write(self.limit.cut("".join(lines).encode()))
+        except ConnectionError:  # the client went away: a follow loop sees the closed transport
+            return
+
+    @property
+    def over(self) -> bool:
+        return self.limit.done or _gone(self.request)
 
 
-def app(lookup: LogLookup, attestation: Attestation | None = None) -> web.Application:
+async def stream_log(
+    request: web.Request, lookup: LogLookup, namespace: str, pod: str, container: str, *, refresh: Refresh
+) -> web.StreamResponse:
+    """Answer one ``containerLogs`` request (see the module docstring)."""
+    source = lookup(namespace, pod)
+    if source is None:
+        raise web.HTTPNotFound(text=f"pod {namespace}/{pod} is not on this node\n")
+    try:
+        options = logfilter.parse_options(request.query, time.time_ns())
+    except logfilter.OptionError as exc:
+        raise web.HTTPBadRequest(text=f"{exc}\n") from None
+    view = source.containers.get(container)
+    if view is None:
+        raise web.HTTPBadRequest(text=f'container "{container}" in pod "{pod}" is not available')
+    try:
+        instance = logstore.instance_to_read(view, pod, options.previous)
+    except logstore.LogUnavailableError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
+    refresh(source)
+    response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
+    await response.prepare(request)
+    answer = _Answer(
+        request, response, options, source.log_file(container, instance), logfilter.Limit(options.limit_bytes)
+    )
+    await answer.send(logfilter.select(answer.more(), options))
+    if options.follow and not options.previous:
+        following = request.app.get(FOLLOWING, [])
+        following.append((namespace, pod, container))
+        try:
+            going_on = True
+            while going_on and not answer.over:
+                await asyncio.sleep(FOLLOW_POLL_S)
+                source = lookup(namespace, pod)
+                if source is not None:
+                    refresh(source)
+                going_on = logstore.still_writing(source, container, instance)
+                rendered = (logfilter.render(line, options) for line in answer.more())
+                await answer.send([out for out in rendered if out is not None])
+        finally:
+            following.remove((namespace, pod, container))
+    if not _gone(request):
+        await response.write_eof()
+    return response
+
+
+def _gone(request: web.Request) -> bool:
+    return request.transport is None or request.transport.is_closing()
+
+
+def app(
+    lookup: LogLookup, attestation: Attestation | None = None, refresh: Refresh = _no_refresh
+) -> web.Application:
     """The HTTP application (no TLS): routes only; ``POST /attestation`` when ``attestation`` is given."""
 
-    async def logs(request: web.Request) -> web.Response:
+    async def logs(request: web.Request) -> web.StreamResponse:
         namespace, pod, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
-        console = lookup(namespace, pod)
-        if console is None:
-            raise web.HTTPNotFound(text=f"pod {namespace}/{pod} is not on this node\n")
-        tail_text = request.query.get("tailLines")
-        try:
-            tail = None if tail_text is None else int(tail_text)
-        except ValueError:
-            raise web.HTTPBadRequest(text=f"tailLines {tail_text!r} is not a number\n") from None
-        text = _read_tail(console) if console.exists() else ""
-        return web.Response(text=container_log(text, container, tail), content_type="text/plain")
+        return await stream_log(request, lookup, namespace, pod, container, refresh=refresh)
 
     async def attest(request: web.Request, attestation: Attestation) -> web.Response:
         try:
@@ -81,6 +139,7 @@ def app(lookup: LogLookup, attestation: Attestation | None = None) -> web.Applic
         return web.json_response(answer)
 
     application = web.Application()
+    application[FOLLOWING] = []
     application.router.add_get("/containerLogs/{namespace}/{pod}/{container}", logs)
     if attestation is not None:
         application.router.add_post("/attestation", functools.partial(attest, attestation=attestation))
@@ -103,50 +162,11 @@ async def serve(
     port: int,
     context: ssl.SSLContext | None,
     attestation: Attestation | None = None,
+    *,
+    refresh: Refresh = _no_refresh,
 ) -> web.AppRunner:
     """Start serving; ``await runner.cleanup()`` stops it."""
-    runner = web.AppRunner(app(lookup, attestation), access_log=None)
+    runner = web.AppRunner(app(lookup, attestation, refresh), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port, ssl_context=context).start()
     return runner
-
-
-def log_url(node: dict[str, Any], namespace: str, pod: str, container: str) -> str:
-    """Where ``node``'s agent serves a container's log (InternalIP and kubeletEndpoint port)."""
-    status = node.get("status") or {}
-    addresses = [a for a in status.get("addresses") or [] if a.get("type") == "InternalIP"]
-    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
-    if not addresses or not port:
-        name = (node.get("metadata") or {}).get("name")
-        raise LogFetchError(f"node {name} advertises no log endpoint (is nestlab-agent running there?)")
-    return f"https://{addresses[0]['address']}:{port}/containerLogs/{namespace}/{pod}/{container}"
-
-
-async def fetch(
-    node: dict[str, Any],
-    namespace: str,
-    pod: str,
-    container: str,
-    *,
-    context: ssl.SSLContext,
-    tail: int | None = None,
-) -> str:
-    """A container's log from its node's agent (what the API server's pods/log proxies to).
-
-    ``context`` must carry a client certificate from the lab CA (the API server's node certificate).
-    """
-    url = log_url(node, namespace, pod, container)
-    params = {} if tail is None else {"tailLines": str(tail)}
-    try:
-        timeout = aiohttp.ClientTimeout(total=FETCH_TIMEOUT_S)
-        async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
-            session.get(url, params=params, ssl=context) as response,
-        ):
-            text = await response.text()
-            code = response.status
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise LogFetchError(f"the agent at {url} did not answer: {exc!r}") from exc
-    if code != 200:
-        raise LogFetchError(f"{url} answered {code}: {text.strip()[:200]}", code)
-    return text

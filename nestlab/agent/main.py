@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from nestlab.agent import kernelgate, logs, poddns, vms
+from nestlab.agent import kernelgate, logs, logstore, poddns, vms
 from nestlab.agent.agent import Agent, AgentConfig
 from nestlab.agent.attestation import Attestation
 from nestlab.agent.images import ImageStore
@@ -270,17 +270,21 @@ async def run(args: argparse.Namespace) -> None:
         gate=None if signed is None else kernelgate.LaunchGate(signed, measurer, chosen),
     )
 
-    def lookup(namespace: str, name: str) -> Path | None:
+    def lookup(namespace: str, name: str) -> logstore.PodLogs | None:
         for record in agent.records.values():
             if (record.namespace, record.name) == (namespace, name):
-                return Path(record.workdir) / "vm" / "console.log"
+                return logstore.pod_logs(record)
         return None
+
+    collector = logstore.Collector(lambda: [logstore.pod_logs(r) for r in agent.records.values()])
 
     context = logs.tls_context(args.tls_cert, args.tls_key, args.ca) if args.tls_cert else None
     attestation = None
     if args.attestation_dir is not None:
         attestation = Attestation(host_tpm, measurer, args.attestation_dir)
-    runner = await logs.serve(lookup, args.log_host, args.log_port, context, attestation)
+    runner = await logs.serve(
+        lookup, args.log_host, args.log_port, context, attestation, refresh=collector.ingest
+    )
     await reporter.register()
     log.info(
         "node %s registered (accel %s, trust gate %s); watching its pods",
@@ -293,6 +297,7 @@ async def run(args: argparse.Namespace) -> None:
         asyncio.create_task(watch_loop(agent, client, args.node_name)),
         asyncio.create_task(collect_images(agent)),
         asyncio.create_task(retry_reports(agent)),
+        asyncio.create_task(collector.run()),
     ]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -187,8 +187,7 @@ class Handlers:
         if sub == "scale":
             return await self._scale(request, target, verb)
         if sub == "log":
-            text = await podlogs.pod_log(self.registry, ns, name, request.query, self.agent_tls)
-            return web.Response(text=text, content_type="text/plain")
+            return await podlogs.serve_log(request, self.registry, ns, name, self.agent_tls)
         if verb != "create":
             raise status.method_not_allowed(request.method, f"pods/{sub}")
         body = await read_body(request)

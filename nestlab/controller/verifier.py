@@ -13,7 +13,6 @@ read at every round, so an administrator's edit takes effect at the next one.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 import ssl
@@ -24,8 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-import aiohttp
-
+from nestlab.api import nodeagent
 from nestlab.api import status as api_status
 from nestlab.api.client import ApiClient, path_of
 from nestlab.api.resources import NODES
@@ -44,15 +42,10 @@ Obj = dict[str, Any]
 Poster = Callable[[str, Obj, ssl.SSLContext | None], Awaitable[object]]
 
 STRATEGIC: Final = "application/strategic-merge-patch+json"
-AGENT_TIMEOUT_S: Final = (
-    30.0  # a quote on a loaded host's swtpm takes well under a second; margin for TCG load
-)
 CONCURRENCY: Final = 4  # hosts challenged at once: each check runs two or three short openssl/tpm2 tools
 _RECORD_ATTEMPTS: Final = 5  # taint writes are compare-and-swap; the node lifecycle controller may race
-
-
-class AgentCallError(NestlabError):
-    """The host's agent could not be asked, or refused to answer."""
+AgentCallError = nodeagent.NodeAgentError
+"""The host's agent could not be asked, or refused to answer (the shared node-agent client's error)."""
 
 
 class RecordError(NestlabError):
@@ -89,29 +82,11 @@ class Outcome:
 
 def agent_tls(ca: Path | None, cert: Path | None, key: Path | None) -> ssl.SSLContext:
     """Client TLS towards agents: lab-CA server certificates; ours proves we are the control plane."""
-    context = ssl.create_default_context(cafile=None if ca is None else str(ca))
-    if cert is not None:
-        context.load_cert_chain(str(cert), None if key is None else str(key))
-    return context
+    return nodeagent.client_tls(ca, cert, key)
 
 
-async def post_json(url: str, body: Obj, context: ssl.SSLContext | None) -> object:
-    """The one HTTP call to an agent; AgentCallError on transport failure or a non-200 answer."""
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=AGENT_TIMEOUT_S)) as session,
-            session.post(url, json=body, ssl=context if context is not None else True) as response,
-        ):
-            text = await response.text()
-            code = response.status
-    except (aiohttp.ClientError, TimeoutError, ssl.SSLError) as exc:
-        raise AgentCallError(f"the agent at {url} did not answer: {exc!r}") from exc
-    if code != 200:
-        raise AgentCallError(f"{url} answered {code}: {text.strip()[:300]}")
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise AgentCallError(f"{url} answered something that is not JSON: {text[:120]!r}") from exc
+post_json: Final[Poster] = nodeagent.post_json
+"""The one HTTP call to an agent (the shared client); NodeAgentError on transport failure or non-200."""
 
 
 def _kube_time(moment: datetime) -> str:
@@ -183,7 +158,7 @@ class Verifier:
         try:
             nonce = secrets.token_bytes(attest.NONCE_SIZE)
             raw = await self.post(
-                attestation.agent_url(node), {"nonce": nonce.hex()}, self.settings.agent_tls
+                nodeagent.base_url(node) + "/attestation", {"nonce": nonce.hex()}, self.settings.agent_tls
             )
             reply = attestation.parse_reply(raw)
             ak = "refused"

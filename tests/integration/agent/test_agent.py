@@ -19,9 +19,10 @@ from typing import Any
 
 import pytest
 
-from nestlab.agent import logs, oci
+from nestlab.agent import oci
 from nestlab.agent.network import tap_name
 from nestlab.agent.registry import RegistryClient
+from nestlab.api import nodeagent
 from nestlab.runtime import proc
 from tests.integration.agent.conftest import NODE, AgentProcess, Registry, qemu_pids, wait_until
 from tests.integration.api.conftest import ApiServer
@@ -88,6 +89,12 @@ def _logs(agent: AgentProcess, apiserver: ApiServer, name: str, container: str =
         return str(response.read().decode())
 
 
+async def _fetch(node: dict[str, Any], path: str, params: dict[str, str], context: ssl.SSLContext) -> str:
+    """What the API server's pods/log does: the shared node-agent client, with a lab-CA client certificate."""
+    async with nodeagent.stream(node, path, params, context) as answer:
+        return b"".join([chunk async for chunk in answer.chunks()]).decode()
+
+
 def _events(apiserver: ApiServer, name: str) -> list[dict[str, Any]]:
     body = apiserver.request("GET", f"/api/v1/namespaces/{NS}/events")[1]
     return [e for e in body.get("items", []) if e["involvedObject"]["name"] == name]
@@ -145,15 +152,15 @@ def test_jobs_succeed_and_fail_with_exit_codes_and_logs(
     node = apiserver.request("GET", f"/api/v1/nodes/{NODE}")[1]
     context = ssl.create_default_context(cafile=str(apiserver.pki.ca))
     context.load_cert_chain(str(apiserver.pki.server_cert), str(apiserver.pki.server_key))
-    fetched = asyncio.run(logs.fetch(node, NS, "job-fail", "main", context=context, tail=1))
+    fetched = asyncio.run(_fetch(node, f"/containerLogs/{NS}/job-fail/main", {"tailLines": "1"}, context))
     assert fetched == "hello from job-fail\n"
     # and the API server's pods/log itself proxies to the agent (what `kubectl logs` calls)
     assert apiserver.request("GET", f"/api/v1/namespaces/{NS}/pods/job-fail/log?tailLines=1") == (
         200,
         "hello from job-fail\n",
     )
-    with pytest.raises(logs.LogFetchError, match="404"):
-        asyncio.run(logs.fetch(node, NS, "no-such-pod", "main", context=context))
+    with pytest.raises(nodeagent.AgentAnswerError, match="404"):
+        asyncio.run(_fetch(node, f"/containerLogs/{NS}/no-such-pod/main", {}, context))
 
     for name in ("job-ok", "job-fail"):
         _delete_and_wait_gone(apiserver, name)
