@@ -64,22 +64,6 @@ class NodeMarks:
     """The node's complete new taint list, or None when the taints are already right."""
 
 
-def agent_url(node: Obj) -> str:
-    """Where ``node``'s agent answers challenges: its InternalIP and kubeletEndpoint port."""
-    status = node.get("status") or {}
-    addresses = [a for a in status.get("addresses") or [] if a.get("type") == "InternalIP"]
-    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
-    if not addresses or not port:
-        name = (node.get("metadata") or {}).get("name")
-        raise AttestationReplyError(
-            f"node {name} advertises no agent endpoint (InternalIP and kubeletEndpoint): "
-            "is nestlab-agent running there?"
-        )
-    address = str(addresses[0]["address"])
-    host = f"[{address}]" if ":" in address else address
-    return f"https://{host}:{int(port)}/attestation"
-
-
 def parse_reply(raw: object) -> Reply:
     """The agent's JSON answer as typed parts; AttestationReplyError names what is wrong."""
     if not isinstance(raw, dict):

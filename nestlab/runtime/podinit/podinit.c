@@ -270,7 +270,8 @@ static void setup_network(const char *cmdline)
 
 /* ---- pod description ---- */
 
-static char *decode(char *s)
+/* Percent-decode in place; returns the length (the data may hold NUL bytes). */
+static size_t decode_len(char *s)
 {
 	char *out = s, *in = s;
 	while (*in) {
@@ -283,6 +284,13 @@ static char *decode(char *s)
 		}
 	}
 	*out = 0;
+	return (size_t)(out - s);
+}
+
+/* Percent-decode a text value in place (it ends at its first NUL). */
+static char *decode(char *s)
+{
+	decode_len(s);
 	return s;
 }
 

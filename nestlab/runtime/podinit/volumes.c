@@ -35,23 +35,6 @@ static struct vfile vfiles[MAX_FILES];
 static struct vmount vmounts[MAX_MOUNTS];
 static int nvolumes, nvfiles, nvmounts;
 
-/* Percent-decode in place; returns the length (the data may hold NUL bytes). */
-static size_t decode_len(char *s)
-{
-	char *out = s, *in = s;
-	while (*in) {
-		if (in[0] == '%' && in[1] && in[2]) {
-			char hex[3] = {in[1], in[2], 0};
-			*out++ = (char)strtol(hex, NULL, 16);
-			in += 3;
-		} else {
-			*out++ = *in++;
-		}
-	}
-	*out = 0;
-	return (size_t)(out - s);
-}
-
 /* The next space-separated word of *rest (NULL when none); *rest moves past it. */
 static char *word(char **rest)
 {

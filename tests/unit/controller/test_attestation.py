@@ -79,13 +79,6 @@ def test_long_reasons_are_cut_for_the_condition() -> None:
     assert len(marks.condition["message"]) == 1024
 
 
-def test_agent_url_from_the_node() -> None:
-    assert attestation.agent_url(node()) == "https://198.18.0.21:10250/attestation"
-    bare = {"metadata": {"name": "esx-09"}, "status": {}}
-    with pytest.raises(AttestationReplyError, match="node esx-09 advertises no agent endpoint"):
-        attestation.agent_url(bare)
-
-
 REGISTRATION = {"host": "esx-01", "ekPublic": "00", "akPublic": "01", "akName": "02"}
 EVIDENCE = {"message": "aa", "signature": "bb", "pcrs": {"8": "00" * 32}, "eventLog": "{}"}
 PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
