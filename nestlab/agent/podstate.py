@@ -189,7 +189,8 @@ def apply(record: PodRecord, event: control.Event, when: str | None = None) -> N
         c.state, c.reason, c.message, c.exit_code = "running", "", "", None
         c.started_at, c.restarts = stamp, c.base + event.restarts
         c.ready, c.started_ok, c.restart_pending = False, not c.has_startup, False
-        record.phase = "Running"
+        if all(i is not c for i in record.init_containers):  # upstream: Pending while initializing
+            record.phase = "Running"
     elif isinstance(event, control.Exited):
         c = record.container(event.container)
         reason = "Completed" if event.code == 0 else "Error"

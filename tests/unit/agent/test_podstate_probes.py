@@ -50,6 +50,10 @@ def test_while_init_containers_run_the_app_containers_wait_pod_initializing() ->
     assert "running" in two["state"]
     assert conditions(status)["Initialized"] == ("False", "containers with incomplete status: [two]")
     assert conditions(status)["Ready"][0] == "False"
+    assert status["phase"] == "Pending"  # upstream: Pending until every init container succeeded
+    podstate.apply(r, control.Exited("two", 0, 0, 0))
+    podstate.apply(r, control.Started("app", 12, 0))
+    assert podstate.status(r)["phase"] == "Running"
 
 
 def test_a_failing_init_container_crash_loops_unless_never() -> None:
@@ -57,6 +61,7 @@ def test_a_failing_init_container_crash_loops_unless_never() -> None:
     podstate.apply(r, control.Started("one", 10, 0))
     podstate.apply(r, control.Exited("one", 1, 0, 0))
     one = podstate.status(r)["initContainerStatuses"][0]
+    assert podstate.status(r)["phase"] == "Pending"
     assert one["state"]["waiting"]["reason"] == "CrashLoopBackOff"
     assert (one["restartCount"], one["lastState"]["terminated"]["exitCode"]) == (1, 1)
 
