@@ -4,7 +4,8 @@ Run as root on a lab that `nestlab up` built:
     .venv/bin/python bench/configmap_update.py --name LAB --changes 10
 
 One pod mounts a ConfigMap and prints its file every 0.2 s; `kubectl logs -f` streams that output.
-Each change patches the ConfigMap (through the VIP) with a new value and times until the pod
+Each change, after a random wait (so changes fall at random points of the agent's re-read cycle),
+replaces the ConfigMap (through the VIP) with a new value and times until the pod
 prints it: the agent's re-read of the pod's ConfigMaps/Secrets (every 10 s), the new generation
 sent to pod-init over virtio-serial, the ``..data`` symlink swap, the container's next read, then
 the console -> agent -> API -> kubectl path of the log line (about half a second). Prints p50,
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import queue
+import random
 import statistics
 import subprocess
 import sys
@@ -38,7 +40,7 @@ def pod(name: str) -> dict[str, object]:
         "metadata": {"name": name},
         "spec": {
             "containers": [
-                {"name": "reader", "image": "depot:5000/busybox:latest", "command": ["sh", "-c", READER],
+                {"name": "reader", "image": "depot:5000/nestlab/client:1", "command": ["sh", "-c", READER],
                  "volumeMounts": [{"name": "cfg", "mountPath": "/cfg"}]}
             ],
             "volumes": [{"name": "cfg", "configMap": {"name": "bench"}}],
@@ -64,6 +66,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--name", default="default", help="the lab")
     parser.add_argument("--changes", type=int, default=10)
+    parser.add_argument("--spread", type=float, default=10.0, help="random wait before each change (s)")
     args = parser.parse_args()
     lab = attach(args.name)
     api = LabApi(lab)
@@ -73,13 +76,19 @@ def main() -> int:
     lines: queue.Queue[str] = queue.Queue()
     follower = None
     try:
-        api.request("POST", f"{base}/configmaps", {"metadata": {"name": "bench"}, "data": {"value": "v0"}})
-        api.request("POST", f"{base}/pods", pod("reader"))
+        for kind, body in (("configmaps", {"metadata": {"name": "bench"}, "data": {"value": "v0"}}),
+                           ("pods", pod("reader"))):  # fmt: skip
+            code, answer = api.request("POST", f"{base}/{kind}", body)
+            if code != 201:
+                raise SystemExit(f"creating the {kind[:-1]} answered {code}: {answer.get('message')}")
         wait_phase(lab, namespace, "reader", ("Running",))
         argv = [KUBECTL, "--kubeconfig", str(lab.files.kubeconfig), "logs", "-f", "reader", "-n", namespace]
         follower = follow(argv, lines)
         times = []
         for change in range(1, args.changes + 1):
+            # a random phase against the agent's 10 s re-read: changing right after the pod showed
+            # the last value would always land just after a re-read (the worst case every time)
+            time.sleep(random.uniform(0, args.spread))  # noqa: S311 - not cryptography
             began = time.monotonic()
             body = {"metadata": {"name": "bench"}, "data": {"value": f"v{change}"}}
             code, _ = api.request("PUT", f"{base}/configmaps/bench", body)
