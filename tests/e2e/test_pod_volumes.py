@@ -121,7 +121,11 @@ def test_empty_dir_shared_by_two_containers(agents: LiveLab, namespace: str) -> 
 def test_missing_configmaps_keep_the_pod_waiting_until_they_exist(agents: LiveLab, namespace: str) -> None:
     mounted = {
         "name": "app",
-        "command": ["sh", "-c", "echo \"$(cat /etc/late/k)\"; sleep 3600"],  # cat alone: no newline, no log line
+        "command": [
+            "sh",
+            "-c",
+            'echo "$(cat /etc/late/k)"; sleep 3600',
+        ],  # cat alone: no newline, no log line
         "volumeMounts": [{"name": "late", "mountPath": "/etc/late"}],
     }
     apply(agents, pod("vol", namespace, [mounted], [{"name": "late", "configMap": {"name": "late"}}]))
