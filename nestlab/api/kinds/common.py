@@ -294,3 +294,16 @@ def check_status(obj: Obj, quantity_sections: tuple[str, ...] = ()) -> list[Caus
     for section in quantity_sections:
         causes += quantities(state.get(section), f"status.{section}")
     return causes
+
+
+def unique_label(name: Any, where: str, seen: set[str]) -> list[Cause]:
+    """Upstream's checks of a list item's ``name`` (a container, a volume): required, a DNS label,
+    unique among ``seen`` (which a valid new name joins)."""
+    if not name:
+        return [Cause(f"{where}.name", "Required value", "FieldValueRequired")]
+    if not isinstance(name, str) or not DNS1123_LABEL.match(name):
+        return [Cause(f"{where}.name", f'Invalid value: "{name}": {LABEL_MSG}')]
+    if name in seen:
+        return [Cause(f"{where}.name", f'Duplicate value: "{name}"', "FieldValueDuplicate")]
+    seen.add(name)
+    return []

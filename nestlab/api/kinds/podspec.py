@@ -26,6 +26,7 @@ from nestlab.api.kinds.common import (
     check_map_of_strings,
     selector_matches,
     type_causes,
+    unique_label,
 )
 from nestlab.api.status import Cause
 
@@ -132,15 +133,7 @@ def _check_containers(containers: list[Any], path: str) -> list[Cause]:
             continue
         kinds = {"ports": list, "env": list, "command": list, "args": list, "image": str}
         causes += type_causes(container, kinds, f"{where}.")
-        name = container.get("name")
-        if not name:
-            causes.append(Cause(f"{where}.name", "Required value", "FieldValueRequired"))
-        elif not isinstance(name, str) or not DNS1123_LABEL.match(name):
-            causes.append(Cause(f"{where}.name", f'Invalid value: "{name}": {LABEL_MSG}'))
-        elif name in seen:
-            causes.append(Cause(f"{where}.name", f'Duplicate value: "{name}"', "FieldValueDuplicate"))
-        else:
-            seen.add(name)
+        causes += unique_label(container.get("name"), where, seen)
         if not container.get("image"):
             causes.append(Cause(f"{where}.image", "Required value", "FieldValueRequired"))
         causes += _check_resources(container.get("resources"), f"{where}.resources")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nestlab.api.kinds.common import DNS1123_LABEL, LABEL_MSG, as_dict, as_list
+from nestlab.api.kinds.common import as_dict, as_list, unique_label
 from nestlab.api.status import Cause
 
 Obj = dict[str, Any]
@@ -115,15 +115,7 @@ def check_volumes(volumes: Any, path: str) -> tuple[list[Cause], set[str]]:
         if not isinstance(volume, dict):
             causes.append(Cause(where, "Invalid value: must be an object", "FieldValueTypeInvalid"))
             continue
-        name = volume.get("name")
-        if not name:
-            causes.append(Cause(f"{where}.name", "Required value", "FieldValueRequired"))
-        elif not isinstance(name, str) or not DNS1123_LABEL.match(name):
-            causes.append(Cause(f"{where}.name", f'Invalid value: "{name}": {LABEL_MSG}'))
-        elif name in names:
-            causes.append(Cause(f"{where}.name", f'Duplicate value: "{name}"', "FieldValueDuplicate"))
-        else:
-            names.add(name)
+        causes += unique_label(volume.get("name"), where, names)
         given = [s for s in SOURCES if volume.get(s) is not None]
         if not given:
             causes.append(Cause(where, "Required value: must specify a volume type", "FieldValueRequired"))
