@@ -4,9 +4,16 @@ Like Kubernetes, admission charges the quota *before* the object is stored, by a
 the quota's ``status.used``: two concurrent creates that would each fit alone but not together
 race on the same quota revision, and the loser re-reads, re-checks and is refused. Charges are
 released when an object is finally removed (and when a create fails after charging). Pods count
-their compute requests and limits and one ``pods``; every namespaced object counts one
-``count/<resource>[.<group>]`` (and its legacy name: ``configmaps``, ``secrets``...). Which keys
-a quota may hold is decided by :mod:`nestlab.api.kinds.resourcequota`.
+their compute requests and limits and one ``pods``; a PersistentVolumeClaim counts its storage
+request and one claim, in total and against its class (``<class>.storageclass.storage.k8s.io/...``);
+every namespaced object counts one ``count/<resource>[.<group>]`` (and its legacy name:
+``configmaps``, ``secrets``...). Which keys a quota may hold is decided by
+:mod:`nestlab.api.kinds.resourcequota`.
+
+A claim's class must be known before it is charged, so admission first gives a claim that names no
+class the default one (:mod:`nestlab.api.storageclasses`), as upstream runs DefaultStorageClass
+before ResourceQuota. Growing a bound claim is admitted by :meth:`QuotaAdmission.admit_update`:
+only when its class allows expansion (upstream's PersistentVolumeClaimResize), charging the growth.
 """
 
 from __future__ import annotations
@@ -15,9 +22,19 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
-from nestlab.api import quantity, status
-from nestlab.api.kinds.resourcequota import COMPUTE, canonical, count_keys, counted
-from nestlab.api.resources import PODS, QUOTAS, Resource
+from nestlab.api import quantity, status, storageclasses
+from nestlab.api.kinds.persistentvolumeclaim import class_of, storage_request
+from nestlab.api.kinds.resourcequota import (
+    CLASS_SUFFIX,
+    COMPUTE,
+    STORAGE,
+    canonical,
+    class_key,
+    count_keys,
+    counted,
+    is_storage,
+)
+from nestlab.api.resources import PERSISTENTVOLUMECLAIMS, PODS, QUOTAS, Resource
 from nestlab.api.store import Obj, Store
 
 Usage = dict[str, Decimal]
@@ -39,10 +56,39 @@ def pod_usage(pod: Obj) -> Usage:
     return usage
 
 
+def claim_usage(claim: Obj) -> Usage:
+    """What one PersistentVolumeClaim counts (upstream's PVC evaluator): the claim and its request,
+    in total and against its class when it has one."""
+    usage: Usage = {key: Decimal(1) for key in count_keys("", "persistentvolumeclaims")}
+    usage[STORAGE] = storage_request(claim)
+    name = class_of(claim)
+    if name:
+        usage[f"{name}{CLASS_SUFFIX}{STORAGE}"] = usage[STORAGE]
+        usage[f"{name}{CLASS_SUFFIX}persistentvolumeclaims"] = Decimal(1)
+    return usage
+
+
+def growth_of(new: Obj, old: Obj) -> Usage:
+    """What a claim update adds to quota: its storage growth, in total and in its class (nothing when
+    the request stays or shrinks: validation refuses shrinking)."""
+    grown = storage_request(new) - storage_request(old)
+    if grown <= 0:
+        return {}
+    return {k: grown for k in claim_usage(new) if k == STORAGE or k.endswith(f"{CLASS_SUFFIX}{STORAGE}")}
+
+
+def _format(key: str, value: Decimal) -> str:
+    """A quota value as upstream prints it: per-class storage in bytes like ``requests.storage``."""
+    where = class_key(key)
+    return quantity.format_for(where[1] if where else key, value)
+
+
 def usage_of(resource: Resource, obj: Obj) -> Usage:
     """What one object of ``resource`` counts against quota."""
     if resource is PODS:
         return pod_usage(obj)
+    if resource is PERSISTENTVOLUMECLAIMS:
+        return claim_usage(obj)
     if resource is QUOTAS or not resource.namespaced:
         return {}
     return {key: Decimal(1) for key in count_keys(resource.group, resource.plural)}
@@ -56,7 +102,7 @@ def _value(quota_map: dict[str, Any], name: str) -> Decimal:
 
 
 def _tracked(key: str) -> bool:
-    return canonical(key) in COMPUTE or counted(key) is not None
+    return canonical(key) in COMPUTE or counted(key) is not None or is_storage(key)
 
 
 def charge(quota: Obj, usage: Usage, name: str, resource: Resource = PODS) -> Obj:
@@ -82,9 +128,7 @@ def charge(quota: Obj, usage: Usage, name: str, resource: Resource = PODS) -> Ob
         keys = sorted(over)
 
         def show(values: Usage) -> str:
-            return ",".join(
-                f"{k}={quantity.format_for(k, values.get(canonical(k), Decimal(0)))}" for k in keys
-            )
+            return ",".join(f"{k}={_format(k, values.get(canonical(k), Decimal(0)))}" for k in keys)
 
         reason = (
             f"exceeded quota: {quota['metadata']['name']}, requested: {show(usage)}, "
@@ -95,7 +139,7 @@ def charge(quota: Obj, usage: Usage, name: str, resource: Resource = PODS) -> Ob
     for key in hard:
         if _tracked(key):
             total = _value(used, canonical(key)) + usage.get(canonical(key), Decimal(0))
-            used[key] = quantity.format_for(key, total)
+            used[key] = _format(key, total)
     quota.setdefault("status", {})["used"] = used
     quota["status"]["hard"] = dict(hard)
     return quota
@@ -108,7 +152,7 @@ def release(quota: Obj, usage: Usage) -> Obj:
     for key in hard:
         if _tracked(key):
             total = max(Decimal(0), _value(used, canonical(key)) - usage.get(canonical(key), Decimal(0)))
-            used[key] = quantity.format_for(key, total)
+            used[key] = _format(key, total)
     quota.setdefault("status", {})["used"] = used
     return quota
 
@@ -120,7 +164,7 @@ def recompute(quota: Obj, usages: list[Usage]) -> Obj:
     for usage in usages:
         for key, value in usage.items():
             totals[key] = totals.get(key, Decimal(0)) + value
-    used = {k: quantity.format_for(k, totals.get(canonical(k), Decimal(0))) for k in hard if _tracked(k)}
+    used = {k: _format(k, totals.get(canonical(k), Decimal(0))) for k in hard if _tracked(k)}
     quota["status"] = {"hard": dict(hard), "used": used}
     return quota
 
@@ -131,6 +175,8 @@ def counted_resources(quota: Obj, resolve: Callable[[str, str], Resource | None]
     for key in (quota.get("spec") or {}).get("hard") or {}:
         where = counted(key)
         resource = PODS if canonical(key) in COMPUTE else (resolve(*where) if where else None)
+        if is_storage(key):
+            resource = PERSISTENTVOLUMECLAIMS
         if resource is not None:
             found[resource.key("", "")] = resource
     return list(found.values())
@@ -155,22 +201,42 @@ class QuotaAdmission:
 
     async def admit(self, resource: Resource, namespace: str, obj: Obj) -> list[str]:
         """Charge every quota of ``namespace`` for ``obj``; the names charged (for rollback)."""
-        usage = usage_of(resource, obj)
+        if resource is PERSISTENTVOLUMECLAIMS:
+            await storageclasses.default_claim_class(self.store, obj)
+        return await self._charge(resource, namespace, obj["metadata"]["name"], usage_of(resource, obj))
+
+    async def admit_update(self, resource: Resource, namespace: str, new: Obj, old: Obj) -> list[str]:
+        """Admit a claim whose storage request grows: only when its class allows expansion (upstream
+        PersistentVolumeClaimResize, 403), charging the growth to every quota; the names charged
+        (refund them with :meth:`refund_update` when the write fails). Other updates charge nothing."""
+        if resource is not PERSISTENTVOLUMECLAIMS:
+            return []
+        growth = growth_of(new, old)
+        if not growth:
+            return []
+        await storageclasses.check_resize(self.store, new)
+        return await self._charge(resource, namespace, new["metadata"]["name"], growth)
+
+    async def refund_update(self, namespace: str, new: Obj, old: Obj, names: list[str]) -> None:
+        """Take back what :meth:`admit_update` charged for a write that did not happen."""
+        await self._release(namespace, growth_of(new, old), names)
+
+    async def _charge(self, resource: Resource, namespace: str, name: str, usage: Usage) -> list[str]:
         if not usage:
             return []
         charged: list[str] = []
 
-        async def add_to(name: str) -> None:
+        async def add_to(quota: str) -> None:
             async def add(current: Obj) -> Obj:
-                return charge(current, usage, obj["metadata"]["name"], resource)
+                return charge(current, usage, name, resource)
 
-            await self.store.mutate(QUOTAS, namespace, name, add)
-            charged.append(name)
+            await self.store.mutate(QUOTAS, namespace, quota, add)
+            charged.append(quota)
 
         try:
             await self._each(namespace, None, add_to)
         except status.ApiError:
-            await self.refund(resource, namespace, obj, charged)
+            await self._release(namespace, usage, charged)
             raise
         return charged
 
@@ -178,7 +244,9 @@ class QuotaAdmission:
         self, resource: Resource, namespace: str, obj: Obj, names: list[str] | None = None
     ) -> None:
         """Take ``obj``'s usage back out of the named quotas (all of the namespace's by default)."""
-        usage = usage_of(resource, obj)
+        await self._release(namespace, usage_of(resource, obj), names)
+
+    async def _release(self, namespace: str, usage: Usage, names: list[str] | None) -> None:
         if not usage:
             return
 

@@ -237,12 +237,19 @@ class Registry:
             # The last finalizer is gone: the object goes (pods instead wait for their node agent).
             new["metadata"]["resourceVersion"] = str(expected)
             return await self._finalize(resource, namespace, new)
-        picked = self.allocation is not None and await self.allocation(resource, new, old)
+        # A claim that grows: its class must allow expansion, and quota is charged for the growth.
+        charged = await self.quota.admit_update(resource, namespace, new, old) if subresource != "status" else []
         try:
-            return await self.store.replace(resource, namespace, new, expected, old)
-        except ClaimTakenError:
-            if picked:  # another object won the value this server picked: retried with a new pick
-                raise status.conflict(resource.plural, resource.group, name) from None
+            picked = self.allocation is not None and await self.allocation(resource, new, old)
+            try:
+                return await self.store.replace(resource, namespace, new, expected, old)
+            except ClaimTakenError:
+                if picked:  # another object won the value this server picked: retried with a new pick
+                    raise status.conflict(resource.plural, resource.group, name) from None
+                raise
+        except Exception:
+            if charged:
+                await self.quota.refund_update(namespace, new, old, charged)
             raise
 
     async def update(
@@ -423,8 +430,8 @@ class Registry:
     def _needs_grace(pod: Obj, grace: Any) -> bool:
         if grace is not None and int(grace) == 0:
             return False
-        scheduled = bool(pod["spec"].get("nodeName"))
-        terminal = pod.get("status", {}).get("phase") in ("Succeeded", "Failed")
+        scheduled = bool((pod.get("spec") or {}).get("nodeName"))
+        terminal = (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
         return scheduled and not terminal
 
     async def _mark_deleting(

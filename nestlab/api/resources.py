@@ -32,6 +32,10 @@ ENDPOINTSLICES = kinds.endpointslice.RESOURCE
 NETWORKPOLICIES = kinds.networkpolicy.RESOURCE
 CONFIGMAPS = kinds.configmap.RESOURCE
 SECRETS = kinds.secret.RESOURCE
+STORAGECLASSES = kinds.storageclass.RESOURCE
+PERSISTENTVOLUMES = kinds.persistentvolume.RESOURCE
+PERSISTENTVOLUMECLAIMS = kinds.persistentvolumeclaim.RESOURCE
+VOLUMEATTACHMENTS = kinds.volumeattachment.RESOURCE
 
 ALL: tuple[Resource, ...] = tuple(kind.resource for kind in kinds.ALL)
 

@@ -25,6 +25,7 @@ from nestlab.api.meta import json_response
 from nestlab.api.registry import Admission, Registry
 from nestlab.api.resources import PODS, Resource
 from nestlab.api.serviceips import DEFAULT_RANGE, ServiceRange
+from nestlab.api.storageclasses import ensure_default_class
 from nestlab.api.store import Obj, Store
 from nestlab.api.tolerations import default_tolerations
 from nestlab.errors import UsageError
@@ -140,6 +141,7 @@ def build_app(config: ServerConfig) -> tuple[web.Application, Handlers]:
                 await ensure_system_services(
                     registry.create, registry.get, registry.update, service_range, config.advertise_address
                 )
+                await ensure_default_class(registry.create)
             except status.ApiError as exc:
                 log.warning("bootstrap (system namespaces) waits for etcd: %s", exc.message)
                 await asyncio.sleep(_BOOTSTRAP_RETRY)

@@ -10,6 +10,12 @@ one cannot double-place: its late binding gets 409 and is dropped (and un-assume
 fits nowhere gets the PodScheduled=False/Unschedulable condition and a FailedScheduling Event
 with the upstream message, and is retried on the next pass.
 
+Before looking at nodes, a pod's PersistentVolumeClaims are checked as upstream's volume
+PreFilters do (:mod:`nestlab.controller.claims`): a missing claim or an unbound Immediate one keeps
+the pod Pending with upstream's reason; an unbound WaitForFirstConsumer claim is annotated
+``volume.kubernetes.io/selected-node`` with the chosen node just before the pod is bound, which is
+what the provisioner waits for. Claims and classes are listed only when a pending pod uses a claim.
+
 The ``Scheduled`` Events are written after the pass's bindings, in the background (upstream's
 event broadcaster is asynchronous too): they are half the requests of a pass, and a pod should
 not wait for another pod's Event to be bound. The next pass waits for them first (:meth:`flush`),
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,8 +34,9 @@ from typing import Any
 from nestlab.api import status
 from nestlab.api.affinity import as_dict, as_list
 from nestlab.api.client import ApiClient
-from nestlab.api.resources import EVENTS, NAMESPACES, NODES, PODS
-from nestlab.controller import placement
+from nestlab.api.kinds.persistentvolumeclaim import SELECTED_NODE
+from nestlab.api.resources import EVENTS, NAMESPACES, NODES, PERSISTENTVOLUMECLAIMS, PODS, STORAGECLASSES
+from nestlab.controller import claims, placement
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -69,6 +77,13 @@ def _uses_namespace_selector(pods: list[Obj]) -> bool:
     return False
 
 
+def _refused(pod: Obj, refusal: str, nodes: int) -> placement.Decision | None:
+    """The Decision for a pod its claims refuse before any node is looked at (None: not refused)."""
+    if not refusal or not nodes:
+        return None
+    return placement.Decision(None, Counter(), nodes, claims.preemption(pod, nodes), prefilter=refusal)
+
+
 class Scheduler:
     """Binds pending pods (run it only while holding the Lease: see :mod:`manager`)."""
 
@@ -100,13 +115,18 @@ class Scheduler:
             return []
         nodes, pods = await asyncio.gather(self.client.list(NODES), self.client.list(PODS))
         snapshot = placement.Snapshot(nodes["items"], pods["items"], await self._namespaces(pods["items"]))
+        volumes = await self._claims(candidates, pods["items"])
         limit = asyncio.Semaphore(self.max_in_flight)
         work = []
         for pod in candidates:
-            decision = snapshot.choose(pod)
+            verdict = volumes.check(pod)
+            decision = _refused(pod, verdict.refusal, len(snapshot.nodes)) or snapshot.choose(pod)
+            select: list[str] = []
             if decision.node is not None:
                 snapshot.assume(pod, decision.node)
-            work.append(self._settle(pod, decision, snapshot, limit))
+                volumes.assume(pod)
+                select = volumes.to_select(pod, verdict.select, decision.node)
+            work.append(self._settle(pod, decision, snapshot, limit, select))
         results = await asyncio.gather(*work, return_exceptions=True)
         outcomes = [r for r in results if isinstance(r, Placed)]
         bound = [
@@ -131,6 +151,15 @@ class Scheduler:
 
         await asyncio.gather(*(one(pod, node) for pod, node in bound))
 
+    async def _claims(self, candidates: list[Obj], pods: list[Obj]) -> claims.Claims:
+        """This pass's claims and classes (listed only when a pending pod uses a claim)."""
+        if not any(claims.claim_names(pod) for pod in candidates):
+            return claims.Claims([], [], [])
+        listed, classes = await asyncio.gather(
+            self.client.list(PERSISTENTVOLUMECLAIMS), self.client.list(STORAGECLASSES)
+        )
+        return claims.Claims(listed["items"], classes["items"], pods)
+
     async def _namespaces(self, pods: list[Obj]) -> dict[str, dict[str, str]]:
         if not _uses_namespace_selector(pods):
             return {}
@@ -146,7 +175,12 @@ class Scheduler:
         return {n["metadata"]["name"]: dict(n["metadata"].get("labels") or {}) for n in items}
 
     async def _settle(
-        self, pod: Obj, decision: placement.Decision, snapshot: placement.Snapshot, limit: asyncio.Semaphore
+        self,
+        pod: Obj,
+        decision: placement.Decision,
+        snapshot: placement.Snapshot,
+        limit: asyncio.Semaphore,
+        select: list[str],
     ) -> Placed:
         namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
         if decision.node is None:
@@ -155,6 +189,9 @@ class Scheduler:
             return Placed(namespace, name, None, decision.message)
         try:
             async with limit:
+                for claim in select:  # upstream PreBind: the provisioner creates the volume for this node
+                    annotations = {"metadata": {"annotations": {SELECTED_NODE: decision.node}}}
+                    await self.client.patch(PERSISTENTVOLUMECLAIMS, namespace, claim, annotations)
                 await self.client.bind(namespace, name, decision.node)
         except status.ApiError as exc:
             snapshot.forget(pod)

@@ -7,6 +7,11 @@ that is what a StatefulSet promises and what an admin coming from vSphere HA sho
 The decisions are pure (:mod:`nestlab.controller.ordinals`); this module reads the shared caches
 (StatefulSets, pods, ControllerRevisions), keeps the revision history kubectl rollout reads
 (:mod:`nestlab.controller.revisions`), and writes pods, revisions, status and Events.
+
+A set with ``volumeClaimTemplates`` gets, before each pod, that ordinal's claims
+(``<template>-<set>-<ordinal>``, labelled with the set's selector, no owner: the Retain policy keeps
+them when pods or the set go) and the pod's volume of each template's name refers to its claim, as
+upstream's stateful pod control does. A claim being deleted holds its pod back until it is gone.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from typing import Any
 
 from nestlab.api import status
 from nestlab.api.client import ApiClient, path_of
-from nestlab.api.resources import CONTROLLER_REVISIONS, PODS, STATEFULSETS, Resource
+from nestlab.api.kinds.statefulset import claim_name, claim_volumes
+from nestlab.api.resources import CONTROLLER_REVISIONS, PERSISTENTVOLUMECLAIMS, PODS, STATEFULSETS, Resource
 from nestlab.controller import ordinals, ownership, revisions
 from nestlab.controller.informer import EventHandler, InformerFactory, enqueue_controller, split_key
 from nestlab.controller.recorder import Recorder
@@ -27,7 +33,43 @@ from nestlab.controller.workqueue import WorkQueue
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 KIND = "StatefulSet"
+_CLAIM_RETRY = 2.0  # seconds before a pod whose claim is being deleted is tried again
 _MAX_COLLISIONS = 10  # a hash collision is one in billions; more in a row means a bug, not bad luck
+
+
+class ClaimNotReadyError(Exception):
+    """A claim the pod needs is being deleted: the pod waits (the next sync tries again)."""
+
+
+def claims_for(sts: Obj, ordinal: int) -> list[Obj]:
+    """The claims one ordinal needs (upstream getPersistentVolumeClaims): each template, named
+    ``<template>-<set>-<ordinal>``, with the set's selector labels added to the template's."""
+    meta, spec = sts["metadata"], sts.get("spec") or {}
+    match = dict((spec.get("selector") or {}).get("matchLabels") or {})
+    claims = []
+    for template in spec.get("volumeClaimTemplates") or []:
+        template_meta = template.get("metadata") or {}
+        claim_meta: Obj = {
+            **{k: v for k, v in template_meta.items() if k in ("labels", "annotations")},
+            "name": claim_name(template_meta.get("name", ""), meta["name"], str(ordinal)),
+            "namespace": meta.get("namespace", ""),
+        }
+        claim_meta["labels"] = {**(claim_meta.get("labels") or {}), **match}
+        claims.append(
+            {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": claim_meta,
+             "spec": dict(template.get("spec") or {})}
+        )  # fmt: skip
+    return claims
+
+
+def use_claims(pod: Obj, sts: Obj, ordinal: int) -> Obj:
+    """``pod`` whose volume of each template's name is that ordinal's claim (upstream updateStorage)."""
+    volumes = claim_volumes(
+        sts.get("spec") or {}, pod["spec"].get("volumes"), sts["metadata"]["name"], str(ordinal)
+    )
+    if volumes is not None:
+        pod["spec"]["volumes"] = volumes
+    return pod
 
 
 class StatefulSetController:
@@ -128,6 +170,15 @@ class StatefulSetController:
 
     async def _create(self, sts: Obj, pod: Obj) -> None:
         namespace, name = sts["metadata"].get("namespace", ""), pod["metadata"]["name"]
+        ordinal = ordinals.ordinal_of(sts["metadata"]["name"], name)
+        if ordinal is not None and (sts.get("spec") or {}).get("volumeClaimTemplates"):
+            try:
+                await self._create_claims(sts, name, ordinal)
+            except ClaimNotReadyError as exc:
+                log.info("pod %s/%s waits: %s", namespace, name, exc)
+                self.queue.add_after(f"{namespace}/{sts['metadata']['name']}", _CLAIM_RETRY)
+                return
+            pod = use_claims(pod, sts, ordinal)
         try:
             await self.client.create(PODS, namespace, pod)
         except status.ApiError as exc:
@@ -143,6 +194,31 @@ class StatefulSetController:
             sts, "Normal", "SuccessfulCreate",
             f"create Pod {name} in StatefulSet {sts['metadata']['name']} successful",
         )  # fmt: skip
+
+    async def _create_claims(self, sts: Obj, pod_name: str, ordinal: int) -> None:
+        """Create the ordinal's missing claims (upstream createPersistentVolumeClaims)."""
+        set_name = sts["metadata"]["name"]
+        for claim in claims_for(sts, ordinal):
+            namespace, claim_name_ = claim["metadata"]["namespace"], claim["metadata"]["name"]
+            try:
+                await self.client.create(PERSISTENTVOLUMECLAIMS, namespace, claim)
+            except status.ApiError as exc:
+                if exc.code != 409:
+                    await self.recorder.record(
+                        sts, "Warning", "FailedCreate",
+                        f"create Claim {claim_name_} for Pod {pod_name} in StatefulSet {set_name} "
+                        f"failed error: {exc.message}",
+                    )  # fmt: skip
+                    raise
+                existing = await self.client.get(PERSISTENTVOLUMECLAIMS, namespace, claim_name_)
+                if existing["metadata"].get("deletionTimestamp"):
+                    raise ClaimNotReadyError(f"pvc {claim_name_} is being deleted") from None
+                continue
+            log.info("created claim %s/%s", namespace, claim_name_)
+            await self.recorder.record(
+                sts, "Normal", "SuccessfulCreate",
+                f"create Claim {claim_name_} Pod {pod_name} in StatefulSet {set_name} success",
+            )  # fmt: skip
 
     async def _delete(self, sts: Obj, namespace: str, deletion: ordinals.Deletion) -> None:
         set_name = sts["metadata"]["name"]

@@ -22,6 +22,8 @@ from nestlab.api.kinds import (
     namespace,
     networkpolicy,
     node,
+    persistentvolume,
+    persistentvolumeclaim,
     pod,
     poddisruptionbudget,
     replicaset,
@@ -31,6 +33,8 @@ from nestlab.api.kinds import (
     secret,
     service,
     statefulset,
+    storageclass,
+    volumeattachment,
 )
 from nestlab.api.kinds.base import Kind, Resource
 
@@ -58,6 +62,10 @@ ALL: tuple[Kind, ...] = (
     networkpolicy.KIND,
     configmap.KIND,
     secret.KIND,
+    storageclass.KIND,
+    persistentvolume.KIND,
+    persistentvolumeclaim.KIND,
+    volumeattachment.KIND,
 )
 _BY_RESOURCE = {kind.resource: kind for kind in ALL}
 _BY_PLURAL = {(kind.resource.group, kind.resource.plural): kind for kind in ALL}

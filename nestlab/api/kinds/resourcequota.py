@@ -4,9 +4,12 @@ Its ``status.used`` is owned by quota admission (see :mod:`nestlab.api.quota`), 
 object before it is stored; a new quota starts from the objects already there. The keys it can hold
 are the ones admission enforces: pod compute (``cpu``, ``requests.memory``, ``limits.cpu``...),
 upstream's object counts (``pods``, ``services``, ``secrets``, ``configmaps``,
-``replicationcontrollers``) and ``count/<resource>[.<group>]`` for any namespaced kind served here.
-Any other key (storage, extended resources) and ``scopes``/``scopeSelector`` are refused by name
-rather than stored and never enforced.
+``replicationcontrollers``, ``persistentvolumeclaims``), ``count/<resource>[.<group>]`` for any
+namespaced kind served here, and claim storage: ``requests.storage`` and, per class,
+``<class>.storageclass.storage.k8s.io/requests.storage`` and ``.../persistentvolumeclaims`` (how a
+vSphere Namespace's storage limit per storage policy appears). Any other key (extended resources,
+ephemeral storage) and ``scopes``/``scopeSelector`` are refused by name rather than stored and
+never enforced.
 """
 
 from __future__ import annotations
@@ -29,7 +32,13 @@ LEGACY_COUNTS = {
     "secrets": ("", "secrets"),
     "configmaps": ("", "configmaps"),
     "replicationcontrollers": ("", "replicationcontrollers"),
+    "persistentvolumeclaims": ("", "persistentvolumeclaims"),
 }
+STORAGE = "requests.storage"
+"""The storage all of a namespace's claims request together."""
+CLASS_SUFFIX = ".storageclass.storage.k8s.io/"
+CLASS_RESOURCES = (STORAGE, "persistentvolumeclaims")
+"""What a per-class key (``<class>.storageclass.storage.k8s.io/<what>``) may limit."""
 
 
 def canonical(key: str) -> str:
@@ -45,6 +54,19 @@ def counted(key: str) -> tuple[str, str] | None:
         plural, _, group = key.removeprefix("count/").partition(".")
         return group, plural
     return None
+
+
+def class_key(key: str) -> tuple[str, str] | None:
+    """(class, ``requests.storage`` or ``persistentvolumeclaims``) of a per-class key, else None."""
+    name, found, what = key.partition(CLASS_SUFFIX)
+    if not found or not name or what not in CLASS_RESOURCES:
+        return None
+    return name, what
+
+
+def is_storage(key: str) -> bool:
+    """Whether ``key`` limits claims' storage (the total, or a class's storage or claim count)."""
+    return key == STORAGE or class_key(key) is not None
 
 
 def count_keys(group: str, plural: str) -> tuple[str, ...]:
@@ -64,15 +86,17 @@ def _check_keys(hard: dict[str, Any]) -> list[Cause]:
     causes = []
     for key in hard:
         where = counted(key)
-        if canonical(key) in COMPUTE or (where is not None and _served_namespaced(*where)):
+        if canonical(key) in COMPUTE or is_storage(key) or (where is not None and _served_namespaced(*where)):
             continue
         causes.append(
             Cause(
                 f"spec.hard[{key}]",
                 f'Unsupported value: "{key}": nestlab enforces cpu, memory, requests.cpu, '
                 "requests.memory, limits.cpu, limits.memory, pods, services, secrets, configmaps, "
-                "replicationcontrollers and count/<resource>[.<group>] of a namespaced kind it serves "
-                "(other quota resources would be stored and never enforced)",
+                "replicationcontrollers, persistentvolumeclaims, requests.storage, "
+                "<class>.storageclass.storage.k8s.io/requests.storage, "
+                "<class>.storageclass.storage.k8s.io/persistentvolumeclaims and count/<resource>[.<group>] "
+                "of a namespaced kind it serves (other quota resources would be stored and never enforced)",
                 "FieldValueNotSupported",
             )
         )

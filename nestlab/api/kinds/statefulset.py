@@ -1,19 +1,25 @@
 """apps/v1 StatefulSet: pods with stable names (web-0, web-1...) that come back under the same name.
 
 When a host fails, ``web-1`` is recreated on another host as ``web-1``: the identity follows the
-name, not the VM. Persistent volume claim templates need the storage issue's PVCs, so until then
-they are refused by name rather than accepted and dropped.
+name, not the VM. Its ``volumeClaimTemplates`` give each ordinal its own claim on the lab datastore
+(``data-web-1``), created by the controller before the pod and kept when the pod or the set goes
+(the Retain/Retain retention policy, upstream's default; the Delete policies are refused by name
+until the controller deletes claims). Upstream accepts any claim template and fails later, when
+the claim is created; the lab checks each one as a claim (access modes, storage) and the pod
+template with the claims' volumes in it, so a mistake is reported where it was made.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from nestlab.api.kinds import podspec, wire, workload
+from nestlab.api.kinds import persistentvolumeclaim, podspec, wire, workload
 from nestlab.api.kinds.base import AGE, NAME, Column, Kind, Obj, Resource, Scale
 from nestlab.api.kinds.common import (
     as_dict,
+    as_list,
     check_metadata,
+    check_name,
     check_nonnegative,
     check_status,
 )
@@ -33,6 +39,7 @@ RESOURCE = Resource(
     ("all",),
 )
 POLICIES = ("OrderedReady", "Parallel")
+RETENTION = ("Retain", "Delete")
 UPDATES = ("RollingUpdate", "OnDelete")
 _UPDATABLE = (
     "replicas",
@@ -58,7 +65,16 @@ def default(statefulset: Obj) -> None:
         if strategy["type"] == "RollingUpdate" and isinstance(strategy.setdefault("rollingUpdate", {}), dict):
             strategy["rollingUpdate"].setdefault("partition", 0)
     spec.setdefault("persistentVolumeClaimRetentionPolicy", {"whenDeleted": "Retain", "whenScaled": "Retain"})
+    retention = spec["persistentVolumeClaimRetentionPolicy"]
+    if isinstance(retention, dict):
+        retention.setdefault("whenDeleted", "Retain")
+        retention.setdefault("whenScaled", "Retain")
     podspec.default_template(spec.get("template"))
+    for claim in as_list(spec.get("volumeClaimTemplates")):
+        if isinstance(claim, dict):  # upstream defaults the templates as claims
+            claim.setdefault("apiVersion", "v1")
+            claim.setdefault("kind", "PersistentVolumeClaim")
+            persistentvolumeclaim.default(claim)
 
 
 def _supported(value: Any, allowed: tuple[str, ...], path: str) -> list[Cause]:
@@ -83,13 +99,76 @@ def validate(statefulset: Obj) -> list[Cause]:
     causes += _supported(strategy.get("type"), UPDATES, "spec.updateStrategy.type")
     rolling = as_dict(strategy.get("rollingUpdate"))
     causes += check_nonnegative(rolling.get("partition"), "spec.updateStrategy.rollingUpdate.partition")
-    if spec.get("volumeClaimTemplates"):
-        message = (
-            "Forbidden: persistent volume claims are not served by this lab yet "
-            "(no PersistentVolumeClaim kind, no datastore); remove volumeClaimTemplates"
-        )
-        causes.append(Cause("spec.volumeClaimTemplates", message, "FieldValueForbidden"))
-    return causes + workload.check_replicated(spec, "statefulset")
+    causes += _check_retention(spec.get("persistentVolumeClaimRetentionPolicy"))
+    claims = spec.get("volumeClaimTemplates")
+    if claims is not None and not isinstance(claims, list):
+        message = "Invalid value: must be a list"
+        return [*causes, Cause("spec.volumeClaimTemplates", message, "FieldValueTypeInvalid")]
+    names: set[str] = set()
+    for index, claim in enumerate(as_list(claims)):
+        causes += _check_claim_template(claim, f"spec.volumeClaimTemplates[{index}]", names)
+    set_name = str(as_dict(statefulset.get("metadata")).get("name") or "set")
+    return causes + workload.check_replicated(with_claims(spec, "0", set_name), "statefulset")
+
+
+def _check_retention(policy: Any) -> list[Cause]:
+    """Only upstream's default, Retain/Retain: the controller never deletes claims (yet)."""
+    causes: list[Cause] = []
+    for when in ("whenDeleted", "whenScaled"):
+        value = as_dict(policy).get(when)
+        path = f"spec.persistentVolumeClaimRetentionPolicy.{when}"
+        if value == "Delete":
+            message = (
+                f"Forbidden: nestlab does not implement {when}: Delete yet: the StatefulSet controller "
+                "keeps every claim it created (Retain); delete claims yourself"
+            )
+            causes.append(Cause(path, message, "FieldValueForbidden"))
+        elif value is not None:
+            causes += _supported(value, RETENTION, path)
+    return causes
+
+
+def _check_claim_template(claim: Any, path: str, names: set[str]) -> list[Cause]:
+    if not isinstance(claim, dict):
+        return [Cause(path, "Invalid value: must be an object", "FieldValueTypeInvalid")]
+    name = as_dict(claim.get("metadata")).get("name")
+    if not name or not isinstance(name, str):
+        return [Cause(f"{path}.metadata.name", "Required value", "FieldValueRequired")]
+    causes = check_name(name, path=f"{path}.metadata.name")
+    if name in names:
+        causes.append(Cause(f"{path}.metadata.name", f'Duplicate value: "{name}"', "FieldValueDuplicate"))
+    names.add(name)
+    return causes + persistentvolumeclaim.check_spec(claim.get("spec"), f"{path}.spec")
+
+
+def claim_name(template: str, set_name: str, ordinal: str) -> str:
+    """The claim of one ordinal (upstream getPersistentVolumeClaimName): ``data-web-0``."""
+    return f"{template}-{set_name}-{ordinal}"
+
+
+def claim_volumes(spec: Obj, volumes: Any, set_name: str, ordinal: str) -> list[Obj] | None:
+    """A pod's ``volumes`` with one volume per claim template naming that ordinal's claim, replacing
+    a volume of the same name (upstream updateStorage); None when the set has no claim templates."""
+    claims = [c for c in as_list(spec.get("volumeClaimTemplates")) if isinstance(c, dict)]
+    if not claims:
+        return None
+    names = [str(as_dict(c.get("metadata")).get("name", "")) for c in claims]
+    kept = [v for v in as_list(volumes) if as_dict(v).get("name") not in names]
+    return kept + [
+        {"name": n, "persistentVolumeClaim": {"claimName": claim_name(n, set_name, ordinal)}} for n in names
+    ]
+
+
+def with_claims(spec: Obj, ordinal: str, set_name: str) -> Obj:
+    """``spec`` whose pod template's volumes are those of ordinal ``ordinal`` (see :func:`claim_volumes`)."""
+    template = spec.get("template")
+    if not isinstance(template, dict) or not isinstance(template.get("spec"), dict):
+        return spec
+    pod_spec = template["spec"]
+    volumes = claim_volumes(spec, pod_spec.get("volumes"), set_name, ordinal)
+    if volumes is None:
+        return spec
+    return {**spec, "template": {**template, "spec": {**pod_spec, "volumes": volumes}}}
 
 
 def validate_update(new: Obj, old: Obj) -> list[Cause]:

@@ -40,7 +40,10 @@ def test_count_quota_refuses_the_object_beyond_it(kubectl: Any, namespace: str) 
 
 def test_a_quota_nothing_enforces_is_refused(kubectl: Any, namespace: str) -> None:
     refused = kubectl(
-        "create", "quota", "storage", "--hard=requests.storage=1Gi", "-n", namespace, check=False
+        "create", "quota", "storage", "--hard=requests.ephemeral-storage=1Gi", "-n", namespace, check=False
     )
     assert refused.returncode != 0
-    assert 'spec.hard[requests.storage]: Unsupported value: "requests.storage"' in refused.stderr
+    assert (
+        'spec.hard[requests.ephemeral-storage]: Unsupported value: "requests.ephemeral-storage"'
+        in refused.stderr
+    )

@@ -59,8 +59,8 @@ def test_a_count_key_does_not_ask_pods_for_compute_or_other_kinds_for_anything()
 @pytest.mark.parametrize(
     "key",
     [
-        "requests.storage",
-        "persistentvolumeclaims",
+        "requests.ephemeral-storage",
+        "gold.storageclass.storage.k8s.io/requests.cpu",
         "count/widgets.example.com",
         "nvidia.com/gpu",
         "count/nodes",
