@@ -19,7 +19,7 @@ from ipaddress import IPv4Network
 from pathlib import Path
 
 from nestlab.api.client import ApiClient, Credentials
-from nestlab.controller import loadbalancer
+from nestlab.controller import attacher, loadbalancer, provisioner
 from nestlab.controller.cronjob import CronJobController
 from nestlab.controller.deployment import DeploymentController
 from nestlab.controller.disruption import DisruptionController
@@ -38,11 +38,13 @@ from nestlab.controller.scheduler import Scheduler
 from nestlab.controller.statefulset import StatefulSetController
 from nestlab.controller.taintmanager import TaintManager
 from nestlab.controller.verifier import PeriodicAttestation, Verifier, VerifierSettings, agent_tls
+from nestlab.datastore.client import DatastoreClient, DatastoreConfig
 from nestlab.errors import NestlabError, UsageError
 
 # The controllers on shared informers and work queues, started while leading (manager.Term).
 # One line each: add yours here.
-# (The LoadBalancer controller needs --ingress-cidr: run() appends it.)
+# (The LoadBalancer controller needs --ingress-cidr, the provisioner and attacher the datastore of
+# --datastore-url: run() appends them.)
 CONTROLLERS: list[ControllerFactory] = [
     ReplicaSetController,
     ReplicationManager,
@@ -76,6 +78,9 @@ class Options:
     """Seconds between attestation rounds."""
     ingress_cidr: IPv4Network | None = None
     """The LoadBalancer address pool (the lab spec's networks.ingress); None: LoadBalancers stay pending."""
+    datastore: DatastoreConfig | None = None
+    """The lab datastore (``--datastore-url``, with the API's CA and client certificate); None: claims of
+    the datastore's classes stay Pending with an Event saying why."""
 
 
 def parse_args(argv: Sequence[str]) -> Options:
@@ -107,6 +112,11 @@ def parse_args(argv: Sequence[str]) -> Options:
         "--attest-interval", type=float, default=30.0, help="seconds between attestation rounds"
     )
     parser.add_argument("--ingress-cidr", help="LoadBalancer address pool (the lab spec's networks.ingress)")
+    parser.add_argument(
+        "--datastore-url",
+        help="the lab datastore, e.g. https://198.18.0.5:9443 (mutual TLS with --certificate-authority "
+        "and --client-certificate/--client-key)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(list(argv))
     token = None
@@ -138,6 +148,16 @@ def parse_args(argv: Sequence[str]) -> Options:
     except ValueError as exc:
         why = f"{exc} (give a network such as 198.18.8.0/24)"
         raise UsageError(f"--ingress-cidr {args.ingress_cidr}: {why}") from exc
+    datastore = None
+    if args.datastore_url:
+        if not args.datastore_url.startswith("https://") or args.client_certificate is None:
+            raise UsageError(
+                f"--datastore-url {args.datastore_url}: give an https:// URL and --client-certificate/"
+                "--client-key (the datastore serves lab-CA clients only)"
+            )
+        datastore = DatastoreConfig(
+            args.datastore_url, args.certificate_authority, args.client_certificate, args.client_key
+        )
     return Options(
         credentials,
         lease,
@@ -147,6 +167,7 @@ def parse_args(argv: Sequence[str]) -> Options:
         args.attestation_ca,
         args.attest_interval,
         ingress,
+        datastore,
     )
 
 
@@ -165,6 +186,7 @@ async def run(options: Options) -> None:
         PodGC(client).pass_once,
         Scheduler(client).pass_once,
     ]
+    datastore = None if options.datastore is None else DatastoreClient(options.datastore)
     attesting = None
     if options.attestation_policy is not None and options.attestation_ca is not None:
         creds = options.credentials
@@ -175,11 +197,18 @@ async def run(options: Options) -> None:
         passes.append(attesting.pass_once)
     try:
         elector = LeaderElector(client, options.lease)
-        controllers = [*CONTROLLERS, loadbalancer.factory(options.ingress_cidr)]  # needs --ingress-cidr
+        controllers = [
+            *CONTROLLERS,
+            loadbalancer.factory(options.ingress_cidr),  # needs --ingress-cidr
+            provisioner.factory(datastore),  # these two need --datastore-url
+            attacher.factory(datastore),
+        ]
         await run_while_leading(elector, passes, options.interval, stop, controllers)
     finally:
         if attesting is not None:
             await attesting.close()
+        if datastore is not None:
+            await datastore.close()
         await client.close()
 
 
