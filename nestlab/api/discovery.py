@@ -24,9 +24,21 @@ _SUBRESOURCE_VERBS: dict[str, list[str]] = {
     "log": ["get"],
     "eviction": ["create"],
     "scale": ["get", "patch", "update"],
+    "exec": ["create", "get"],
+    "attach": ["create", "get"],
+    "portforward": ["create", "get"],
 }
 
 
+_SUBRESOURCE_KINDS = {
+    "binding": "Binding",
+    "log": "Pod",
+    "scale": "Scale",
+    "eviction": "Eviction",
+    "exec": "PodExecOptions",
+    "attach": "PodAttachOptions",
+    "portforward": "PodPortForwardOptions",
+}
 _SUBRESOURCE_GROUPS = {"scale": ("autoscaling", "v1"), "eviction": ("policy", "v1")}
 
 
@@ -94,9 +106,7 @@ def _entries(resource: Resource) -> list[Obj]:
             "name": f"{resource.plural}/{sub}",
             "singularName": "",
             "namespaced": resource.namespaced,
-            "kind": {"binding": "Binding", "log": "Pod", "scale": "Scale", "eviction": "Eviction"}.get(
-                sub, resource.kind
-            ),
+            "kind": _SUBRESOURCE_KINDS.get(sub, resource.kind),
             "verbs": _SUBRESOURCE_VERBS[sub],
         }
         if sub in _SUBRESOURCE_GROUPS:

@@ -16,7 +16,7 @@ import yaml
 from aiohttp import web
 
 from nestlab.api import apply as apply_fields
-from nestlab.api import auth, eviction, fields, podlogs, protobuf, reads, resources, scale, status
+from nestlab.api import auth, eviction, fields, podlogs, podstreams, protobuf, reads, resources, scale, status
 from nestlab.api.access import Authorizer
 from nestlab.api.meta import MetaRoutes, json_response
 from nestlab.api.registry import Registry
@@ -174,6 +174,9 @@ class Handlers:
             if verb != "create":
                 raise status.method_not_allowed(request.method, target.resource.plural)
             return json_response(await self.authorizer.review(user, await read_body(request)), 201)
+        if target.subresource in podstreams.SUBRESOURCES:  # upstream 1.30+: create, whatever the method
+            await self.authorize(user, "create", target)
+            return await self._action(request, target, "create")
         await self.authorize(user, verb, target)
         if target.subresource in ("log", "binding", "eviction", "scale"):
             return await self._action(request, target, verb)
@@ -182,8 +185,13 @@ class Handlers:
         return await self._write(request, user, target, verb)
 
     async def _action(self, request: web.Request, target: Target, verb: str) -> web.StreamResponse:
-        """The subresources that are not the object itself: log, binding, eviction, scale."""
+        """The subresources that are not the object itself: log, binding, eviction, scale, and the
+        interactive ones (exec, attach, portforward)."""
         sub, ns, name = target.subresource, target.namespace, target.name
+        if sub in podstreams.SUBRESOURCES:
+            return await podstreams.serve(
+                request, self.registry, namespace=ns, name=name, subresource=sub, tls=self.agent_tls
+            )
         if sub == "scale":
             return await self._scale(request, target, verb)
         if sub == "log":

@@ -7,6 +7,10 @@ caller's own lab-CA client certificate (agents answer no one else). Everything t
 is a :class:`NodeAgentError` naming the node or URL and what to check, with the HTTP status the
 API server should answer with (``code``), so no caller catches aiohttp or ssl types.
 
+The interactive sessions (``pods/exec``, ``attach``, ``portforward``) are WebSockets to the agent's
+``/exec``, ``/attach`` and ``/portForward`` endpoints, returned as the stream backends of
+:mod:`nestlab.api.streamtypes` so the API server's protocol adapters never see aiohttp.
+
 This module is the only place that opens HTTP connections to agents.
 """
 
@@ -15,13 +19,15 @@ from __future__ import annotations
 import json
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import quote
 
 import aiohttp
 
+from nestlab.api.streamtypes import ByteBackend, ChannelBackend, StreamError, StreamOptions
 from nestlab.errors import NestlabError
 
 Obj = dict[str, Any]
@@ -100,7 +106,17 @@ def _transport_error(url: str, exc: BaseException) -> AgentUnreachableError:
         hint = "timed out: is the host up and not overloaded?"
     else:
         hint = "is nestlab-agent running on that node?"
-    return AgentUnreachableError(f"the node agent at {url} did not answer ({hint}): {exc!r}")
+    return AgentUnreachableError(f"the node agent at {url} did not answer ({hint}): {_detail(exc)}")
+
+
+def _detail(exc: BaseException) -> str:
+    """What went wrong, without aiohttp's connection-key noise (``connection refused``)."""
+    if isinstance(exc, aiohttp.ClientConnectorError) and not isinstance(
+        exc, aiohttp.ClientConnectorCertificateError
+    ):
+        error = exc.os_error
+        return error.strerror.lower() if error.strerror else repr(error)
+    return repr(exc)
 
 
 def _answer_error(url: str, status: int, text: str) -> AgentAnswerError:
@@ -180,3 +196,182 @@ async def stream(
                     text = f"(answer unreadable: {exc!r})"
                 raise _answer_error(url, response.status, text)
             yield Stream(url, response)
+
+
+# -- interactive sessions (pods/exec, pods/attach, pods/portforward) -------------------------------
+EXEC_PROTOCOL: Final = "v5.channel.k8s.io"
+"""The agent's exec/attach framing: binary messages, first byte the channel (streamtypes)."""
+PORT_PROTOCOL: Final = "nestlab.portforward.v1"
+"""The agent's port-forward framing: binary messages are raw bytes, one TEXT message is an error."""
+SESSION_HEARTBEAT_S: Final = 30.0  # a ping every 30 s: a dead agent ends a silent shell within ~45 s
+SESSION_MAX_MESSAGE: Final = 4 * 1024 * 1024  # the agent frames at most 64 KiB; generous margin
+
+
+def _flag(value: bool) -> str:
+    return "1" if value else "0"
+
+
+def exec_query(options: StreamOptions) -> list[tuple[str, str]]:
+    """The agent's ``/exec`` (or ``/attach``, without commands) query for ``options``."""
+    query = [("command", part) for part in options.command]
+    query += [
+        ("stdin", _flag(options.stdin)),
+        ("stdout", _flag(options.stdout)),
+        ("stderr", _flag(options.stderr)),
+        ("tty", _flag(options.tty)),
+    ]
+    return query
+
+
+async def _open_ws(
+    node: Mapping[str, Any],
+    path: str,
+    params: list[tuple[str, str]],
+    protocol: str,
+    context: ssl.SSLContext | None,
+) -> tuple[aiohttp.ClientSession, aiohttp.ClientWebSocketResponse]:
+    """Open one WebSocket to ``node``'s agent; NodeAgentError (with the agent's own words) on failure.
+
+    aiohttp's handshake error carries no body, so the answer to a refused upgrade is read as it
+    arrives (``on_request_end``): the agent's 404/400 text is what the user needs to act on.
+    """
+    url = base_url(node) + path
+    refused: dict[str, str] = {}
+
+    async def keep_refusal(
+        _session: aiohttp.ClientSession, _ctx: object, params: aiohttp.TraceRequestEndParams
+    ) -> None:
+        if params.response.status != 101:
+            try:
+                refused["text"] = (await params.response.read()).decode(errors="replace")
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                refused["text"] = f"(answer unreadable: {exc!r})"
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_end.append(keep_refusal)
+    timeout = aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT_S, sock_read=CALL_TIMEOUT_S)
+    session = aiohttp.ClientSession(timeout=timeout, trace_configs=[trace])
+    try:
+        ws = await session.ws_connect(
+            url,
+            params=params,
+            protocols=(protocol,),
+            ssl=_ssl(context),
+            heartbeat=SESSION_HEARTBEAT_S,
+            timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=CONNECT_TIMEOUT_S),
+            max_msg_size=SESSION_MAX_MESSAGE,
+        )
+    except aiohttp.WSServerHandshakeError as exc:
+        await session.close()
+        if exc.status == 101:
+            raise BadAnswerError(f"the node agent at {url} did not speak {protocol}: {exc.message}") from exc
+        raise _answer_error(url, exc.status, refused.get("text", exc.message)) from exc
+    except (aiohttp.ClientError, TimeoutError, ssl.SSLError) as exc:
+        await session.close()
+        raise _transport_error(url, exc) from exc
+    except BaseException:
+        await session.close()
+        raise
+    if ws.protocol != protocol:
+        await ws.close()
+        await session.close()
+        raise BadAnswerError(f"the node agent at {url} answered subprotocol {ws.protocol!r}, not {protocol}")
+    return session, ws
+
+
+class _AgentSocket:
+    """One open WebSocket to an agent and the client session that owns it."""
+
+    def __init__(self, url: str, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.url = url
+        self.session = session
+        self.ws = ws
+
+    async def _send(self, payload: bytes) -> None:
+        try:
+            await self.ws.send_bytes(payload)
+        except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
+            raise StreamError(f"the session with the node agent at {self.url} broke: {exc!r}") from exc
+
+    async def _next(self) -> aiohttp.WSMessage | None:
+        """The next data message; None once the agent closed (or the connection went away)."""
+        while True:
+            try:
+                message = await self.ws.receive()
+            except (aiohttp.ClientError, ConnectionError, TimeoutError):
+                return None
+            if message.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
+                return message
+            if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
+                return None
+            if message.type is aiohttp.WSMsgType.ERROR:
+                return None
+
+    async def close(self) -> None:
+        """Close the WebSocket and its session (idempotent)."""
+        with suppress(aiohttp.ClientError, ConnectionError):
+            await self.ws.close()
+        await self.session.close()
+
+
+class AgentChannels(_AgentSocket):
+    """A :class:`~nestlab.api.streamtypes.ChannelBackend` over the agent's ``/exec`` or ``/attach``."""
+
+    async def send(self, channel: int, data: bytes) -> None:
+        await self._send(bytes([channel]) + data)
+
+    async def receive(self) -> tuple[int, bytes] | None:
+        while True:
+            message = await self._next()
+            if message is None:
+                return None
+            data = message.data if isinstance(message.data, bytes) else str(message.data).encode()
+            if data:
+                return data[0], data[1:]
+
+
+class AgentPort(_AgentSocket):
+    """A :class:`~nestlab.api.streamtypes.ByteBackend` over the agent's ``/portForward``."""
+
+    async def send(self, data: bytes) -> None:
+        await self._send(data)
+
+    async def receive(self) -> bytes | None:
+        while True:
+            message = await self._next()
+            if message is None:
+                return None
+            if message.type is aiohttp.WSMsgType.TEXT:
+                raise StreamError(str(message.data))
+            if message.data:
+                return bytes(message.data)
+
+
+def _part(value: str) -> str:
+    return quote(value, safe="")
+
+
+async def exec_session(
+    node: Mapping[str, Any],
+    namespace: str,
+    pod: str,
+    options: StreamOptions,
+    context: ssl.SSLContext | None,
+    *,
+    attach: bool = False,
+) -> ChannelBackend:
+    """Open an exec (or, with ``attach``, an attach) session in ``options.container`` of the pod."""
+    verb = "attach" if attach else "exec"
+    path = f"/{verb}/{_part(namespace)}/{_part(pod)}/{_part(options.container)}"
+    params = exec_query(replace(options, command=()) if attach else options)
+    session, ws = await _open_ws(node, path, params, EXEC_PROTOCOL, context)
+    return AgentChannels(base_url(node) + path, session, ws)
+
+
+async def port_session(
+    node: Mapping[str, Any], namespace: str, pod: str, port: int, context: ssl.SSLContext | None
+) -> ByteBackend:
+    """Open one forwarded connection to ``port`` inside the pod."""
+    path = f"/portForward/{_part(namespace)}/{_part(pod)}"
+    session, ws = await _open_ws(node, path, [("port", str(port))], PORT_PROTOCOL, context)
+    return AgentPort(base_url(node) + path, session, ws)

@@ -15,8 +15,19 @@ from nestlab.api.kinds.printing import created
 from nestlab.api.status import Cause
 
 RESOURCE = Resource(
-    "pods", "pod", "Pod", "", "v1", True, ("po",), ("status", "binding", "log", "eviction"), True, ("all",)
+    "pods",
+    "pod",
+    "Pod",
+    "",
+    "v1",
+    True,
+    ("po",),
+    ("status", "binding", "log", "eviction", "exec", "attach", "portforward"),
+    True,
+    ("all",),
 )
+_STREAMS = {"pods/exec": READ | WRITE, "pods/attach": READ | WRITE, "pods/portforward": READ | WRITE}
+"""Upstream's edit (and so admin) role: exec, attach and port-forward; view gets none of them."""
 _MUTABLE_SPEC = ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds")
 
 
@@ -171,6 +182,7 @@ KIND = Kind(
             "pods/log": READ,
             "pods/status": READ,
             "pods/eviction": frozenset({"create"}),
+            **_STREAMS,
         },
         "node": {"pods": READ | {"delete"}, "pods/status": READ | {"update", "patch"}},
     },
