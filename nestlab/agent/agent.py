@@ -36,6 +36,7 @@ from nestlab.agent import (
     podspec,
     podstate,
     podvolumes,
+    pvsources,
     recovery,
     security,
     vms,
@@ -337,14 +338,17 @@ class Agent:
         container waiting with CreateContainerConfigError for its env."""
         attempt, said = 0, ""
         while True:
+            retry_s: float | None = None  # a claim waiting for its attachment is looked at sooner
             try:
+                found = await pvsources.fetch(self.client, pod)  # claims first: the kubelet mounts first
+                claimed = podspec.claim_volumes(pod, self.config.node, found)
                 sources = await self._sources(pod, record)
                 security.enforce_non_root(pod, {n: image.config.user for n, image in pulled.items()})
-                description = podspec.description(plan, pulled, sources)
+                description = podspec.description(plan, pulled, sources, claimed)
             except podspec.WaitingForMount as exc:
                 if str(exc) != said or attempt % CONFIG_EVENT_EVERY == 0:
-                    await self.reporter.event(pod, "Warning", "FailedMount", str(exc))
-                said = str(exc)
+                    await self.reporter.event(pod, "Warning", exc.reason, str(exc))
+                said, retry_s = str(exc), exc.retry_s
             except podspec.WaitingForConfig as exc:
                 with contextlib.suppress(KeyError):
                     state = record.container(exc.container)
@@ -354,7 +358,7 @@ class Agent:
                     await self._report(pod, record)
                 said = str(exc)
             except api_status.ApiError as exc:
-                log.warning("pod %s/%s: reading its ConfigMaps/Secrets: %s", plan.namespace, plan.name, exc)
+                log.warning("pod %s/%s: reading its sources and claims: %s", plan.namespace, plan.name, exc)
             else:
                 for message in podspec.env_warnings(plan, sources):
                     await self.reporter.event(pod, "Warning", "InvalidEnvironmentVariableNames", message)
@@ -363,7 +367,7 @@ class Agent:
                         c.reason, c.message = "ContainerCreating", ""
                 self.refreshers[plan.uid] = podsources.VolumeRefresher(pod, description)
                 return description
-            delay = CONFIG_RETRY_S[min(attempt, len(CONFIG_RETRY_S) - 1)]
+            delay = retry_s or CONFIG_RETRY_S[min(attempt, len(CONFIG_RETRY_S) - 1)]
             attempt += 1
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):  # not wait_for: it can swallow a cancellation
@@ -475,9 +479,10 @@ class Agent:
                 await self.reporter.event(
                     pod, "Warning", "BackOff", record.container(event.container).message
                 )
+            if isinstance(event, control.PodDone):  # the VM ends first: a terminal pod's PersistentVolumes
+                await self._stop_vm(record, handle)  # are detached at once, so pod-init's sync must be done
             await self._report(pod, record)
             if isinstance(event, control.PodDone):
-                await self._stop_vm(record, handle)
                 return False
 
     async def _stop_vm(self, record: podstate.PodRecord, handle: vms.PodHandle) -> None:

@@ -4,7 +4,8 @@ Built on the outer machine from Debian's static busybox (lab nodes have no way o
 comes from outside the machine) and pushed to the depot registry, where pods pull them as
 ``nestlab/web:1``, ``nestlab/web:2`` (the same server in another image, for rolling updates),
 ``nestlab/job:ok``, ``nestlab/job:fail`` and ``nestlab/client:1`` (a shell with wget, nslookup and
-nc, to probe Services and DNS from inside a pod). :func:`publish` is what ``nestlab up`` (or the
+nc, to probe Services and DNS from inside a pod, and tar and the file tools ``kubectl exec`` and
+``kubectl cp`` need). :func:`publish` is what ``nestlab up`` (or the
 depot role) calls once the registry answers.
 
 The web server says which pod answered (its index page names the pod, and ``/host`` holds just the
@@ -31,6 +32,8 @@ APPLETS = (
 CLIENT_APPLETS = (
     "sh", "wget", "nslookup", "nc", "timeout", "cat", "echo", "sleep", "ping", "ip", "hostname", "env",
     "grep", "head", "sort", "uniq", "wc", "tr", "seq", "true", "false",
+    # for kubectl exec and cp: cp runs `tar` in the container, a shell wants the file tools
+    "tar", "ls", "rm", "mkdir", "touch", "stty", "ps", "cp", "mv", "find", "dd", "tee",
 )  # fmt: skip
 PAGE = "/usr/share/nestlab/index.html"  # the page's template; @POD@ becomes the pod's hostname
 JOB = "echo job running on kernel $(uname -r); exit ${EXIT_CODE:-0}"

@@ -7,7 +7,8 @@ The endpoint is the kubelet's: ``GET /containerLogs/{namespace}/{pod}/{container
 only clients with a certificate from it (the API servers, the controller) are answered. Logs are
 read from the per-instance files :mod:`nestlab.agent.logstore` keeps; a followed log streams until
 its container instance ends or the client goes away. Errors are 400s worded as the kubelet's, which
-the API server passes on as they are. :func:`serve` is the one place that listens.
+the API server passes on as they are. The same server answers ``/exec``, ``/attach`` and
+``/portForward`` (:mod:`nestlab.agent.streams`). :func:`serve` is the one place that listens.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from nestlab.agent import logfilter, logstore
+from nestlab.agent import logfilter, logstore, streams
 from nestlab.agent.attestation import Attestation, AttestationUnavailableError, BadChallengeError, parse_nonce
 
 LogLookup = Callable[[str, str], logstore.PodLogs | None]
@@ -119,9 +120,13 @@ def _gone(request: web.Request) -> bool:
 
 
 def app(
-    lookup: LogLookup, attestation: Attestation | None = None, refresh: Refresh = _no_refresh
+    lookup: LogLookup,
+    attestation: Attestation | None = None,
+    refresh: Refresh = _no_refresh,
+    sessions: streams.StreamLookup | None = None,
 ) -> web.Application:
-    """The HTTP application (no TLS): routes only; ``POST /attestation`` when ``attestation`` is given."""
+    """The HTTP application (no TLS): routes only; ``POST /attestation`` when ``attestation`` is given,
+    ``/exec``, ``/attach`` and ``/portForward`` (:mod:`nestlab.agent.streams`) when ``sessions`` is."""
 
     async def logs(request: web.Request) -> web.StreamResponse:
         namespace, pod, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
@@ -143,6 +148,8 @@ def app(
     application.router.add_get("/containerLogs/{namespace}/{pod}/{container}", logs)
     if attestation is not None:
         application.router.add_post("/attestation", functools.partial(attest, attestation=attestation))
+    if sessions is not None:
+        streams.add_routes(application, sessions)
     return application
 
 
@@ -164,9 +171,10 @@ async def serve(
     attestation: Attestation | None = None,
     *,
     refresh: Refresh = _no_refresh,
+    sessions: streams.StreamLookup | None = None,
 ) -> web.AppRunner:
     """Start serving; ``await runner.cleanup()`` stops it."""
-    runner = web.AppRunner(app(lookup, attestation, refresh), access_log=None)
+    runner = web.AppRunner(app(lookup, attestation, refresh, sessions), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port, ssl_context=context).start()
     return runner

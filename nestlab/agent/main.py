@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from nestlab.agent import kernelgate, logs, logstore, poddns, vms
+from nestlab.agent import kernelgate, logs, logstore, poddns, streams, vms
 from nestlab.agent.agent import Agent, AgentConfig
 from nestlab.agent.attestation import Attestation
 from nestlab.agent.images import ImageStore
@@ -33,6 +33,7 @@ from nestlab.api.resources import PODS
 from nestlab.errors import UsageError
 from nestlab.runtime import accel, pod, proc, qemu
 from nestlab.runtime.poddesc import DiskSerial, PodDescription
+from nestlab.runtime.streams import PodStreams
 from nestlab.trust.measure import Measurer
 from nestlab.trust.tpm import Tpm
 
@@ -276,6 +277,13 @@ async def run(args: argparse.Namespace) -> None:
                 return logstore.pod_logs(record)
         return None
 
+    def streams_of(uid: str) -> PodStreams | None:
+        handle = agent.handles.get(uid)
+        return handle.streams if handle is not None and handle.alive() else None
+
+    def sessions(namespace: str, name: str) -> streams.StreamTarget | None:
+        return streams.find_target(agent.records, streams_of, namespace, name)
+
     collector = logstore.Collector(lambda: [logstore.pod_logs(r) for r in agent.records.values()])
 
     context = logs.tls_context(args.tls_cert, args.tls_key, args.ca) if args.tls_cert else None
@@ -283,7 +291,13 @@ async def run(args: argparse.Namespace) -> None:
     if args.attestation_dir is not None:
         attestation = Attestation(host_tpm, measurer, args.attestation_dir)
     runner = await logs.serve(
-        lookup, args.log_host, args.log_port, context, attestation, refresh=collector.ingest
+        lookup,
+        args.log_host,
+        args.log_port,
+        context,
+        attestation,
+        refresh=collector.ingest,
+        sessions=sessions,
     )
     await reporter.register()
     log.info(

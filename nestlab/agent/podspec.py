@@ -12,6 +12,8 @@ The environment (:mod:`nestlab.agent.podenv`) and volumes (:mod:`nestlab.agent.p
 formed in :func:`description` from the ConfigMaps, Secrets and Services the agent fetched; one
 that is missing is a :class:`WaitingForMount` (volumes, checked first as the kubelet mounts before
 it creates containers) or a :class:`WaitingForConfig` (env): the agent reports it and tries again.
+PersistentVolumeClaims become block volumes through :func:`claim_volumes` (:mod:`nestlab.agent.pvattach`),
+which waits the same way until each claim is bound and its volume attached to this node.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, NewType
 
-from nestlab.agent import poddns, podenv, podprobes, podvolumes
+from nestlab.agent import poddns, podenv, podprobes, podvolumes, pvattach
 from nestlab.agent.images import Image
 from nestlab.agent.registry import ImageRef, InvalidImageNameError, parse_ref
 from nestlab.api import quantity
@@ -47,11 +49,16 @@ class PodRejected(UsageError):  # noqa: N818 - named after the kubelet's admissi
 
 
 class WaitingForMount(PodRejected):
-    """A volume's ConfigMap or Secret is missing: the pod stays ContainerCreating (FailedMount Event)."""
+    """A volume's ConfigMap, Secret or claim is not there yet: the pod stays ContainerCreating, with
+    an Event of ``reason`` (FailedMount)."""
 
-    def __init__(self, volume: str, message: str) -> None:
-        super().__init__("FailedMount", message)
+    def __init__(
+        self, volume: str, message: str, reason: str = "FailedMount", retry_s: float | None = None
+    ) -> None:
+        super().__init__(reason, message)
         self.volume = volume
+        self.retry_s = retry_s
+        """How soon to look again; None: the agent's usual back-off."""
 
 
 class WaitingForConfig(PodRejected):
@@ -244,13 +251,28 @@ def _numeric_user(text: str, where: str) -> tuple[int, int]:
     return int(uid), int(gid or uid)
 
 
-def _volumes(p: PodPlan, sources: podenv.Sources) -> tuple[poddesc.Volume, ...]:
+def claim_volumes(pod: Obj, node: str, found: pvattach.ClaimObjects) -> tuple[poddesc.Volume, ...]:
+    """The pod's PersistentVolumeClaims as block volumes (:mod:`nestlab.agent.pvattach`), or
+    WaitingForMount (FailedMount) while a claim is unbound or its volume not attached here."""
+    claimed = pvattach.resolve(pod, node, found.pvcs, found.pvs, found.attachments)
+    if isinstance(claimed, pvattach.Waiting):
+        raise WaitingForMount("", claimed.message, claimed.reason, pvattach.RETRY_S)
+    return claimed
+
+
+def _volumes(
+    p: PodPlan, sources: podenv.Sources, claimed: tuple[poddesc.Volume, ...]
+) -> tuple[poddesc.Volume, ...]:
     try:
-        return podvolumes.volumes(p.pod, sources)
+        formed = {v.name: v for v in (*podvolumes.volumes(pvattach.without_claims(p.pod), sources), *claimed)}
     except podvolumes.MissingVolumeSource as exc:
         raise WaitingForMount(exc.volume, str(exc)) from exc
     except podenv.EnvError as exc:
         raise PodRejected(exc.reason, str(exc)) from exc
+    for name in pvattach.claims(p.pod):
+        if name not in formed:
+            raise WaitingForMount(name, f'volume "{name}": its PersistentVolumeClaim is not attached yet')
+    return tuple(formed[str(v.get("name", ""))] for v in (p.pod.get("spec") or {}).get("volumes") or [])
 
 
 def _env(p: PodPlan, c: ContainerPlan, sources: podenv.Sources) -> podenv.ContainerEnv:
@@ -270,12 +292,16 @@ def env_warnings(p: PodPlan, sources: podenv.Sources) -> list[str]:
 
 
 def description(
-    p: PodPlan, images: Mapping[ContainerName, Image], sources: podenv.Sources | None = None
+    p: PodPlan,
+    images: Mapping[ContainerName, Image],
+    sources: podenv.Sources | None = None,
+    claimed: tuple[poddesc.Volume, ...] = (),
 ) -> PodDescription:
     """The runtime's pod description: environment and volumes formed from ``sources`` (the objects
-    the agent fetched), commands ``$(VAR)``-expanded and resolved against each image's config."""
+    the agent fetched) and ``claimed`` (:func:`claim_volumes`), commands ``$(VAR)``-expanded and
+    resolved against each image's config."""
     sources = sources or podenv.Sources()
-    volumes = _volumes(p, sources)
+    volumes = _volumes(p, sources, claimed)
     containers = []
     for index, c in enumerate((*p.init_containers, *p.containers)):  # init first: pod-init's order
         config = images[c.name].config
@@ -297,6 +323,7 @@ def description(
         env.update(own)
         try:
             mounts = podvolumes.mounts(p.pod, c.spec, f"spec.containers[{index}]", own) if c.spec else ()
+            mounts = pvattach.read_only_mounts(mounts, volumes, p.pod)
         except podenv.EnvError as exc:
             raise PodRejected(exc.reason, str(exc)) from exc
         user = (
@@ -315,6 +342,9 @@ def description(
                 working_dir=c.working_dir or config.working_dir or "/",
                 user=user,
                 mounts=mounts,
+                stdin=bool((c.spec or {}).get("stdin")),
+                stdin_once=bool((c.spec or {}).get("stdinOnce")),
+                tty=bool((c.spec or {}).get("tty")),
             )
         )
     return podprobes.attach(  # probes, hooks, init containers, activeDeadlineSeconds

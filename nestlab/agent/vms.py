@@ -3,7 +3,9 @@
 The agent must survive its own restart without losing or duplicating pods. QEMU runs in its own
 session (and the service uses ``KillMode=process``), so it outlives the agent; its control port
 reconnects (``reconnect=1``) to the socket a new agent listens on at the same path, and pod-init's
-writes wait meanwhile, so no event is lost. :func:`adopt` recognises a live QEMU by the PID saved
+writes wait meanwhile, so no event is lost. The stream port (exec, attach, port-forward) is
+listened on again the same way; sessions of the old agent died with it, and pod-init ends them
+when the port's host end closes. :func:`adopt` recognises a live QEMU by the PID saved
 in the pod's record *and* its command line naming the pod's work directory (a recycled PID is not
 adopted). Both kinds of VM answer the same :class:`PodHandle` interface.
 """
@@ -19,6 +21,7 @@ from typing import Protocol
 
 from nestlab.runtime import control, pod, poddesc, qemu
 from nestlab.runtime.qmp import Qmp, QmpError
+from nestlab.runtime.streams import PodStreams
 
 STOP_SETTLE_S = pod.STOP_SETTLE_S
 
@@ -27,6 +30,8 @@ class PodHandle(Protocol):
     """What the agent needs from a running pod VM."""
 
     pid: int
+    streams: PodStreams | None
+    """The pod's stream port (exec, attach, port-forward); None: this VM has none."""
 
     def next_event(self, timeout: float) -> control.Event | None:
         """The next pod-init event; None once the VM closed the channel; ControlProtocolError on timeout."""
@@ -51,6 +56,7 @@ class LaunchedVm:
     def __init__(self, vm: pod.PodVm) -> None:
         self.vm = vm
         self.pid = vm.vm.pid
+        self.streams = vm.streams
 
     def next_event(self, timeout: float) -> control.Event | None:
         return self.vm.next_event(timeout)
@@ -74,6 +80,8 @@ class LaunchedVm:
             self.vm.vm.wait(STOP_SETTLE_S)  # pod-init resets the VM right after its last event
         self.vm.vm.stop()
         self.vm.channel.close()
+        if self.streams is not None:
+            self.streams.close()
 
 
 def pid_runs_in(pid: int, workdir: Path) -> bool:
@@ -86,7 +94,8 @@ def pid_runs_in(pid: int, workdir: Path) -> bool:
 
 
 class AdoptedVm:
-    """A pod VM started by an earlier agent process: control socket re-listened, stopped by QMP/PID."""
+    """A pod VM started by an earlier agent process: control and stream sockets re-listened, stopped
+    by QMP/PID."""
 
     def __init__(self, pid: int, workdir: Path, grace_s: int) -> None:
         self.pid = pid
@@ -95,6 +104,14 @@ class AdoptedVm:
         socket_path = workdir / "control.sock"
         socket_path.unlink(missing_ok=True)  # the old agent's listener died with it
         self.channel = control.Channel(socket_path)
+        owner = pod.runas_ids(qemu.default_runas())
+        try:  # QEMU runs as the pod uid by now: it must be allowed to connect to the new sockets
+            if owner is not None:
+                self.channel.chown(*owner)
+            self.streams: PodStreams | None = PodStreams.listen(workdir / pod.STREAM_SOCKET, owner=owner)
+        except BaseException:
+            self.channel.close()
+            raise
 
     def next_event(self, timeout: float) -> control.Event | None:
         if self.channel.closed or not self.alive():
@@ -112,7 +129,7 @@ class AdoptedVm:
 
     def stop(self) -> None:
         if not self.alive():  # already gone: nothing to ask pod-init, no connection to wait for
-            self.channel.close()
+            self._close()
             return
         deadline = time.monotonic() + self.grace_s + STOP_SETTLE_S
         with contextlib.suppress(control.ControlProtocolError, OSError):
@@ -123,7 +140,12 @@ class AdoptedVm:
                 ):
                     break
         self._end()
+        self._close()
+
+    def _close(self) -> None:
         self.channel.close()
+        if self.streams is not None:
+            self.streams.close()
 
     def _end(self) -> None:
         if self._wait_gone(5.0):  # pod-init resets the VM right after its last event

@@ -238,7 +238,9 @@ class Registry:
             new["metadata"]["resourceVersion"] = str(expected)
             return await self._finalize(resource, namespace, new)
         # A claim that grows: its class must allow expansion, and quota is charged for the growth.
-        charged = await self.quota.admit_update(resource, namespace, new, old) if subresource != "status" else []
+        charged = []
+        if subresource != "status":
+            charged = await self.quota.admit_update(resource, namespace, new, old)
         try:
             picked = self.allocation is not None and await self.allocation(resource, new, old)
             try:

@@ -234,8 +234,12 @@ async def serve_spdy_exec(
             return response
         try:
             backend = await open_backend()
+            await relay(session, streams, backend, protocol)
         except StreamError as exc:
             await finish(streams, protocol, failure_status(str(exc)))
-            return response
-        await relay(session, streams, backend, protocol)
+        except Exception as exc:
+            # After the upgrade no HTTP status can say it: without a Status on the error stream,
+            # kubectl would exit 0 as if the command had succeeded.
+            log.exception("exec over SPDY failed")
+            await finish(streams, protocol, failure_status(f"{type(exc).__name__}: {exc}"))
     return response

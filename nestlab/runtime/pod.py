@@ -1,7 +1,8 @@
 """One pod microVM end to end: description disk, ephemeral disk, control channel, VM, events.
 
 This is what the node agent calls for a vSphere Pod: it lays the pod's files out in a work
-directory, listens on the control socket, launches the VM through a :class:`~qemu.Vmm`, and then
+directory, listens on the control socket and the stream socket (exec/attach/port-forward,
+:mod:`nestlab.runtime.streams`), launches the VM through a :class:`~qemu.Vmm`, and then
 reads pod-init's events until the pod is done. Stopping asks pod-init first (SIGTERM to the
 containers, their grace period, power off) and falls back to the VMM's stop.
 """
@@ -17,7 +18,9 @@ from pathlib import Path
 from nestlab.runtime import control, disks, poddesc, qemu
 from nestlab.runtime.accel import Accel
 from nestlab.runtime.poddesc import DiskSerial, PodDescription
+from nestlab.runtime.streams import PodStreams
 
+STREAM_SOCKET = "stream.sock"  # in the VM's work dir, beside control.sock
 STOP_SETTLE_S = 30.0  # after the grace period: pod-init unmounts, syncs and resets the VM
 
 
@@ -37,6 +40,8 @@ class PodVm:
     vm: qemu.QemuVm
     channel: control.Channel
     events: list[control.Event] = field(default_factory=list)
+    streams: PodStreams | None = None
+    """The pod's stream port (exec, attach, port-forward sessions); closed by :meth:`stop`."""
 
     @property
     def console_log(self) -> Path:
@@ -69,6 +74,8 @@ class PodVm:
                 self.wait_done(self.description.grace_s + STOP_SETTLE_S)
         status = self.vm.stop()
         self.channel.close()
+        if self.streams is not None:
+            self.streams.close()
         return status
 
 
@@ -94,6 +101,8 @@ def launch(
     eph_disk = disks.make_ephemeral(workdir / "ephemeral.ext4", ephemeral_mib)
     vcpus, memory = qemu.size(resources or [qemu.ContainerResources()] * len(description.containers))
     control_socket = workdir / "control.sock"
+    stream_socket = workdir / STREAM_SOCKET
+    runas = qemu.default_runas()
     config = qemu.VmConfig(
         name=description.name,
         kernel=boot.kernel,
@@ -104,21 +113,42 @@ def launch(
             qemu.Disk(desc_disk, poddesc.DESCRIPTION_SERIAL),
             qemu.Disk(eph_disk, poddesc.EPHEMERAL_SERIAL, read_only=False),
             *(qemu.Disk(images[s], s) for s in description.image_serials()),
+            *qemu.volume_disks(description),
         ),
         console_log=workdir / "console.log",
         control_socket=control_socket,
+        stream_socket=stream_socket,
         qmp_socket=workdir / "qmp.sock",
         accel=accel,
         cmdline=tuple(cmdline),
         tap=tap,
-        runas=qemu.default_runas(),
+        runas=runas,
         tsc_khz=qemu.default_tsc_khz(accel),
     )
     control_socket.unlink(missing_ok=True)
     channel = control.Channel(control_socket)
+    owner = runas_ids(runas)
+    try:
+        if owner is not None:
+            channel.chown(*owner)
+        pod_streams = PodStreams.listen(stream_socket, owner=owner)
+    except BaseException:
+        channel.close()
+        raise
     try:
         vm = (vmm or qemu.QemuVmm()).launch(config)
     except BaseException:
         channel.close()
+        pod_streams.close()
         raise
-    return PodVm(description, vm, channel)
+    return PodVm(description, vm, channel, streams=pod_streams)
+
+
+def runas_ids(runas: str | None) -> tuple[int, int] | None:
+    """(uid, gid) of a ``uid:gid`` runas: the owner the control and stream sockets need so that
+    QEMU, once it dropped root, can connect again (``reconnect=1``: the socket of a restarted
+    agent, or after its own first attempt lost the race with ``-runas``); None: no switch."""
+    if runas is None:
+        return None
+    uid, _, gid = runas.partition(":")
+    return int(uid), int(gid or uid)

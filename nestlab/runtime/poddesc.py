@@ -12,15 +12,19 @@ percent-encoded value) into every container's ``/etc`` before the container star
 Volumes (:mod:`nestlab.agent.podvolumes` forms them): pod-level ``volume NAME dir`` (an emptyDir on
 the ephemeral disk), ``volume NAME tmpfs SIZE_MIB`` (``medium: Memory``; 0: the kernel's default
 size), ``volume NAME files`` followed by ``file NAME PATH MODE CONTENT`` lines (its first
-generation, MODE in octal, CONTENT the file's bytes); container-level ``mount NAME PATH ro|rw
-SUBPATH`` (``-`` for no subPath). A new generation of a ``files`` volume travels over the control
-channel (:func:`nestlab.runtime.control.encode_update`).
+generation, MODE in octal, CONTENT the file's bytes), ``volume NAME block SERIAL FSTYPE ro|rw`` (a
+PersistentVolume: the virtio disk with that serial, mounted with its file system, read-only when
+``ro``; :mod:`nestlab.agent.pvattach` forms it); container-level ``mount NAME PATH ro|rw SUBPATH``
+(``-`` for no subPath). A new generation of a ``files`` volume travels over the control channel
+(:func:`nestlab.runtime.control.encode_update`). Where a block volume's disk comes from (its
+``nbd://`` URL, which holds the datastore's export token) stays on the host: it is never written
+into the description the pod can read.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NewType
 
@@ -29,7 +33,7 @@ from nestlab.errors import UsageError
 ContainerName = NewType("ContainerName", str)
 DiskSerial = NewType("DiskSerial", str)
 RestartPolicy = Literal["Always", "OnFailure", "Never"]
-VolumeKind = Literal["dir", "tmpfs", "files"]
+VolumeKind = Literal["dir", "tmpfs", "files", "block"]
 
 DESCRIPTION_SERIAL = DiskSerial("nestlab-pod")  # pod-init looks for exactly this serial
 EPHEMERAL_SERIAL = DiskSerial("nestlab-eph")
@@ -44,6 +48,7 @@ SERIAL_MAX = 20  # virtio-blk serials are at most 20 bytes (VIRTIO_BLK_ID_BYTES)
 _SECTOR = 512
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _SERIAL = re.compile(r"^[A-Za-z0-9._-]{1,20}$")
+BLOCK_FS_TYPES = ("ext4",)  # what the pod kernel mounts (kernel/fragments/30-filesystems.config)
 _HOSTNAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$")
 HOSTNAME_MAX = 64  # the kernel's limit (__NEW_UTS_LEN); setHostnameAsFQDN may reach it
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")  # upstream IsEnvVarName
@@ -74,6 +79,14 @@ class Volume:
     """tmpfs only: its size (0: the kernel's default, half the VM's memory)."""
     files: tuple[VolumeFile, ...] = ()
     """files only: the first generation."""
+    serial: DiskSerial = DiskSerial("")
+    """block only: the serial of the virtio disk holding the file system."""
+    fs_type: str = ""
+    """block only: the file system pod-init mounts it with (one of :data:`BLOCK_FS_TYPES`)."""
+    read_only: bool = False
+    """block only: mount the file system read-only (every container mount is then read-only too)."""
+    source: str = field(default="", repr=False)  # the export token must not reach a log line
+    """block only, host side: where QEMU reads the disk from (``nbd://host:port/export``); never encoded."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +157,12 @@ class Container:
     post_start: Action | None = None
     pre_stop: Action | None = None
     """Run before SIGTERM whenever pod-init stops the container (within the grace period)."""
+    stdin: bool = False
+    """A stdin pipe that ``kubectl attach -i`` writes to (kept open across attaches)."""
+    stdin_once: bool = False
+    """The first attached client's end of input closes stdin until the container restarts."""
+    tty: bool = False
+    """The container's stdio is a pty of the VM (``kubectl attach -t``, resizes)."""
 
 
 @dataclass(frozen=True)
@@ -170,6 +189,10 @@ class PodDescription:
     def image_serials(self) -> list[DiskSerial]:
         """Distinct image disk serials, in container order."""
         return list(dict.fromkeys(c.image for c in self.containers))
+
+    def block_sources(self) -> dict[DiskSerial, str]:
+        """Each block volume's disk serial and where QEMU reads it from (one disk per serial)."""
+        return {v.serial: v.source for v in self.volumes if v.kind == "block"}
 
 
 def quote(value: str) -> str:
@@ -222,6 +245,7 @@ def _validate_volumes(desc: PodDescription) -> set[str]:
         names.add(v.name)
         if v.size_mib < 0 or (v.files and v.kind != "files"):
             raise PodDescriptionError(f"pod {desc.name}: volume {v.name}: bad size or files")
+        _validate_block(desc, v)
         for f in v.files:
             if not _relative(f.path) or f.path.startswith("..") or not 0 <= f.mode <= 0o777:
                 raise PodDescriptionError(
@@ -229,6 +253,23 @@ def _validate_volumes(desc: PodDescription) -> set[str]:
                     "not starting with '..', mode 0-0777"
                 )
     return names
+
+
+def _validate_block(desc: PodDescription, v: Volume) -> None:
+    where = f"pod {desc.name}: volume {v.name}"
+    if v.kind != "block":
+        if v.serial or v.fs_type or v.source:
+            raise PodDescriptionError(f"{where}: only a block volume has a disk serial, fs type or source")
+        return
+    if not _SERIAL.match(v.serial) or v.serial in (DESCRIPTION_SERIAL, EPHEMERAL_SERIAL):
+        raise PodDescriptionError(f"{where}: disk serial {v.serial!r} must be 1-20 [A-Za-z0-9._-]")
+    if v.fs_type not in BLOCK_FS_TYPES:
+        known = ", ".join(BLOCK_FS_TYPES)
+        raise PodDescriptionError(f"{where}: fsType {v.fs_type!r} is not one the pod kernel mounts ({known})")
+    if not v.source:
+        raise PodDescriptionError(f"{where}: a block volume needs the source QEMU reads its disk from")
+    if v.serial in desc.image_serials() or desc.block_sources()[v.serial] != v.source:
+        raise PodDescriptionError(f"{where}: disk serial {v.serial} is already another disk's")
 
 
 def _validate_mounts(desc: PodDescription, names: set[str]) -> None:
@@ -346,6 +387,14 @@ def validate(desc: PodDescription) -> None:
             raise PodDescriptionError(f"{where}.user: uid and gid must not be negative")
 
 
+def _volume_words(v: Volume) -> str:
+    if v.kind == "tmpfs":
+        return f" {v.size_mib}"
+    if v.kind == "block":
+        return f" {v.serial} {v.fs_type} {'ro' if v.read_only else 'rw'}"
+    return ""
+
+
 def encode(desc: PodDescription) -> str:
     """The description as pod-init reads it."""
     validate(desc)
@@ -361,7 +410,7 @@ def encode(desc: PodDescription) -> str:
     lines += [f"hosts {quote(desc.hosts)}"] if desc.hosts else []
     lines += [f"deadline {desc.deadline_s}"] if desc.deadline_s else []
     for v in desc.volumes:
-        lines.append(f"volume {v.name} {v.kind}" + (f" {v.size_mib}" if v.kind == "tmpfs" else ""))
+        lines.append(f"volume {v.name} {v.kind}" + _volume_words(v))
         lines += [f"file {v.name} {quote(f.path)} {f.mode:04o} {quote_bytes(f.content)}" for f in v.files]
     for c in desc.containers:
         lines += [f"container {c.name}", f"image {c.image}", f"workdir {quote(c.working_dir)}"]
@@ -372,6 +421,8 @@ def encode(desc: PodDescription) -> str:
             f"mount {m.volume} {quote(m.path)} {'ro' if m.read_only else 'rw'} {quote(m.sub_path) or '-'}"
             for m in c.mounts
         ]
+        if c.stdin or c.tty:
+            lines.append(f"stdio {int(c.stdin)} {int(c.stdin_once)} {int(c.tty)}")
         lines += _lifecycle_lines(c)
         lines.append("end")
     text = "\n".join(lines) + "\n"

@@ -3,8 +3,10 @@
 :func:`argv` is pure: the same :class:`VmConfig` always gives the same command line, so unit
 tests read it and a user can paste it. The machine has no BIOS disk boot, no PCI, no ACPI and no
 default devices: the kernel is loaded directly (PVH), devices are virtio-mmio (announced on the
-kernel command line by QEMU), the serial console goes to a log file, pod-init's control port is a
-virtio-serial port connected to a unix socket the host listens on, QMP is a unix socket. QEMU runs
+kernel command line by QEMU), the serial console goes to a log file, pod-init's control port (and
+its stream port for exec/attach/port-forward) is a virtio-serial port connected to a unix socket
+the host listens on, QMP is a unix socket. Disks are raw files, except a PersistentVolume's, which
+QEMU's own NBD client reads from the lab datastore's export (:func:`volume_disks`). QEMU runs
 under seccomp (``-sandbox on``) and, when started as root, drops to an unprivileged uid once the
 files are open. :class:`QemuVmm` implements the :class:`Vmm` interface through ``proc.spawn``.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,7 +24,7 @@ from typing import Protocol
 
 from nestlab.runtime import proc
 from nestlab.runtime.accel import QEMU, Accel
-from nestlab.runtime.poddesc import DiskSerial
+from nestlab.runtime.poddesc import DiskSerial, PodDescription
 from nestlab.runtime.qmp import Qmp, QmpError
 
 POD_UID = 64900  # QEMU drops to this uid:gid when started as root; no passwd entry is needed
@@ -35,6 +38,8 @@ BASE_CMDLINE = (
     "panic=-1",  # a crashed pod reboots at once, and -no-reboot turns that into QEMU exiting
 )
 CONTROL_PORT = "nestlab.control"  # the virtio-serial port name pod-init looks for
+STREAM_PORT = "nestlab.stream"  # exec/attach/port-forward sessions (nestlab.runtime.streams)
+_NBD_URL = re.compile(r"^nbd://[^,\s/]+(/[^,\s]*)?$")
 _STABLE_TSC = {"constant_tsc", "nonstop_tsc"}  # the host TSC ticks at one rate, always
 
 
@@ -46,9 +51,32 @@ class VmError(proc.ProcessError):
 class Disk:
     """A virtio-blk disk, found in the guest by its serial."""
 
-    path: Path
+    path: Path | str
+    """A file (a Path), or the URL of a network disk QEMU's own client opens (``nbd://host:port/export``:
+    a PersistentVolume's datastore export; no host kernel module, nothing mounted on the host)."""
     serial: DiskSerial
     read_only: bool = True
+
+
+def volume_disks(description: PodDescription) -> tuple[Disk, ...]:
+    """The pod's PersistentVolume disks, one per serial, writable: pod-init mounts one read-only
+    itself when asked (a read-only device would also forbid ext4 its journal recovery)."""
+    return tuple(Disk(url, serial, read_only=False) for serial, url in description.block_sources().items())
+
+
+def _drive(disk: Disk, index: int) -> str:
+    """The ``-drive`` value of one disk: a raw file, or an NBD export read without host caching
+    (``cache=none``: every guest flush reaches the datastore, so a write the pod synced survives
+    the host)."""
+    readonly = ",readonly=on" if disk.read_only else ""
+    if isinstance(disk.path, Path):
+        return f"file={disk.path},if=none,id=disk{index},format=raw{readonly}"
+    if not _NBD_URL.match(disk.path):
+        raise VmError(
+            f"disk {disk.serial}: {disk.path!r} is not an nbd://host:port/export URL "
+            "(without commas or spaces, which QEMU's option syntax would split)"
+        )
+    return f"file={disk.path},format=raw,if=none,id=disk{index},cache=none{readonly}"
 
 
 @dataclass(frozen=True)
@@ -84,6 +112,9 @@ class VmConfig:
     tsc_khz: int | None = None
     """Under TCG the guest reads the host's TSC, but cannot calibrate it (no HPET or PM timer in a
     microvm): given its rate, the guest keeps time with the TSC instead of 10 ms jiffies."""
+    stream_socket: Path | None = None
+    """Unix socket the host already listens on for exec/attach/port-forward
+    (:class:`nestlab.runtime.streams.PodStreams`); None: no stream port."""
 
 
 @dataclass(frozen=True)
@@ -157,15 +188,18 @@ def argv(config: VmConfig) -> list[str]:
         # once -runas has dropped root, the process has nothing left to elevate to.
         "-sandbox", "on,obsolete=deny,spawn=deny,resourcecontrol=deny",
     ]  # fmt: skip
-    if config.control_socket is not None:
+    named = (("control", CONTROL_PORT, config.control_socket), ("stream", STREAM_PORT, config.stream_socket))
+    ports = [(chardev, name, path) for chardev, name, path in named if path is not None]
+    if ports:
+        # port 0 is the console's, reserved even when unused: one more than the named ports
+        args += ["-device", f"virtio-serial-device,max_ports={len(ports) + 1}"]
+    for chardev, name, path in ports:
         # reconnect: a restarted node agent listens on the same path again and QEMU comes back to
         # it; meanwhile the guest's writes block (the port is closed), so no event is lost.
-        args += ["-chardev", f"socket,id=control,path={config.control_socket},reconnect=1"]
-        args += ["-device", "virtio-serial-device,max_ports=2"]
-        args += ["-device", f"virtserialport,chardev=control,name={CONTROL_PORT}"]
+        args += ["-chardev", f"socket,id={chardev},path={path},reconnect=1"]
+        args += ["-device", f"virtserialport,chardev={chardev},name={name}"]
     for index, disk in enumerate(config.disks):
-        readonly = ",readonly=on" if disk.read_only else ""
-        args += ["-drive", f"file={disk.path},if=none,id=disk{index},format=raw{readonly}"]
+        args += ["-drive", _drive(disk, index)]
         args += ["-device", f"virtio-blk-device,drive=disk{index},serial={disk.serial}"]
     if config.tap is not None:
         args += ["-netdev", f"tap,id=net0,ifname={config.tap.ifname},script=no,downscript=no"]

@@ -55,15 +55,31 @@ def pod(name: str, namespace: str, image: str, command: list[str], *containers: 
     }
 
 
-def running(lab: LiveLab, obj: Obj) -> None:
-    apply(lab, obj)
-    seen = wait_phase(lab, obj["metadata"]["namespace"], obj["metadata"]["name"], ("Running", "Failed"))
-    assert seen["status"]["phase"] == "Running", seen["status"]
+NS = "exec-e2e"
+
+
+@pytest.fixture(scope="module")
+def namespace(agents: LiveLab) -> Iterator[str]:
+    """One namespace for the module, its pods booted together once (TCG pods boot slowly)."""
+    kubectl(agents, "create", "namespace", NS)
+    try:
+        pods = (
+            pod("client", NS, CLIENT, ["sh", "-c", "sleep 3600"], "main", "side"),
+            pod("web", NS, WEB, SERVE),
+            pod("ticker", NS, CLIENT, ["sh", "-c", TICKER]),
+        )
+        for obj in pods:
+            apply(agents, obj)
+        for obj in pods:
+            seen = wait_phase(agents, NS, obj["metadata"]["name"], ("Running", "Failed"))
+            assert seen["status"]["phase"] == "Running", seen["status"]
+        yield NS
+    finally:
+        kubectl(agents, "delete", "namespace", NS, "--wait=false", check=False)
 
 
 @pytest.fixture
-def client_pod(agents: LiveLab, namespace: str) -> str:
-    running(agents, pod("client", namespace, CLIENT, ["sh", "-c", "sleep 3600"], "main", "side"))
+def client_pod(namespace: str) -> str:
     return "client"
 
 
@@ -202,7 +218,6 @@ def listening(out: Path, local: int) -> Callable[[], bool]:
 def test_port_forward_fetches_the_web_page(
     agents: LiveLab, namespace: str, kubectl_binary: str, tmp_path: Path
 ) -> None:
-    running(agents, pod("web", namespace, WEB, SERVE))
     # the modern kubectl: SPDY, then SPDY tunneled in a WebSocket (the default from 1.31 on)
     tunnels = ("false", "true") if kubectl_binary == KUBECTL else ("false",)
     for tunnel in tunnels:
@@ -225,7 +240,6 @@ def test_port_forward_fetches_the_web_page(
 
 
 def test_attach_sees_the_output(agents: LiveLab, namespace: str, kubectl_binary: str, tmp_path: Path) -> None:
-    running(agents, pod("ticker", namespace, CLIENT, ["sh", "-c", TICKER]))
     out = tmp_path / "attach.out"
     argv = [kubectl_binary, "--kubeconfig", str(agents.files.kubeconfig), "attach", "-n", namespace, "ticker"]
     with out.open("wb") as sink:

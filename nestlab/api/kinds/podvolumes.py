@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nestlab.api.kinds.common import as_dict, as_list, unique_label
+from nestlab.api.kinds.common import as_dict, as_list, type_causes, unique_label
 from nestlab.api.status import Cause
 
 Obj = dict[str, Any]
@@ -91,6 +91,10 @@ def _source(kind: str, source: Obj, where: str) -> list[Cause]:
         causes += _items(source.get("items"), where) + _mode(
             source.get("defaultMode"), f"{where}.defaultMode"
         )
+    elif kind == "persistentVolumeClaim":  # upstream validatePersistentClaimVolumeSource
+        causes += type_causes(source, {"claimName": str, "readOnly": bool}, f"{where}.")
+        if not source.get("claimName"):
+            causes.append(Cause(f"{where}.claimName", "Required value", "FieldValueRequired"))
     elif kind == "downwardAPI":
         causes += _downward_items(source.get("items"), where)
         causes += _mode(source.get("defaultMode"), f"{where}.defaultMode")

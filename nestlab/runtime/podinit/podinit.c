@@ -16,6 +16,10 @@
  *   container N | image SERIAL | arg A | env K=V | workdir D | user UID:GID | end
  *   volume NAME KIND | file NAME PATH MODE DATA (pod-level), mount NAME PATH ro|rw SUB: see volumes.c
  *   deadline S (pod-level), init 1 | probe KIND ... | hook poststart|prestop ...: see probes.h
+ *   stdio STDIN ONCE TTY (container stdin, stdinOnce, tty: 0|1 each): see streamopen.c
+ *
+ * exec, attach and port-forward sessions arrive on the virtio-serial port "nestlab.stream": see
+ * streams.h and streams.c.
  *
  * Built static with musl-gcc; no shell, no busybox, no dynamic allocation beyond fixed tables.
  */
@@ -59,6 +63,7 @@
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 #include "probes.h"
+#include "streams.h"
 
 enum policy { NEVER, ON_FAILURE, ALWAYS };
 
@@ -328,6 +333,8 @@ static int parse_desc(char *text)
 			c->out = -1;
 		} else if (lifecycle_directive(c, line, value)) {
 			continue; /* probes.c: deadline, init, probe, hook */
+		} else if (streams_directive(c ? (int)(c - pods) : -1, line, value)) {
+			continue; /* streams.c: stdio (stdin, stdinOnce, tty) */
 		} else if (!c) {
 			continue; /* unknown pod-level directives are ignored: newer hosts may add some */
 		} else if (!strcmp(line, "image")) c->image = decode(value);
@@ -403,7 +410,7 @@ static int prepare_root(struct container *c)
 	return mnt("overlay", root, "overlay", 0, opts);
 }
 
-struct launch { struct container *c; int out; };
+struct launch { struct container *c; int out, in; }; /* in: stdin, -1 for /dev/null */
 
 /*
  * One of the files the kubelet manages, written inside the container's root: called after chroot, so
@@ -443,10 +450,12 @@ static int container_main(void *arg)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	setsid();
-	int null = open("/dev/null", O_RDONLY);
-	dup2(null < 0 ? l->out : null, 0);
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	dup2(l->in >= 0 ? l->in : null < 0 ? l->out : null, 0);
 	dup2(l->out, 1);
 	dup2(l->out, 2);
+	if (l->in == l->out)
+		ioctl(0, TIOCSCTTY, 0); /* `tty: true`: the pty is its controlling terminal (streams.c) */
 	snprintf(root, sizeof root, "/run/c/%s/root", c->name);
 	mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
 	snprintf(sub, sizeof sub, "%s/proc", root);
@@ -455,6 +464,8 @@ static int container_main(void *arg)
 	mnt("sysfs", sub, "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL);
 	snprintf(sub, sizeof sub, "%s/dev", root);
 	mnt("devtmpfs", sub, "devtmpfs", MS_NOSUID, NULL);
+	snprintf(sub, sizeof sub, "%s/dev/pts", root);
+	mnt("/dev/pts", sub, NULL, MS_BIND, NULL); /* the pod's ptys (exec -t, tty: true) have names */
 	if (mount_volumes((int)(c - pods), root) < 0)
 		_exit(126);
 	if (chroot(root) < 0 || chdir(c->workdir) < 0)
@@ -463,7 +474,8 @@ static int container_main(void *arg)
 		_exit(126);
 	if (setgroups(0, NULL) < 0 || setgid(c->gid) < 0 || setuid(c->uid) < 0)
 		dprintf(2, "pod-init: user %u:%u: %s\n", c->uid, c->gid, strerror(errno)), _exit(126);
-	execvpe(c->argv[0], c->argv, c->envp);
+	environ = c->envp; /* musl's execvpe searches the caller's PATH, not the container's */
+	execvp(c->argv[0], c->argv);
 	dprintf(2, "pod-init: exec %s: %s\n", c->argv[0], strerror(errno));
 	_exit(errno == ENOENT ? 127 : 126);
 }
@@ -479,9 +491,12 @@ static void start(struct container *c)
 		event("{\"event\":\"failed\",\"container\":\"%s\",\"reason\":\"rootfs\"}", c->name);
 		return;
 	}
-	struct launch l = {c, fds[1]};
+	int in = streams_stdio((int)(c - pods), &fds[0], &fds[1]); /* streams.c: stdin, tty */
+	struct launch l = {c, fds[1], in};
 	pid_t pid = clone(container_main, stack + sizeof stack, CLONE_NEWPID | CLONE_NEWNS | SIGCHLD, &l);
 	close(fds[1]);
+	if (l.in >= 0 && l.in != l.out)
+		close(l.in);
 	if (pid < 0) {
 		say("container %s: clone: %s", c->name, strerror(errno));
 		close(fds[0]);
@@ -518,6 +533,7 @@ static void drain(struct container *c)
 				return;
 			break;
 		}
+		streams_tee((int)(c - pods), chunk, (size_t)r); /* streams.c: attached sessions */
 		for (ssize_t i = 0; i < r; i++) {
 			if (chunk[i] == '\n' || c->len == sizeof c->buf)
 				emit_line(c);
@@ -544,6 +560,7 @@ static void exited(struct container *c, int status, int stopping)
 	c->out = -1;
 	c->pid = 0;
 	c->last_code = code;
+	streams_container_exited((int)(c - pods), code, sig);
 	event("{\"event\":\"exited\",\"container\":\"%s\",\"code\":%d,\"signal\":%d,\"restarts\":%d}",
 	      c->name, code, sig, c->restarts);
 	unmount_root(c);
@@ -561,7 +578,7 @@ static void reap(int stopping)
 {
 	int status;
 	pid_t pid;
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0 && (lifecycle_reaped(pid, status), 1))
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0 && (lifecycle_reaped(pid, status), streams_reaped(pid, status), 1))
 		for (int i = 0; i < npods; i++)
 			if (pods[i].pid == pid)
 				exited(&pods[i], status, stopping);
@@ -577,6 +594,7 @@ static void signal_all(int sig)
 static void power_off(void)
 {
 	sync();
+	unmount_volumes(); /* volumes.c: persistent volumes clean for their next host */
 	umount2("/eph", MNT_DETACH);
 	say("powering off");
 	/* No ACPI in the microvm: a reset with `-no-reboot` is how the guest makes QEMU exit. */
@@ -586,11 +604,12 @@ static void power_off(void)
 }
 
 #include "probes.c"
+#include "streams.c"
 
 /* Run containers until all are done (or the host says stop), then report the pod phase. */
 static void supervise(void)
 {
-	struct pollfd fds[MAX_CONTAINERS + 2];
+	struct pollfd fds[MAX_CONTAINERS + 2 + STREAM_FDS];
 	sigset_t mask;
 	int stopping = 0;
 	long long stop_deadline = 0, control_quiet_until = 0;
@@ -626,10 +645,13 @@ static void supervise(void)
 		int watch_control = control >= 0 && now >= control_quiet_until;
 		fds[n++] = (struct pollfd){.fd = watch_control ? control : -1, .events = POLLIN};
 		for (int i = 0; i < npods; i++)
-			fds[n++] = (struct pollfd){.fd = pods[i].out, .events = POLLIN};
+			fds[n++] = (struct pollfd){.fd = streams_may_drain(i) ? pods[i].out : -1, .events = POLLIN};
+		int nstreams = streams_pollfds(fds + n, now); /* streams.c: the stream port and its sessions */
+		n += nstreams;
 		long long wait = stopping ? stop_deadline - now : next < 0 ? -1 : next - now;
 		if (!watch_control && control >= 0 && (wait < 0 || wait > 1000))
 			wait = 1000;
+		wait = streams_wait(now, wait);
 		poll(fds, n, wait < 0 ? -1 : (int)(wait > 60000 ? 60000 : wait));
 		struct signalfd_siginfo si;
 		while (read(sfd, &si, sizeof si) == sizeof si)
@@ -648,8 +670,10 @@ static void supervise(void)
 		for (int i = 0; i < npods; i++)
 			if (fds[i + 2].revents)
 				drain(&pods[i]);
+		streams_dispatch(fds + n - nstreams, nstreams);
 		reap(stopping);
 	}
+	streams_shutdown(); /* every exec'd command is killed with the pod */
 	int failed = 0;
 	for (int i = 0; i < npods; i++)
 		failed |= pods[i].last_code != 0;
@@ -665,7 +689,9 @@ int main(void)
 	mnt("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, NULL);
 	mnt("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
 	read_file("/proc/cmdline", cmdline, sizeof cmdline);
+	mnt("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "ptmxmode=0666,mode=0620"); /* exec -t */
 	open_control();
+	streams_open_port();
 	event("{\"event\":\"init\",\"version\":1}");
 	setup_network(cmdline);
 	if (load_desc() == 0) {

@@ -272,13 +272,14 @@ static int do_exec(struct container *c, const struct action *a, char *msg, size_
 		return snprintf(msg, size, "pipe: %s", go_error(errno)), 1;
 	helper = fork(); /* the first process this runner forks lives in the container's pid namespace */
 	if (helper == 0) {
-		int null = open("/dev/null", O_RDONLY);
+		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		dup2(null < 0 ? fds[1] : null, 0);
 		dup2(fds[1], 1);
 		dup2(fds[1], 2);
 		if (setgroups(0, NULL) < 0 || setgid(c->gid) < 0 || setuid(c->uid) < 0)
 			dprintf(2, "user %u:%u: %s\n", c->uid, c->gid, go_error(errno)), _exit(126);
-		execvpe(a->argv[0], a->argv, c->envp);
+		environ = c->envp; /* the container's PATH finds the command, as upstream */
+		execvp(a->argv[0], a->argv);
 		dprintf(2, "exec: \"%s\": %s\n", a->argv[0], errno == ENOENT ? "executable file not found in $PATH" : go_error(errno));
 		_exit(errno == ENOENT ? 127 : 126);
 	}

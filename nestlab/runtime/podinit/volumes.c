@@ -7,6 +7,12 @@
  *   volume NAME files          configMap/secret/downwardAPI/projected at /run/vol/NAME (RAM, as the
  *                              kubelet keeps secrets), then its first generation as
  *   file NAME PATH MODE DATA   (MODE octal, PATH and DATA %XX-encoded; DATA may hold NULs)
+ *   volume NAME block SERIAL FSTYPE ro|rw
+ *                              a PersistentVolume: the virtio disk with SERIAL (QEMU reads it from the
+ *                              datastore over NBD) mounted with FSTYPE at /run/vol/NAME, read-only
+ *                              when ro. A disk that is missing or does not mount is said on the
+ *                              console, and every container mounting the volume fails to start with
+ *                              that reason on its stderr (exit 126), as for other volume failures.
  *   mount NAME PATH ro|rw SUB  (container level; SUB "-" for none)
  *
  * A files volume is written with the kubelet's AtomicWriter layout: the generation in "..gen_N/",
@@ -25,8 +31,12 @@
 #define VOL_EPH "/eph/.volumes"         /* container names are DNS labels: never ".volumes" */
 #define VOL_RUN "/run/vol"
 
-enum vkind { V_DIR, V_TMPFS, V_FILES };
-struct volume { char *name; enum vkind kind; long size_mib; int gen; };
+enum vkind { V_DIR, V_TMPFS, V_FILES, V_BLOCK };
+struct volume {
+	char *name; enum vkind kind; long size_mib; int gen;
+	char *serial, *fstype; int ro; /* block only */
+	char failure[160];             /* block only: why its file system is not mounted ("" when it is) */
+};
 struct vfile { int volume; char *path; mode_t mode; char *data; size_t len; };
 struct vmount { int container; int volume; char *path; int ro; char *sub; };
 
@@ -71,11 +81,34 @@ static int volume_directive(char *value)
 		return say("pod description: bad volume line or more than %d volumes", MAX_VOLUMES), -1;
 	struct volume *v = &volumes[nvolumes++];
 	v->name = name;
-	v->kind = !strcmp(kind, "dir") ? V_DIR : !strcmp(kind, "tmpfs") ? V_TMPFS : V_FILES;
+	v->kind = !strcmp(kind, "dir") ? V_DIR : !strcmp(kind, "tmpfs") ? V_TMPFS : !strcmp(kind, "block") ? V_BLOCK : V_FILES;
+	if (v->kind == V_BLOCK) {
+		char *fstype = word(&value), *mode = word(&value);
+		if (!size || !fstype || !mode)
+			return say("volume %s: a block volume needs SERIAL FSTYPE ro|rw", name), -1;
+		v->serial = size, v->fstype = fstype, v->ro = !strcmp(mode, "ro");
+		return 0;
+	}
 	v->size_mib = size ? atol(size) : 0;
 	if (v->kind == V_FILES && strcmp(kind, "files"))
 		return say("volume %s: unknown kind %s", name, kind), -1;
 	return 0;
+}
+
+/* Mount a block volume's file system at path; on failure its reason is kept for the containers. */
+static void mount_block(struct volume *v, const char *path)
+{
+	const char *dev = disk_by_serial(v->serial);
+	mkdirs(path);
+	if (!dev)
+		snprintf(v->failure, sizeof v->failure, "no virtio disk with serial %s (not attached to the VM)", v->serial);
+	else if (mount(dev, path, v->fstype, MS_NOSUID | MS_NODEV | (v->ro ? MS_RDONLY : 0), NULL) < 0)
+		snprintf(v->failure, sizeof v->failure, "mounting %s (serial %s) as %s%s: %s", dev, v->serial, v->fstype,
+			 v->ro ? " read-only" : "", strerror(errno));
+	if (v->failure[0])
+		say("volume %s: %s", v->name, v->failure);
+	else
+		say("volume %s: %s mounted (%s, %s)", v->name, dev, v->fstype, v->ro ? "ro" : "rw");
 }
 
 static int file_directive(char *value)
@@ -216,6 +249,10 @@ static void setup_volumes(void)
 	for (int i = 0; i < nvolumes; i++) {
 		struct volume *v = &volumes[i];
 		volume_path(v, path, sizeof path);
+		if (v->kind == V_BLOCK) {
+			mount_block(v, path);
+			continue;
+		}
 		if (v->kind == V_TMPFS) {
 			if (v->size_mib > 0)
 				snprintf(opts, sizeof opts, "mode=0777,size=%ldm", v->size_mib);
@@ -234,6 +271,21 @@ static void setup_volumes(void)
 				failed |= gen_file(v, dir, vfiles[f].path, vfiles[f].mode, vfiles[f].data, vfiles[f].len) < 0;
 		if (!failed)
 			gen_commit(v);
+	}
+}
+
+/* At power-off: persistent volumes are unmounted (or at least made read-only), so the datastore's
+ * copy is clean when the volume is detached and attached to another pod. */
+static void unmount_volumes(void)
+{
+	char path[300];
+	for (int i = 0; i < nvolumes; i++) {
+		struct volume *v = &volumes[i];
+		if (v->kind != V_BLOCK || v->failure[0])
+			continue;
+		volume_path(v, path, sizeof path);
+		if (umount(path) < 0 && mount(NULL, path, NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
+			say("volume %s: unmounting %s: %s", v->name, path, strerror(errno));
 	}
 }
 
@@ -256,6 +308,9 @@ static int mount_volumes(int container, const char *root)
 		struct stat st;
 		if (m->container != container)
 			continue;
+		if (v->kind == V_BLOCK && v->failure[0])
+			return dprintf(2, "pod-init: volume %s: its PersistentVolume is not mounted: %s\n", v->name,
+				       v->failure), -1;
 		volume_path(v, base, sizeof base);
 		snprintf(src, sizeof src, "%s%s%s", base, m->sub ? "/" : "", m->sub ? m->sub : "");
 		if (m->sub && v->kind != V_FILES && stat(src, &st) < 0)
@@ -278,7 +333,7 @@ static int mount_volumes(int container, const char *root)
 		char check[PATH_MAX];
 		if (!realpath(dst, check) || !inside(check, realroot))
 			return dprintf(2, "pod-init: mountPath %s leaves the container's root\n", m->path), -1;
-		int ro = m->ro || v->kind == V_FILES; /* configMap/secret volumes are always read-only */
+		int ro = m->ro || v->kind == V_FILES || (v->kind == V_BLOCK && v->ro); /* configMap/secret: always */
 		if (mount(real, check, NULL, MS_BIND | MS_REC, NULL) < 0 ||
 		    (ro && mount(NULL, check, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0))
 			return dprintf(2, "pod-init: mounting volume %s on %s: %s\n", v->name, m->path, strerror(errno)), -1;

@@ -1,0 +1,123 @@
+"""Exec and port-forward through a REAL nestlab-agent process into a REAL pod VM, before and after the
+agent restarts (the API server's side of the session: the shared node-agent client, mutual TLS).
+
+The agent serves ``/exec`` and ``/portForward`` on its HTTPS port from the pods it runs; after a
+restart it adopts the VM and listens on the VM's stream socket again, and QEMU (unprivileged, when
+the test runs as root) reconnects to it, so a new session works without restarting the pod.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nestlab.agent import oci
+from nestlab.agent.registry import RegistryClient
+from nestlab.api import nodeagent
+from nestlab.api.streamtypes import StreamError, StreamOptions
+from tests.integration.agent.conftest import NODE, AgentProcess, Registry, wait_until
+from tests.integration.api.conftest import ApiServer
+
+pytestmark = pytest.mark.integration
+NS = "agent-exec"
+BOOT_S = 240.0  # a TCG pod boots in seconds; a loaded two-core machine may need much more
+WEB = "mkdir -p /tmp/www; echo served-by-pod > /tmp/www/index.html; httpd -p 8080 -h /tmp/www; sleep 3600"
+
+
+async def exec_once(
+    node: dict[str, Any], context: ssl.SSLContext, script: str
+) -> tuple[bytes, dict[str, Any]]:
+    """stdout and the final Status of ``sh -c script`` in the pod's container."""
+    options = StreamOptions("main", ("sh", "-c", script), stdout=True, stderr=True)
+    backend = await nodeagent.exec_session(node, NS, "shell", options, context)
+    out, status = b"", None
+    try:
+        while (message := await backend.receive()) is not None:
+            channel, data = message
+            if channel == 1:
+                out += data
+            elif channel == 3:
+                status = json.loads(data)
+    finally:
+        await backend.close()
+    assert status is not None, "no final Status on channel 3"
+    return out, status
+
+
+async def fetch_page(node: dict[str, Any], context: ssl.SSLContext) -> bytes:
+    backend = await nodeagent.port_session(node, NS, "shell", 8080, context)
+    try:
+        await backend.send(b"GET /index.html HTTP/1.0\r\n\r\n")
+        answer = b""
+        while (data := await backend.receive()) is not None:
+            answer += data
+        return answer
+    finally:
+        await backend.close()
+
+
+def page(node: dict[str, Any], context: ssl.SSLContext) -> bytes:
+    """The pod's page through port-forward; empty while httpd does not listen yet."""
+    try:
+        return asyncio.run(fetch_page(node, context))
+    except StreamError:  # "error forwarding port 8080 ...: connection refused"
+        return b""
+
+
+def container_running(apiserver: ApiServer) -> bool:
+    code, pod = apiserver.request("GET", f"/api/v1/namespaces/{NS}/pods/shell")
+    statuses = (pod.get("status") or {}).get("containerStatuses") or [] if code == 200 else []
+    return bool(statuses) and "running" in (statuses[0].get("state") or {})
+
+
+# The node-agent client (nestlab/api/nodeagent.py) leaves a socket to the agent unclosed after a
+# session (an unraisable ResourceWarning at teardown); reported to its owner, ignored here meanwhile.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_exec_and_port_forward_through_the_agent_also_after_its_restart(
+    apiserver: ApiServer, node_agent: AgentProcess, registry: Registry, busybox_root: Path
+) -> None:
+    assert apiserver.request("POST", "/api/v1/namespaces", {"metadata": {"name": NS}})[0] in (201, 409)
+    oci.push(RegistryClient(registry.address), "demo/shell", ["1"], busybox_root, oci.Recipe(cmd=("sh",)))
+    pod = {
+        "metadata": {"name": "shell", "namespace": NS},
+        "spec": {
+            "nodeName": NODE,
+            "terminationGracePeriodSeconds": 2,
+            "containers": [{"name": "main", "image": "demo/shell:1", "command": ["sh", "-c", WEB]}],
+        },
+    }
+    assert apiserver.request("POST", f"/api/v1/namespaces/{NS}/pods", pod)[0] == 201
+    try:
+        node = apiserver.request("GET", f"/api/v1/nodes/{NODE}")[1]
+        context = ssl.create_default_context(cafile=str(apiserver.pki.ca))
+        context.load_cert_chain(str(apiserver.pki.server_cert), str(apiserver.pki.server_key))
+
+        wait_until(lambda: container_running(apiserver), "container running", timeout=BOOT_S)
+        out, status = asyncio.run(exec_once(node, context, "echo hello from the pod; exit 5"))
+        assert out == b"hello from the pod\n"
+        assert status["reason"] == "NonZeroExitCode"
+        assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "5"}]
+        wait_until(
+            lambda: b"served-by-pod" in page(node, context), "the page via port-forward", timeout=BOOT_S
+        )
+
+        # the production state dir is 0755; mkdtemp's 0700 would keep the unprivileged QEMU out
+        node_agent.state.chmod(0o755)
+        node_agent.restart()
+        wait_until(lambda: "adopted QEMU pid" in node_agent.log.read_text(), "adoption", timeout=BOOT_S)
+        out, status = asyncio.run(exec_once(node, context, "echo after the restart"))
+        assert status == {"metadata": {}, "status": "Success"}, status
+        assert out == b"after the restart\n"
+        assert b"served-by-pod" in asyncio.run(fetch_page(node, context))
+    finally:
+        apiserver.request("DELETE", f"/api/v1/namespaces/{NS}/pods/shell")
+        wait_until(
+            lambda: apiserver.request("GET", f"/api/v1/namespaces/{NS}/pods/shell")[0] == 404,
+            "pod shell removed",
+            timeout=120,
+        )
