@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import random
 import socket
@@ -29,8 +30,13 @@ from nestlab.runtime import streamframes as sf
 from nestlab.runtime.streamframes import Frame, FrameType
 
 OPEN_TIMEOUT_S = 60.0  # QEMU connecting + pod-init answering; generous for TCG guests on a busy host
+STALL_S = 15.0
+"""No answer to an OPEN for this long on a connection with no other session: the connection is
+reset once. QEMU (7.2) can leave a virtio-serial port throttled for good when the guest wrote just
+as the previous host end closed (an agent restart); a new disconnect clears the throttle."""
 QUEUE_LIMIT = 1 << 20  # unread bytes per session before the multiplexer stops reading the port
 READ_CHUNK = sf.MAX_PAYLOAD + sf.HEADER.size
+log = logging.getLogger(__name__)
 _REMEMBERED = 256  # unknown session ids already told to CLOSE (old sessions of a previous agent)
 
 
@@ -245,23 +251,46 @@ class PodStreams:
 
     async def _open(self, request: bytes, *, half_close: bool = False) -> Session:
         self._bind_loop()
-        await self._connect()
-        session = Session(self, self._new_id(), self._queue_limit, half_close=half_close)
-        self._sessions[session.id] = session
-        try:
-            await self.send_frames([sf.encode(Frame(session.id, FrameType.OPEN, request))])
-            async with asyncio.timeout(self.open_timeout_s):
-                await asyncio.shield(session.opened)
-        except TimeoutError:
-            await session.close()
-            raise PodStreamError(
-                f"pod-init did not answer on the stream port {self.path} within {self.open_timeout_s:g}s "
-                "(a pod VM booted before exec support has no stream service: restart the pod)"
-            ) from None
-        except BaseException:
-            await session.close()
-            raise
-        return session
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.open_timeout_s
+        for attempt in (1, 2):
+            await self._connect()
+            session = Session(self, self._new_id(), self._queue_limit, half_close=half_close)
+            self._sessions[session.id] = session
+            resettable = attempt == 1 and len(self._sessions) == 1
+            wait = deadline - loop.time()
+            try:
+                await self.send_frames([sf.encode(Frame(session.id, FrameType.OPEN, request))])
+                async with asyncio.timeout(min(wait, STALL_S) if resettable else wait):
+                    await asyncio.shield(session.opened)
+            except TimeoutError:
+                await session.close()
+                if resettable and loop.time() < deadline:
+                    log.warning(
+                        "%s: no answer from pod-init in %gs: reconnecting the port once", self.path, STALL_S
+                    )
+                    await self._reset()
+                    continue
+                raise PodStreamError(
+                    f"pod-init did not answer on the stream port {self.path} within {self.open_timeout_s:g}s "
+                    "(a pod VM booted before exec support has no stream service: restart the pod)"
+                ) from None
+            except BaseException:
+                await session.close()
+                raise
+            return session
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    async def _reset(self) -> None:
+        """Drop the connection to QEMU; the next session accepts its reconnection (``reconnect=1``)."""
+        conn = self._conn
+        if conn is None:
+            return
+        conn.writer.close()
+        if conn.task is not None:
+            with contextlib.suppress(Exception):
+                await conn.task
+        self._conn = None
 
     def _new_id(self) -> int:
         while True:

@@ -45,3 +45,16 @@ def test_depot_serves_the_signed_apt_repository(host: Host) -> None:
     assert "-----BEGIN PGP SIGNATURE-----" in in_release
     packages = host.check_output("curl -fsS http://127.0.0.1/apt/dists/nestlab/main/binary-amd64/Packages")
     assert "Package: nestlab-pod-kernel" in packages
+
+
+def test_the_datastore_runs_and_answers_lab_clients_only(host: Host) -> None:
+    # nestlab-datastore: persistent volumes (the CNS stand-in), mutual TLS with the lab CA
+    assert host.service("nestlab-datastore").is_running
+    assert host.service("nestlab-datastore").is_enabled
+    pki = "/etc/nestlab/pki"
+    address = host.check_output("hostname -I").split()[0]
+    url = f"https://{address}:9443/healthz"
+    mutual = f"--cacert {pki}/ca.crt --cert {pki}/node.crt --key {pki}/node.key"
+    assert host.run(f"curl -fsS {mutual} {url}").rc == 0
+    anonymous = host.run(f"curl -sS --cacert {pki}/ca.crt -o /dev/null {url}")
+    assert anonymous.rc != 0, "the datastore answered a client without a lab certificate"

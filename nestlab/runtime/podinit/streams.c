@@ -125,6 +125,14 @@ static void send_text(uint32_t id, uint8_t type, const char *fmt, ...)
 
 static void flush_port(void)
 {
+	/* Never write while the host's end is closed: QEMU would throttle the port for a write that
+	 * fails and may never lift it after the host reconnects (the new host knows none of these
+	 * sessions anyway; dispatch aborts them when it sees the hang-up). */
+	struct pollfd hup = {.fd = stream_port, .events = POLLOUT};
+	if (port_out_len && stream_port >= 0 && poll(&hup, 1, 0) == 1 && (hup.revents & POLLHUP)) {
+		port_out_len = port_out_off = 0;
+		return;
+	}
 	while (port_out_len && stream_port >= 0) {
 		ssize_t w = write(stream_port, port_out + port_out_off, port_out_len);
 		if (w < 0 && errno == EINTR)

@@ -26,6 +26,7 @@ from tests.integration.api.conftest import ApiServer
 pytestmark = pytest.mark.integration
 NS = "agent-exec"
 BOOT_S = 240.0  # a TCG pod boots in seconds; a loaded two-core machine may need much more
+SSL_CLOSE_S = 0.25  # aiohttp ends a TLS connection after close() returns: let it, before the loop ends
 WEB = "mkdir -p /tmp/www; echo served-by-pod > /tmp/www/index.html; httpd -p 8080 -h /tmp/www; sleep 3600"
 
 
@@ -45,6 +46,7 @@ async def exec_once(
                 status = json.loads(data)
     finally:
         await backend.close()
+        await asyncio.sleep(SSL_CLOSE_S)
     assert status is not None, "no final Status on channel 3"
     return out, status
 
@@ -59,6 +61,7 @@ async def fetch_page(node: dict[str, Any], context: ssl.SSLContext) -> bytes:
         return answer
     finally:
         await backend.close()
+        await asyncio.sleep(SSL_CLOSE_S)
 
 
 def page(node: dict[str, Any], context: ssl.SSLContext) -> bytes:
@@ -75,9 +78,6 @@ def container_running(apiserver: ApiServer) -> bool:
     return bool(statuses) and "running" in (statuses[0].get("state") or {})
 
 
-# The node-agent client (nestlab/api/nodeagent.py) leaves a socket to the agent unclosed after a
-# session (an unraisable ResourceWarning at teardown); reported to its owner, ignored here meanwhile.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_exec_and_port_forward_through_the_agent_also_after_its_restart(
     apiserver: ApiServer, node_agent: AgentProcess, registry: Registry, busybox_root: Path
 ) -> None:
@@ -93,11 +93,11 @@ def test_exec_and_port_forward_through_the_agent_also_after_its_restart(
     }
     assert apiserver.request("POST", f"/api/v1/namespaces/{NS}/pods", pod)[0] == 201
     try:
-        node = apiserver.request("GET", f"/api/v1/nodes/{NODE}")[1]
         context = ssl.create_default_context(cafile=str(apiserver.pki.ca))
         context.load_cert_chain(str(apiserver.pki.server_cert), str(apiserver.pki.server_key))
 
         wait_until(lambda: container_running(apiserver), "container running", timeout=BOOT_S)
+        node = apiserver.request("GET", f"/api/v1/nodes/{NODE}")[1]  # its agent endpoint is known now
         out, status = asyncio.run(exec_once(node, context, "echo hello from the pod; exit 5"))
         assert out == b"hello from the pod\n"
         assert status["reason"] == "NonZeroExitCode"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from nestlab.runtime import streams as streams_module
 from nestlab.runtime.streamframes import FrameType
 from nestlab.runtime.streams import (
     Exit,
@@ -199,6 +200,36 @@ def test_open_times_out_without_an_answer_and_without_qemu(sock: Path) -> None:
         assert streams.open_sessions == 0
         streams.close()
         await pod.close()
+
+    run(scenario)
+
+
+def test_a_silent_port_is_reconnected_once_and_the_session_then_opens(
+    sock: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # QEMU may leave a port throttled after the previous host end closed: pod-init never hears
+    # the OPEN on that connection; a reconnection (QEMU's reconnect=1) clears it.
+    monkeypatch.setattr(streams_module, "STALL_S", 0.2)
+
+    async def scenario() -> None:
+        streams = PodStreams.listen(sock, open_timeout_s=WAIT_S)
+        stuck, fresh = FakePod(), FakePod()
+        stuck.hold_reading.clear()
+        await stuck.connect(sock)
+
+        async def qemu_reconnects() -> None:
+            await until(lambda: streams._conn is not None)  # the host took the first connection
+            await until(lambda: streams._conn is None)  # ... and dropped it, silent
+            await fresh.connect(sock)
+
+        reconnecting = asyncio.create_task(qemu_reconnects())
+        session = await streams.open_exec("web", ["echo", "again"])
+        assert await drain(session) == [Output(b"again\n"), Exit(0, 0)]
+        await reconnecting
+        assert [f.type for f in fresh.received] == [FrameType.OPEN]
+        streams.close()
+        await stuck.close()
+        await fresh.close()
 
     run(scenario)
 
