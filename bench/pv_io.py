@@ -62,25 +62,32 @@ def fio_root(directory: Path) -> Path:
 
 
 def script(directory: str, where: str) -> str:
-    """The jobs against ``directory``, each one's JSON on one line tagged ``FIO where name``."""
+    """The jobs against ``directory``; each one's (pretty, multi-line) JSON between ``FIO-BEGIN where
+    name`` and ``FIO-END`` lines (pod-init splits console lines past 1 KiB: one-line JSON would break)."""
     lines = [f"mkdir -p {directory}/fio"]
     for name, args in JOBS:
         argv = " ".join(["fio", f"--name={name}", f"--filename={directory}/fio/{name}", *args, *COMMON])
-        lines.append(f'echo "FIO {where} {name} $({argv} | tr -d "\\n")"')
+        lines.append(f'echo "FIO-BEGIN {where} {name}"; {argv}; echo FIO-END')
     lines.append(f"rm -rf {directory}/fio")
     return "; ".join(lines)
 
 
 def figures(log: str) -> dict[tuple[str, str], float]:
-    """(where, job) -> MB/s (sequential) or IOPS (random) from the tagged fio lines of ``log``."""
+    """(where, job) -> MB/s (sequential) or IOPS (random) from the fio sections of ``log``."""
     found: dict[tuple[str, str], float] = {}
+    section: list[str] | None = None
+    where = name = ""
     for line in log.splitlines():
-        if not line.startswith("FIO "):
-            continue
-        _, where, name, text = line.split(" ", 3)
-        job = json.loads(text)["jobs"][0]
-        side = job["write"] if "write" in name else job["read"]
-        found[(where, name)] = side["iops"] if "rand" in name else side["bw_bytes"] / 1e6
+        if line.startswith("FIO-BEGIN "):
+            _, where, name = line.split()
+            section = []
+        elif line == "FIO-END" and section is not None:
+            job = json.loads("\n".join(section))["jobs"][0]
+            side = job["write"] if "write" in name else job["read"]
+            found[(where, name)] = side["iops"] if "rand" in name else side["bw_bytes"] / 1e6
+            section = None
+        elif section is not None:
+            section.append(line)
     return found
 
 
