@@ -371,14 +371,17 @@ def test_an_unreachable_agent_is_named(kubectl: Any, apiserver: ApiServer, agent
         "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
         "daemonEndpoints": {"kubeletEndpoint": {"Port": free_port()}},
     }
-    assert apiserver.request("PUT", f"/api/v1/nodes/{dead}/status", node)[0] == 200
-    if apiserver.request("GET", f"/api/v1/namespaces/{NS}/pods/orphan")[0] == 404:
-        make_pod(apiserver, agent, "orphan", "main", node=dead)
-    refused = kubectl("exec", "orphan", "--", "true", check=False)
-    assert refused.returncode != 0
-    assert f"error dialing backend: node {dead}: the node agent at https://127.0.0.1:" in refused.stderr, (
-        refused
-    )
+    try:
+        assert apiserver.request("PUT", f"/api/v1/nodes/{dead}/status", node)[0] == 200
+        if apiserver.request("GET", f"/api/v1/namespaces/{NS}/pods/orphan")[0] == 404:
+            make_pod(apiserver, agent, "orphan", "main", node=dead)
+        refused = kubectl("exec", "orphan", "--", "true", check=False)
+        assert refused.returncode != 0
+        wanted = f"error dialing backend: node {dead}: the node agent at https://127.0.0.1:"
+        assert wanted in refused.stderr, refused
+    finally:  # the session's API server is shared: a NotReady node would change other tests' scheduling
+        apiserver.request("DELETE", f"/api/v1/namespaces/{NS}/pods/orphan?gracePeriodSeconds=0")
+        apiserver.request("DELETE", f"/api/v1/nodes/{dead}")
 
 
 @pytest.mark.parametrize("version", ["1.30", "1.20"])

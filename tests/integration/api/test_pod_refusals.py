@@ -117,7 +117,7 @@ def test_the_status_has_one_forbidden_cause_per_refused_field(apiserver: ApiServ
                 {
                     "name": "c",
                     "image": "nestlab/web:1",
-                    "stdin": True,
+                    "terminationMessagePolicy": "FallbackToLogsOnError",
                     "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}},
                 }
             ],
@@ -135,9 +135,9 @@ def test_the_status_has_one_forbidden_cause_per_refused_field(apiserver: ApiServ
             f"Forbidden: {podfields.PRIVILEGED} (NET_ADMIN)",
         ),
         (
-            "spec.containers[0].stdin",
+            "spec.containers[0].terminationMessagePolicy",
             "FieldValueForbidden",
-            "Forbidden: nestlab does not implement this field yet, beyond false "
+            'Forbidden: nestlab does not implement this field yet, beyond "File" '
             "(docs/api.md lists what a pod may use)",
         ),
     ]
