@@ -121,9 +121,10 @@ def test_node_registers_ready_with_a_lease(apiserver: ApiServer, node_agent: Age
     assert node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"] == int(
         node_agent.log_url.rsplit(":", 1)[1]
     )
-    code, lease = apiserver.request(
-        "GET", f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{NODE}"
-    )
+    lease_path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{NODE}"
+    # the agent reports the Node Ready first, then creates its Lease
+    wait_until(lambda: apiserver.request("GET", lease_path)[0] == 200, "node Lease", timeout=60)
+    code, lease = apiserver.request("GET", lease_path)
     assert code == 200, lease
     assert lease["spec"]["holderIdentity"] == NODE
 

@@ -145,11 +145,16 @@ def namespace_for(kubectl: Callable[..., proc.Result], what: str) -> str:
     return f"logs-{what}-" + version.replace(".", "-")
 
 
+COLLECT_S = 30.0  # the agent reads consoles every 0.25 s; a bound for a loaded machine, never reached
+
+
 def collected(
     agent: LogAgent, namespace: str, name: str, container: str, *, instance: int, text: str
 ) -> None:
     wait_until(
-        lambda: text in agent.pods.stored(namespace, name, container, instance), f"{text!r} collected", 10
+        lambda: text in agent.pods.stored(namespace, name, container, instance),
+        f"{text!r} collected",
+        COLLECT_S,
     )
 
 
