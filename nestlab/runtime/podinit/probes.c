@@ -246,16 +246,17 @@ static int do_http(const struct action *a, char *msg, size_t size)
 	return 1;
 }
 
-/* Run the command in the container: its mount and pid namespaces, its root, user and env. */
-static int do_exec(struct container *c, const struct action *a, char *msg, size_t size)
+/* Enter container c: its mount and pid namespaces and its root (the next fork lands in its pid
+ * namespace). A container cloned a moment ago may not be in its root yet: wait up to wait_ms.
+ * Shared by exec probes and hooks (here) and exec sessions (streamopen.c); -1 with errno. */
+static int enter_container(const struct container *c, long wait_ms)
 {
 	char path[64];
 	struct stat mine, theirs;
-	int fds[2], status;
-	/* a container cloned a moment ago may not have entered its root yet: wait (the alarm bounds it) */
 	snprintf(path, sizeof path, "/proc/%d/root/", (int)c->pid);
 	stat("/", &mine);
-	while (stat(path, &theirs) == 0 && theirs.st_dev == mine.st_dev && theirs.st_ino == mine.st_ino)
+	for (long waited = 0; waited < wait_ms && stat(path, &theirs) == 0 && theirs.st_dev == mine.st_dev &&
+	                      theirs.st_ino == mine.st_ino; waited += 20)
 		usleep(20000);
 	snprintf(path, sizeof path, "/proc/%d/ns/mnt", (int)c->pid);
 	int mnt_ns = open(path, O_RDONLY | O_CLOEXEC);
@@ -265,6 +266,16 @@ static int do_exec(struct container *c, const struct action *a, char *msg, size_
 	int root = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (mnt_ns < 0 || pid_ns < 0 || root < 0 || setns(mnt_ns, CLONE_NEWNS) < 0 ||
 	    setns(pid_ns, CLONE_NEWPID) < 0 || fchdir(root) < 0 || chroot(".") < 0)
+		return -1;
+	return 0;
+}
+
+/* Run the command in the container: its mount and pid namespaces, its root, user and env. */
+static int do_exec(struct container *c, const struct action *a, char *msg, size_t size)
+{
+	int fds[2], status;
+	/* the probe's alarm bounds the wait for a just-cloned container */
+	if (enter_container(c, LONG_MAX) < 0)
 		return snprintf(msg, size, "failed to enter container %s: %s", c->name, go_error(errno)), 1;
 	if (chdir(c->workdir) < 0 && chdir("/") < 0)
 		return snprintf(msg, size, "chdir %s: %s", c->workdir, go_error(errno)), 1;

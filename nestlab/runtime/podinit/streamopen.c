@@ -44,8 +44,6 @@ static void report(int fd, const char *fmt, ...)
 static void exec_runner(struct container *c, const struct sp_open *o, int in, int out, int err, int rep)
 {
 	static char *env[MAX_ENV + 3];
-	char path[64];
-	struct stat mine, theirs;
 	int envc = 0, has_term = 0, status;
 	sigset_t none;
 	for (int fd = 3; fd < 1024; fd++)
@@ -55,19 +53,7 @@ static void exec_runner(struct container *c, const struct sp_open *o, int in, in
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (in < 0)
 		in = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	snprintf(path, sizeof path, "/proc/%d/root/", (int)c->pid);
-	stat("/", &mine);
-	for (int waited = 0; waited < ENTER_WAIT_MS && stat(path, &theirs) == 0 && theirs.st_dev == mine.st_dev &&
-	                     theirs.st_ino == mine.st_ino; waited += 20)
-		usleep(20000);
-	snprintf(path, sizeof path, "/proc/%d/ns/mnt", (int)c->pid);
-	int mnt_ns = open(path, O_RDONLY | O_CLOEXEC);
-	snprintf(path, sizeof path, "/proc/%d/ns/pid", (int)c->pid);
-	int pid_ns = open(path, O_RDONLY | O_CLOEXEC);
-	snprintf(path, sizeof path, "/proc/%d/root", (int)c->pid);
-	int root = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (mnt_ns < 0 || pid_ns < 0 || root < 0 || setns(mnt_ns, CLONE_NEWNS) < 0 ||
-	    setns(pid_ns, CLONE_NEWPID) < 0 || fchdir(root) < 0 || chroot(".") < 0)
+	if (enter_container(c, ENTER_WAIT_MS) < 0)
 		report(rep, "E container %s is not running", c->name), _exit(0);
 	if (chdir(c->workdir) < 0 && chdir("/") < 0)
 		report(rep, "E chdir %s: %s", c->workdir, go_error(errno)), _exit(0);
