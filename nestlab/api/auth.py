@@ -78,14 +78,6 @@ def load_tokens(path: Path) -> dict[str, User]:
     return tokens
 
 
-def user_from_bearer(header: str, tokens: Mapping[str, User]) -> User | None:
-    """The user an ``Authorization: Bearer <token>`` header names, if the token is known."""
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return tokens.get(token.strip())
-
-
 def user_from_peercert(peercert: Mapping[str, Any] | None) -> User | None:
     """The user of a verified client certificate: CN is the name, each O is a group."""
     if not peercert:

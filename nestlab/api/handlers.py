@@ -18,6 +18,7 @@ from aiohttp import web
 from nestlab.api import apply as apply_fields
 from nestlab.api import auth, eviction, fields, podlogs, podstreams, protobuf, reads, resources, scale, status
 from nestlab.api.access import Authorizer
+from nestlab.api.authn import Authenticator
 from nestlab.api.meta import MetaRoutes, json_response
 from nestlab.api.registry import Registry
 from nestlab.api.resources import PODS, Resource
@@ -95,16 +96,14 @@ class Handlers:
     def __init__(
         self,
         registry: Registry,
-        tokens: dict[str, auth.User],
-        anonymous_admin: bool = False,
+        authenticator: Authenticator,
         agent_tls: ssl.SSLContext | None = None,
     ) -> None:
         self.registry = registry
         self.agent_tls = agent_tls
         """Client TLS towards node agents (pods/log); None when the server has no certificate."""
         self.authorizer = Authorizer(registry.store)
-        self.tokens = tokens
-        self.anonymous_admin = anonymous_admin
+        self.authenticator = authenticator
         self.meta = MetaRoutes(registry.store.etcd, self.authenticate)
 
     @property
@@ -125,23 +124,9 @@ class Handlers:
         ]
 
     # -- who is calling -------------------------------------------------------------------------
-    def authenticate(self, request: web.Request) -> auth.User:
-        """The caller, from a verified client certificate or a bearer token (in that order, as
-        kube-apiserver's union authenticator); 401 for a bad token or no credentials."""
-        transport = request.transport
-        peercert = transport.get_extra_info("peercert") if transport is not None else None
-        user = auth.user_from_peercert(peercert)
-        if user is not None:
-            return user
-        header = request.headers.get("Authorization", "")
-        if header:
-            user = auth.user_from_bearer(header, self.tokens)
-            if user is None:
-                raise status.unauthorized()
-            return user
-        if self.anonymous_admin:
-            return auth.User("system:anonymous", frozenset({"system:masters"}))
-        raise status.unauthorized()
+    async def authenticate(self, request: web.Request) -> auth.User:
+        """The caller (see :class:`~nestlab.api.authn.Authenticator`); 401 when nothing vouches for it."""
+        return await self.authenticator.authenticate(request)
 
     async def authorize(self, user: auth.User, verb: str, target: Target) -> None:
         """403 unless ``user`` may ``verb`` the target."""
@@ -165,7 +150,7 @@ class Handlers:
     async def _resource(
         self, request: web.Request, group: str, version: str, tail: str
     ) -> web.StreamResponse:
-        user = self.authenticate(request)
+        user = await self.authenticate(request)
         target = parse_target(group, version, [p for p in tail.split("/") if p])
         query = request.query
         watching = reads.flag(query.get("watch"))

@@ -8,7 +8,7 @@ stop sending traffic to a server that lost storage or is shutting down.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -25,7 +25,7 @@ def json_response(body: Any, code: int = 200) -> web.Response:
 class MetaRoutes:
     """Version, health, discovery, OpenAPI; discovery and OpenAPI need an authenticated caller."""
 
-    def __init__(self, etcd: EtcdClient, authenticate: Callable[[web.Request], auth.User]) -> None:
+    def __init__(self, etcd: EtcdClient, authenticate: Callable[[web.Request], Awaitable[auth.User]]) -> None:
         self.etcd = etcd
         self.authenticate = authenticate
         self.shutting_down = False
@@ -65,33 +65,33 @@ class MetaRoutes:
         return web.Response(text="ok")
 
     async def core_versions(self, request: web.Request) -> web.Response:
-        self.authenticate(request)
+        await self.authenticate(request)
         return json_response(discovery.api_versions(request.host))
 
     async def core_resources(self, request: web.Request) -> web.Response:
-        self.authenticate(request)
+        await self.authenticate(request)
         return json_response(discovery.resource_list("", "v1"))
 
     async def groups(self, request: web.Request) -> web.Response:
-        self.authenticate(request)
+        await self.authenticate(request)
         return json_response(discovery.api_groups())
 
     async def group(self, request: web.Request) -> web.Response:
-        self.authenticate(request)
+        await self.authenticate(request)
         found = discovery.api_group(request.match_info["group"])
         if found is None:
             raise status.path_not_found()
         return json_response(found)
 
     async def group_resources(self, request: web.Request) -> web.Response:
-        self.authenticate(request)
+        await self.authenticate(request)
         found = discovery.resource_list(request.match_info["group"], request.match_info["version"])
         if found is None:
             raise status.path_not_found()
         return json_response(found)
 
     async def openapi_v2(self, request: web.Request) -> web.Response:
-        self.authenticate(request)
+        await self.authenticate(request)
         if "protobuf" in request.headers.get("Accept", ""):
             return web.Response(
                 body=openapi.v2_protobuf(),
@@ -100,11 +100,11 @@ class MetaRoutes:
         return json_response(openapi.v2_document())
 
     async def openapi_v3_root(self, request: web.Request) -> web.Response:
-        self.authenticate(request)
+        await self.authenticate(request)
         return json_response(openapi.v3_index())
 
     async def openapi_v3(self, request: web.Request) -> web.Response:
-        self.authenticate(request)
+        await self.authenticate(request)
         document = openapi.v3_document(request.match_info["path"])
         if document is None:
             raise status.path_not_found()

@@ -18,6 +18,7 @@ from pathlib import Path
 from aiohttp import web
 
 from nestlab.api import auth, podlogs, status
+from nestlab.api.authn import Authenticator, StaticTokens
 from nestlab.api.clusterips import ClusterIPs, ensure_system_services
 from nestlab.api.etcd import EtcdClient, TLSFiles
 from nestlab.api.handlers import Handlers
@@ -130,7 +131,8 @@ def build_app(config: ServerConfig) -> tuple[web.Application, Handlers]:
     service_range = ServiceRange.parse(config.service_cluster_ip_range)
     registry = Registry(Store(etcd), (pod_tolerations(config),), ClusterIPs(etcd, service_range))
     agent_tls = podlogs.agent_client_tls(config.tls_cert, config.tls_key, config.client_ca)
-    handlers = Handlers(registry, tokens, config.anonymous_admin, agent_tls)
+    authenticator = Authenticator([StaticTokens(tokens)], anonymous_admin=config.anonymous_admin)
+    handlers = Handlers(registry, authenticator, agent_tls)
     app = web.Application(middlewares=[status_errors], client_max_size=3 * 1024 * 1024)
     app.add_routes(handlers.routes())
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
-from nestlab.api import auth
+from nestlab.api import auth, authn
 
 
 def test_tokens_file(tmp_path: Path) -> None:
@@ -16,9 +17,11 @@ def test_tokens_file(tmp_path: Path) -> None:
     assert tokens["t1"].is_admin
     assert tokens["t1"].groups >= {"devs", "system:authenticated"}
     assert not tokens["t2"].is_admin
-    assert auth.user_from_bearer("Bearer t2", tokens) == tokens["t2"]
-    assert auth.user_from_bearer("Bearer nope", tokens) is None
-    assert auth.user_from_bearer("Basic t2", tokens) is None
+    static = authn.StaticTokens(tokens)
+    assert asyncio.run(static.verify("t2")) == tokens["t2"]
+    assert asyncio.run(static.verify("nope")) is None
+    assert authn.bearer_token("Bearer t2") == "t2"
+    assert authn.bearer_token("Basic t2") is None
 
 
 def test_bad_tokens_file_names_the_line(tmp_path: Path) -> None:
