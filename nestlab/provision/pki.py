@@ -70,6 +70,24 @@ def ensure_encryption_config(pki: Path) -> Path:
     return path
 
 
+SIGNING_KEYS = ("identity-signing.key", "service-account.key")
+"""Token signing keys made with the lab PKI (EC P-256, ES256 JWTs): lab users' login tokens (the Token
+Exchange Service's key) and bound service-account tokens (``--service-account-signing-key-file``)."""
+
+
+def ensure_signing_key(pki: Path, name: str) -> Path:
+    """A token signing key (PEM, PKCS8, 0600), made once and then kept: replacing it would make every
+    token issued with it fail to verify."""
+    path = pki / name
+    if path.exists():
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise TypeError(f"{path} is not an EC key; move it away to make a new one")
+        return path
+    _write_key(path, ec.generate_private_key(ec.SECP256R1()))
+    return path
+
+
 def _load(issued: Issued) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     cert = x509.load_pem_x509_certificate(issued.cert.read_bytes())
     key = serialization.load_pem_private_key(issued.key.read_bytes(), password=None)
@@ -165,4 +183,6 @@ def ensure_lab_pki(plan: Plan, pki: Path) -> dict[str, Issued]:
         out[node.name] = issue(pki, ca, node.name, dns=dns, ips=ips)
     out["admin"] = issue(pki, ca, "admin", organization="system:masters", server=False)
     ensure_encryption_config(pki)
+    for name in SIGNING_KEYS:
+        ensure_signing_key(pki, name)
     return out

@@ -5,8 +5,11 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 from pathlib import Path
 
+import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
+from nestlab.provision import pki
 from nestlab.provision.pki import ensure_lab_pki
 from nestlab.spec import make_plan, parse_spec
 from tests.unit.spec.helpers import spec_yaml
@@ -46,3 +49,22 @@ def test_rerun_keeps_certificates_and_reissues_changed_ones(tmp_path: Path) -> N
     assert moved["cp-1"].cert.read_bytes() != before["cp-1"]
     assert moved["esx-01"].cert.read_bytes() == before["esx-01"]
     assert moved["ca"].cert.read_bytes() == before["ca"]
+
+
+def test_signing_keys_are_made_once_and_kept(tmp_path: Path) -> None:
+    first = pki.ensure_signing_key(tmp_path, "identity-signing.key")
+    data = first.read_bytes()
+    assert first.stat().st_mode & 0o777 == 0o600
+    assert pki.ensure_signing_key(tmp_path, "identity-signing.key").read_bytes() == data
+
+
+def test_a_signing_key_that_is_not_ec_is_refused(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    (tmp_path / "service-account.key").write_bytes(pem)
+    with pytest.raises(TypeError, match="not an EC key"):
+        pki.ensure_signing_key(tmp_path, "service-account.key")
