@@ -8,6 +8,7 @@ get what a kubelet needs. Anything else is refused with the RBAC authorizer's wo
 
 from __future__ import annotations
 
+import contextvars
 import csv
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -59,6 +60,13 @@ class User:
     def is_admin(self) -> bool:
         """Lab administrators may do everything."""
         return bool(self.groups & ADMIN_GROUPS)
+
+
+CURRENT_USER: contextvars.ContextVar[User | None] = contextvars.ContextVar(
+    "nestlab_current_user", default=None
+)
+"""The user a request acts as (after impersonation), set by the handlers: admission that depends on
+the caller (RBAC escalation checks) reads it; None outside a request (bootstrap, tests)."""
 
 
 def load_tokens(path: Path) -> dict[str, User]:

@@ -151,6 +151,7 @@ class Handlers:
         self, request: web.Request, group: str, version: str, tail: str
     ) -> web.StreamResponse:
         user = await self.authenticate(request)
+        auth.CURRENT_USER.set(user)
         target = parse_target(group, version, [p for p in tail.split("/") if p])
         query = request.query
         watching = reads.flag(query.get("watch"))

@@ -29,6 +29,11 @@ FOREGROUND, ORPHAN = "foregroundDeletion", "orphan"  # the garbage collector's f
 PROPAGATION = ("Foreground", "Background", "Orphan")
 Admission = Callable[[Resource, Obj], None]
 """A create-time mutation configured by the server (DefaultTolerationSeconds...)."""
+Hook = Callable[[Resource, str, Obj, Obj | None], Awaitable[None]]
+"""(resource, namespace, new, old or None) -> None, or an ApiError: admission that needs the store or
+the caller (:data:`nestlab.api.auth.CURRENT_USER`). Mutating hooks run on create after the kind's
+defaults (the object is validated again after them); validating hooks run on create and update
+after validation, with the object about to be stored."""
 Allocation = Callable[[Resource, Obj, Obj | None], Awaitable[bool]]
 """(resource, new, old or None) -> whether it picked a value from a shared pool for ``new`` (a
 Service's ClusterIP; see :class:`~nestlab.api.kinds.base.Claim`): a picked value another object
@@ -51,11 +56,19 @@ class Registry:
     """Create/get/list/update/patch/delete with Kubernetes semantics on top of a :class:`Store`."""
 
     def __init__(
-        self, store: Store, admission: tuple[Admission, ...] = (), allocation: Allocation | None = None
+        self,
+        store: Store,
+        admission: tuple[Admission, ...] = (),
+        allocation: Allocation | None = None,
+        *,
+        mutating: tuple[Hook, ...] = (),
+        validating: tuple[Hook, ...] = (),
     ) -> None:
         self.store = store
         self.admission = admission
         self.allocation = allocation
+        self.mutating = mutating
+        self.validating = validating
         self.quota = QuotaAdmission(store, _served)
         self.namespaces = NamespaceLifecycle(store, self.create, self.delete)
 
@@ -119,6 +132,7 @@ class Registry:
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = f"{meta['generateName']}{secrets.token_hex(3)[:5]}"
         self._prepare_new(resource, obj)
+        await self._admit_new(resource, namespace, obj)
         if manager:
             fieldmanager.record_update(None, obj, manager, resource.group_version)
         if resource.namespaced:
@@ -132,6 +146,18 @@ class Registry:
             if charged:
                 await self.quota.refund(resource, namespace, obj, charged)
             raise
+
+    async def _admit_new(self, resource: Resource, namespace: str, obj: Obj) -> None:
+        """The mutating hooks (then validation again), then the validating hooks."""
+        for mutate in self.mutating:
+            await mutate(resource, namespace, obj, None)
+        if self.mutating:
+            causes = kinds.of(resource).validate(obj)
+            if causes:
+                name = str(obj["metadata"].get("name", ""))
+                raise status.invalid(resource.kind, resource.group, name, causes)
+        for check in self.validating:
+            await check(resource, namespace, obj, None)
 
     async def _store_new(self, resource: Resource, namespace: str, obj: Obj) -> Obj:
         """Allocate what the object needs from shared pools and store it; a lost race re-picks."""
@@ -217,17 +243,7 @@ class Registry:
                 f"the name of the object ({new['metadata'].get('name')}) "
                 f"does not match the name on the URL ({name})"
             )
-        kind = kinds.of(resource)
-        causes = kind.validate(new)
-        if causes:
-            # Ratcheting, as upstream: a field refused since the object was stored (the pod-field
-            # table) does not block its updates (status reports, finalizers); new uses are refused.
-            stored = set(kind.validate(old))
-            causes = [c for c in causes if c.reason != "FieldValueForbidden" or c not in stored]
-        if subresource != "status":
-            causes += kind.validate_update(new, old)
-        if causes:
-            raise status.invalid(resource.kind, resource.group, name, causes)
+        await self._validate_update(resource, namespace, new, old, subresource)
         expected = int(old["metadata"]["resourceVersion"])
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         if new == old:
@@ -253,6 +269,25 @@ class Registry:
             if charged:
                 await self.quota.refund_update(namespace, new, old, charged)
             raise
+
+    async def _validate_update(
+        self, resource: Resource, namespace: str, new: Obj, old: Obj, subresource: str
+    ) -> None:
+        """The kind's checks, then the validating hooks (not for /status writes)."""
+        kind = kinds.of(resource)
+        causes = kind.validate(new)
+        if causes:
+            # Ratcheting, as upstream: a field refused since the object was stored (the pod-field
+            # table) does not block its updates (status reports, finalizers); new uses are refused.
+            stored = set(kind.validate(old))
+            causes = [c for c in causes if c.reason != "FieldValueForbidden" or c not in stored]
+        if subresource != "status":
+            causes += kind.validate_update(new, old)
+        if causes:
+            raise status.invalid(resource.kind, resource.group, str(new["metadata"]["name"]), causes)
+        if subresource != "status":
+            for check in self.validating:
+                await check(resource, namespace, new, old)
 
     async def update(
         self,
@@ -465,7 +500,13 @@ class Registry:
 
     def dry_run(self) -> Registry:
         """A registry for ``?dryRun=All``: same rules and admission, nothing written."""
-        return Registry(DryRunStore(self.store.etcd), self.admission, self.allocation)
+        return Registry(
+            DryRunStore(self.store.etcd),
+            self.admission,
+            self.allocation,
+            mutating=self.mutating,
+            validating=self.validating,
+        )
 
     async def bootstrap(self) -> None:
         """Create the system namespaces and resume interrupted namespace deletions."""
