@@ -17,12 +17,12 @@ import click
 from rich.console import Console
 
 from nestlab import __version__, lifecycle, maintenance, paths
-from nestlab.errors import NestlabError
+from nestlab.errors import NestlabError, UsageError
 from nestlab.render import render_plan, render_status
 from nestlab.runtime import machine
 from nestlab.spec import load_spec, make_plan, parse_spec
 from nestlab.spec.model import Lab
-from nestlab.spec.precheck import precheck
+from nestlab.spec.precheck import Verdict, precheck
 
 PLANNED = "Benchmarks are scripts in bench/ (see README), not a command."
 DEFAULT_SPEC = "apiVersion: nestlab.dev/v1alpha1\nkind: Lab\n"
@@ -77,8 +77,15 @@ def plan(spec: Path | None, as_json: bool) -> None:
             ],
         }  # fmt: skip
         click.echo(json.dumps(document, indent=2))
-        return
-    render_plan(_console(), lab_plan, capacity, checks)
+    else:
+        render_plan(_console(), lab_plan, capacity, checks)
+    failed = [c.resource for c in checks if c.verdict is Verdict.FAIL]
+    if failed:
+        _fail(
+            UsageError(
+                f"the pre-check fails ({', '.join(failed)}): `nestlab up` refuses this lab unless --force"
+            )
+        )
 
 
 def _progress() -> Callable[[str], None]:

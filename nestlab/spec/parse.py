@@ -33,6 +33,7 @@ from nestlab.spec.model import (
 )
 from nestlab.spec.reader import Section, type_name
 from nestlab.spec.validate import validate
+from nestlab.spec.yamlload import DuplicateKeyError, UniqueKeyLoader
 
 # A DNS label: node names are hostnames.
 _NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -68,10 +69,20 @@ DEFAULT_POD_PREFIX = 24
 def load_spec(path: Path, name: str | None = None) -> Lab:
     """Read and validate a spec file (``name`` replaces metadata.name); unreadable files are SpecErrors."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise SpecError([SpecIssue(str(path), f"cannot read the spec: {reason}")]) from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        issue = SpecIssue(
+            f"line {line}",
+            f"is not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+            "save the file as UTF-8 (for example: iconv -f latin1 -t utf-8)",
+        )
+        raise SpecError([issue], str(path)) from exc
     return parse_spec(text, source=str(path), name=name)
 
 
@@ -82,7 +93,9 @@ def parse_spec(text: str, source: str = "", name: str | None = None) -> Lab:
     """
     issues: list[SpecIssue] = []
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except DuplicateKeyError as exc:
+        raise SpecError([SpecIssue(f"line {exc.line}", str(exc), exc.hint)], source) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "document"

@@ -108,3 +108,32 @@ def test_up_on_libvirt_without_pulumi_stops_before_anything(
     assert "The local substrate needs no Pulumi" in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "home" / "labs").exists(), "nothing was created"
+
+
+def test_plan_exits_non_zero_when_the_precheck_fails(tmp_path: Path) -> None:
+    spec = write(tmp_path, {"hosts": {"count": 3, "memory": "64TiB"}})
+    result = CliRunner().invoke(cli, ["plan", spec])
+    assert result.exit_code == 2
+    assert "Pre-check" in result.output
+    assert "the pre-check fails (memory)" in result.output
+    assert "--force" in result.output
+
+
+def test_a_spec_with_a_key_twice_names_both_lines(tmp_path: Path) -> None:
+    path = tmp_path / "lab.yaml"
+    path.write_text(
+        "apiVersion: nestlab.dev/v1alpha1\nkind: Lab\nspec:\n  hosts: {count: 3}\n  hosts: {count: 2}\n"
+    )
+    result = CliRunner().invoke(cli, ["plan", str(path)])
+    assert result.exit_code == 2
+    assert "line 5: key 'hosts' appears twice in one mapping (first on line 4)" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_spec_that_is_not_utf8_is_refused_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "lab.yaml"
+    path.write_bytes(b"apiVersion: nestlab.dev/v1alpha1\nkind: Lab\nmetadata:\n  name: caf\xe9\n")
+    result = CliRunner().invoke(cli, ["plan", str(path)])
+    assert result.exit_code == 2
+    assert "line 4: is not UTF-8 (byte 0xe9" in result.output
+    assert "save the file as UTF-8" in result.output
