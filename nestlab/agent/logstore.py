@@ -11,6 +11,12 @@ one), and only the current and previous instance of each container are kept. Whe
 stopped reading is saved in ``logs/cursor.json``, so an agent restart resumes there (lines written
 while the agent was down are stamped with the time it read them).
 
+The same lines are also written in the kubelet's own layout,
+``/var/log/pods/<namespace>_<pod>_<uid>/<container>/<instance>.log`` (:class:`Mirror`, when the agent
+is given that directory): the one host directory a vSphere Pod may mount (hostPath, read-only), so
+a log shipper in a pod finds the node's container logs where it looks for them upstream. A pod's
+directory there goes when its state directory goes (the pod was deleted), as the kubelet removes it.
+
 Which instance a line belongs to is decided from the agent's record when the line is read: a
 running container writes its current instance; one waiting after a termination (back-off, a new
 VM) is still flushing the one that ended. pod-init reports a start before the new instance can
@@ -25,6 +31,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -37,6 +44,7 @@ log = logging.getLogger(__name__)
 MAX_FILE_BYTES = 10 * 1024 * 1024  # the kubelet's containerLogMaxSize default (10Mi)
 MAX_READ_BYTES = 1024 * 1024  # console bytes taken per pass: a flood cannot stall the agent's event loop
 COLLECT_INTERVAL_S = 0.25  # how stale a stored log (and a line's timestamp) can be
+LOG_PODS_DIR = Path("/var/log/pods")  # the kubelet's; the agent's --log-pods-dir may move it
 _LINE = re.compile(r"\[([a-z0-9]([-a-z0-9]*[a-z0-9])?)\] (.*)")
 
 
@@ -79,6 +87,11 @@ class PodLogs:
     @property
     def logs(self) -> Path:
         return self.directory / "logs"
+
+    @property
+    def uid(self) -> str:
+        """The pod's uid: its state directory is named after it."""
+        return self.directory.name
 
     def log_file(self, container: str, instance: int) -> Path:
         return self.logs / container / f"{instance}.log"
@@ -133,14 +146,50 @@ def split_console(data: bytes, final: bool) -> tuple[list[tuple[str, str]], int]
     return out, end
 
 
+@dataclass(frozen=True)
+class Mirror:
+    """The kubelet's ``/var/log/pods`` layout, kept beside the agent's own files."""
+
+    root: Path
+    """``/var/log/pods`` (or the directory the agent was given)."""
+    pods_root: Path
+    """The agent's ``<state>/pods``: a pod's directory under ``root`` lives as long as its own there."""
+
+    def pod_dir(self, pod: PodLogs) -> Path:
+        return self.root / f"{pod.namespace}_{pod.name}_{pod.uid}"
+
+    def log_file(self, pod: PodLogs, container: str, instance: int) -> Path:
+        return self.pod_dir(pod) / container / f"{instance}.log"
+
+    def collect_garbage(self) -> None:
+        """Remove the directories of pods whose state directory is gone (deleted pods)."""
+        for entry in self.root.iterdir() if self.root.is_dir() else ():
+            uid = entry.name.rsplit("_", 1)[-1]
+            if entry.name.count("_") >= 2 and entry.is_dir() and not (self.pods_root / uid).exists():
+                shutil.rmtree(entry, ignore_errors=True)
+
+
+def ensure_log_pods_dir(root: Path) -> Path:
+    """Create the node's ``/var/log/pods`` at agent start (0755: QEMU reads it as its own user when
+    it exports it to a pod, and the kubelet's is world-readable too)."""
+    root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o755)
+    return root
+
+
 class Store:
     """Appends lines to a pod's per-instance files: rotation and clean-up of old instances."""
 
-    def __init__(self, pod: PodLogs) -> None:
+    def __init__(self, pod: PodLogs, mirror: Mirror | None = None) -> None:
         self.pod = pod
+        self.mirror = mirror
 
     def append(self, container: str, instance: int, lines: list[str]) -> None:
-        path = self.pod.log_file(container, instance)
+        self._append(self.pod.log_file(container, instance), instance, lines)
+        if self.mirror is not None:
+            self._append(self.mirror.log_file(self.pod, container, instance), instance, lines)
+
+    def _append(self, path: Path, instance: int, lines: list[str]) -> None:
         if not path.parent.exists():
             path.parent.mkdir(parents=True)
         if not path.exists():
@@ -163,10 +212,15 @@ class Collector:
     """Moves new console lines of every pod into its stored logs (see the module docstring)."""
 
     def __init__(
-        self, pods: Callable[[], Iterable[PodLogs]], clock_ns: Callable[[], int] = time.time_ns
+        self,
+        pods: Callable[[], Iterable[PodLogs]],
+        clock_ns: Callable[[], int] = time.time_ns,
+        mirror: Mirror | None = None,
     ) -> None:
         self.pods = pods
         self.clock_ns = clock_ns
+        self.mirror = mirror
+        """Where the lines are also written in the kubelet's layout; None: nowhere."""
         self._cursors: dict[Path, tuple[int | None, int]] = {}
         """(console inode, offset) per pod directory: read from ``cursor.json`` once, then kept here."""
 
@@ -176,6 +230,8 @@ class Collector:
                 self.ingest(pod)
             except OSError as exc:  # one pod's disk trouble must not stop the others' logs
                 log.warning("pod %s/%s: its console could not be collected: %s", pod.namespace, pod.name, exc)
+        if self.mirror is not None:
+            self.mirror.collect_garbage()
 
     def ingest(self, pod: PodLogs) -> None:
         """Take what is new in ``pod``'s console(s) into its stored logs."""
@@ -225,7 +281,7 @@ class Collector:
             view = pod.containers.get(container)
             if view is not None:
                 batches.setdefault((container, view.writing), []).append(cri_line(stamp, text))
-        store = Store(pod)
+        store = Store(pod, self.mirror)
         for (container, instance), batch in batches.items():
             store.append(container, instance, batch)
         return used

@@ -22,6 +22,8 @@ from nestlab.runtime.streams import PodStreams
 
 STREAM_SOCKET = "stream.sock"  # in the VM's work dir, beside control.sock
 STOP_SETTLE_S = 30.0  # after the grace period: pod-init unmounts, syncs and resets the VM
+HOST_DIRS: Mapping[str, Path] = {poddesc.LOG_PODS: Path(poddesc.LOG_PODS)}
+"""hostPath spec path -> the node's directory exported for it (the agent may point it elsewhere)."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ def launch(
     cmdline: Sequence[str] = (),
     tap: qemu.Tap | None = None,
     vmm: qemu.QemuVmm | None = None,
+    host_dirs: Mapping[str, Path] = HOST_DIRS,
 ) -> PodVm:
     """Prepare ``workdir`` and start the pod VM; the caller must ``stop()`` it."""
     missing = [serial for serial in description.image_serials() if serial not in images]
@@ -124,6 +127,7 @@ def launch(
         tap=tap,
         runas=runas,
         tsc_khz=qemu.default_tsc_khz(accel),
+        shares=qemu.shares(description, host_dirs),
     )
     control_socket.unlink(missing_ok=True)
     channel = control.Channel(control_socket)

@@ -14,7 +14,9 @@ the ephemeral disk), ``volume NAME tmpfs SIZE_MIB`` (``medium: Memory``; 0: the 
 size), ``volume NAME files`` followed by ``file NAME PATH MODE CONTENT`` lines (its first
 generation, MODE in octal, CONTENT the file's bytes), ``volume NAME block SERIAL FSTYPE ro|rw`` (a
 PersistentVolume: the virtio disk with that serial, mounted with its file system, read-only when
-``ro``; :mod:`nestlab.agent.pvattach` forms it); container-level ``mount NAME PATH ro|rw SUBPATH``
+``ro``; :mod:`nestlab.agent.pvattach` forms it), ``volume NAME hostpath TAG`` (a host directory
+QEMU exports read-only over virtio-9p with mount tag TAG: only ``/var/log/pods``, the vSphere rule);
+container-level ``mount NAME PATH ro|rw SUBPATH``
 (``-`` for no subPath). A new generation of a ``files`` volume travels over the control channel
 (:func:`nestlab.runtime.control.encode_update`). Where a block volume's disk comes from (its
 ``nbd://`` URL, which holds the datastore's export token) stays on the host: it is never written
@@ -33,7 +35,7 @@ from nestlab.errors import UsageError
 ContainerName = NewType("ContainerName", str)
 DiskSerial = NewType("DiskSerial", str)
 RestartPolicy = Literal["Always", "OnFailure", "Never"]
-VolumeKind = Literal["dir", "tmpfs", "files", "block"]
+VolumeKind = Literal["dir", "tmpfs", "files", "block", "hostpath"]
 
 DESCRIPTION_SERIAL = DiskSerial("nestlab-pod")  # pod-init looks for exactly this serial
 EPHEMERAL_SERIAL = DiskSerial("nestlab-eph")
@@ -45,6 +47,9 @@ MAX_VOLUMES = 64  # pod-init's volume table
 MAX_MOUNTS = 256  # pod-init's mount table (all containers together)
 MAX_FILES = 4096  # pod-init's table of first-generation files (all volumes together)
 SERIAL_MAX = 20  # virtio-blk serials are at most 20 bytes (VIRTIO_BLK_ID_BYTES)
+LOG_PODS = "/var/log/pods"  # the one host directory a vSphere Pod may mount (read-only)
+HOST_PATHS = (LOG_PODS,)  # what a hostpath volume's source may name
+HOST_PATH_REASON = "vSphere Pods may mount only /var/log/pods from the host, read-only"
 _SECTOR = 512
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _SERIAL = re.compile(r"^[A-Za-z0-9._-]{1,20}$")
@@ -86,7 +91,8 @@ class Volume:
     read_only: bool = False
     """block only: mount the file system read-only (every container mount is then read-only too)."""
     source: str = field(default="", repr=False)  # the export token must not reach a log line
-    """block only, host side: where QEMU reads the disk from (``nbd://host:port/export``); never encoded."""
+    """block only, host side: where QEMU reads the disk from (``nbd://host:port/export``); never encoded.
+    hostpath: the pod spec's path (one of :data:`HOST_PATHS`); the node maps it to its directory."""
 
 
 @dataclass(frozen=True)
@@ -194,6 +200,17 @@ class PodDescription:
         """Each block volume's disk serial and where QEMU reads it from (one disk per serial)."""
         return {v.serial: v.source for v in self.volumes if v.kind == "block"}
 
+    def share_sources(self) -> dict[str, str]:
+        """Each hostpath volume's 9p mount tag and its host path (one export per volume: the guest's
+        virtio-9p transport takes one mount per tag)."""
+        shares = [v for v in self.volumes if v.kind == "hostpath"]
+        return {share_tag(index): v.source for index, v in enumerate(shares)}
+
+
+def share_tag(index: int) -> str:
+    """The 9p mount tag of the ``index``-th hostpath volume (QEMU ``mount_tag``, pod-init's source)."""
+    return f"nestlab.hp{index}"
+
 
 def quote(value: str) -> str:
     """Percent-encode every byte pod-init's line parser could misread."""
@@ -246,6 +263,10 @@ def _validate_volumes(desc: PodDescription) -> set[str]:
         if v.size_mib < 0 or (v.files and v.kind != "files"):
             raise PodDescriptionError(f"pod {desc.name}: volume {v.name}: bad size or files")
         _validate_block(desc, v)
+        if v.kind == "hostpath" and v.source not in HOST_PATHS:
+            raise PodDescriptionError(
+                f"pod {desc.name}: volume {v.name}: hostPath {v.source!r}: {HOST_PATH_REASON}"
+            )
         for f in v.files:
             if not _relative(f.path) or f.path.startswith("..") or not 0 <= f.mode <= 0o777:
                 raise PodDescriptionError(
@@ -258,7 +279,7 @@ def _validate_volumes(desc: PodDescription) -> set[str]:
 def _validate_block(desc: PodDescription, v: Volume) -> None:
     where = f"pod {desc.name}: volume {v.name}"
     if v.kind != "block":
-        if v.serial or v.fs_type or v.source:
+        if v.serial or v.fs_type or (v.source and v.kind != "hostpath"):
             raise PodDescriptionError(f"{where}: only a block volume has a disk serial, fs type or source")
         return
     if not _SERIAL.match(v.serial) or v.serial in (DESCRIPTION_SERIAL, EPHEMERAL_SERIAL):
@@ -275,6 +296,7 @@ def _validate_block(desc: PodDescription, v: Volume) -> None:
 def _validate_mounts(desc: PodDescription, names: set[str]) -> None:
     if sum(len(c.mounts) for c in desc.containers) > MAX_MOUNTS:
         raise PodDescriptionError(f"pod {desc.name}: at most {MAX_MOUNTS} volume mounts")
+    host_paths = {v.name for v in desc.volumes if v.kind == "hostpath"}
     for c in desc.containers:
         for m in c.mounts:
             where = f"pod {desc.name}: container {c.name}: mount {m.path!r}"
@@ -284,6 +306,10 @@ def _validate_mounts(desc: PodDescription, names: set[str]) -> None:
                 raise PodDescriptionError(f"{where} must be an absolute path without '..'")
             if m.sub_path and not _relative(m.sub_path):
                 raise PodDescriptionError(f"{where}: subPath {m.sub_path!r} must be relative, without '..'")
+            if m.volume in host_paths and not m.read_only:
+                raise PodDescriptionError(
+                    f"{where}: a hostPath volume is mounted read-only ({HOST_PATH_REASON})"
+                )
 
 
 def _validate_action(a: Action, where: str) -> None:
@@ -387,11 +413,13 @@ def validate(desc: PodDescription) -> None:
             raise PodDescriptionError(f"{where}.user: uid and gid must not be negative")
 
 
-def _volume_words(v: Volume) -> str:
+def _volume_words(v: Volume, desc: PodDescription) -> str:
     if v.kind == "tmpfs":
         return f" {v.size_mib}"
     if v.kind == "block":
         return f" {v.serial} {v.fs_type} {'ro' if v.read_only else 'rw'}"
+    if v.kind == "hostpath":
+        return f" {share_tag([w.name for w in desc.volumes if w.kind == 'hostpath'].index(v.name))}"
     return ""
 
 
@@ -410,7 +438,7 @@ def encode(desc: PodDescription) -> str:
     lines += [f"hosts {quote(desc.hosts)}"] if desc.hosts else []
     lines += [f"deadline {desc.deadline_s}"] if desc.deadline_s else []
     for v in desc.volumes:
-        lines.append(f"volume {v.name} {v.kind}" + _volume_words(v))
+        lines.append(f"volume {v.name} {v.kind}" + _volume_words(v, desc))
         lines += [f"file {v.name} {quote(f.path)} {f.mode:04o} {quote_bytes(f.content)}" for f in v.files]
     for c in desc.containers:
         lines += [f"container {c.name}", f"image {c.image}", f"workdir {quote(c.working_dir)}"]

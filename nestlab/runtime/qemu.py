@@ -6,7 +6,9 @@ default devices: the kernel is loaded directly (PVH), devices are virtio-mmio (a
 kernel command line by QEMU), the serial console goes to a log file, pod-init's control port (and
 its stream port for exec/attach/port-forward) is a virtio-serial port connected to a unix socket
 the host listens on, QMP is a unix socket. Disks are raw files, except a PersistentVolume's, which
-QEMU's own NBD client reads from the lab datastore's export (:func:`volume_disks`). QEMU runs
+QEMU's own NBD client reads from the lab datastore's export (:func:`volume_disks`). A hostPath volume
+(only ``/var/log/pods``, the vSphere rule) is a read-only virtio-9p export of the node's directory
+(:func:`shares`), added only for pods that ask for one. QEMU runs
 under seccomp (``-sandbox on``) and, when started as root, drops to an unprivileged uid once the
 files are open. :class:`QemuVmm` implements the :class:`Vmm` interface through ``proc.spawn``.
 """
@@ -17,7 +19,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -45,6 +47,38 @@ _STABLE_TSC = {"constant_tsc", "nonstop_tsc"}  # the host TSC ticks at one rate,
 
 class VmError(proc.ProcessError):
     """A pod VM could not be started, inspected or stopped."""
+
+
+@dataclass(frozen=True)
+class Share:
+    """A host directory exported read-only to the guest over virtio-9p."""
+
+    tag: str
+    """The 9p mount tag pod-init mounts (``nestlab.hp<N>``, :func:`poddesc.share_tag`)."""
+    path: Path
+    """The host directory (``/var/log/pods``, or what the node agent was configured with)."""
+
+
+def shares(description: PodDescription, host_dirs: Mapping[str, Path]) -> tuple[Share, ...]:
+    """The pod's hostPath exports: each volume's spec path mapped to the node's directory.
+
+    ``host_dirs`` is the allow list (spec path -> host directory); a path it lacks is refused here
+    too, so nothing but what the node chose to export can reach a pod VM.
+    """
+    out = []
+    for tag, source in description.share_sources().items():
+        if source not in host_dirs:
+            raise VmError(f"pod {description.name}: hostPath {source!r} is not a directory this node exports")
+        out.append(Share(tag, host_dirs[source]))
+    return tuple(out)
+
+
+def _fsdev(share: Share, index: int) -> str:
+    """The ``-fsdev`` value: QEMU's local backend, read-only; ``security_model=none``: files are
+    read with QEMU's own (unprivileged, after ``-runas``) credentials, so the host's permissions hold."""
+    if "," in str(share.path) or not share.path.is_absolute():
+        raise VmError(f"hostPath export {share.path}: must be an absolute path without commas")
+    return f"local,id=fs{index},path={share.path},security_model=none,readonly=on"
 
 
 @dataclass(frozen=True)
@@ -115,6 +149,8 @@ class VmConfig:
     stream_socket: Path | None = None
     """Unix socket the host already listens on for exec/attach/port-forward
     (:class:`nestlab.runtime.streams.PodStreams`); None: no stream port."""
+    shares: tuple[Share, ...] = ()
+    """Read-only virtio-9p exports (hostPath /var/log/pods); none for most pods."""
 
 
 @dataclass(frozen=True)
@@ -201,6 +237,10 @@ def argv(config: VmConfig) -> list[str]:
     for index, disk in enumerate(config.disks):
         args += ["-drive", _drive(disk, index)]
         args += ["-device", f"virtio-blk-device,drive=disk{index},serial={disk.serial}"]
+    for index, share in enumerate(config.shares):
+        # virtio-9p-device: the virtio-mmio form (microvm has no PCI for virtio-9p-pci)
+        args += ["-fsdev", _fsdev(share, index)]
+        args += ["-device", f"virtio-9p-device,fsdev=fs{index},mount_tag={share.tag}"]
     if config.tap is not None:
         args += ["-netdev", f"tap,id=net0,ifname={config.tap.ifname},script=no,downscript=no"]
         args += ["-device", f"virtio-net-device,netdev=net0,mac={config.tap.mac}"]

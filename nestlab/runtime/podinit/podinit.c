@@ -657,7 +657,9 @@ static void supervise(void)
 		while (read(sfd, &si, sizeof si) == sizeof si)
 			if (si.ssi_signo == SIGTERM && !stopping)
 				stopping = 1, stop_deadline = now_ms() + grace_s * 1000, stop_all();
-		if ((fds[1].revents & (POLLHUP | POLLERR)) && !(fds[1].revents & POLLIN))
+		/* A closed host end polls POLLIN|POLLHUP (end of file): read what is left, then look again
+		 * in a second rather than spinning on the end of file until the host comes back. */
+		if (fds[1].revents & (POLLHUP | POLLERR))
 			control_quiet_until = now_ms() + 1000;
 		if (fds[1].revents & POLLIN) {
 			if (control_input() && !stopping) { /* volumes.c: stop, or a volume's new generation */

@@ -13,6 +13,10 @@
  *                              when ro. A disk that is missing or does not mount is said on the
  *                              console, and every container mounting the volume fails to start with
  *                              that reason on its stderr (exit 126), as for other volume failures.
+ *   volume NAME hostpath TAG   a host directory (hostPath /var/log/pods, the vSphere rule) QEMU exports
+ *                              read-only over virtio-9p with mount tag TAG: mounted read-only with
+ *                              trans=virtio at /run/vol/NAME; every container mount of it is read-only.
+ *                              A failed mount is kept as the volume's failure, as for a block volume.
  *   mount NAME PATH ro|rw SUB  (container level; SUB "-" for none)
  *
  * A files volume is written with the kubelet's AtomicWriter layout: the generation in "..gen_N/",
@@ -31,11 +35,11 @@
 #define VOL_EPH "/eph/.volumes"         /* container names are DNS labels: never ".volumes" */
 #define VOL_RUN "/run/vol"
 
-enum vkind { V_DIR, V_TMPFS, V_FILES, V_BLOCK };
+enum vkind { V_DIR, V_TMPFS, V_FILES, V_BLOCK, V_HOSTPATH };
 struct volume {
 	char *name; enum vkind kind; long size_mib; int gen;
-	char *serial, *fstype; int ro; /* block only */
-	char failure[160];             /* block only: why its file system is not mounted ("" when it is) */
+	char *serial, *fstype; int ro; /* block only (serial: the 9p mount tag of a hostpath volume) */
+	char failure[160];             /* block/hostpath: why its file system is not mounted ("" when it is) */
 };
 struct vfile { int volume; char *path; mode_t mode; char *data; size_t len; };
 struct vmount { int container; int volume; char *path; int ro; char *sub; };
@@ -81,7 +85,14 @@ static int volume_directive(char *value)
 		return say("pod description: bad volume line or more than %d volumes", MAX_VOLUMES), -1;
 	struct volume *v = &volumes[nvolumes++];
 	v->name = name;
-	v->kind = !strcmp(kind, "dir") ? V_DIR : !strcmp(kind, "tmpfs") ? V_TMPFS : !strcmp(kind, "block") ? V_BLOCK : V_FILES;
+	v->kind = !strcmp(kind, "dir") ? V_DIR : !strcmp(kind, "tmpfs") ? V_TMPFS : !strcmp(kind, "block") ? V_BLOCK
+		: !strcmp(kind, "hostpath") ? V_HOSTPATH : V_FILES;
+	if (v->kind == V_HOSTPATH) {
+		if (!size)
+			return say("volume %s: a hostpath volume needs its 9p mount TAG", name), -1;
+		v->serial = size, v->ro = 1;
+		return 0;
+	}
 	if (v->kind == V_BLOCK) {
 		char *fstype = word(&value), *mode = word(&value);
 		if (!size || !fstype || !mode)
@@ -109,6 +120,20 @@ static void mount_block(struct volume *v, const char *path)
 		say("volume %s: %s", v->name, v->failure);
 	else
 		say("volume %s: %s mounted (%s, %s)", v->name, dev, v->fstype, v->ro ? "ro" : "rw");
+}
+
+/* Mount a hostpath volume: the read-only virtio-9p export with the volume's tag. msize: 128 KiB
+ * messages instead of the kernel's 8 KiB default (QEMU warns of degraded performance below). */
+static void mount_hostpath(struct volume *v, const char *path)
+{
+	mkdirs(path);
+	if (mount(v->serial, path, "9p", MS_RDONLY | MS_NOSUID | MS_NODEV,
+		  "trans=virtio,version=9p2000.L,msize=131072") < 0) {
+		snprintf(v->failure, sizeof v->failure, "mounting the host's export %s (9p): %s", v->serial, strerror(errno));
+		say("volume %s: %s", v->name, v->failure);
+	} else {
+		say("volume %s: host export %s mounted (9p, ro)", v->name, v->serial);
+	}
 }
 
 static int file_directive(char *value)
@@ -253,6 +278,10 @@ static void setup_volumes(void)
 			mount_block(v, path);
 			continue;
 		}
+		if (v->kind == V_HOSTPATH) {
+			mount_hostpath(v, path);
+			continue;
+		}
 		if (v->kind == V_TMPFS) {
 			if (v->size_mib > 0)
 				snprintf(opts, sizeof opts, "mode=0777,size=%ldm", v->size_mib);
@@ -281,7 +310,7 @@ static void unmount_volumes(void)
 	char path[300];
 	for (int i = 0; i < nvolumes; i++) {
 		struct volume *v = &volumes[i];
-		if (v->kind != V_BLOCK || v->failure[0])
+		if ((v->kind != V_BLOCK && v->kind != V_HOSTPATH) || v->failure[0])
 			continue;
 		volume_path(v, path, sizeof path);
 		if (umount(path) < 0 && mount(NULL, path, NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
@@ -311,9 +340,11 @@ static int mount_volumes(int container, const char *root)
 		if (v->kind == V_BLOCK && v->failure[0])
 			return dprintf(2, "pod-init: volume %s: its PersistentVolume is not mounted: %s\n", v->name,
 				       v->failure), -1;
+		if (v->kind == V_HOSTPATH && v->failure[0])
+			return dprintf(2, "pod-init: volume %s: its hostPath is not mounted: %s\n", v->name, v->failure), -1;
 		volume_path(v, base, sizeof base);
 		snprintf(src, sizeof src, "%s%s%s", base, m->sub ? "/" : "", m->sub ? m->sub : "");
-		if (m->sub && v->kind != V_FILES && stat(src, &st) < 0)
+		if (m->sub && v->kind != V_FILES && v->kind != V_HOSTPATH && stat(src, &st) < 0)
 			mkdirs(src); /* the kubelet creates a missing subPath directory */
 		if (!realpath(src, real) || !inside(real, base) || stat(real, &st) < 0)
 			return dprintf(2, "pod-init: volume %s: subPath %s is missing or leaves the volume\n", v->name,
@@ -333,7 +364,7 @@ static int mount_volumes(int container, const char *root)
 		char check[PATH_MAX];
 		if (!realpath(dst, check) || !inside(check, realroot))
 			return dprintf(2, "pod-init: mountPath %s leaves the container's root\n", m->path), -1;
-		int ro = m->ro || v->kind == V_FILES || (v->kind == V_BLOCK && v->ro); /* configMap/secret: always */
+		int ro = m->ro || v->kind == V_FILES || v->kind == V_HOSTPATH || (v->kind == V_BLOCK && v->ro); /* configMap/secret/hostPath: always */
 		if (mount(real, check, NULL, MS_BIND | MS_REC, NULL) < 0 ||
 		    (ro && mount(NULL, check, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0))
 			return dprintf(2, "pod-init: mounting volume %s on %s: %s\n", v->name, m->path, strerror(errno)), -1;
@@ -380,11 +411,17 @@ static void control_update(char *line)
 	}
 }
 
-/* Read what the host sent; 1 when it asked the pod to stop. */
+/* Read what the host sent; 1 when it asked the pod to stop. The port stays blocking for event()
+ * (an event waits for the host rather than being lost), but this read must not block: while the
+ * host end is closed the port polls readable (EOF), and when the host reconnects between that
+ * poll and this read, a blocking read would wait for the host's next line (a stop, a volume
+ * update: maybe never) with every container, probe and exec session of the pod frozen behind it. */
 static int control_input(void)
 {
-	int stop = 0;
+	int stop = 0, flags = fcntl(control, F_GETFL);
+	fcntl(control, F_SETFL, flags | O_NONBLOCK);
 	ssize_t r = read(control, ctl_buf + ctl_len, sizeof ctl_buf - 1 - ctl_len);
+	fcntl(control, F_SETFL, flags);
 	if (r <= 0)
 		return 0;
 	ctl_len += r;
