@@ -17,12 +17,14 @@ import click
 from rich.console import Console
 
 from nestlab import __version__, lifecycle, maintenance, paths
+from nestlab.commands import audit, image, namespace, users
 from nestlab.errors import NestlabError, UsageError
-from nestlab.render import render_plan, render_status
+from nestlab.render import render_namespaces, render_plan, render_status
 from nestlab.runtime import machine
 from nestlab.spec import load_spec, make_plan, parse_spec
 from nestlab.spec.model import Lab
 from nestlab.spec.precheck import Verdict, precheck
+from nestlab.tenancy import namespaceapi
 
 PLANNED = "Benchmarks are scripts in bench/ (see README), not a command."
 DEFAULT_SPEC = "apiVersion: nestlab.dev/v1alpha1\nkind: Lab\n"
@@ -159,6 +161,7 @@ def status(name: str, as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     render_status(_console(), name, rows)
+    render_namespaces(_console(), namespaceapi.summary(name))
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
@@ -325,6 +328,11 @@ def kubeconfig(name: str, as_path: bool) -> None:
     except NestlabError as exc:
         _fail(exc)
     click.echo(str(path) if as_path else path.read_text(encoding="utf-8"), nl=as_path)
+
+
+# Tenancy: users and login (the Token Exchange Service), vSphere Namespaces, the audit log.
+for _command in (users.user, users.login, users.credential, namespace.namespace, audit.audit, image.image):
+    cli.add_command(_command)
 
 
 def main() -> None:

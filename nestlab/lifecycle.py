@@ -16,6 +16,8 @@ from pathlib import Path
 from nestlab import paths
 from nestlab.agent import demo_images
 from nestlab.agent import provisioning as agent_provisioning
+from nestlab.agent.registry import RegistryClient
+from nestlab.agent.registryauth import TokenAuth
 from nestlab.api.client import ApiClient, Credentials
 from nestlab.api.resources import NODES
 from nestlab.api.status import ApiError
@@ -151,7 +153,9 @@ def _provision(plan: Plan, files: LabFiles, emit: Progress) -> Tally:
     attestation.setup(plan, files, LabKeys(files.trust_keys), known, emit)
     emit(f"kubeconfig: {write_kubeconfig(plan, files)}")
     registry = f"{plan.node('depot').address}:{DEPOT_REGISTRY_PORT}"
-    emit(f"demo pod images -> {registry}: " + ", ".join(demo_images.publish(registry)))
+    admin = TokenAuth.with_certificate(files.pki / "ca.crt", files.pki / "admin.crt", files.pki / "admin.key")
+    published = demo_images.publish(registry, lambda r: RegistryClient(r, auth=admin))
+    emit(f"demo pod images -> {registry}: " + ", ".join(published))
     return tally
 
 

@@ -85,3 +85,20 @@ def render_status(console: Console, name: str, rows: list[dict[str, object]]) ->
         table.add_row(str(row["name"]), str(row["role"]), str(row["placedOn"]), str(row["address"]),
                       f"[{style}]{state}[/]", reach, shown)  # fmt: skip
     console.print(table)
+
+
+def render_namespaces(console: Console, rows: list[dict[str, str]]) -> None:
+    """The vSphere Namespaces under ``nestlab status``: quota used/limit and who holds which role.
+
+    ``rows`` are :func:`nestlab.tenancy.namespaceapi.summary`'s (one dict per namespace, keyed by
+    column); nothing is printed when there are none (or the API did not answer).
+    """
+    if not rows:
+        return
+    columns = list(rows[0])
+    table = Table(title="vSphere Namespaces (used/limit)", title_justify="left")
+    for column in columns:
+        table.add_column(column.lower())
+    for row in rows:
+        table.add_row(*(row[c] for c in columns))
+    console.print(table)

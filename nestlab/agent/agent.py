@@ -410,7 +410,11 @@ class Agent:
                 policy, shown = pull_policy(pod, c.name)
                 try:
                     pulled[c.name] = await asyncio.to_thread(
-                        self.images.pull, c.image, policy=policy, shown=shown
+                        self.images.pull,
+                        c.image,
+                        policy=policy,
+                        shown=shown,
+                        pod=f"{record.namespace}/{record.name}",
                     )
                 except RegistryError as exc:
                     state = record.container(c.name)

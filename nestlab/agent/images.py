@@ -10,6 +10,8 @@ uses that remembered digest (so a pod whose image is cached still starts while t
 down), ``Always`` asks the registry what the tag means now on every start of the pod VM (a new
 digest is pulled, the same digest reuses its disk), ``Never`` never asks and fails with
 ``ErrImageNeverPull`` if the image is not here. :meth:`ImageStore.collect` removes disks no pod uses.
+A pull is made for a pod (its namespace's registry project rights): a disk another namespace's pod
+pulled is reused only once the registry has let this namespace pull that digest (``grants.json``).
 """
 
 from __future__ import annotations
@@ -153,24 +155,65 @@ class ImageStore:
         return Image(ref, digest, directory / DISK, config)
 
     def pull(
-        self, ref: ImageRef, *, always: bool = False, policy: PullPolicy = "IfNotPresent", shown: str = ""
+        self,
+        ref: ImageRef,
+        *,
+        always: bool = False,
+        policy: PullPolicy = "IfNotPresent",
+        shown: str = "",
+        pod: str = "",
     ) -> Image:
         """The image's disk as ``policy`` says (``always`` is ``policy="Always"``): ``IfNotPresent``
         pulls and builds it unless present, ``Always`` re-resolves the tag first, ``Never`` only
-        looks (:class:`ImageNeverPullError` naming ``shown``, the image as the pod wrote it, if absent)."""
+        looks (:class:`ImageNeverPullError` naming ``shown``, the image as the pod wrote it, if absent).
+        ``pod`` (``namespace/name``) is who the pull is for: the registry token is scoped to it, and a
+        disk cached for one namespace is used for another only once the registry lets that namespace
+        pull it (upstream's KubeletEnsureSecretPulledImages: a cache never widens who may run an image)."""
         always = always or policy == "Always"
+        namespace = pod.partition("/")[0]
         with self._locked():
             if not always and (hit := self.cached(ref)) is not None:
+                if pod and namespace not in self._grants().get(hit.digest, ()):
+                    if policy == "Never":  # never ask the registry: as if the image were not here
+                        raise ImageNeverPullError(shown or str(ref))
+                    client = self._client(ref.registry).for_pod(pod)
+                    client.manifest(
+                        ImageRef(ref.registry, ref.repository, hit.digest)
+                    )  # may this pod pull it?
+                    self._grant(hit.digest, namespace)
                 os.utime(self._dir(hit.digest))
                 return hit
             if policy == "Never":
                 raise ImageNeverPullError(shown or str(ref))
             client = self._client(ref.registry)
+            if pod:
+                client = client.for_pod(pod)
             digest, manifest = client.manifest(ref)
             image = self.load(str(ref), Digest(digest)) or self._build(client, ref, Digest(digest), manifest)
             self._remember(str(ref), digest)
+            if pod:
+                self._grant(digest, namespace)
             os.utime(self._dir(digest))  # last use: collect() spares recently pulled images
             return image
+
+    def _grants(self) -> dict[str, list[str]]:
+        """Image digest -> namespaces whose pods the registry let pull it on this host."""
+        try:
+            data = json.loads((self.root / "grants.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {str(k): [str(n) for n in v] for k, v in data.items() if isinstance(v, list)}
+
+    def _grant(self, digest: str, namespace: str) -> None:
+        grants = self._grants()
+        if namespace in grants.setdefault(digest, []):
+            return
+        grants[digest].append(namespace)
+        tmp = self.root / "grants.json.tmp"
+        tmp.write_text(json.dumps(grants, indent=1, sort_keys=True))
+        os.replace(tmp, self.root / "grants.json")
 
     def _build(
         self, client: RegistryClient, ref: ImageRef, digest: Digest, manifest: dict[str, Any]
@@ -224,4 +267,6 @@ class ImageStore:
                 shutil.rmtree(leftover, ignore_errors=True)
             refs = {k: v for k, v in self._refs().items() if v not in removed}
             (self.root / "refs.json").write_text(json.dumps(refs, indent=1, sort_keys=True))
+            grants = {k: v for k, v in self._grants().items() if k not in removed}
+            (self.root / "grants.json").write_text(json.dumps(grants, indent=1, sort_keys=True))
             return removed

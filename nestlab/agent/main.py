@@ -27,11 +27,13 @@ from nestlab.agent.attestation import Attestation
 from nestlab.agent.images import ImageStore
 from nestlab.agent.network import PodAddress, PodNetwork
 from nestlab.agent.node import LEASE_DURATION_S, NodeInfo, NodeReporter
+from nestlab.agent.registry import RegistryClient
+from nestlab.agent.registryauth import TokenAuth
 from nestlab.api import status as api_status
 from nestlab.api.client import ApiClient, Credentials
 from nestlab.api.resources import PODS
 from nestlab.errors import UsageError
-from nestlab.runtime import accel, pod, proc, qemu
+from nestlab.runtime import accel, pod, poddesc, proc, qemu
 from nestlab.runtime.poddesc import DiskSerial, PodDescription
 from nestlab.runtime.streams import PodStreams
 from nestlab.trust.measure import Measurer
@@ -55,7 +57,9 @@ def nice_spawn(argv: Sequence[str], **kwargs: Any) -> proc.Process:
     return proc.spawn(["nice", "-n", NICE, *argv], **kwargs)
 
 
-def make_launcher(boot: pod.BootFiles | None, chosen: accel.Accel) -> Any:
+def make_launcher(
+    boot: pod.BootFiles | None, chosen: accel.Accel, log_pods_dir: Path = logstore.LOG_PODS_DIR
+) -> Any:
     """The real launcher: :func:`nestlab.runtime.pod.launch` under ``nice``.
 
     ``boot`` None: the launch gate is on, and the pod boots the verified copies it left in its work dir.
@@ -78,6 +82,7 @@ def make_launcher(boot: pod.BootFiles | None, chosen: accel.Accel) -> Any:
             cmdline=address.cmdline() if address else (),
             tap=address.tap if address else None,
             vmm=qemu.QemuVmm(spawn=nice_spawn),
+            host_dirs={poddesc.LOG_PODS: log_pods_dir},  # hostPath /var/log/pods: this node's directory
         )
         return vms.LaunchedVm(vm)
 
@@ -180,6 +185,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--node-name", required=True)
     add("--node-ip", required=True, help="management address: hostIP of pods, target of peer routes")
     add("--state-dir", type=Path, default=Path("/var/lib/nestlab-agent"))
+    add(
+        "--log-pods-dir",
+        type=Path,
+        default=logstore.LOG_PODS_DIR,
+        help="container logs in the kubelet's layout; exported read-only to pods with hostPath /var/log/pods",
+    )
     add("--registry", required=True, help="host:port of the lab registry for names without a host")
     add("--cpu", type=int, default=2000, help="millicores pods may request")
     add("--memory", type=int, default=2048, help="MiB pods may request")
@@ -233,6 +244,7 @@ def cluster_dns(args: argparse.Namespace) -> tuple[poddns.ClusterDns, Path | Non
 async def run(args: argparse.Namespace) -> None:
     token = args.token_file.read_text().strip() if args.token_file else None
     client = ApiClient(Credentials(args.api_server, args.ca, token, args.cert, args.key))
+    registry_auth = TokenAuth.for_node(args.ca, args.cert, args.key, token)
     info = NodeInfo(
         args.node_name, args.node_ip, args.cpu, args.memory, args.max_pods, args.log_port, args.pod_subnet
     )
@@ -265,8 +277,8 @@ async def run(args: argparse.Namespace) -> None:
         config,
         client,
         reporter,
-        ImageStore(args.state_dir / "images"),
-        launcher=make_launcher(boot, chosen),
+        ImageStore(args.state_dir / "images", lambda registry: RegistryClient(registry, auth=registry_auth)),
+        launcher=make_launcher(boot, chosen, args.log_pods_dir),
         network=network,
         gate=None if signed is None else kernelgate.LaunchGate(signed, measurer, chosen),
     )
@@ -284,7 +296,10 @@ async def run(args: argparse.Namespace) -> None:
     def sessions(namespace: str, name: str) -> streams.StreamTarget | None:
         return streams.find_target(agent.records, streams_of, namespace, name)
 
-    collector = logstore.Collector(lambda: [logstore.pod_logs(r) for r in agent.records.values()])
+    mirror = logstore.Mirror(logstore.ensure_log_pods_dir(args.log_pods_dir), args.state_dir / "pods")
+    collector = logstore.Collector(
+        lambda: [logstore.pod_logs(r) for r in agent.records.values()], mirror=mirror
+    )
 
     context = logs.tls_context(args.tls_cert, args.tls_key, args.ca) if args.tls_cert else None
     attestation = None

@@ -22,18 +22,48 @@ from __future__ import annotations
 import math
 import posixpath
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from nestlab.agent import podenv
 from nestlab.api import quantity
-from nestlab.runtime.poddesc import Mount, Volume, VolumeFile
+from nestlab.runtime.poddesc import HOST_PATH_REASON, HOST_PATHS, Mount, Volume, VolumeFile
 
 Obj = dict[str, Any]
 DEFAULT_MODE = 0o644  # upstream's default for configMap, secret, downwardAPI and projected files
 FILE_TYPES = ("configMap", "secret", "downwardAPI", "projected")
 """Volume types pod-init fills with files (and the agent keeps up to date)."""
-REFUSED_PROJECTIONS = ("serviceAccountToken", "clusterTrustBundle")  # nestlab issues no such tokens
+REFUSED_PROJECTIONS = ("clusterTrustBundle", "podCertificate")  # nestlab issues no such credentials
+DEFAULT_TOKEN_SECONDS = 3600  # upstream's default expirationSeconds of a serviceAccountToken projection
+TokenKey = tuple[str, int]
+"""(audience, expirationSeconds) of a serviceAccountToken projection: what its token is asked with."""
+
+
+@dataclass(frozen=True)
+class VolumeSources(podenv.Sources):
+    """The sources, plus the pod's service-account tokens (fetched by the agent through the API)."""
+
+    tokens: Mapping[TokenKey, str] = field(default_factory=dict)
+    """The current token of each projection by :func:`token_key`."""
+    token_errors: Mapping[TokenKey, str] = field(default_factory=dict)
+    """Why a projection has no token (the API refused the TokenRequest)."""
+
+
+def token_key(source: Obj) -> TokenKey:
+    """The (audience, expirationSeconds) a serviceAccountToken projection asks for."""
+    seconds = source.get("expirationSeconds")
+    return str(source.get("audience") or ""), int(seconds) if seconds else DEFAULT_TOKEN_SECONDS
+
+
+def token_keys(pod: Obj) -> set[TokenKey]:
+    """Every serviceAccountToken projection of ``pod``'s volumes."""
+    keys = set()
+    for volume in (pod.get("spec") or {}).get("volumes") or []:
+        for source in (volume.get("projected") or {}).get("sources") or []:
+            if isinstance(source.get("serviceAccountToken"), dict):
+                keys.add(token_key(source["serviceAccountToken"]))
+    return keys
 
 
 class VolumeError(podenv.EnvError):
@@ -117,6 +147,17 @@ def _downward(
     return files
 
 
+def _token(volume: str, source: Obj, sources: podenv.Sources, mode: int, where: str) -> VolumeFile:
+    """The token file of a serviceAccountToken projection (the kubelet's: ``path``, defaultMode)."""
+    path = _relative(str(source.get("path", "")), f"{where}.path")
+    key = token_key(source)
+    tokens = sources.tokens if isinstance(sources, VolumeSources) else {}
+    if key not in tokens:
+        errors = sources.token_errors if isinstance(sources, VolumeSources) else {}
+        raise MissingVolumeSource(volume, f"failed to fetch token: {errors.get(key, 'not requested yet')}")
+    return VolumeFile(path, mode, tokens[key].encode())
+
+
 def generation(pod: Obj, volume: Obj, sources: podenv.Sources) -> tuple[VolumeFile, ...]:
     """The files of one configMap/secret/downwardAPI/projected volume, by path."""
     name = str(volume.get("name", ""))
@@ -143,6 +184,10 @@ def generation(pod: Obj, volume: Obj, sources: podenv.Sources) -> tuple[VolumeFi
                 )
             elif "downwardAPI" in s:
                 files += _downward(pod, s["downwardAPI"] or {}, sources, mode, f"{at}.downwardAPI")
+            elif "serviceAccountToken" in s:
+                files.append(
+                    _token(name, s["serviceAccountToken"] or {}, sources, mode, f"{at}.serviceAccountToken")
+                )
             else:
                 kinds = ", ".join(sorted(s)) or "nothing"
                 raise VolumeError(f"{at}: projected source {kinds} is not implemented by nestlab")
@@ -180,10 +225,20 @@ def volumes(pod: Obj, sources: podenv.Sources) -> tuple[Volume, ...]:
                 )
         elif any(t in volume for t in FILE_TYPES):
             out.append(Volume(name, "files", files=generation(pod, volume, sources)))
+        elif "hostPath" in volume:
+            out.append(Volume(name, "hostpath", source=_host_path(volume["hostPath"], name)))
         else:
             kinds = ", ".join(k for k in sorted(volume) if k != "name") or "no type"
             raise VolumeError(f"spec.volumes[{name}]: volume type {kinds} is not supported by nestlab")
     return tuple(out)
+
+
+def _host_path(source: Any, name: str) -> str:
+    """A hostPath volume's path: only /var/log/pods (the vSphere rule; the API refuses the rest too)."""
+    path = posixpath.normpath(str((source or {}).get("path") or "/")) if isinstance(source, dict) else ""
+    if path not in HOST_PATHS:
+        raise VolumeError(f"spec.volumes[{name}].hostPath: {HOST_PATH_REASON}")
+    return path
 
 
 def tmpfs_mib(pod: Obj) -> int:
@@ -204,7 +259,9 @@ def file_volumes(pod: Obj) -> tuple[Obj, ...]:
 def mounts(pod: Obj, c: Obj, where: str, env: Mapping[str, str]) -> tuple[Mount, ...]:
     """Container ``c``'s volumeMounts checked against the pod's volumes (``subPathExpr`` expanded
     with the container's environment, as the kubelet does)."""
-    names = {str(v.get("name", "")) for v in (pod.get("spec") or {}).get("volumes") or []}
+    volumes = (pod.get("spec") or {}).get("volumes") or []
+    names = {str(v.get("name", "")) for v in volumes}
+    host_paths = {str(v.get("name", "")) for v in volumes if "hostPath" in v}
     out = []
     for i, m in enumerate(c.get("volumeMounts") or []):
         at = f"{where}.volumeMounts[{i}]"
@@ -220,5 +277,7 @@ def mounts(pod: Obj, c: Obj, where: str, env: Mapping[str, str]) -> tuple[Mount,
             sub = _relative(sub, f"{at}.subPath")
         if m.get("mountPropagation") not in (None, "None"):
             raise VolumeError(f"{at}.mountPropagation: only None is supported in a vSphere Pod")
+        if name in host_paths and m.get("readOnly") is not True:
+            raise VolumeError(f"{at}.readOnly: {HOST_PATH_REASON}")
         out.append(Mount(name, posixpath.normpath(path), bool(m.get("readOnly")), sub))
     return tuple(out)

@@ -1,17 +1,31 @@
-"""The authorizer and ``SelfSubjectAccessReview`` (what ``kubectl auth can-i`` asks).
+"""The authorizer: who may do what, decided as kube-apiserver's authorizer chain decides it.
 
-One function decides whether a user may do something, from the rules in :mod:`auth` and the
-RoleBindings stored in the namespace; the request path and the access review both call it, so
-``kubectl auth can-i create pods -n team-a`` answers exactly what a create would meet.
+One object answers every question about permissions (the request path, non-resource paths,
+impersonation, access reviews, escalation checks, the registry's token service), so
+``kubectl auth can-i`` answers exactly what a request would meet. The chain, as upstream:
+
+1. members of ``system:masters`` (and ``nestlab:admins``, the lab's own administrators) are
+   allowed everything, hard-wired, so a broken RBAC object cannot lock the lab out (the controller
+   is not one of them: it is ``system:nestlab-controller``, with its built-in ClusterRole);
+2. node agents (``system:nodes``) hold the node rules (upstream's Node authorizer is not RBAC
+   either): their reads of Secrets, ConfigMaps, claims, volumes and ServiceAccounts only for the
+   objects their own pods name (:mod:`nestlab.api.nodeauthorizer`), their writes narrowed per object
+   by :meth:`Authorizer.restrict_node` (NodeRestriction);
+3. everything else comes from Roles, ClusterRoles and their bindings, read from the in-memory
+   index :mod:`nestlab.api.rbaccache` keeps from watches. A denial is re-checked against etcd before
+   it becomes a 403, so a binding created a moment ago on another API server is never missed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
-from nestlab.api import auth, resources, status
-from nestlab.api.resources import LEASES, NAMESPACES, NODES, PODS, ROLEBINDINGS, Resource
-from nestlab.api.store import Obj, Store
+from nestlab.api import auth, kinds, nodeauthorizer, rbacrules, status
+from nestlab.api.rbaccache import KINDS, Grant, RbacCache, read_index
+from nestlab.api.rbacrules import Attributes, Rule
+from nestlab.api.resources import LEASES, NAMESPACES, NODES, PODS, Resource
+from nestlab.api.store import Store
 
 
 class Target(Protocol):
@@ -29,15 +43,116 @@ class Target(Protocol):
 
 NODE_USER_PREFIX = "system:node:"
 NODE_LEASE_NAMESPACE = "kube-node-lease"
-# Paths every authenticated user may GET (upstream: system:discovery, system:public-info-viewer).
-_PUBLIC_PATHS = ("/api", "/apis", "/version", "/healthz", "/livez", "/readyz", "/openapi")
+UnchangedSince = Callable[[Mapping[str, int]], Awaitable[bool]]
+"""Whether no etcd key under each prefix was created or modified after the revision given for it
+(one read-only etcd transaction comparing mod revisions over the ranges; values never travel)."""
+SUPERUSER_RULES = (Rule.of(["*"], ["*"], ["*"]), Rule.of(["*"], non_resource_urls=["*"]))
+"""What a hard-wired administrator holds (upstream's privileged-group authorizer's RulesFor)."""
+
+
+def _node_rules() -> tuple[Rule, ...]:
+    """A kubelet's rights over every kind this server serves (each unit's ``roles["node"]``)."""
+    return tuple(
+        Rule.of(verbs, [unit.resource.group], [plural])
+        for unit in kinds.ALL
+        for plural, verbs in unit.roles.get("node", {}).items()
+    )
+
+
+NODE_RULES = _node_rules()
+
+
+def node_of(user: auth.User) -> str:
+    """The node a node agent's user names (``system:node:<node>``); "" for any other user."""
+    return user.name.removeprefix(NODE_USER_PREFIX) if user.name.startswith(NODE_USER_PREFIX) else ""
+
+
+def attributes(
+    verb: str, resource: Resource, *, namespace: str, name: str, subresource: str = ""
+) -> Attributes:
+    """The authorizer attributes of a request on ``resource`` (upstream RequestInfo: a cluster-scoped
+    kind has no namespace; ``/namespaces/<name>`` is in the namespace ``<name>``)."""
+    if resource is NAMESPACES:
+        namespace = name
+    elif not resource.namespaced:
+        namespace = ""
+    return Attributes(verb, resource.group, resource.plural, subresource, name, namespace)
+
+
+def path_forbidden(user: str, verb: str, path: str) -> status.ApiError:
+    """403 for a non-resource path, worded as upstream: ``forbidden: User "bob" cannot get path "/apis"``."""
+    return status.ApiError(403, "Forbidden", f'forbidden: User "{user}" cannot {verb} path "{path}"')
+
+
+def _decide(grants: list[Grant], attrs: Attributes) -> str:
+    """The reason the first grant allowing ``attrs`` gives (upstream wording); "" when none does."""
+    for grant in grants:
+        if rbacrules.allows(grant.rules, attrs):
+            return f"RBAC: allowed by {grant.source}"
+    return ""
 
 
 class Authorizer:
-    """Decides with the built-in roles and the namespace's RoleBindings."""
+    """Decides with the hard-wired groups, the node rules and the RBAC objects."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, unchanged_since: UnchangedSince | None = None) -> None:
         self.store = store
+        self.cache = RbacCache(store)
+        self.unchanged_since = unchanged_since
+        """With it, a denial is confirmed by asking etcd whether any RBAC object the decision could
+        read changed since the cache saw it (cost independent of their number); without it, the
+        objects are read again."""
+
+    def start(self) -> None:
+        """Start feeding the RBAC cache (until then every decision reads etcd)."""
+        self.cache.start()
+
+    async def stop(self) -> None:
+        await self.cache.stop()
+
+    # -- deciding -----------------------------------------------------------------------------------
+    async def allowed_attrs(self, user: auth.User, attrs: Attributes) -> tuple[bool, str]:
+        """(decision, reason) for ``attrs``; the reason is upstream's (empty for a denial)."""
+        if user.is_admin:
+            return True, ""
+        denial = ""
+        if auth.NODE_GROUP in user.groups and rbacrules.allows(NODE_RULES, attrs):
+            if not nodeauthorizer.governs(attrs):
+                return True, ""
+            node = node_of(user)
+            allowed, denial = await nodeauthorizer.decide(self.store, node, attrs) if node else (False, "")
+            if allowed:
+                return True, ""
+        if self.cache.synced:
+            reason = _decide(self.cache.index.grants(user, attrs.namespace), attrs)
+            if reason:
+                return True, reason
+            if await self._cache_current(attrs.namespace):
+                return False, denial
+        fresh = await read_index(self.store, attrs.namespace)
+        reason = _decide(fresh.grants(user, attrs.namespace), attrs)
+        return (True, reason) if reason else (False, denial)
+
+    async def _cache_current(self, namespace: str) -> bool:
+        """Whether etcd holds no RBAC object a decision in ``namespace`` reads that was created or
+        changed after the cache saw its kind (deletions only take permissions away: never missed)."""
+        applied = dict(self.cache.applied)
+        if self.unchanged_since is None or len(applied) != len(KINDS):
+            return False
+        ranges = {kind.prefix(namespace): applied[kind] for kind in KINDS if namespace or not kind.namespaced}
+        return await self.unchanged_since(ranges)
+
+    async def rules_for(self, user: auth.User, namespace: str) -> list[Rule]:
+        """Every rule ``user`` holds in ``namespace`` ("" = the cluster-wide ones only): what
+        escalation checks and SelfSubjectRulesReview need.
+
+        Read from etcd, not the cache: both are rare (a write of an RBAC object, ``can-i --list``)
+        and both refuse on what is missing, so a binding made a moment ago must count, as it does
+        for a denied request."""
+        if user.is_admin:
+            return list(SUPERUSER_RULES)
+        rules = list(NODE_RULES) if auth.NODE_GROUP in user.groups else []
+        return rules + (await read_index(self.store, namespace)).rules_for(user, namespace)
 
     async def allowed(
         self,
@@ -50,18 +165,8 @@ class Authorizer:
         subresource: str = "",
     ) -> bool:
         """Whether ``user`` may ``verb`` the resource (``namespace`` ignored for cluster-scoped kinds)."""
-        if user.is_admin:
-            return True
-        plural = resource.plural + (f"/{subresource}" if subresource else "")
-        namespace = namespace if resource.namespaced else ""
-        scope = namespace or (name if resource is NAMESPACES else "")
-        roles: set[str] = set()
-        if scope:
-            bindings, _ = await self.store.list(ROLEBINDINGS, scope, lambda _obj: True)
-            roles = auth.bound_roles(user, bindings)
-            if resource is NAMESPACES and not subresource and verb != "get":
-                roles = set()  # a namespace binding lets you read your namespace, not change it
-        return auth.allowed(user, verb, plural, roles)
+        asked = attributes(verb, resource, namespace=namespace, name=name, subresource=subresource)
+        return (await self.allowed_attrs(user, asked))[0]
 
     async def check(
         self,
@@ -72,14 +177,25 @@ class Authorizer:
         namespace: str,
         name: str,
         subresource: str = "",
-    ) -> None:
-        """403, worded like RBAC, unless allowed."""
-        if not await self.allowed(
-            user, verb, resource, namespace=namespace, name=name, subresource=subresource
-        ):
-            plural = resource.plural + (f"/{subresource}" if subresource else "")
-            where = namespace if resource.namespaced else ""
-            raise status.forbidden(user.name, verb, plural, resource.group, namespace=where, name=name)
+    ) -> str:
+        """The reason it is allowed; 403, worded like RBAC, unless allowed."""
+        asked = attributes(verb, resource, namespace=namespace, name=name, subresource=subresource)
+        return await self.check_attrs(user, asked)
+
+    async def check_attrs(self, user: auth.User, attrs: Attributes) -> str:
+        """The reason ``attrs`` is allowed; else the upstream 403 (resource or path wording)."""
+        allowed, reason = await self.allowed_attrs(user, attrs)
+        if allowed:
+            return reason
+        if not attrs.is_resource_request:
+            raise path_forbidden(user.name, attrs.verb, attrs.path)
+        plural = attrs.resource + (f"/{attrs.subresource}" if attrs.subresource else "")
+        error = status.forbidden(
+            user.name, attrs.verb, plural, attrs.group, namespace=attrs.namespace, name=attrs.name
+        )
+        if reason:  # the Node authorizer's reason follows, as upstream's union authorizer joins it
+            raise status.ApiError(error.code, error.reason, f"{error.message}: {reason}", error.details)
+        raise error
 
     async def restrict_node(self, user: auth.User, verb: str, target: Target, body: Any) -> None:
         """NodeRestriction: a node agent writes only its own Node, its own Lease in kube-node-lease
@@ -104,54 +220,3 @@ class Authorizer:
                 reason = f'node "{node}" can only {action} pods with spec.nodeName set to itself'
         if reason:
             raise status.admission_forbidden(resource.plural, resource.group, name, reason)
-
-    async def review(self, user: auth.User, body: Any) -> Obj:
-        """Answer a SelfSubjectAccessReview: ``body`` with ``status.allowed`` filled in."""
-        if not isinstance(body, dict) or not isinstance(body.get("spec"), dict):
-            raise status.bad_request("a SelfSubjectAccessReview needs a spec")
-        spec = body["spec"]
-        attributes, non_resource = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
-        if isinstance(attributes, dict):
-            allowed, reason = await self._resource_review(user, attributes)
-        elif isinstance(non_resource, dict):
-            path, verb = str(non_resource.get("path", "")), str(non_resource.get("verb", ""))
-            allowed = user.is_admin or (verb == "get" and path.startswith(_PUBLIC_PATHS))
-            reason = "discovery and health endpoints are open to authenticated users" if allowed else ""
-        else:
-            cause = status.Cause(
-                "spec.resourceAttributes",
-                "exactly one of nonResourceAttributes or resourceAttributes must be specified",
-                "FieldValueRequired",
-            )
-            raise status.invalid("SelfSubjectAccessReview", "authorization.k8s.io", "", [cause])
-        answer: Obj = {
-            "kind": "SelfSubjectAccessReview",
-            "apiVersion": "authorization.k8s.io/v1",
-            "metadata": {},
-            "spec": spec,
-            "status": {"allowed": allowed},
-        }
-        if reason:
-            answer["status"]["reason"] = reason
-        return answer
-
-    async def _resource_review(self, user: auth.User, attributes: dict[str, Any]) -> tuple[bool, str]:
-        group, version = str(attributes.get("group", "")), str(attributes.get("version", ""))
-        plural = str(attributes.get("resource", ""))
-        candidates = [r for r in resources.ALL if (r.group, r.plural) == (group, plural)]
-        served = [r for r in candidates if not version or r.version == version]
-        if not served:
-            return user.is_admin, "lab administrators may do everything" if user.is_admin else ""
-        allowed = await self.allowed(
-            user,
-            str(attributes.get("verb", "")),
-            served[0],
-            namespace=str(attributes.get("namespace", "")),
-            name=str(attributes.get("name", "")),
-            subresource=str(attributes.get("subresource", "")),
-        )
-        if not allowed:
-            return False, ""
-        if user.is_admin:
-            return True, "lab administrators may do everything"
-        return True, "allowed by a RoleBinding or the node rules"

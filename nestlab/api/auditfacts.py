@@ -16,8 +16,6 @@ from aiohttp import web
 
 from nestlab.api import auth
 
-REQUEST_KEY = "nestlab.audit"
-
 
 @dataclass
 class AuditFacts:
@@ -41,11 +39,13 @@ class AuditFacts:
     """``authorization.k8s.io/decision`` and ``authorization.k8s.io/reason``, as upstream."""
 
 
+REQUEST_KEY = web.RequestKey("nestlab.audit", AuditFacts)
+
+
 def facts(request: web.Request) -> AuditFacts:
     """The request's facts, created on first use."""
-    found = request.get(REQUEST_KEY)
-    if isinstance(found, AuditFacts):
-        return found
+    if REQUEST_KEY in request:
+        return request[REQUEST_KEY]
     made = AuditFacts()
     request[REQUEST_KEY] = made
     return made

@@ -1,9 +1,8 @@
-"""Who is calling (bearer tokens, lab-CA client certificates) and what they may do (RBAC subset).
+"""Who is calling: the user record, the static token file and lab-CA client certificates.
 
-The Supervisor grants vSphere Namespace permissions as view/edit/admin; here that is a RoleBinding
-in the namespace to the ClusterRole ``view``, ``edit`` or ``admin``. Lab administrators (group
-``system:masters`` or ``nestlab:admins``) may do everything; node agents (group ``system:nodes``)
-get what a kubelet needs. Anything else is refused with the RBAC authorizer's wording.
+What a user may do is decided elsewhere (:mod:`nestlab.api.access`, from RBAC objects); this module
+only names the groups that decision hard-wires: lab administrators (``system:masters`` or
+``nestlab:admins``) may do everything, node agents (``system:nodes``) hold a kubelet's rules.
 """
 
 from __future__ import annotations
@@ -15,34 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nestlab.api import kinds
 from nestlab.errors import UsageError
 
 ADMIN_GROUPS = frozenset({"system:masters", "nestlab:admins"})
 NODE_GROUP = "system:nodes"
 AUTHENTICATED = "system:authenticated"
-
-ROLE_NAMES = ("view", "edit", "admin")
-
-
-def _merge(*roles: str) -> dict[str, frozenset[str]]:
-    """The rules of ``roles`` over every kind's unit (a later role adds to an earlier one, as
-    upstream's aggregated roles: edit includes view, admin includes edit)."""
-    rules: dict[str, frozenset[str]] = {}
-    for unit in kinds.ALL:
-        for role in roles:
-            for resource, verbs in unit.roles.get(role, {}).items():
-                rules[resource] = rules.get(resource, frozenset()) | verbs
-    return rules
-
-
-ROLES: dict[str, dict[str, frozenset[str]]] = {
-    "view": _merge("view"),
-    "edit": _merge("view", "edit"),
-    "admin": _merge("view", "edit", "admin"),
-}
-# What a node agent may do anywhere (a kubelet's rights, minus what nestlab does not serve).
-_NODE_RIGHTS: dict[str, frozenset[str]] = _merge("node")
 
 
 class AuthConfigError(UsageError):
@@ -99,23 +75,3 @@ def user_from_peercert(peercert: Mapping[str, Any] | None) -> User | None:
             elif key == "organizationName":
                 groups.add(value)
     return User(names[0], frozenset(groups)) if names else None
-
-
-def bound_roles(user: User, bindings: list[dict[str, Any]]) -> set[str]:
-    """The ClusterRoles granted to ``user`` by a namespace's RoleBindings."""
-    roles: set[str] = set()
-    for binding in bindings:
-        for subject in binding.get("subjects") or []:
-            kind, name = subject.get("kind"), subject.get("name")
-            if (kind == "User" and name == user.name) or (kind == "Group" and name in user.groups):
-                roles.add(str((binding.get("roleRef") or {}).get("name", "")))
-    return roles
-
-
-def allowed(user: User, verb: str, resource: str, roles: set[str]) -> bool:
-    """Whether ``user`` holding namespace ``roles`` may ``verb`` the ``resource`` (``plural[/sub]``)."""
-    if user.is_admin:
-        return True
-    if NODE_GROUP in user.groups and verb in _NODE_RIGHTS.get(resource, frozenset()):
-        return True
-    return any(verb in ROLES.get(role, {}).get(resource, frozenset()) for role in roles)

@@ -27,6 +27,7 @@ _SUBRESOURCE_VERBS: dict[str, list[str]] = {
     "exec": ["create", "get"],
     "attach": ["create", "get"],
     "portforward": ["create", "get"],
+    "token": ["create"],
 }
 
 
@@ -38,8 +39,13 @@ _SUBRESOURCE_KINDS = {
     "exec": "PodExecOptions",
     "attach": "PodAttachOptions",
     "portforward": "PodPortForwardOptions",
+    "token": "TokenRequest",
 }
-_SUBRESOURCE_GROUPS = {"scale": ("autoscaling", "v1"), "eviction": ("policy", "v1")}
+_SUBRESOURCE_GROUPS = {
+    "scale": ("autoscaling", "v1"),
+    "eviction": ("policy", "v1"),
+    "token": ("authentication.k8s.io", "v1"),
+}
 
 
 def version() -> Obj:

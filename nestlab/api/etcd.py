@@ -209,6 +209,18 @@ class EtcdClient:
         payload = await self._post("/v3/kv/range", {"key": _b64("\0"), "limit": 1})
         return int(payload["header"]["revision"])
 
+    async def unchanged_since(self, ranges: Mapping[str, int]) -> bool:
+        """Whether no key under each prefix was created or modified after its revision: one read-only
+        transaction comparing mod revisions over whole ranges; no value travels (deletions are not
+        seen, which is what a caller confirming a denial wants: a deletion grants nothing)."""
+        compares = [
+            {"target": "MOD", "key": _b64(prefix), "range_end": _end_b64(prefix), "result": "LESS",
+             "mod_revision": revision + 1}
+            for prefix, revision in ranges.items()
+        ]  # fmt: skip
+        payload = await self._post("/v3/kv/txn", {"compare": compares})
+        return bool(payload.get("succeeded", False))
+
     async def _txn(self, compare: dict[str, Any], success: dict[str, Any], key: str) -> tuple[bool, int]:
         payload = await self._post(
             "/v3/kv/txn",

@@ -1,8 +1,10 @@
 """HTTP in, registry call, Kubernetes-shaped JSON out.
 
 Every resource URL (``/api/v1/namespaces/<ns>/pods/<name>/status``...) is parsed into a target and
-a verb, authenticated, authorized and dispatched to :class:`~nestlab.api.registry.Registry`. Any
-refusal is an :class:`~nestlab.api.status.ApiError` turned into a Status body by the middleware.
+a verb, let through the front door (:class:`~nestlab.api.gate.Gate`: authentication, impersonation,
+authorization, audit facts) and dispatched to :class:`~nestlab.api.registry.Registry`; access reviews
+are answered by :mod:`nestlab.api.reviews`. The decoded body of a write is noted for the audit log.
+Any refusal is an :class:`~nestlab.api.status.ApiError` turned into a Status body by the middleware.
 """
 
 from __future__ import annotations
@@ -16,14 +18,29 @@ import yaml
 from aiohttp import web
 
 from nestlab.api import apply as apply_fields
-from nestlab.api import auth, eviction, fields, podlogs, podstreams, protobuf, reads, resources, scale, status
+from nestlab.api import (
+    auditfacts,
+    auth,
+    eviction,
+    fields,
+    podlogs,
+    podstreams,
+    protobuf,
+    reads,
+    resources,
+    reviews,
+    scale,
+    status,
+)
 from nestlab.api.access import Authorizer
 from nestlab.api.authn import Authenticator
+from nestlab.api.gate import Gate
 from nestlab.api.meta import MetaRoutes, json_response
 from nestlab.api.registry import Registry
 from nestlab.api.resources import PODS, Resource
 from nestlab.api.selectors import compile_selector
 from nestlab.api.store import Obj
+from nestlab.api.tokenrequest import serve as serve_token_request
 
 _MAX_WATCH = 1800  # seconds a watch stays open without timeoutSeconds (upstream: 30-60 min)
 
@@ -77,7 +94,12 @@ async def read_body(request: web.Request) -> Any:
     raw = await request.read()
     if not raw:
         return None
-    kind = request.content_type
+    decoded = _decode(request.content_type, raw)
+    auditfacts.facts(request).request_object = decoded
+    return decoded
+
+
+def _decode(kind: str, raw: bytes) -> Any:
     if kind == protobuf.MEDIA_TYPE:
         return protobuf.decode(raw)
     try:
@@ -102,9 +124,10 @@ class Handlers:
         self.registry = registry
         self.agent_tls = agent_tls
         """Client TLS towards node agents (pods/log); None when the server has no certificate."""
-        self.authorizer = Authorizer(registry.store)
+        self.authorizer = Authorizer(registry.store, registry.store.etcd.unchanged_since)
         self.authenticator = authenticator
-        self.meta = MetaRoutes(registry.store.etcd, self.authenticate)
+        self.gate = Gate(authenticator, self.authorizer)
+        self.meta = MetaRoutes(registry.store.etcd, self.gate.authenticate_path)
 
     @property
     def shutting_down(self) -> bool:
@@ -125,19 +148,8 @@ class Handlers:
 
     # -- who is calling -------------------------------------------------------------------------
     async def authenticate(self, request: web.Request) -> auth.User:
-        """The caller (see :class:`~nestlab.api.authn.Authenticator`); 401 when nothing vouches for it."""
-        return await self.authenticator.authenticate(request)
-
-    async def authorize(self, user: auth.User, verb: str, target: Target) -> None:
-        """403 unless ``user`` may ``verb`` the target."""
-        await self.authorizer.check(
-            user,
-            verb,
-            target.resource,
-            namespace=target.namespace,
-            name=target.name,
-            subresource=target.subresource,
-        )
+        """The user the request acts as, impersonation applied (see :class:`~nestlab.api.gate.Gate`)."""
+        return await self.gate.authenticate(request)
 
     # -- resources --------------------------------------------------------------------------------
     async def core_resource(self, request: web.Request) -> web.StreamResponse:
@@ -151,7 +163,6 @@ class Handlers:
         self, request: web.Request, group: str, version: str, tail: str
     ) -> web.StreamResponse:
         user = await self.authenticate(request)
-        auth.CURRENT_USER.set(user)
         target = parse_target(group, version, [p for p in tail.split("/") if p])
         query = request.query
         watching = reads.flag(query.get("watch"))
@@ -159,11 +170,19 @@ class Handlers:
         if not target.resource.stored:
             if verb != "create":
                 raise status.method_not_allowed(request.method, target.resource.plural)
-            return json_response(await self.authorizer.review(user, await read_body(request)), 201)
+            await self.gate.authorize(request, user, verb, target)
+            body = await read_body(request)
+            answer = await reviews.answer(self.authorizer, target.resource, user, target.namespace, body)
+            return json_response(answer, 201)
         if target.subresource in podstreams.SUBRESOURCES:  # upstream 1.30+: create, whatever the method
-            await self.authorize(user, "create", target)
+            await self.gate.authorize(request, user, "create", target)
             return await self._action(request, target, "create")
-        await self.authorize(user, verb, target)
+        await self.gate.authorize(request, user, verb, target)
+        # -- H-sa: serviceaccounts/<name>/token (TokenRequest), see nestlab/api/tokenrequest.py --
+        if target.subresource == "token":
+            body, get = await read_body(request), self.registry.store.get
+            return await serve_token_request(request, get, user, target.namespace, target.name, body=body)
+        # -- end H-sa --
         if target.subresource in ("log", "binding", "eviction", "scale"):
             return await self._action(request, target, verb)
         if request.method == "GET":

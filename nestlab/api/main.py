@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from nestlab.api import encryption, store
+from nestlab.api import auditpolicy, encryption, registrytoken, satokens, store
 from nestlab.api.etcd import TLSFiles
 from nestlab.api.server import ServerConfig, serve
 from nestlab.api.serviceips import DEFAULT_RANGE, RangeError, ServiceRange
@@ -79,6 +79,31 @@ def parse(argv: Sequence[str]) -> tuple[ServerConfig, encryption.Encryption]:
         help="an apiserver.config.k8s.io/v1 EncryptionConfiguration: the resources (secrets) encrypted "
         "at rest in etcd and their keys (providers aesgcm, aescbc, identity)",
     )
+    parser.add_argument(
+        "--registry-token-signing-key-file",
+        type=Path,
+        help="EC P-256 key the depot registry's token service signs with (serves /nestlab/v1/registry/token)",
+    )
+    parser.add_argument("--registry-token-issuer", default=registrytoken.DEFAULT_ISSUER)
+    parser.add_argument("--registry-token-service", default=registrytoken.DEFAULT_SERVICE)
+    parser.add_argument(
+        "--service-account-signing-key-file",
+        type=Path,
+        help="EC P-256 key (PEM) bound service-account tokens are signed and verified with; "
+        "without it no TokenRequest, no ServiceAccount admission",
+    )
+    parser.add_argument(
+        "--service-account-issuer",
+        default=satokens.ISSUER,
+        help="the iss claim of service-account tokens (and the API audience)",
+    )
+    _audit_flags(parser)
+    parser.add_argument(
+        "--identity-signing-key",
+        type=Path,
+        help="EC P-256 key (PEM) lab users' login tokens are signed and verified with "
+        "(serves /nestlab/v1/login); without it users can be managed but not log in",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(list(argv))
     if (args.tls_cert_file is None) != (args.tls_private_key_file is None):
@@ -129,8 +154,49 @@ def parse(argv: Sequence[str]) -> tuple[ServerConfig, encryption.Encryption]:
         default_unreachable_toleration_seconds=args.default_unreachable_toleration_seconds,
         service_cluster_ip_range=args.service_cluster_ip_range,
         advertise_address=args.advertise_address,
+        identity_signing_key=args.identity_signing_key,
+        audit_policy_file=_checked_audit(args),
+        audit_log_path=args.audit_log_path,
+        audit_log_maxsize_mb=args.audit_log_maxsize,
+        audit_log_maxbackup=args.audit_log_maxbackup,
+        service_account_key=args.service_account_signing_key_file,
+        service_account_issuer=args.service_account_issuer,
+        registry_tokens=None
+        if args.registry_token_signing_key_file is None
+        else registrytoken.TokenConfig(
+            args.registry_token_signing_key_file, args.registry_token_issuer, args.registry_token_service
+        ),
     )
     return config, at_rest
+
+
+def _audit_flags(parser: argparse.ArgumentParser) -> None:
+    """kube-apiserver's audit log flags (the log backend; no webhook backend)."""
+    parser.add_argument(
+        "--audit-policy-file",
+        type=Path,
+        help="audit.k8s.io/v1 Policy: which requests the audit log records and at which level "
+        "(without it nothing is logged, as upstream)",
+    )
+    parser.add_argument("--audit-log-path", default="", help="the audit log file (- for standard output)")
+    parser.add_argument(
+        "--audit-log-maxsize",
+        type=float,
+        default=0,
+        help="megabytes the audit log may reach before it is rotated (0: 100; fractions allowed)",
+    )
+    parser.add_argument("--audit-log-maxbackup", type=int, default=0, help="rotated audit logs kept (0: all)")
+
+
+def _checked_audit(args: argparse.Namespace) -> Path | None:
+    """The audit policy file; UsageError for negative sizes or a policy that cannot be used (naming
+    its file and line), before the server starts."""
+    if args.audit_log_maxsize < 0 or args.audit_log_maxbackup < 0:
+        raise UsageError("--audit-log-maxsize and --audit-log-maxbackup must be 0 or more")
+    if args.audit_policy_file is not None:
+        auditpolicy.load(args.audit_policy_file)
+    path: Path | None = args.audit_policy_file
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:

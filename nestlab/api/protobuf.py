@@ -38,7 +38,11 @@ MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
 Schema = dict[int, tuple[str, Any]]
 Value = int | bytes
 
-BODIES: dict[str, Schema] = {"Eviction": wire.EVICTION, "DeleteOptions": wire.DELETE_OPTIONS}
+BODIES: dict[str, Schema] = {
+    "Eviction": wire.EVICTION,
+    "DeleteOptions": wire.DELETE_OPTIONS,
+    "TokenRequest": kinds.serviceaccount.TOKEN_REQUEST,  # serviceaccounts/<name>/token
+}
 """Bodies that are not served kinds: what ``pods/NAME/eviction`` (policy/v1 and v1beta1) takes."""
 _SIGN = 1 << 63  # varints of negative int32/int64 are 10-byte two's complement
 

@@ -17,11 +17,26 @@ from pathlib import Path
 
 from aiohttp import web
 
-from nestlab.api import auth, podlogs, status
-from nestlab.api.authn import Authenticator, StaticTokens
+from nestlab.api import (
+    auth,
+    bootstraproles,
+    escalation,
+    identityroutes,
+    podlogs,
+    registrytoken,
+    saadmission,
+    satokens,
+    status,
+    tokenrequest,
+)
+from nestlab.api.audit import Auditor
+from nestlab.api.audit import middleware as audit_middleware
+from nestlab.api.authn import Authenticator, StaticTokens, TokenVerifier
 from nestlab.api.clusterips import ClusterIPs, ensure_system_services
 from nestlab.api.etcd import EtcdClient, TLSFiles
 from nestlab.api.handlers import Handlers
+from nestlab.api.identityroutes import build as identity_routes
+from nestlab.api.limitranger import hooks as limit_ranger
 from nestlab.api.meta import json_response
 from nestlab.api.registry import Admission, Registry
 from nestlab.api.resources import PODS, Resource
@@ -63,6 +78,22 @@ class ServerConfig:
     """The Services CIDR ClusterIPs come from (vSphere: the Supervisor's Services CIDR)."""
     advertise_address: str = ""
     """The address clients reach the API at (the VIP): the ``kubernetes`` Service's endpoint."""
+    identity_signing_key: Path | None = None
+    """Signs and verifies lab users' login tokens (``/nestlab/v1/login``); None: login not served."""
+    registry_tokens: registrytoken.TokenConfig | None = None
+    """The depot registry's token service (``/nestlab/v1/registry/token``); None: not served."""
+    service_account_key: Path | None = None
+    """Signs (and verifies) bound service-account tokens; None: no ServiceAccount tokens, no
+    TokenRequest, no ServiceAccount admission (throwaway test servers)."""
+    service_account_issuer: str = satokens.ISSUER
+    audit_policy_file: Path | None = None
+    """audit.k8s.io/v1 Policy: which requests are logged and how much; None: nothing is logged."""
+    audit_log_path: str = ""
+    """Where the audit Events go (``-``: standard output); empty: nothing is logged."""
+    audit_log_maxsize_mb: float = 0
+    """Rotate the audit log before it exceeds this many megabytes (0: 100, as upstream)."""
+    audit_log_maxbackup: int = 0
+    """Rotated audit logs kept (0: all, as upstream)."""
 
 
 @web.middleware
@@ -129,12 +160,58 @@ def build_app(config: ServerConfig) -> tuple[web.Application, Handlers]:
     tokens = auth.load_tokens(config.tokens_file) if config.tokens_file is not None else {}
     etcd = EtcdClient(config.etcd_servers, config.etcd_tls)
     service_range = ServiceRange.parse(config.service_cluster_ip_range)
-    registry = Registry(Store(etcd), (pod_tolerations(config),), ClusterIPs(etcd, service_range))
+    store = Store(etcd)
+    limit_defaults, limit_bounds = limit_ranger(store)  # LimitRanger admission: defaults, then bounds
+    signer = (
+        None
+        if config.service_account_key is None
+        else satokens.SigningKey.load(config.service_account_key, config.service_account_issuer)
+    )
+    service_accounts = () if signer is None else (saadmission.hook(store.get),)  # after LimitRanger
+    registry = Registry(
+        store,
+        (pod_tolerations(config),),
+        ClusterIPs(etcd, service_range),
+        mutating=(limit_defaults, *service_accounts),
+        validating=(
+            limit_bounds,
+            escalation.hook(lambda u, ns: handlers.authorizer.rules_for(u, ns), store.get),  # noqa: PLW0108 - handlers is built below
+        ),
+    )
     agent_tls = podlogs.agent_client_tls(config.tls_cert, config.tls_key, config.client_ca)
-    authenticator = Authenticator([StaticTokens(tokens)], anonymous_admin=config.anonymous_admin)
+    verifiers: list[TokenVerifier] = [StaticTokens(tokens)]
+    if signer is not None:
+        verifiers.append(satokens.ServiceAccountTokens(signer, store.get))
+    authenticator = Authenticator(verifiers, anonymous_admin=config.anonymous_admin)
     handlers = Handlers(registry, authenticator, agent_tls)
-    app = web.Application(middlewares=[status_errors], client_max_size=3 * 1024 * 1024)
+    auditor = Auditor.from_flags(
+        config.audit_policy_file,
+        config.audit_log_path,
+        config.audit_log_maxsize_mb,
+        config.audit_log_maxbackup,
+    )
+    app = web.Application(
+        middlewares=[audit_middleware(auditor), status_errors], client_max_size=3 * 1024 * 1024
+    )
+    auditor.install(app)  # Audit-Id on every answer; ResponseStarted of streams
     app.add_routes(handlers.routes())
+    identity = identity_routes(
+        config.identity_signing_key,
+        etcd,
+        authenticator,
+        handlers.authenticate,
+        identityroutes.rbac(handlers.authorizer),
+    )
+    app.add_routes(identity.routes())  # login, and users for lab administrators
+    if signer is not None:
+        app[tokenrequest.SIGNER] = signer  # serves serviceaccounts/<name>/token
+    if config.registry_tokens is not None:
+        decide = registrytoken.authorizer_decision(handlers.authorizer)
+        passwords = registrytoken.password_login(identity.store, identity.passwords)  # docker login
+        service = registrytoken.TokenService(
+            config.registry_tokens, authenticator, registry.store, decide, passwords
+        )
+        app.add_routes(service.routes())
 
     async def bootstrap() -> None:
         while True:
@@ -144,6 +221,7 @@ def build_app(config: ServerConfig) -> tuple[web.Application, Handlers]:
                     registry.create, registry.get, registry.update, service_range, config.advertise_address
                 )
                 await ensure_default_class(registry.create)
+                await bootstraproles.ensure(registry)  # cluster-admin, admin/edit/view, system: roles
             except status.ApiError as exc:
                 log.warning("bootstrap (system namespaces) waits for etcd: %s", exc.message)
                 await asyncio.sleep(_BOOTSTRAP_RETRY)
@@ -152,10 +230,12 @@ def build_app(config: ServerConfig) -> tuple[web.Application, Handlers]:
 
     async def start(_app: web.Application) -> None:
         app[_BOOTSTRAP] = asyncio.get_running_loop().create_task(bootstrap())
+        handlers.authorizer.start()  # the RBAC cache's watches
 
     async def close(_app: web.Application) -> None:
         app[_BOOTSTRAP].cancel()
         await asyncio.gather(app[_BOOTSTRAP], return_exceptions=True)
+        await handlers.authorizer.stop()
         await registry.close()
         await etcd.close()
 

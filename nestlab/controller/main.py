@@ -19,7 +19,8 @@ from ipaddress import IPv4Network
 from pathlib import Path
 
 from nestlab.api.client import ApiClient, Credentials
-from nestlab.controller import attacher, loadbalancer, provisioner
+from nestlab.controller import attacher, loadbalancer, provisioner, serviceaccounts
+from nestlab.controller.clusterroleaggregation import ClusterRoleAggregationController
 from nestlab.controller.cronjob import CronJobController
 from nestlab.controller.deployment import DeploymentController
 from nestlab.controller.disruption import DisruptionController
@@ -57,6 +58,7 @@ CONTROLLERS: list[ControllerFactory] = [
     EndpointsController,
     EndpointSliceController,
     EndpointSliceMirroringController,
+    ClusterRoleAggregationController,
 ]
 
 
@@ -202,6 +204,7 @@ async def run(options: Options) -> None:
             loadbalancer.factory(options.ingress_cidr),  # needs --ingress-cidr
             provisioner.factory(datastore),  # these two need --datastore-url
             attacher.factory(datastore),
+            serviceaccounts.factory(options.credentials.ca),  # default SA + kube-root-ca.crt
         ]
         await run_while_leading(elector, passes, options.interval, stop, controllers)
     finally:

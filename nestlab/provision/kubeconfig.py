@@ -21,10 +21,11 @@ from nestlab.spec.plan import Plan
 
 API_PORT = 6443  # the Supervisor API's port, on the VIP and on every API server
 ADMIN = "admin"  # the lab-admin client certificate (O=system:masters), issued by ensure_lab_pki
-CONTROLLER = "controller"
-# The scheduler binds pods and holds a Lease in kube-system; the API's authorizer has no scheduler
-# role yet, so the controller authenticates as a lab administrator (group nestlab:admins).
-CONTROLLER_GROUP = "nestlab:admins"
+CONTROLLER = "system:nestlab-controller"
+"""The controller's user (certificate CN, no group; file ``<pki>/system:nestlab-controller.crt``,
+installed as ``controller.crt`` on control-plane nodes): the API server's built-in ClusterRole of
+the same name grants exactly what its controllers call (nestlab.api.bootstraproles), as
+kube-controller-manager is ``system:kube-controller-manager`` and not an administrator."""
 
 
 def _b64(path: Path) -> str:
@@ -79,6 +80,8 @@ def write_kubeconfig(plan: Plan, files: LabFiles) -> Path:
 
 
 def ensure_controller_cert(plan: Plan, files: LabFiles) -> Issued:
-    """The client certificate every nestlab-controller uses (kept when it exists)."""
+    """The client certificate every nestlab-controller uses (kept when it exists): CN
+    ``system:nestlab-controller`` without an administrators' group. A lab made before it had
+    ``controller.crt`` (group nestlab:admins), left unused on the outer machine."""
     ca = ensure_ca(files.pki, plan.lab.name)
-    return issue(files.pki, ca, CONTROLLER, organization=CONTROLLER_GROUP, server=False)
+    return issue(files.pki, ca, CONTROLLER, server=False)

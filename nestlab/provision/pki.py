@@ -88,6 +88,40 @@ def ensure_signing_key(pki: Path, name: str) -> Path:
     return path
 
 
+REGISTRY_TOKEN_KEY = "registry-token.key"  # noqa: S105 - a file name
+REGISTRY_TOKEN_CERT = "registry-token.crt"  # noqa: S105 - a file name
+"""The depot registry's token signing key (control plane: the token service signs with it) and its
+self-signed certificate (depot: distribution's ``auth.token.rootcertbundle``; the token header's ``kid``
+is the libtrust key ID of this certificate's public key)."""
+
+
+def ensure_registry_token_cert(pki: Path, lab_name: str) -> Issued:
+    """The registry token signing key and a self-signed certificate of it, made once and kept."""
+    key_path = ensure_signing_key(pki, REGISTRY_TOKEN_KEY)
+    issued = Issued(pki / REGISTRY_TOKEN_CERT, key_path)
+    key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)  # noqa: S101 - ensure_signing_key checked it
+    if issued.cert.exists():
+        current = x509.load_pem_x509_certificate(issued.cert.read_bytes())
+        if current.public_key() == key.public_key():
+            return issued
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"nestlab {lab_name} registry token signer")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + VALIDITY * 5)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    issued.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return issued
+
+
 def _load(issued: Issued) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     cert = x509.load_pem_x509_certificate(issued.cert.read_bytes())
     key = serialization.load_pem_private_key(issued.key.read_bytes(), password=None)
@@ -185,4 +219,5 @@ def ensure_lab_pki(plan: Plan, pki: Path) -> dict[str, Issued]:
     ensure_encryption_config(pki)
     for name in SIGNING_KEYS:
         ensure_signing_key(pki, name)
+    out["registry-token"] = ensure_registry_token_cert(pki, plan.lab.name)
     return out

@@ -35,8 +35,15 @@ def test_depot_serves_the_wheelhouse_index_and_every_wheel(host: Host) -> None:
     assert status == "200"
 
 
-def test_registry_answers_the_distribution_api(host: Host) -> None:
-    assert host.check_output("curl -fsS http://127.0.0.1:5000/v2/").strip() == "{}"
+def test_registry_answers_the_distribution_api_and_asks_for_a_token(host: Host) -> None:
+    # auth: token (registry projects): no token, 401 and a challenge naming the API's token service
+    headers = host.check_output("curl -sS -D - -o /dev/null http://127.0.0.1:5000/v2/")
+    assert headers.split()[1] == "401", headers
+    assert 'Www-Authenticate: Bearer realm="https://' in headers, headers
+    assert '/nestlab/v1/registry/token",service="depot"' in headers, headers
+    config = host.file("/etc/docker/registry/config.yml").content_string
+    assert "rootcertbundle: /etc/docker/registry/registry-token.crt" in config
+    assert host.file("/etc/docker/registry/registry-token.crt").exists
 
 
 def test_depot_serves_the_signed_apt_repository(host: Host) -> None:

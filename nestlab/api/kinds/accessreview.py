@@ -1,4 +1,5 @@
-"""authorization.k8s.io/v1 SelfSubjectAccessReview: what ``kubectl auth can-i`` asks; answered, not kept."""
+"""authorization.k8s.io/v1 SelfSubjectAccessReview: what ``kubectl auth can-i`` asks; answered, not kept (see
+:mod:`nestlab.api.reviews`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ RESOURCE = Resource(
     False,
     verbs=("create",),
 )
-_RESOURCE_ATTRIBUTES = {
+RESOURCE_ATTRIBUTES = {
     1: ("namespace", "str"),
     2: ("verb", "str"),
     3: ("group", "str"),
@@ -23,7 +24,7 @@ _RESOURCE_ATTRIBUTES = {
     6: ("subresource", "str"),
     7: ("name", "str"),
 }
-_NON_RESOURCE_ATTRIBUTES = {1: ("path", "str"), 2: ("verb", "str")}
+NON_RESOURCE_ATTRIBUTES = {1: ("path", "str"), 2: ("verb", "str")}
 
 KIND = Kind(
     RESOURCE,
@@ -34,8 +35,8 @@ KIND = Kind(
         2: (
             "spec",
             {
-                1: ("resourceAttributes", _RESOURCE_ATTRIBUTES),
-                2: ("nonResourceAttributes", _NON_RESOURCE_ATTRIBUTES),
+                1: ("resourceAttributes", RESOURCE_ATTRIBUTES),
+                2: ("nonResourceAttributes", NON_RESOURCE_ATTRIBUTES),
             },
         ),
     },

@@ -16,11 +16,11 @@ Paths are relative to the pod spec; ``containers[]`` rows apply to ``initContain
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from nestlab.api.kinds import podvolumes
 from nestlab.api.status import Cause
 
 Obj = dict[str, Any]
@@ -60,9 +60,13 @@ class Row:
 
 HOST = "a vSphere Pod is a VM with its own kernel and network stack; it cannot share its ESXi host's"
 PRIVILEGED = "a vSphere Pod does not run privileged containers"
-HOST_PATH = "vSphere Pods may mount only /var/log/pods from the host, read-only"
+HOST_PATH = podvolumes.HOST_PATH_REASON
 LINUX = "a vSphere Pod runs a Linux kernel (the CRX); there are no Windows vSphere Pods"
-LOG_PODS = "/var/log/pods"
+LOG_PODS = podvolumes.LOG_PODS
+HOST_PATH_NOTE = (
+    "honoured for that path with every volumeMount of it readOnly: true (a read-only virtio-9p"
+    " export of the node's directory; narrow it with subPath)"
+)
 NOT_YET_MSG = "nestlab does not implement this field yet (docs/api.md lists what a pod may use)"
 GROUP_ALONE_MSG = "nestlab does not implement runAsGroup without runAsUser yet (set both, or neither)"
 # The capabilities a container runtime grants by default (containerd/CRI-O): adding one is a no-op.
@@ -85,7 +89,7 @@ ROWS: tuple[Row, ...] = (
     # --- pod level ---
     Row("activeDeadlineSeconds", HONOURED),
     Row("affinity", HONOURED, note="node affinity, pod affinity and anti-affinity, by the scheduler"),
-    Row("automountServiceAccountToken", NOT_YET, (False,), note="no token is mounted (unset included)"),
+    Row("automountServiceAccountToken", HONOURED, note="false on the pod or its ServiceAccount: no token"),
     Row("dnsConfig", HONOURED),
     Row("dnsPolicy", HONOURED),
     Row("enableServiceLinks", HONOURED, note="upstream's service link variables (envvars.go)"),
@@ -128,8 +132,8 @@ ROWS: tuple[Row, ...] = (
     Row("securityContext.supplementalGroupsPolicy", NOT_YET),
     Row("securityContext.sysctls", NOT_YET),
     Row("securityContext.windowsOptions", WINDOWS_ONLY),
-    Row("serviceAccount", NOT_YET, ("default",), note="deprecated alias of serviceAccountName"),
-    Row("serviceAccountName", NOT_YET, ("default",)),
+    Row("serviceAccount", HONOURED, note="deprecated alias of serviceAccountName"),
+    Row("serviceAccountName", HONOURED, note="defaults to default; the ServiceAccount must exist"),
     Row("setHostnameAsFQDN", HONOURED),
     Row("shareProcessNamespace", NOT_YET, (False,)),
     Row("subdomain", HONOURED),
@@ -154,7 +158,7 @@ ROWS: tuple[Row, ...] = (
     Row("volumes[].gcePersistentDisk", NOT_YET, note=PVC_NOTE),
     Row("volumes[].gitRepo", NOT_YET, note="deprecated upstream: clone into an emptyDir"),
     Row("volumes[].glusterfs", NOT_YET, note=PVC_NOTE),
-    Row("volumes[].hostPath", vsphere(HOST_PATH), note="/var/log/pods read-only: not yet"),
+    Row("volumes[].hostPath", vsphere(HOST_PATH), ({"path": LOG_PODS},), note=HOST_PATH_NOTE),
     Row("volumes[].image", NOT_YET),
     Row("volumes[].iscsi", NOT_YET, note=PVC_NOTE),
     Row("volumes[].nfs", NOT_YET, note=PVC_NOTE),
@@ -164,7 +168,7 @@ ROWS: tuple[Row, ...] = (
     Row("volumes[].projected", HONOURED),
     Row("volumes[].projected.sources[].clusterTrustBundle", NOT_YET),
     Row("volumes[].projected.sources[].podCertificate", NOT_YET),
-    Row("volumes[].projected.sources[].serviceAccountToken", NOT_YET, note="no ServiceAccounts yet"),
+    Row("volumes[].projected.sources[].serviceAccountToken", HONOURED, note="refreshed at 80 % of its life"),
     Row("volumes[].quobyte", NOT_YET, note=PVC_NOTE),
     Row("volumes[].rbd", NOT_YET, note=PVC_NOTE),
     Row("volumes[].scaleIO", NOT_YET, note=PVC_NOTE),
@@ -313,14 +317,6 @@ def _refused(row: Row, value: Any) -> bool:
     )
 
 
-def _host_path(where: str, value: Any) -> list[Cause]:
-    """hostPath: /var/log/pods (read-only, the vSphere rule) is merely not implemented yet."""
-    path = value.get("path") if isinstance(value, dict) else None
-    if isinstance(path, str) and posixpath.normpath(path) == LOG_PODS:
-        return [Cause(where, f"Forbidden: {NOT_YET_MSG}", FORBIDDEN)]
-    return [Cause(where, f"Forbidden: {HOST_PATH}", FORBIDDEN)]
-
-
 def _run_as_group(spec: Obj, path: str, lists: tuple[str, ...]) -> list[Cause]:
     """runAsGroup is honoured only with a runAsUser (the agent keeps the image's user otherwise)."""
     pod: Obj = spec["securityContext"] if isinstance(spec.get("securityContext"), dict) else {}
@@ -356,7 +352,7 @@ def check(spec: Any, path: str = "spec") -> list[Cause]:
         for target in targets if row.path.startswith("containers[]") else [parts]:
             for where, value in _values(spec, target, path):
                 if row.path == "volumes[].hostPath" and not _is_unset(value):
-                    causes += _host_path(where, value)
+                    causes += podvolumes.host_path_source(value, where)
                 elif row.path.endswith(("resources.limits", "resources.requests")) and isinstance(
                     value, dict
                 ):
@@ -367,6 +363,7 @@ def check(spec: Any, path: str = "spec") -> list[Cause]:
                     ]
                 elif _refused(row, value):
                     causes.append(Cause(where, _refusal(row, value), FORBIDDEN))
+    causes += podvolumes.host_path_mounts(spec, path, lists)
     unique = {cause.field: cause for cause in causes + _run_as_group(spec, path, lists)}
     return list(unique.values())
 

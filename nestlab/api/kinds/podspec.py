@@ -65,6 +65,12 @@ def default_spec(spec: Obj) -> None:
         for port in as_list(container.get("ports")):
             if isinstance(port, dict):
                 port.setdefault("protocol", "TCP")
+    for volume in as_list(spec.get("volumes")):
+        projected = as_dict(volume.get("projected")) if isinstance(volume, dict) else {}
+        for source in as_list(projected.get("sources")):
+            token = source.get("serviceAccountToken") if isinstance(source, dict) else None
+            if isinstance(token, dict):
+                token.setdefault("expirationSeconds", 3600)  # upstream's default (one hour)
 
 
 def default_template(template: Any) -> None:

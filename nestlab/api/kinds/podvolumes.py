@@ -6,10 +6,17 @@ module answers what upstream answers for any pod: a volume needs a unique DNS-la
 one source, a mount must name a declared volume and a unique absolute path, and no projected file
 path or subPath may climb out of its volume. So ``kubectl apply`` of a mount naming no volume gets
 the 422 a learner would get from kube-apiserver, not a pod that fails later on its host.
+
+It also holds the vSphere rule for ``hostPath`` (:func:`host_path_source`, :func:`host_path_mounts`,
+called by the pod-field table's row): a vSphere Pod may mount only ``/var/log/pods`` from its host
+(exactly that directory: a pod narrows it with a mount's ``subPath``), and only read-only, so every
+volumeMount of it must say ``readOnly: true``; the node exports it into the pod VM over virtio-9p.
 """
 
 from __future__ import annotations
 
+import posixpath
+from collections.abc import Sequence
 from typing import Any
 
 from nestlab.api.kinds.common import as_dict, as_list, type_causes, unique_label
@@ -24,7 +31,13 @@ SOURCES = (
     "photonPersistentDisk", "projected", "portworxVolume", "scaleIO", "storageos", "csi", "ephemeral",
     "image",
 )  # fmt: skip
+FORBIDDEN = "FieldValueForbidden"
+LOG_PODS = "/var/log/pods"
+HOST_PATH_REASON = "vSphere Pods may mount only /var/log/pods from the host, read-only"
+HOST_PATH_TYPES = ("", "Directory", "DirectoryOrCreate")  # /var/log/pods is a directory the agent makes
 MODE_MAX = 0o777
+TOKEN_MIN_SECONDS = 600  # a projected token lives at least 10 minutes (upstream validation)
+TOKEN_MAX_SECONDS = 2**32
 _MODE_MSG = "must be a number between 0 and 0777 (octal), both inclusive"
 
 
@@ -76,6 +89,35 @@ def _downward_items(items: Any, where: str) -> list[Cause]:
     return causes
 
 
+def _token(source: Obj, where: str) -> list[Cause]:
+    """A serviceAccountToken projection: a path, and at least 10 minutes (upstream's bounds)."""
+    causes: list[Cause] = []
+    seconds = source.get("expirationSeconds")
+    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, int)):
+        causes.append(Cause(f"{where}.expirationSeconds", "Invalid value: must be an integer"))
+    elif seconds is not None and seconds < TOKEN_MIN_SECONDS:
+        causes.append(
+            Cause(
+                f"{where}.expirationSeconds",
+                f"Invalid value: {seconds}: may not specify a duration less than 10 minutes",
+            )
+        )
+    elif seconds is not None and seconds > TOKEN_MAX_SECONDS:
+        causes.append(
+            Cause(
+                f"{where}.expirationSeconds",
+                f"Invalid value: {seconds}: may not specify a duration larger than 2^32 seconds",
+            )
+        )
+    if not source.get("path"):
+        causes.append(Cause(f"{where}.path", "Required value", "FieldValueRequired"))
+    else:
+        causes += _relative(source["path"], f"{where}.path")
+    if source.get("audience") is not None and not isinstance(source["audience"], str):
+        causes.append(Cause(f"{where}.audience", "Invalid value: must be a string", "FieldValueTypeInvalid"))
+    return causes
+
+
 def _source(kind: str, source: Obj, where: str) -> list[Cause]:
     """The checks of one volume source nestlab can hold (the others are refused by the table)."""
     causes: list[Cause] = []
@@ -99,14 +141,21 @@ def _source(kind: str, source: Obj, where: str) -> list[Cause]:
         causes += _downward_items(source.get("items"), where)
         causes += _mode(source.get("defaultMode"), f"{where}.defaultMode")
     elif kind == "projected":
-        causes += _mode(source.get("defaultMode"), f"{where}.defaultMode")
-        for index, projection in enumerate(as_list(source.get("sources"))):
-            at = f"{where}.sources[{index}]"
-            for name, inner in as_dict(projection).items():
-                if name == "downwardAPI":
-                    causes += _downward_items(as_dict(inner).get("items"), f"{at}.downwardAPI")
-                elif name in ("configMap", "secret"):
-                    causes += _items(as_dict(inner).get("items"), f"{at}.{name}")
+        causes += _projected(source, where)
+    return causes
+
+
+def _projected(source: Obj, where: str) -> list[Cause]:
+    causes = _mode(source.get("defaultMode"), f"{where}.defaultMode")
+    for index, projection in enumerate(as_list(source.get("sources"))):
+        at = f"{where}.sources[{index}]"
+        for name, inner in as_dict(projection).items():
+            if name == "downwardAPI":
+                causes += _downward_items(as_dict(inner).get("items"), f"{at}.downwardAPI")
+            elif name in ("configMap", "secret"):
+                causes += _items(as_dict(inner).get("items"), f"{at}.{name}")
+            elif name == "serviceAccountToken":
+                causes += _token(as_dict(inner), f"{at}.serviceAccountToken")
     return causes
 
 
@@ -164,6 +213,43 @@ def check_mounts(containers: Any, path: str, volumes: set[str]) -> list[Cause]:
                         "subPathExpr and subPath are mutually exclusive",
                     )
                 )
+    return causes
+
+
+def host_path_source(value: Any, where: str) -> list[Cause]:
+    """Causes for one ``hostPath`` source at ``where``: anything but /var/log/pods (as a directory)."""
+    source = as_dict(value)
+    target = source.get("path")
+    if not isinstance(target, str) or posixpath.normpath(target) != LOG_PODS:
+        return [Cause(where, f"Forbidden: {HOST_PATH_REASON}", FORBIDDEN)]
+    kind = source.get("type") or ""
+    if kind not in HOST_PATH_TYPES:
+        return [
+            Cause(
+                f"{where}.type",
+                f"Forbidden: {LOG_PODS} is a directory: type must be unset, "
+                '"Directory" or "DirectoryOrCreate"',
+                FORBIDDEN,
+            )
+        ]
+    return []
+
+
+def host_path_mounts(spec: Obj, path: str, lists: Sequence[str]) -> list[Cause]:
+    """Causes for each mount of an allowed hostPath volume that is not ``readOnly: true``."""
+    names = {
+        str(volume.get("name"))
+        for volume in map(as_dict, as_list(spec.get("volumes")))
+        if volume.get("hostPath") is not None and not host_path_source(volume["hostPath"], "")
+    }
+    causes: list[Cause] = []
+    for field in lists:
+        for index, container in enumerate(as_list(spec.get(field))):
+            for m, raw in enumerate(as_list(as_dict(container).get("volumeMounts"))):
+                mount = as_dict(raw)
+                if mount.get("name") in names and mount.get("readOnly") is not True:
+                    where = f"{path}.{field}[{index}].volumeMounts[{m}].readOnly"
+                    causes.append(Cause(where, f"Forbidden: {HOST_PATH_REASON}", FORBIDDEN))
     return causes
 
 

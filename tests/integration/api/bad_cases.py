@@ -368,18 +368,18 @@ CASES: list[tuple[str, str, str, Any, dict[str, Any], int, str, str]] = [
         "tailLines",
     ),
     (
-        "rolebinding to unknown role",
+        "rolebinding to an unknown role kind",
         "POST",
         f"/apis/rbac.authorization.k8s.io/v1/namespaces/{NS}/rolebindings",
         {
             "metadata": {"name": "rb"},
-            "roleRef": {"kind": "ClusterRole", "name": "cluster-admin"},
+            "roleRef": {"kind": "Robot", "name": "x"},
             "subjects": [{"kind": "User", "name": "bob"}],
         },
         {},
         422,
         "Invalid",
-        'roleRef.name: Unsupported value: "cluster-admin"',
+        'roleRef.kind: Unsupported value: "Robot"',
     ),
     (
         "bad quota",

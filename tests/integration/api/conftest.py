@@ -26,6 +26,7 @@ import pytest
 
 from nestlab import paths
 from nestlab.api import encryption
+from nestlab.provision.pki import ensure_signing_key
 from nestlab.runtime import proc
 
 ADMIN_TOKEN = "admin-token-0123456789"  # noqa: S105 - a test credential
@@ -34,6 +35,9 @@ NODE_TOKEN = "node-token-0123456789"  # noqa: S105
 # Secrets are encrypted at rest as in a lab (aesgcm, then identity); a fixed test key, not a lab's.
 ENCRYPTION_KEY_NAME = "key1"
 ENCRYPTION_KEY = bytes(range(32))
+# Lab users' login tokens are signed with this key, made next to the server's log (one per directory,
+# shared by every server started there, as the control-plane nodes of a lab share theirs).
+IDENTITY_KEY = "identity-signing.key"
 # Debian's kubectl 1.20 unpacked from its .deb; the package version names the cache entry.
 KUBECTL_120_CACHE = Path(os.environ.get("NESTLAB_KUBECTL_CACHE") or paths.cache_dir() / "kubectl-deb")
 
@@ -281,6 +285,7 @@ def start_apiserver(
     tokens.write_text(
         f'{ADMIN_TOKEN},admin,1,"nestlab:admins"\n{BOB_TOKEN},bob,2\n{NODE_TOKEN},system:node:esx-07,3,"system:nodes"\n'
     )
+    identity_key = ensure_signing_key(directory, IDENTITY_KEY)
     port = free_port()
     log = directory / f"apiserver-{port}.log"
     argv = [
@@ -305,6 +310,8 @@ def start_apiserver(
         SERVICE_RANGE,
         "--advertise-address",
         ADVERTISE_ADDRESS,
+        "--identity-signing-key",
+        identity_key,
         *extra,
     ]
     process = proc.spawn(argv, log=log)

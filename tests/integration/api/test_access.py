@@ -1,4 +1,4 @@
-"""Authentication (tokens, lab-CA client certificates) and per-namespace view/edit/admin, for real."""
+"""Authentication (tokens, lab-CA client certificates), RBAC, impersonation and access reviews, for real."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nestlab.runtime import proc
-from tests.integration.api.conftest import BOB_TOKEN, NODE_TOKEN, ApiServer, write_kubeconfig
+from tests.integration.api.conftest import ADMIN_TOKEN, BOB_TOKEN, NODE_TOKEN, ApiServer, write_kubeconfig
 
 pytestmark = pytest.mark.integration
 NS = "team-a"
@@ -77,20 +77,20 @@ def test_bob_with_admin_role_manages_bindings_through_kubectl(
 ) -> None:
     config = write_kubeconfig(tmp_path / "kubeconfig", apiserver, token=BOB_TOKEN)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "KUBECONFIG": str(config)}
-    denied = proc.run([KUBECTL, "get", "pods", "-n", NS], timeout=60, check=False, env=env)
+    denied = proc.run([str(KUBECTL), "get", "pods", "-n", NS], timeout=60, check=False, env=env)
     assert denied.returncode != 0
     assert 'User "bob" cannot list resource "pods"' in denied.stderr
     bindings = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{NS}/rolebindings"
     assert apiserver.request("POST", bindings, binding("bob-admin", "admin", "User", "bob"))[0] == 201
-    listed = proc.run([KUBECTL, "get", "pods", "-n", NS], timeout=60, env=env)
+    listed = proc.run([str(KUBECTL), "get", "pods", "-n", NS], timeout=60, env=env)
     assert "by-alice" in listed.stdout
     created = proc.run(
-        [KUBECTL, "create", "rolebinding", "dave-view", "--clusterrole=view", "--user=dave", "-n", NS],
+        [str(KUBECTL), "create", "rolebinding", "dave-view", "--clusterrole=view", "--user=dave", "-n", NS],
         timeout=60,
         env=env,
     )
     assert "rolebinding.rbac.authorization.k8s.io/dave-view created" in created.stdout
-    nodes = proc.run([KUBECTL, "get", "nodes"], timeout=60, check=False, env=env)
+    nodes = proc.run([str(KUBECTL), "get", "nodes"], timeout=60, check=False, env=env)
     assert nodes.returncode != 0
     assert "at the cluster scope" in nodes.stderr
 
@@ -154,7 +154,7 @@ def test_kubectl_auth_can_i(apiserver: ApiServer, kubectl_120: Path, tmp_path: P
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "KUBECONFIG": str(config)}
 
     def can_i(*args: str) -> str:
-        result = proc.run([binary, "auth", "can-i", *args, "-n", ns], timeout=60, check=False, env=env)
+        result = proc.run([str(binary), "auth", "can-i", *args, "-n", ns], timeout=60, check=False, env=env)
         assert result.returncode in (0, 1), result.stderr
         return result.stdout.strip()
 
@@ -172,3 +172,114 @@ def test_kubectl_auth_can_i(apiserver: ApiServer, kubectl_120: Path, tmp_path: P
         assert pod_created[0] == 201  # the review and the real request agree
     finally:
         apiserver.request("DELETE", f"/api/v1/namespaces/{ns}")
+
+
+def cluster_binding(name: str, role: str, user: str) -> dict[str, object]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+    }
+
+
+@pytest.mark.parametrize("generation", ["1.20", "current"])
+def test_kubectl_auth_can_i_as_another_user_and_list(
+    apiserver: ApiServer, kubectl_120: Path, tmp_path: Path, generation: str
+) -> None:
+    """``--as`` (impersonation) answers what alice would meet; only holders of ``impersonate`` may
+    use it (upstream 403); ``--list`` (a SelfSubjectRulesReview) shows alice's rules."""
+    binary = kubectl_120 if generation == "1.20" else KUBECTL
+    ns = f"as-{generation.replace('.', '')}"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+
+    def kubectl(token: str | None, *args: str) -> proc.Result:
+        config = write_kubeconfig(tmp_path / f"kubeconfig-{token}", apiserver, token=token or ADMIN_TOKEN)
+        argv = [str(binary), *args]
+        return proc.run(argv, timeout=60, check=False, env={**env, "KUBECONFIG": str(config)})
+
+    rbac = "/apis/rbac.authorization.k8s.io/v1"
+    assert apiserver.request("POST", "/api/v1/namespaces", {"metadata": {"name": ns}})[0] == 201
+    try:
+        asked = kubectl(None, "auth", "can-i", "create", "pods", "-n", ns, "--as=alice")
+        assert (asked.returncode, asked.stdout.strip()) == (1, "no"), asked.stderr
+        alice_edit = binding("alice-edit", "edit", "User", "alice")
+        assert apiserver.request("POST", f"{rbac}/namespaces/{ns}/rolebindings", alice_edit)[0] == 201
+        asked = kubectl(None, "auth", "can-i", "create", "pods", "-n", ns, "--as=alice")
+        assert (asked.returncode, asked.stdout.strip()) == (0, "yes"), asked.stderr
+        asked = kubectl(None, "auth", "can-i", "create", "rolebindings", "-n", ns, "--as=alice")
+        assert asked.stdout.strip() == "no"
+        listed = kubectl(None, "auth", "can-i", "--list", "-n", ns, "--as=alice")
+        assert listed.returncode == 0, listed.stderr
+        rows = {line.split()[0]: line for line in listed.stdout.splitlines()[1:] if line.strip()}
+        assert "create" in rows["pods"], listed.stdout
+        assert "delete" in rows["pods"], listed.stdout
+        assert "selfsubjectaccessreviews.authorization.k8s.io" in rows, listed.stdout  # system:basic-user
+        assert "rolebindings.rbac.authorization.k8s.io" not in rows, listed.stdout
+
+        refused = kubectl(BOB_TOKEN, "auth", "can-i", "create", "pods", "-n", ns, "--as=alice")
+        assert refused.returncode != 0
+        assert (
+            'users "alice" is forbidden: User "bob" cannot impersonate resource "users" in API group "" '
+            "at the cluster scope"
+        ) in refused.stderr
+        impersonator = {
+            "metadata": {"name": f"impersonate-alice-{ns}"},
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["users"],
+                    "verbs": ["impersonate"],
+                    "resourceNames": ["alice"],
+                }
+            ],
+        }
+        assert apiserver.request("POST", f"{rbac}/clusterroles", impersonator)[0] == 201
+        bob_may = cluster_binding(f"bob-impersonates-{ns}", f"impersonate-alice-{ns}", "bob")
+        assert apiserver.request("POST", f"{rbac}/clusterrolebindings", bob_may)[0] == 201
+        asked = kubectl(BOB_TOKEN, "auth", "can-i", "create", "pods", "-n", ns, "--as=alice")
+        assert (asked.returncode, asked.stdout.strip()) == (0, "yes"), asked.stderr
+        carol = kubectl(BOB_TOKEN, "auth", "can-i", "create", "pods", "-n", ns, "--as=carol")
+        assert 'users "carol" is forbidden' in carol.stderr  # resourceNames: alice only
+        created = kubectl(BOB_TOKEN, "run", "web", "--image=busybox:1.36", "-n", ns, "--as=alice")
+        assert created.returncode == 0, created.stderr  # a real request as alice, not only a review
+    finally:
+        apiserver.request("DELETE", f"{rbac}/clusterrolebindings/bob-impersonates-{ns}")
+        apiserver.request("DELETE", f"{rbac}/clusterroles/impersonate-alice-{ns}")
+        apiserver.request("DELETE", f"{rbac}/namespaces/{ns}/rolebindings/alice-edit")
+        apiserver.request("DELETE", f"/api/v1/namespaces/{ns}/pods/web?gracePeriodSeconds=0")
+        apiserver.request("DELETE", f"/api/v1/namespaces/{ns}")
+
+
+def test_subject_access_reviews(apiserver: ApiServer, team_namespace: str) -> None:
+    """SubjectAccessReview and LocalSubjectAccessReview through the API, validated as upstream."""
+    group = "/apis/authorization.k8s.io/v1"
+    spec = {"user": "zed", "resourceAttributes": {"namespace": NS, "verb": "get", "resource": "pods"}}
+    review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec}
+    code, body = apiserver.request("POST", f"{group}/subjectaccessreviews", review)
+    assert (code, body["status"]) == (201, {"allowed": False}), body
+    code, body = apiserver.request("POST", f"{group}/subjectaccessreviews", review, token=BOB_TOKEN)
+    assert code == 403, body  # asking about others is not for everyone
+    local = {**review, "kind": "LocalSubjectAccessReview"}
+    code, body = apiserver.request("POST", f"{group}/namespaces/default/localsubjectaccessreviews", local)
+    assert code == 422, body
+    assert body["message"] == (
+        'LocalSubjectAccessReview.authorization.k8s.io "" is invalid: spec.resourceAttributes.namespace: '
+        'Invalid value: "team-a": must match metadata.namespace'
+    )
+    path = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{NS}/rolebindings"
+    assert apiserver.request("POST", path, binding("zed-view", "view", "User", "zed"))[0] == 201
+    try:
+        code, body = apiserver.request("POST", f"{group}/namespaces/{NS}/localsubjectaccessreviews", local)
+        assert code == 201, body
+        assert body["status"] == {
+            "allowed": True,
+            "reason": f'RBAC: allowed by RoleBinding "zed-view/{NS}" of ClusterRole "view" to User "zed"',
+        }
+        nobody = {**review, "spec": {"resourceAttributes": spec["resourceAttributes"]}}
+        code, body = apiserver.request("POST", f"{group}/subjectaccessreviews", nobody)
+        assert code == 422
+        assert "at least one of user or group must be specified" in body["message"]
+    finally:
+        apiserver.request("DELETE", f"{path}/zed-view")

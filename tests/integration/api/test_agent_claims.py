@@ -60,8 +60,16 @@ def test_the_node_waits_for_the_claim_and_the_attachment_then_gets_the_volume(ap
     assert code in (201, 409), answer
     pod: Obj = {
         "metadata": {"namespace": NS, "name": "web-0"},
-        "spec": {"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data-web-0"}}]},
+        "spec": {
+            "nodeName": NODE,
+            "automountServiceAccountToken": False,
+            "containers": [{"name": "c", "image": "busybox:1.36"}],
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data-web-0"}}],
+        },
     }
+    # The node may read a claim only when a pod bound to it names it (the Node authorizer).
+    apiserver.request("POST", f"/api/v1/namespaces/{NS}/serviceaccounts", {"metadata": {"name": "default"}})
+    created(apiserver, f"/api/v1/namespaces/{NS}/pods", pod)
     assert "failed to fetch PVC from API server" in str(node_view(apiserver, pod))
 
     claim = created(
@@ -128,6 +136,12 @@ def test_the_node_waits_for_the_claim_and_the_attachment_then_gets_the_volume(ap
         URL,
     )
     assert block.serial == pvattach.serial_of(volume)
-    for path in (f"{STORAGE}/volumeattachments/csi-claims-it", f"/api/v1/persistentvolumes/{PV}", claim_path):
+    pod_path = f"/api/v1/namespaces/{NS}/pods/web-0?gracePeriodSeconds=0"
+    for path in (
+        pod_path,
+        f"{STORAGE}/volumeattachments/csi-claims-it",
+        f"/api/v1/persistentvolumes/{PV}",
+        claim_path,
+    ):
         apiserver.request("DELETE", path)
     apiserver.request("DELETE", f"/api/v1/namespaces/{NS}")

@@ -32,6 +32,11 @@ PLAYBOOK = """\
         src: "{template}"
         dest: "{dest}"
         mode: "0644"
+    - name: Render the audit policy the unit names
+      ansible.builtin.template:
+        src: "{policy_template}"
+        dest: "{policy}"
+        mode: "0644"
 """
 
 
@@ -42,6 +47,7 @@ def test_the_unit_passes_the_installed_encryption_config(tmp_path: Path) -> None
     playbook = tmp_path / "play.yml"
     playbook.write_text(PLAYBOOK.format(
         defaults=ROLE / "defaults" / "main.yml", template=ROLE / "templates" / "nestlab-apiserver.service.j2", dest=unit,
+        policy_template=ROLE / "templates" / "audit-policy.yaml.j2", policy=tmp_path / "audit-policy.yaml",
     ))  # fmt: skip
     variables = {
         "control_plane_pki_dir": str(pki),
@@ -49,6 +55,7 @@ def test_the_unit_passes_the_installed_encryption_config(tmp_path: Path) -> None
         "nestlab_services_cidr": "198.18.32.0/20",
         "nestlab_vip": "198.18.0.10",
         "nestlab_lab_name": "test",
+        "control_plane_audit_policy": str(tmp_path / "audit-policy.yaml"),
         "ansible_python_interpreter": sys.executable,
     }
     argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(playbook),

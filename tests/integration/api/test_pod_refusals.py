@@ -47,13 +47,13 @@ CASES = [
         "spec.volumes[0].hostPath",
         f"Forbidden: {podfields.HOST_PATH}",
     ),
-    (  # the one host path vSphere allows: not implemented yet in nestlab
-        "host-path-logs",
+    (  # the one host path vSphere allows, and only read-only
+        "host-path-logs-rw",
         "  volumes: [{name: logs, hostPath: {path: /var/log/pods}}]\n"
         + CONTAINER
-        + "    volumeMounts: [{name: logs, mountPath: /logs, readOnly: true}]\n",
-        "spec.volumes[0].hostPath",
-        NOT_YET,
+        + "    volumeMounts: [{name: logs, mountPath: /logs}]\n",
+        "spec.containers[0].volumeMounts[0].readOnly",
+        f"Forbidden: {podfields.HOST_PATH}",
     ),
 ]
 
@@ -102,6 +102,13 @@ def test_kubectl_shows_each_refusal_with_its_field_and_reason(kubectl: Any, apis
         name="fine", spec=CONTAINER + "    imagePullPolicy: Always\n  enableServiceLinks: true\n"
     )
     assert "pod/fine created" in kubectl("create", "-n", ns, "-f", "-", stdin=fine).stdout
+    logs = POD.format(
+        name="logs",
+        spec="  volumes: [{name: logs, hostPath: {path: /var/log/pods}}]\n"
+        + CONTAINER
+        + "    volumeMounts: [{name: logs, mountPath: /logs, readOnly: true}]\n",
+    )
+    assert "pod/logs created" in kubectl("create", "-n", ns, "-f", "-", stdin=logs).stdout
     apiserver.request("DELETE", f"/api/v1/namespaces/{ns}")
 
 

@@ -19,7 +19,7 @@ MESSAGE = 'Container image "demo/busybox:1" is not present with pull policy of N
 class AbsentImages(FakeImages):
     """No image is on the host: Never fails, as :class:`nestlab.agent.images.ImageStore` does."""
 
-    def pull(self, ref: ImageRef, *, policy: str = "IfNotPresent", shown: str = "") -> Image:
+    def pull(self, ref: ImageRef, *, policy: str = "IfNotPresent", shown: str = "", pod: str = "") -> Image:
         if policy == "Never":
             self.pulls += 1
             self.policies.append((policy, shown))

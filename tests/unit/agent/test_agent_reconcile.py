@@ -69,7 +69,7 @@ class FakeImages:
         self.pulls = 0
         self.policies: list[tuple[str, str]] = []
 
-    def pull(self, ref: ImageRef, *, policy: str = "IfNotPresent", shown: str = "") -> Image:
+    def pull(self, ref: ImageRef, *, policy: str = "IfNotPresent", shown: str = "", pod: str = "") -> Image:
         self.pulls += 1
         self.policies.append((policy, shown))
         if ref.repository in self.missing:

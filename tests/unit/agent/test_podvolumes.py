@@ -100,9 +100,9 @@ def test_downward_api_and_projected() -> None:
         "mem": b"64",
     }
     assert [(f.path, f.mode) for f in pj.files] == [("mode", 0o440), ("ns", 0o440), ("password", 0o440)]
-    with pytest.raises(VolumeError, match="serviceAccountToken is not implemented"):
+    with pytest.raises(VolumeError, match="clusterTrustBundle is not implemented"):
         podvolumes.volumes(
-            pod([{"name": "t", "projected": {"sources": [{"serviceAccountToken": {"path": "t"}}]}}]), SOURCES
+            pod([{"name": "t", "projected": {"sources": [{"clusterTrustBundle": {"path": "t"}}]}}]), SOURCES
         )
 
 
@@ -116,8 +116,21 @@ def test_empty_dirs_on_disk_and_in_memory() -> None:
         Volume("fast", "tmpfs", 64),
     )
     assert podvolumes.tmpfs_mib(pod(volumes)) == 64
-    with pytest.raises(VolumeError, match="hostPath is not supported"):
+    with pytest.raises(VolumeError, match="may mount only /var/log/pods from the host, read-only"):
         podvolumes.volumes(pod([{"name": "h", "hostPath": {"path": "/etc"}}]), SOURCES)
+
+
+def test_host_path_var_log_pods_only_and_mounted_read_only() -> None:
+    p = pod([{"name": "logs", "hostPath": {"path": "/var/log/pods/", "type": "Directory"}}])
+    assert podvolumes.volumes(p, SOURCES) == (Volume("logs", "hostpath", source="/var/log/pods"),)
+    ro = {"name": "logs", "mountPath": "/host/logs", "readOnly": True}
+    assert podvolumes.mounts(p, {"volumeMounts": [ro]}, "c", {}) == (
+        Mount("logs", "/host/logs", read_only=True),
+    )
+    with pytest.raises(VolumeError, match=r"c\.volumeMounts\[0\]\.readOnly: vSphere Pods may mount only"):
+        podvolumes.mounts(p, {"volumeMounts": [{"name": "logs", "mountPath": "/l"}]}, "c", {})
+    with pytest.raises(VolumeError, match="may mount only"):
+        podvolumes.volumes(pod([{"name": "h", "hostPath": {"path": "/var/log/pods/x"}}]), SOURCES)
 
 
 def test_mounts_check_names_and_paths_and_expand_sub_path_expr() -> None:

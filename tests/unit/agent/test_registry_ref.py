@@ -12,7 +12,11 @@ DIGEST = "sha256:" + "ab" * 32
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("web", ImageRef("depot:5000", "web", "latest")),
+        ("web", ImageRef("depot:5000", "library/web", "latest")),
+        ("nginx:1.25", ImageRef("depot:5000", "library/nginx", "1.25")),
+        ("docker.io/library/nginx:1.25", ImageRef("depot:5000", "library/nginx", "1.25")),
+        ("docker.io/bitnami/redis", ImageRef("depot:5000", "bitnami/redis", "latest")),
+        (f"busybox@{DIGEST}", ImageRef("depot:5000", "library/busybox", DIGEST)),
         ("demo/web:1.0", ImageRef("depot:5000", "demo/web", "1.0")),
         ("198.18.100.5:5000/demo/web:2", ImageRef("198.18.100.5:5000", "demo/web", "2")),
         ("localhost/web", ImageRef("localhost", "web", "latest")),

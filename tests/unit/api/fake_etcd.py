@@ -8,7 +8,7 @@ integration tests run the same code against a real cluster).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 from nestlab.api.etcd import EtcdCompactedError, KeyValue, RangeResult, WatchEvent, prefix_end
 
@@ -40,6 +40,14 @@ class FakeEtcd:
 
     async def revision(self) -> int:
         return self.rev
+
+    async def unchanged_since(self, ranges: Mapping[str, int]) -> bool:
+        return all(
+            kv.mod_revision <= revision
+            for prefix, revision in ranges.items()
+            for key, kv in self.data.items()
+            if prefix <= key < prefix_end(prefix)
+        )
 
     async def _put(self, key: str, value: bytes) -> int:
         self.rev += 1

@@ -1,4 +1,4 @@
-"""Token files, client certificates and the view/edit/admin rules."""
+"""Token files, client certificates and the hard-wired groups (admins, nodes)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from nestlab.api import auth, authn
+from nestlab.api.access import NODE_RULES
+from nestlab.api.rbacrules import Attributes, allows
 
 
 def test_tokens_file(tmp_path: Path) -> None:
@@ -48,19 +50,11 @@ def test_peercert_subject() -> None:
     assert auth.user_from_peercert({}) is None
 
 
-def test_roles() -> None:
-    bob = auth.User("bob", frozenset({"devs"}))
-    bindings = [
-        {"roleRef": {"name": "view"}, "subjects": [{"kind": "User", "name": "bob"}]},
-        {"roleRef": {"name": "edit"}, "subjects": [{"kind": "Group", "name": "ops"}]},
-    ]
-    roles = auth.bound_roles(bob, bindings)
-    assert roles == {"view"}
-    assert auth.allowed(bob, "list", "pods", roles)
-    assert not auth.allowed(bob, "create", "pods", roles)
-    assert auth.allowed(bob, "create", "pods", {"edit"})
-    assert not auth.allowed(bob, "create", "rolebindings", {"edit"})
-    assert auth.allowed(bob, "create", "rolebindings", {"admin"})
-    node = auth.User("system:node:esx-01", frozenset({"system:nodes"}))
-    assert auth.allowed(node, "update", "pods/status", set())
-    assert not auth.allowed(node, "create", "pods", set())
+def test_node_rules_come_from_the_kind_units() -> None:
+    """A node agent's rights (upstream's Node authorizer, not RBAC) are each unit's ``roles["node"]``."""
+    assert allows(NODE_RULES, Attributes("update", "", "pods", "status", "web", "team"))
+    assert allows(NODE_RULES, Attributes("watch", "", "configmaps", namespace="team"))
+    assert not allows(NODE_RULES, Attributes("create", "", "pods", namespace="team"))
+    assert not allows(NODE_RULES, Attributes("delete", "", "secrets", name="s", namespace="team"))
+    assert auth.User("x", frozenset({"system:masters"})).is_admin
+    assert not auth.User("x", frozenset({"system:nodes"})).is_admin

@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 
-from nestlab.api import auth, kinds, protobuf
+from nestlab.api import kinds, protobuf
 from nestlab.api import resources as r
 from nestlab.api.registry import Registry
 from nestlab.api.status import ApiError
 from nestlab.api.store import Store
 from tests.unit.api.fake_etcd import FakeEtcd
+from tests.unit.api.rbac_support import role_may
 
 UNIT = kinds.of(r.NETWORKPOLICIES)
 
@@ -173,9 +174,11 @@ def test_row_shows_the_pod_selector() -> None:
 
 
 def test_roles() -> None:
-    assert "create" not in auth.ROLES["view"]["networkpolicies"]
-    assert {"create", "update", "delete"} <= auth.ROLES["edit"]["networkpolicies"]
-    assert {"create", "update", "delete"} <= auth.ROLES["admin"]["networkpolicies"]
+    group = "networking.k8s.io"
+    assert role_may("view", "get", "networkpolicies", group)
+    assert not role_may("view", "create", "networkpolicies", group)
+    for role in ("edit", "admin"):
+        assert all(role_may(role, v, "networkpolicies", group) for v in ("create", "update", "delete"))
     assert UNIT.roles["node"]["networkpolicies"] == frozenset({"get", "list", "watch"})
 
 

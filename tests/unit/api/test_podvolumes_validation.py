@@ -97,3 +97,38 @@ def test_init_containers_take_no_probes_and_share_no_name_with_app_containers() 
     found = messages(s)
     assert 'spec.initContainers[0].name: Duplicate value: "app"' in found
     assert "spec.initContainers[1].readinessProbe: Forbidden: may not be set for init containers" in found
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [
+        ({"path": "token", "expirationSeconds": 3607, "audience": "vault"}, []),
+        (
+            {"path": "token", "expirationSeconds": 60},
+            [
+                "spec.volumes[0].projected.sources[0].serviceAccountToken.expirationSeconds: "
+                "Invalid value: 60: may not specify a duration less than 10 minutes"
+            ],
+        ),
+        ({}, ["spec.volumes[0].projected.sources[0].serviceAccountToken.path: Required value"]),
+        (
+            {"path": "../token"},
+            [
+                'spec.volumes[0].projected.sources[0].serviceAccountToken.path: Invalid value: "../token": '
+                "must not contain '..'"
+            ],
+        ),
+    ],
+)
+def test_service_account_token_projections(token: Obj, expected: list[str]) -> None:
+    volume = {"name": "t", "projected": {"sources": [{"serviceAccountToken": token}]}}
+    assert messages(spec([volume], [{"name": "t", "mountPath": "/t"}])) == expected
+
+
+def test_a_projected_token_defaults_to_one_hour() -> None:
+    spec = {
+        "containers": [{"name": "c", "image": "i:1"}],
+        "volumes": [{"name": "t", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}}],
+    }
+    podspec.default_spec(spec)
+    assert spec["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"] == 3600

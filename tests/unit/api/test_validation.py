@@ -76,13 +76,13 @@ def test_namespace_names_are_labels() -> None:
     assert common.check_name("x" * 64, label=True)[0].message.endswith("must be no more than 63 characters")
 
 
-def test_rolebinding_only_to_known_cluster_roles() -> None:
+def test_rolebinding_refuses_unknown_kinds() -> None:
     binding = {
         "metadata": {"name": "b"},
-        "roleRef": {"kind": "ClusterRole", "name": "cluster-admin"},
-        "subjects": [{"kind": "Robot"}],
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Robot", "name": "cluster-admin"},
+        "subjects": [{"kind": "Robot", "name": "r2"}],
     }
-    assert fields(binding, r.ROLEBINDINGS) == ["roleRef.name", "subjects[0].kind"]
+    assert fields(binding, r.ROLEBINDINGS) == ["roleRef.kind", "subjects[0].kind"]
 
 
 def test_pod_update_may_change_image_only() -> None:

@@ -58,11 +58,11 @@ def test_kubeconfig_loads_in_the_kubernetes_client(files: LabFiles) -> None:
     assert configuration.ssl_ca_cert
 
 
-def test_controller_certificate_is_a_lab_admin_client(files: LabFiles) -> None:
+def test_controller_certificate_is_its_own_identity_not_a_lab_admin(files: LabFiles) -> None:
     plan = make_plan(parse_spec(spec_yaml()))
     issued = ensure_lab_pki(plan, files.pki)
     controller = ensure_controller_cert(plan, files)
     cert = x509.load_pem_x509_certificate(controller.cert.read_bytes())
     cert.verify_directly_issued_by(x509.load_pem_x509_certificate(issued["ca"].cert.read_bytes()))
-    assert cert.subject.rfc4514_string() == "O=nestlab:admins,CN=controller"
+    assert cert.subject.rfc4514_string() == "CN=system:nestlab-controller"
     assert ensure_controller_cert(plan, files).cert.read_bytes() == controller.cert.read_bytes()
