@@ -35,6 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.loopback import one_member_etcd, pki
 from nestlab.api import auth, bootstraproles, status
 from nestlab.api.access import Authorizer
 from nestlab.api.etcd import EtcdClient
@@ -42,14 +43,7 @@ from nestlab.api.rbacrules import Attributes
 from nestlab.api.resources import CLUSTERROLEBINDINGS, CLUSTERROLES, ROLEBINDINGS
 from nestlab.api.store import Obj, Store
 from nestlab.runtime import proc
-from tests.integration.api.conftest import (
-    BOB_TOKEN,
-    ApiServer,
-    etcd_healthy,
-    free_port,
-    start_apiserver,
-    wait_until,
-)
+from tests.integration.api.conftest import BOB_TOKEN, ApiServer, start_apiserver, wait_until
 
 SIZES = (10, 1000)
 NS = "bench-authz"
@@ -222,16 +216,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="nlauthz-"))
     started: list[proc.Process] = []
     try:
-        etcd_url, peer = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
-        etcd = proc.spawn(
-            ["etcd", "--name", "b", "--data-dir", str(work / "etcd"),
-             "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
-             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-             "--initial-cluster", f"b={peer}"],
-            log=work / "etcd.log",
-        )  # fmt: skip
+        etcd_url, etcd = one_member_etcd(work)
         started.append(etcd)
-        wait_until(lambda: etcd_healthy(etcd_url), "etcd", 60)
         print(
             f"RoleBindings in one namespace: {SIZES[0]} then {SIZES[1]}; {args.calls} calls per size",
             flush=True,
@@ -240,8 +226,6 @@ def main() -> int:
             "in-process decision", "microseconds", IN_PROCESS, asyncio.run(in_process(etcd_url, args.calls))
         )
         if args.http:
-            from bench.scheduler_throughput import pki  # noqa: PLC0415 - only --http needs certificates
-
             certs = pki(work)
             url, api_proc, log = start_apiserver(certs, [etcd_url], work)
             started.append(api_proc)

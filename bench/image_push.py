@@ -27,14 +27,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.pod_start import pki
+from bench.loopback import one_member_etcd, pki
 from nestlab import imagepush
 from nestlab.agent.registry import RegistryClient
 from nestlab.agent.registryauth import TokenAuth
 from nestlab.api import registrytoken
 from nestlab.provision.pki import ensure_registry_token_cert
 from nestlab.runtime import proc
-from tests.integration.api.conftest import ADMIN_TOKEN, etcd_healthy, free_port, start_apiserver, wait_until
+from tests.integration.api.conftest import ADMIN_TOKEN, free_port, start_apiserver, wait_until
 from tests.integration.api.test_registry_tokens import _asks_for_token, _registry_config
 
 MB = 1024 * 1024
@@ -92,16 +92,8 @@ def main() -> int:
     started: list[proc.Process] = []
     try:
         certs = pki(work)
-        etcd_url, peer = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
-        etcd = proc.spawn(
-            ["etcd", "--name", "b", "--data-dir", str(work / "etcd"),
-             "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
-             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-             "--initial-cluster", f"b={peer}"],
-            log=work / "etcd.log",
-        )  # fmt: skip
+        etcd_url, etcd = one_member_etcd(work)
         started.append(etcd)
-        wait_until(lambda: etcd_healthy(etcd_url), "etcd", 60)
         signer = ensure_registry_token_cert(work / "registry-pki", "bench")
         url, api_proc, _ = start_apiserver(
             certs, [etcd_url], work, "--registry-token-signing-key-file", str(signer.key)

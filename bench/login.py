@@ -30,34 +30,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.loopback import one_member_etcd, pki
 from nestlab.api.etcd import EtcdClient
 from nestlab.api.identity import IdentityStore
 from nestlab.api.usertokens import UserCache, UserTokens, load_signing_key
 from nestlab.runtime import proc
-from tests.integration.api.conftest import (
-    ADMIN_TOKEN,
-    IDENTITY_KEY,
-    Pki,
-    _cert,
-    etcd_healthy,
-    free_port,
-    start_apiserver,
-    wait_until,
-)
+from tests.integration.api.conftest import ADMIN_TOKEN, IDENTITY_KEY, start_apiserver
 
 USER, PASSWORD = "bench-user", "bench-Secret-2026"  # a throwaway user of a throwaway server
 PATH = "/api/v1/namespaces/default"
-
-
-def pki(directory: Path) -> Pki:
-    ca, ca_key = directory / "ca.crt", directory / "ca.key"
-    proc.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-         "-keyout", str(ca_key), "-out", str(ca), "-days", "1", "-subj", "/CN=bench-ca"],
-        timeout=30,
-    )  # fmt: skip
-    server = _cert(directory, "server", "/CN=apiserver", ca, ca_key, server=True)
-    return Pki(ca, server[0], server[1], server[0], server[1], server[0], server[1])
 
 
 class Api:
@@ -130,16 +111,8 @@ def main() -> int:
     started: list[proc.Process] = []
     try:
         certs = pki(work)
-        etcd_url, peer = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
-        etcd = proc.spawn(
-            ["etcd", "--name", "b", "--data-dir", str(work / "etcd"),
-             "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
-             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-             "--initial-cluster", f"b={peer}"],
-            log=work / "etcd.log",
-        )  # fmt: skip
+        etcd_url, etcd = one_member_etcd(work)
         started.append(etcd)
-        wait_until(lambda: etcd_healthy(etcd_url), "etcd", 60)
         url, api_proc, _log = start_apiserver(certs, [etcd_url], work)
         started.append(api_proc)
         api = Api(url, certs.ca)

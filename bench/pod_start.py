@@ -28,21 +28,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.loopback import one_member_etcd, pki
 from nestlab.agent import demo_images, images, podspec, vms
 from nestlab.agent.network import PodNetwork
 from nestlab.agent.registry import parse_ref
 from nestlab.runtime import accel, initramfs, kernel, pod, proc, qemu
 from nestlab.runtime.poddesc import ContainerName
 from tests.integration.agent.conftest import NODE, qemu_pids, start_agent, start_registry, stop_agent
-from tests.integration.api.conftest import (
-    ApiServer,
-    Pki,
-    _cert,
-    etcd_healthy,
-    free_port,
-    start_apiserver,
-    wait_until,
-)
+from tests.integration.api.conftest import ApiServer, start_apiserver, wait_until
 
 NS = "bench"
 TIMEOUT_S = 300.0
@@ -60,18 +53,6 @@ def http_ok(ip: str) -> bool:
             return response.status == 200
     except (urllib.error.URLError, OSError):
         return False
-
-
-def pki(directory: Path) -> Pki:
-    ca, ca_key = directory / "ca.crt", directory / "ca.key"
-    proc.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-         "-keyout", ca_key, "-out", ca, "-days", "1", "-subj", "/CN=bench-ca"],
-        timeout=30,
-    )  # fmt: skip
-    server = _cert(directory, "server", "/CN=apiserver", ca, ca_key, server=True)
-    alice = _cert(directory, "alice", "/O=nestlab:admins/CN=alice", ca, ca_key)
-    return Pki(ca, server[0], server[1], alice[0], alice[1], alice[0], alice[1])
 
 
 def web_pod(name: str, image: str) -> dict[str, Any]:
@@ -205,16 +186,8 @@ def main() -> int:
     started: list[Any] = []
     try:
         certs = pki(work)
-        etcd_url, peer = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
-        etcd = proc.spawn(
-            ["etcd", "--name", "b", "--data-dir", str(work / "etcd"),
-             "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
-             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-             "--initial-cluster", f"b={peer}"],
-            log=work / "etcd.log",
-        )  # fmt: skip
+        etcd_url, etcd = one_member_etcd(work)
         started.append(etcd)
-        wait_until(lambda: etcd_healthy(etcd_url), "etcd", 60)
         url, api_proc, log = start_apiserver(certs, [etcd_url], work)
         started.append(api_proc)
         api = ApiServer(url, certs, log, api_proc)

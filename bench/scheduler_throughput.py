@@ -28,38 +28,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.loopback import one_member_etcd, pki
 from nestlab.api.client import ApiClient, Credentials
 from nestlab.api.resources import PODS
 from nestlab.controller import placement
 from nestlab.controller.scheduler import MAX_IN_FLIGHT, Scheduler
 from nestlab.runtime import proc
-from tests.integration.api.conftest import (
-    ADMIN_TOKEN,
-    ApiServer,
-    Pki,
-    _cert,
-    etcd_healthy,
-    free_port,
-    start_apiserver,
-    wait_until,
-)
+from tests.integration.api.conftest import ADMIN_TOKEN, ApiServer, start_apiserver
 
 NS = "bench-sched"
 NODES = ("esx-01", "esx-02", "esx-03")
 CREATE_IN_FLIGHT = 16  # concurrent pod creations while preparing a run (not measured)
 MAX_PASSES = 20  # one pass should bind them all; more means something is wrong: stop, do not spin
-
-
-def pki(directory: Path) -> Pki:
-    ca, ca_key = directory / "ca.crt", directory / "ca.key"
-    proc.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-         "-keyout", str(ca_key), "-out", str(ca), "-days", "1", "-subj", "/CN=bench-ca"],
-        timeout=30,
-    )  # fmt: skip
-    server = _cert(directory, "server", "/CN=apiserver", ca, ca_key, server=True)
-    alice = _cert(directory, "alice", "/O=nestlab:admins/CN=alice", ca, ca_key)
-    return Pki(ca, server[0], server[1], alice[0], alice[1], alice[0], alice[1])
 
 
 def register_nodes(api: ApiServer) -> None:
@@ -193,16 +173,8 @@ def main() -> int:
     started: list[proc.Process] = []
     try:
         certs = pki(work)
-        etcd_url, peer = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
-        etcd = proc.spawn(
-            ["etcd", "--name", "b", "--data-dir", str(work / "etcd"),
-             "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
-             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-             "--initial-cluster", f"b={peer}"],
-            log=work / "etcd.log",
-        )  # fmt: skip
+        etcd_url, etcd = one_member_etcd(work)
         started.append(etcd)
-        wait_until(lambda: etcd_healthy(etcd_url), "etcd", 60)
         url, api_proc, log = start_apiserver(certs, [etcd_url], work)
         started.append(api_proc)
         api = ApiServer(url, certs, log, api_proc)
