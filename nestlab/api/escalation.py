@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from nestlab.api import status
+from nestlab.api import notices, status
 from nestlab.api.auth import CURRENT_USER, User
 from nestlab.api.kinds.clusterrole import is_aggregated
 from nestlab.api.kinds.common import as_dict
@@ -130,6 +130,18 @@ async def _referenced_role(get: GetObject, resource: Resource, namespace: str, b
         raise status.admission_forbidden(resource.plural, resource.group, name, exc.message) from None
 
 
+async def _warn_if_role_missing(get: GetObject, namespace: str, binding: Obj) -> None:
+    """A binding to a missing role is stored (upstream) but grants nothing: say so to the client."""
+    role_resource, role_name = role_of(binding)
+    try:
+        await get(role_resource, namespace if role_resource is ROLES else "", role_name)
+    except status.ApiError as exc:
+        if exc.code != 404:
+            raise
+        kind = "Role" if role_resource is ROLES else "ClusterRole"
+        notices.warn(f'{kind} "{role_name}" not found: this binding grants nothing until it exists')
+
+
 def hook(rules_for: RulesFor, get: GetObject) -> Hook:
     """The validating registry hook (server.py passes the authorizer's ``rules_for`` and a getter
     reading the store)."""
@@ -137,6 +149,8 @@ def hook(rules_for: RulesFor, get: GetObject) -> Hook:
     async def prevent_escalation(resource: Resource, namespace: str, new: Obj, old: Obj | None) -> None:
         if resource not in (ROLES, CLUSTERROLES, ROLEBINDINGS, CLUSTERROLEBINDINGS):
             return
+        if resource in (ROLEBINDINGS, CLUSTERROLEBINDINGS) and old is None:
+            await _warn_if_role_missing(get, namespace if resource.namespaced else "", new)
         user = CURRENT_USER.get()
         if user is None or user.is_admin:
             return

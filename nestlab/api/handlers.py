@@ -23,6 +23,7 @@ from nestlab.api import (
     auth,
     eviction,
     fields,
+    notices,
     podlogs,
     podstreams,
     protobuf,
@@ -294,9 +295,9 @@ class Handlers:
         if deleting:
             return json_response(await self._delete(registry, request, target, verb, body))
         structured = verb != "patch" or not request.content_type.startswith("application/json-patch")
-        warnings = []
+        warnings = notices.collect()  # admission hooks add theirs (notices.warn)
         if structured and isinstance(body, dict) and target.subresource != "binding":
-            warnings = fields.enforce(body, res, request.query.get("fieldValidation", ""))
+            warnings += fields.enforce(body, res, request.query.get("fieldValidation", ""))
         manager = _manager(request)
         if verb == "create":
             if target.name:

@@ -103,6 +103,10 @@ def test_kubectl_creates_and_prints_roles_and_bindings(
         f"--serviceaccount={NS}:builder", "-n", NS,
     )  # fmt: skip
     kubectl("create", "clusterrolebinding", crb, "--clusterrole=view", "--group=auditors")
+    ghost = f"ghost-{suffix}"
+    cleanup.append(f"{RBAC}/namespaces/{NS}/rolebindings/{ghost}")
+    typo = kubectl("create", "rolebinding", ghost, "--clusterrole=vew", "--user=dave", "-n", NS)
+    assert 'Warning: ClusterRole "vew" not found: this binding grants nothing until it exists' in typo.stderr
     lines = kubectl("get", "role", role, "-n", NS).stdout.splitlines()
     assert lines[0].split() == ["NAME", "CREATED", "AT"]
     assert lines[1].split()[0] == role
