@@ -282,11 +282,31 @@ def test_who_may_read_secrets(apiserver: ApiServer) -> None:
             403,
             f'secrets "x" is forbidden: User "carol" cannot get resource "secrets" in API group "" in the namespace "{ns}"',
         )
+        # A node agent reads them only once a pod bound to its node names them (the Node authorizer).
+        code, body = apiserver.request("GET", f"/api/v1/namespaces/{ns}/secrets/x", token=NODE_TOKEN)
+        assert code == 403, body
+        assert "no relationship found between node 'esx-07' and this object" in body["message"]
+        container = {"name": "c", "image": "busybox:1.36", "envFrom": [{"configMapRef": {"name": "x"}}]}
+        pod = {
+            "metadata": {"name": "reader"},
+            "spec": {
+                "nodeName": "esx-07",
+                "automountServiceAccountToken": False,
+                "containers": [container],
+                "volumes": [{"name": "s", "secret": {"secretName": "x"}}],
+            },
+        }
+        apiserver.request(
+            "POST", f"/api/v1/namespaces/{ns}/serviceaccounts", {"metadata": {"name": "default"}}
+        )
+        code, body = apiserver.request("POST", f"/api/v1/namespaces/{ns}/pods", pod)
+        assert code == 201, body
         for plural in ("configmaps", "secrets"):
             assert apiserver.request("GET", f"/api/v1/namespaces/{ns}/{plural}/x", token=NODE_TOKEN)[0] == 200
             assert (
                 apiserver.request("DELETE", f"/api/v1/namespaces/{ns}/{plural}/x", token=NODE_TOKEN)[0] == 403
             )
+        apiserver.request("DELETE", f"/api/v1/namespaces/{ns}/pods/reader?gracePeriodSeconds=0")
     finally:
         apiserver.request("DELETE", f"/api/v1/namespaces/{ns}")
 
