@@ -146,6 +146,7 @@ def start_agent(
         sys.executable, "-m", "nestlab.agent.main",
         "--api-server", apiserver.url, "--ca", str(apiserver.pki.ca), "--token-file", str(token),
         "--node-name", NODE, "--node-ip", "127.0.0.1", "--state-dir", str(state),
+        "--log-pods-dir", str(state / "log-pods"),  # not the outer machine's /var/log/pods
         "--registry", registry.address, "--cpu", "2000", "--memory", "1024",
         "--kernel", str(pod_boot[0]), "--initrd", str(pod_boot[1]), "--accel", "tcg",
         "--log-host", "127.0.0.1", "--log-port", str(port),
