@@ -105,9 +105,16 @@ def ensure_registry_token_cert(pki: Path, lab_name: str) -> Issued:
         current = x509.load_pem_x509_certificate(issued.cert.read_bytes())
         if current.public_key() == key.public_key():
             return issued
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"nestlab {lab_name} registry token signer")])
+    cert = _self_signed(key, f"nestlab {lab_name} registry token signer", ca=False)
+    issued.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return issued
+
+
+def _self_signed(key: ec.EllipticCurvePrivateKey, common_name: str, *, ca: bool) -> x509.Certificate:
+    """A self-signed certificate of ``key``: the lab CA (``ca``), or the registry token signer."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
@@ -115,11 +122,12 @@ def ensure_registry_token_cert(pki: Path, lab_name: str) -> Issued:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + VALIDITY * 5)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None), critical=True)
     )
-    issued.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return issued
+    if ca:
+        usage = x509.KeyUsage(False, False, False, False, False, True, True, False, False)
+        builder = builder.add_extension(usage, critical=True)
+    return builder.sign(key, hashes.SHA256())
 
 
 def _load(issued: Issued) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
@@ -136,22 +144,7 @@ def ensure_ca(pki: Path, lab_name: str) -> Issued:
     if issued.cert.exists() and issued.key.exists():
         return issued
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"nestlab {lab_name} CA")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + VALIDITY * 5)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
-        .sign(key, hashes.SHA256())
-    )
+    cert = _self_signed(key, f"nestlab {lab_name} CA", ca=True)
     _write_key(issued.key, key)
     issued.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return issued
