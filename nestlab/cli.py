@@ -130,7 +130,7 @@ def up(spec: Path | None, name: str | None, substrate: str | None, image: str, f
 
 
 @cli.command()
-@click.option("--name", default="default", show_default=True, help="The lab to remove.")
+@click.option("--name", envvar="NESTLAB_LAB", default="default", show_default=True, help="The lab to remove.")
 def down(name: str) -> None:
     """Remove every process, mount, bridge and file of a lab (the image cache stays)."""
     try:
@@ -142,7 +142,7 @@ def down(name: str) -> None:
 
 
 @cli.command()
-@click.option("--name", default="default", show_default=True, help="The lab.")
+@click.option("--name", envvar="NESTLAB_LAB", default="default", show_default=True, help="The lab.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(name: str, as_json: bool) -> None:
     """Every node: role, placement, address, state, reachable over SSH, and each host's latest attestation."""
@@ -167,7 +167,7 @@ def status(name: str, as_json: bool) -> None:
 @cli.command(context_settings={"ignore_unknown_options": True})
 @click.argument("node")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-@click.option("--name", default="default", show_default=True, help="The lab.")
+@click.option("--name", envvar="NESTLAB_LAB", default="default", show_default=True, help="The lab.")
 def ssh(node: str, command: tuple[str, ...], name: str) -> None:
     """Log in to NODE as root, or run COMMAND there (nestlab ssh cp-1 -- etcdctl member list)."""
     try:
@@ -184,7 +184,7 @@ def node() -> None:
 
 @node.command("stop")
 @click.argument("node_name", metavar="NODE")
-@click.option("--name", default="default", show_default=True, help="The lab.")
+@click.option("--name", envvar="NESTLAB_LAB", default="default", show_default=True, help="The lab.")
 @click.option(
     "--hard",
     is_flag=True,
@@ -201,7 +201,7 @@ def node_stop(node_name: str, name: str, hard: bool) -> None:
 
 @node.command("start")
 @click.argument("node_name", metavar="NODE")
-@click.option("--name", default="default", show_default=True, help="The lab.")
+@click.option("--name", envvar="NESTLAB_LAB", default="default", show_default=True, help="The lab.")
 def node_start(node_name: str, name: str) -> None:
     """Start NODE (and, for a host, every node placed on it); waits for SSH."""
     try:
@@ -223,7 +223,7 @@ def host_maintenance() -> None:
 
 @host_maintenance.command("enter")
 @click.argument("host_name", metavar="HOST")
-@click.option("--name", default="default", show_default=True, help="The lab.")
+@click.option("--name", envvar="NESTLAB_LAB", default="default", show_default=True, help="The lab.")
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0),
@@ -253,7 +253,7 @@ def host_maintenance_enter(host_name: str, name: str, timeout: float) -> None:
 
 @host_maintenance.command("exit")
 @click.argument("host_name", metavar="HOST")
-@click.option("--name", default="default", show_default=True, help="The lab.")
+@click.option("--name", envvar="NESTLAB_LAB", default="default", show_default=True, help="The lab.")
 def host_maintenance_exit(host_name: str, name: str) -> None:
     """Uncordon HOST: the scheduler may place pods there again (evicted pods do not move back)."""
     try:
@@ -284,7 +284,7 @@ def provision(spec: Path, inventory: Path, name: str | None) -> None:
 
 
 @cli.command()
-@click.option("--name", default="default", show_default=True, help="The lab.")
+@click.option("--name", envvar="NESTLAB_LAB", default="default", show_default=True, help="The lab.")
 @click.option(
     "--inventory",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -302,7 +302,7 @@ def verify(name: str, inventory: Path | None) -> None:
 
 @cli.command()
 @click.argument("host", required=False)
-@click.option("--name", default="default", show_default=True, help="The lab.")
+@click.option("--name", envvar="NESTLAB_LAB", default="default", show_default=True, help="The lab.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdicts as JSON.")
 def attest(host: str | None, name: str, as_json: bool) -> None:
     """Attest every host (or HOST) now: quote, event log, policy; exit 0 only if all passed.
@@ -319,7 +319,7 @@ def attest(host: str | None, name: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--name", default="default", show_default=True, help="The lab.")
+@click.option("--name", envvar="NESTLAB_LAB", default="default", show_default=True, help="The lab.")
 @click.option("--path", "as_path", is_flag=True, help="Print the file's path (for KUBECONFIG=...).")
 def kubeconfig(name: str, as_path: bool) -> None:
     """Print the lab-admin kubeconfig (API through the VIP), or its path with --path."""

@@ -26,7 +26,7 @@ from nestlab.errors import NestlabError
     "--since", default="", help="Only requests newer than a duration (10m, 1h) or an RFC 3339 time."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the audit Events as a JSON list.")
-@click.option("--name", default="default", show_default=True, help="The lab.")
+@click.option("--name", envvar="NESTLAB_LAB", default="default", show_default=True, help="The lab.")
 def audit(*, user: str, namespace: str, verb: str, since: str, as_json: bool, name: str) -> None:
     """Who did what: the audit Events of every control-plane node, merged by time.
 

@@ -50,7 +50,9 @@ def image() -> None:
 @click.option(
     "--user", "-u", default=None, help="Push as this user (after `nestlab login USER`); default: lab admin."
 )
-@click.option("--name", "--lab", "lab", default="default", show_default=True, help="The lab.")
+@click.option(
+    "--name", "--lab", "lab", envvar="NESTLAB_LAB", default="default", show_default=True, help="The lab."
+)
 def push(source: str, *, namespace: str, tag: str, repository: str, user: str | None, lab: str) -> None:
     """Push SOURCE into the depot: an OCI layout directory, an OCI or docker-archive tarball
     (`docker save`), or localhost:PORT/REPO:TAG from a local registry. Digests are checked before

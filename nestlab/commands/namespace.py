@@ -18,7 +18,9 @@ from nestlab.tenancy import namespaceapi
 from nestlab.tenancy import namespaces as plan
 
 F = TypeVar("F", bound=Callable[..., Any])
-_LAB = click.option("--name", "--lab", "lab", default="default", show_default=True, help="The lab.")
+_LAB = click.option(
+    "--name", "--lab", "lab", envvar="NESTLAB_LAB", default="default", show_default=True, help="The lab."
+)
 _LIMITS = (
     ("--cpu", "CPU limit of all its containers together (2, 1500m)."),
     ("--memory", "Memory limit of all its containers together (4Gi)."),

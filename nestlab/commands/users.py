@@ -70,7 +70,7 @@ def user() -> None:
 @click.argument("name")
 @click.option("--group", "-g", "groups", multiple=True, help="A group the user is in (repeatable).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
-@click.option("--lab", default="default", show_default=True, help=LAB_HELP)
+@click.option("--lab", envvar="NESTLAB_LAB", default="default", show_default=True, help=LAB_HELP)
 def user_add(name: str, groups: tuple[str, ...], password_stdin: bool, lab: str) -> None:
     """Add user NAME (asks for a password twice on a terminal)."""
     try:
@@ -87,7 +87,7 @@ def user_add(name: str, groups: tuple[str, ...], password_stdin: bool, lab: str)
 
 @user.command("remove")
 @click.argument("name")
-@click.option("--lab", default="default", show_default=True, help=LAB_HELP)
+@click.option("--lab", envvar="NESTLAB_LAB", default="default", show_default=True, help=LAB_HELP)
 def user_remove(name: str, lab: str) -> None:
     """Remove user NAME: their tokens stop working at once."""
     try:
@@ -102,7 +102,7 @@ def user_remove(name: str, lab: str) -> None:
 @user.command("passwd")
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
-@click.option("--lab", default="default", show_default=True, help=LAB_HELP)
+@click.option("--lab", envvar="NESTLAB_LAB", default="default", show_default=True, help=LAB_HELP)
 def user_passwd(name: str, password_stdin: bool, lab: str) -> None:
     """Set user NAME's password; the tokens they hold stop working."""
     try:
@@ -116,7 +116,7 @@ def user_passwd(name: str, password_stdin: bool, lab: str) -> None:
 
 @user.command("revoke")
 @click.argument("name")
-@click.option("--lab", default="default", show_default=True, help=LAB_HELP)
+@click.option("--lab", envvar="NESTLAB_LAB", default="default", show_default=True, help=LAB_HELP)
 def user_revoke(name: str, lab: str) -> None:
     """Revoke every token user NAME holds (they must log in again)."""
     try:
@@ -127,7 +127,7 @@ def user_revoke(name: str, lab: str) -> None:
 
 
 @user.command("list")
-@click.option("--lab", default="default", show_default=True, help=LAB_HELP)
+@click.option("--lab", envvar="NESTLAB_LAB", default="default", show_default=True, help=LAB_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def user_list(lab: str, as_json: bool) -> None:
     """List the lab's users and their groups."""
@@ -152,7 +152,7 @@ def user_list(lab: str, as_json: bool) -> None:
 @click.argument("name", metavar="USER")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @click.option("--ttl", default="10h", show_default=True, help="How long the token lasts (10h, 90m, 600s).")
-@click.option("--lab", default="default", show_default=True, help=LAB_HELP)
+@click.option("--lab", envvar="NESTLAB_LAB", default="default", show_default=True, help=LAB_HELP)
 def login(name: str, password_stdin: bool, ttl: str, lab: str) -> None:
     """Log USER in: a short-lived token, and a kubeconfig that uses it (like kubectl vsphere login)."""
     try:
@@ -169,7 +169,7 @@ def login(name: str, password_stdin: bool, ttl: str, lab: str) -> None:
 
 
 @click.command("credential")
-@click.option("--lab", default="default", show_default=True, help=LAB_HELP)
+@click.option("--lab", envvar="NESTLAB_LAB", default="default", show_default=True, help=LAB_HELP)
 @click.option("--user", "name", required=True, help="The user who logged in.")
 def credential(lab: str, name: str) -> None:
     """kubectl's exec credential plugin: print USER's cached login token as an ExecCredential."""
