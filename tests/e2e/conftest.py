@@ -4,7 +4,8 @@ The lab is the default spec (3 hosts, 3 control-plane nodes, 2 load balancers, t
 its own name and networks (198.18.100.0/24, VIP .5) so it never meets a lab the user has on the
 machine. It is stood up with the real ``nestlab`` command and taken down in the finalizer, also when
 a test fails; the lab's logs (ansible, node consoles) are copied to the session's temp directory
-first. ``NESTLAB_E2E_KEEP=1`` leaves the lab up for inspection (``nestlab down --name e2e`` after).
+first. ``NESTLAB_E2E_KEEP=1`` leaves the lab up for inspection (``nestlab down --name e2e`` after);
+``NESTLAB_E2E_REUSE=1`` (with KEEP) uses a lab that is already up as it is, without re-running ``up``.
 
 When a test that uses the lab fails, :mod:`tests.e2e.artifacts` keeps what explains it (the API's
 view, pod consoles, agent/controller/API server journals since the test began) in a directory of
@@ -127,6 +128,10 @@ def lab_up(lab_spec: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         pytest.skip("a local lab needs root (bridges, nspawn, mounts)")
     files = LabFiles.named(NAME)
     try:
+        if os.environ.get("NESTLAB_E2E_REUSE") == "1" and files.kubeconfig.is_file():
+            # Several people test against one running lab: nobody re-ups it under the others.
+            yield LiveLab(NAME, lab_spec, files, "reused: NESTLAB_E2E_REUSE=1")
+            return
         result = nestlab("up", str(lab_spec), "--name", NAME, timeout=UP_TIMEOUT_S)
         yield LiveLab(NAME, lab_spec, files, result.stdout)
     finally:
