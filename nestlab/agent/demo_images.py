@@ -4,9 +4,16 @@ Built on the outer machine from Debian's static busybox (lab nodes have no way o
 comes from outside the machine) and pushed to the depot registry, where pods pull them as
 ``nestlab/web:1``, ``nestlab/web:2`` (the same server in another image, for rolling updates),
 ``nestlab/job:ok``, ``nestlab/job:fail`` and ``nestlab/client:1`` (a shell with wget, nslookup and
-nc, to probe Services and DNS from inside a pod, and tar and the file tools ``kubectl exec`` and
-``kubectl cp`` need). :func:`publish` is what ``nestlab up`` (or the
+nc, to probe Services and DNS from inside a pod, tar and the file tools ``kubectl exec`` and
+``kubectl cp`` need, and curl). :func:`publish` is what ``nestlab up`` (or the
 depot role) calls once the registry answers.
+
+busybox's wget cannot talk TLS to the API server ("got bad TLS record"), so the client also carries
+the outer machine's Debian curl (package ``curl``) with its shared libraries and the dynamic loader
+(:func:`nestlab.runtime.disks.copy_dynamic`): a pod calls the API through the ``kubernetes`` Service
+with its projected service-account token and ``--cacert`` (no CA store in the image). curl and
+its 32 libraries grow the client's layer from 1.0 to 9.1 MB gzip'd (its erofs disk from 2.0 to
+21 MB), most of it the OpenSSL, GnuTLS, Kerberos and LDAP libraries Debian's curl links.
 
 The web server says which pod answered (its index page names the pod, and ``/host`` holds just the
 pod's hostname), so a client can count the replicas behind a Service. The client's default command
@@ -35,6 +42,7 @@ CLIENT_APPLETS = (
     # for kubectl exec and cp: cp runs `tar` in the container, a shell wants the file tools
     "tar", "ls", "rm", "mkdir", "touch", "stty", "ps", "cp", "mv", "find", "dd", "tee",
 )  # fmt: skip
+CURL = Path("/usr/bin/curl")  # Debian's curl on the outer machine (scripts/apt-packages.txt)
 PAGE = "/usr/share/nestlab/index.html"  # the page's template; @POD@ becomes the pod's hostname
 JOB = "echo job running on kernel $(uname -r); exit ${EXIT_CODE:-0}"
 WEB = (
@@ -59,6 +67,13 @@ def _web_root(directory: Path) -> Path:
     return root
 
 
+def client_root(directory: Path) -> Path:
+    """The client image's files: busybox with :data:`CLIENT_APPLETS`, and curl with its libraries."""
+    root = disks.busybox_root(directory / "client", applets=CLIENT_APPLETS)
+    disks.copy_dynamic(CURL, root)
+    return root
+
+
 def publish(registry: str, client: Callable[[str], RegistryClient] = RegistryClient) -> dict[str, str]:
     """Build and push every demo image to ``registry`` (``host:port``); image -> manifest digest."""
     pushed: dict[str, str] = {}
@@ -72,7 +87,6 @@ def publish(registry: str, client: Callable[[str], RegistryClient] = RegistryCli
         for tag, code in (("ok", "0"), ("fail", "3")):
             job = oci.Recipe(cmd=("sh", "-c", JOB), env={"EXIT_CODE": code})
             pushed[f"nestlab/job:{tag}"] = oci.push(target, "nestlab/job", [tag], root, job)
-        client_root = disks.busybox_root(Path(tmp) / "client", applets=CLIENT_APPLETS)
         probe = oci.Recipe(cmd=("sh", "-c", CLIENT))
-        pushed["nestlab/client:1"] = oci.push(target, "nestlab/client", ["1"], client_root, probe)
+        pushed["nestlab/client:1"] = oci.push(target, "nestlab/client", ["1"], client_root(Path(tmp)), probe)
     return {f"{registry}/{name}": digest for name, digest in pushed.items()}

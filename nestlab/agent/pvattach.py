@@ -16,6 +16,10 @@ on the host: the description only names the serial).
 
 ``readOnly`` on the pod's volume source (or the PersistentVolume's ``csi.readOnly``) mounts the file
 system read-only and forces every container's mount of it read-only, as upstream.
+
+The node finds its attachment by name, never by listing them all (the Node authorizer lets a host
+get only the VolumeAttachments of its own ``spec.nodeName``): :func:`attachment_name` is upstream's
+CSI ``getAttachmentName``, which the attacher in nestlab-controller names them with too.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nestlab.api.kinds.persistentvolume import DRIVER
-from nestlab.api.kinds.volumeattachment import NBD
+from nestlab.api.kinds.volumeattachment import NBD, attachment_name
 from nestlab.runtime.poddesc import DiskSerial, Mount, Volume
 
 Obj = dict[str, Any]
@@ -39,8 +43,8 @@ SERIAL_PREFIX = "pv-"  # pv- + 16 hex digits: within virtio-blk's 20-byte serial
 
 @dataclass(frozen=True)
 class ClaimObjects:
-    """What exists now of a pod's claims (by name), their volumes (by name) and the attachments
-    (:func:`nestlab.agent.pvsources.fetch` reads them)."""
+    """What exists now of a pod's claims (by name), their volumes (by name) and their attachments to
+    the pod's node (:func:`nestlab.agent.pvsources.fetch` reads them)."""
 
     pvcs: dict[str, Obj] = dataclasses.field(default_factory=dict)
     pvs: dict[str, Obj] = dataclasses.field(default_factory=dict)
@@ -77,6 +81,13 @@ def serial_of(pv: Obj) -> DiskSerial:
     """The disk serial of a PersistentVolume: ``pv-`` and 16 hex digits of a hash of its name."""
     name = str((pv.get("metadata") or {}).get("name", ""))
     return DiskSerial(SERIAL_PREFIX + hashlib.sha256(name.encode()).hexdigest()[:16])
+
+
+def attachment_of(pv: Obj, node: str) -> str:
+    """The name of the VolumeAttachment giving ``pv`` to ``node`` ("" when it is no CSI volume)."""
+    csi = (pv.get("spec") or {}).get("csi") or {}
+    handle, driver = str(csi.get("volumeHandle") or ""), str(csi.get("driver") or "")
+    return attachment_name(handle, node, driver) if handle and driver else ""
 
 
 def _attachment(attachments: Iterable[Obj], pv: str, node: str) -> Obj | None:

@@ -8,7 +8,8 @@ impersonation, access reviews, escalation checks, the registry's token service),
    allowed everything, hard-wired, so a broken RBAC object cannot lock the lab out (the controller
    is not one of them: it is ``system:nestlab-controller``, with its built-in ClusterRole);
 2. node agents (``system:nodes``) hold the node rules (upstream's Node authorizer is not RBAC
-   either): their reads of Secrets, ConfigMaps, claims, volumes and ServiceAccounts only for the
+   either): their reads of Secrets, ConfigMaps, claims, volumes, ServiceAccounts and
+   VolumeAttachments (those attached to them) only for the
    objects their own pods name (:mod:`nestlab.api.nodeauthorizer`), their writes narrowed per object
    by :meth:`Authorizer.restrict_node` (NodeRestriction);
 3. everything else comes from Roles, ClusterRoles and their bindings, read from the in-memory

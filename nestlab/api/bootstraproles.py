@@ -16,11 +16,17 @@ everyone needs; it adds what is missing to each one that carries the annotation
   authenticated user;
 - ``system:nestlab-controller``, bound to the user of nestlab-controller's certificate: what its
   controllers call and nothing more (upstream gives each controller of kube-controller-manager a
-  ``system:controller:*`` role; one process here, one role).
+  ``system:controller:*`` role; one process here, one role);
+- ``system:nestlab-dns``, bound to the user of nestlab-dns's certificate: a ClusterRole to list and
+  watch Services and EndpointSlices (upstream's ``system:coredns`` reads the same), and a Role of
+  the same name in ``kube-system`` (upstream bootstraps namespaced Roles there too, such as
+  ``system::leader-locking-kube-scheduler``) for its Lease and the ``kube-dns`` Endpoints. It may
+  write nothing else anywhere.
 
 The desired objects are pure functions of the kind units (:func:`cluster_roles`,
-:func:`cluster_role_bindings`); :func:`reconcile_role` and :func:`reconcile_binding` say what to
-write; :func:`ensure` is the only part doing I/O. Several API servers start at once, so losing a
+:func:`cluster_role_bindings`, :func:`namespace_roles`, :func:`namespace_role_bindings`);
+:func:`reconcile_role` and :func:`reconcile_binding` say what to write (for Roles and RoleBindings
+too); :func:`ensure` is the only part doing I/O. Several API servers start at once, so losing a
 create or an update race to another server is success.
 """
 
@@ -37,7 +43,7 @@ from nestlab.api.kinds.base import Obj
 from nestlab.api.kinds.clusterrole import AGGREGATE_TO
 from nestlab.api.kinds.common import as_dict
 from nestlab.api.rbacrules import GROUP, Rule, rules_of, uncovered
-from nestlab.api.resources import CLUSTERROLEBINDINGS, CLUSTERROLES, Resource
+from nestlab.api.resources import CLUSTERROLEBINDINGS, CLUSTERROLES, ROLEBINDINGS, ROLES, Resource
 
 log = logging.getLogger(__name__)
 AUTOUPDATE = "rbac.authorization.kubernetes.io/autoupdate"
@@ -60,8 +66,13 @@ _PUBLIC_URLS = ("/healthz", "/livez", "/readyz", "/version", "/version/")
 _ATTEMPTS = 3  # a lost update race is retried on the fresh copy; beyond that another server is on it
 CONTROLLER = "system:nestlab-controller"
 """The user of nestlab-controller's client certificate (CN; no group), its ClusterRole and binding,
-as kube-controller-manager is ``system:kube-controller-manager``. The cluster DNS feed and the
-attestation CLI share the certificate today: their reads and writes are a subset of these."""
+as kube-controller-manager is ``system:kube-controller-manager``. The attestation CLI shares the
+certificate today: its reads and writes are a subset of these."""
+DNS = "system:nestlab-dns"
+"""The user of nestlab-dns's client certificate (CN; no group), its ClusterRole, Role and bindings."""
+DNS_NAMESPACE = "kube-system"
+"""Where nestlab-dns keeps its Leases and the ``kube-dns`` Endpoints (the API server creates it)."""
+DNS_SERVICE = "kube-dns"
 _R = ("get", "list", "watch")
 _W = ("create", "update", "patch", "delete")
 _STATUS = ("update", "patch")
@@ -73,11 +84,11 @@ _CONTROLLER_USES: tuple[tuple[Resource, str, tuple[str, ...]], ...] = (
     (r.PODS, "binding", ("create",)),  # scheduler
     (r.NODES, "", (*_R, "update", "patch")),  # node lifecycle taints, attestation
     (r.NODES, "status", _STATUS),  # node lifecycle (Unknown), attestation condition
-    (r.NAMESPACES, "", (*_R, "create")),  # leader election and the DNS feed make their namespace
+    (r.NAMESPACES, "", (*_R, "create")),  # leader election makes its namespace
     (r.EVENTS, "", ("create", "update", "patch")),  # every controller's recorder
     (r.SERVICES, "", _R),
     (r.SERVICES, "status", _STATUS),  # LoadBalancer addresses
-    (r.ENDPOINTS, "", (*_R, "create", "update", "delete")),  # endpoints controller, DNS presence
+    (r.ENDPOINTS, "", (*_R, "create", "update", "delete")),  # endpoints controller
     (r.ENDPOINTSLICES, "", (*_R, *_W)),  # EndpointSlice and mirroring controllers
     (r.SERVICEACCOUNTS, "", (*_R, "create")),  # a default ServiceAccount in every namespace
     (r.CONFIGMAPS, "", (*_R, "create", "update")),  # kube-root-ca.crt in every namespace
@@ -88,7 +99,7 @@ _CONTROLLER_USES: tuple[tuple[Resource, str, tuple[str, ...]], ...] = (
     (r.STORAGECLASSES, "", _R),
     (r.VOLUMEATTACHMENTS, "", (*_R, *_W)),  # attacher
     (r.VOLUMEATTACHMENTS, "status", _STATUS),
-    (r.LEASES, "", (*_R, *_W)),  # leader election, node heartbeats read, DNS presence
+    (r.LEASES, "", (*_R, *_W)),  # leader election, node heartbeats read
     (r.DEPLOYMENTS, "", (*_R, "update", "patch", "delete")),
     (r.DEPLOYMENTS, "status", _STATUS),
     (r.REPLICASETS, "", (*_R, *_W)),
@@ -164,10 +175,30 @@ def controller_rules() -> list[Rule]:
     )
 
 
+def dns_rules() -> list[Rule]:
+    """nestlab-dns's cluster-wide rights: its informers list and watch Services and EndpointSlices."""
+    return [
+        Rule.of(["list", "watch"], [r.SERVICES.group], [r.SERVICES.plural]),
+        Rule.of(["list", "watch"], [r.ENDPOINTSLICES.group], [r.ENDPOINTSLICES.plural]),
+    ]
+
+
+def dns_namespace_rules() -> list[Rule]:
+    """nestlab-dns's rights in ``kube-system``: its Lease (renew, list the others' to see who is
+    alive, delete at a clean stop) and the ``kube-dns`` Endpoints (create names no object, as
+    upstream: resourceNames cannot narrow a create)."""
+    return [
+        Rule.of(["get", "list", "create", "update", "delete"], [r.LEASES.group], [r.LEASES.plural]),
+        Rule.of(["create"], [r.ENDPOINTS.group], [r.ENDPOINTS.plural]),
+        Rule.of(["get", "update"], [r.ENDPOINTS.group], [r.ENDPOINTS.plural], resource_names=[DNS_SERVICE]),
+    ]
+
+
 def cluster_roles() -> list[Obj]:
     """Every built-in ClusterRole, as it should be."""
     roles = [
         _role(CONTROLLER, controller_rules()),
+        _role(DNS, dns_rules()),
         _role("cluster-admin", [Rule.of(["*"], ["*"], ["*"]), Rule.of(["*"], non_resource_urls=["*"])]),
         _role(
             "system:basic-user",
@@ -211,10 +242,30 @@ def cluster_role_bindings() -> list[Obj]:
     return [
         _binding("cluster-admin", ADMIN_GROUPS),
         _binding(CONTROLLER, (), [CONTROLLER]),
+        _binding(DNS, (), [DNS]),
         _binding("system:basic-user", [AUTHENTICATED]),
         _binding("system:discovery", [AUTHENTICATED]),
         _binding("system:public-info-viewer", [AUTHENTICATED, UNAUTHENTICATED]),
     ]
+
+
+def _namespaced(obj: Obj, kind: str, namespace: str) -> Obj:
+    """``obj`` (a ClusterRole or ClusterRoleBinding as built above) as a ``kind`` in ``namespace``."""
+    obj.update(kind=kind)
+    obj["metadata"]["namespace"] = namespace
+    if "roleRef" in obj:
+        obj["roleRef"]["kind"] = "Role"
+    return obj
+
+
+def namespace_roles() -> list[Obj]:
+    """Every built-in Role (namespaced), as it should be."""
+    return [_namespaced(_role(DNS, dns_namespace_rules()), "Role", DNS_NAMESPACE)]
+
+
+def namespace_role_bindings() -> list[Obj]:
+    """Every built-in RoleBinding, as it should be."""
+    return [_namespaced(_binding(DNS, (), [DNS]), "RoleBinding", DNS_NAMESPACE)]
 
 
 def _union(held: list[Rule], more: Iterable[Rule]) -> list[Rule]:
@@ -277,16 +328,16 @@ def reconcile_binding(existing: Obj, desired: Obj) -> Obj | None:
 
 async def _ensure_one(registry: Writer, resource: Resource, desired: Obj) -> str:
     """Create or reconcile one object: ``created``, ``updated``, ``recreated`` or ``kept``."""
-    name = desired["metadata"]["name"]
-    reconcile = reconcile_role if resource is CLUSTERROLES else reconcile_binding
+    name, namespace = desired["metadata"]["name"], str(desired["metadata"].get("namespace", ""))
+    reconcile = reconcile_role if resource in (CLUSTERROLES, ROLES) else reconcile_binding
     for _attempt in range(_ATTEMPTS):
         try:
-            existing = await registry.get(resource, "", name)
+            existing = await registry.get(resource, namespace, name)
         except status.ApiError as exc:
             if exc.code != 404:
                 raise
             try:
-                await registry.create(resource, "", copy.deepcopy(desired), "nestlab-apiserver")
+                await registry.create(resource, namespace, copy.deepcopy(desired), "nestlab-apiserver")
             except status.ApiError as race:
                 if race.code != 409:
                     raise
@@ -298,10 +349,10 @@ async def _ensure_one(registry: Writer, resource: Resource, desired: Obj) -> str
         try:
             if updated.get("roleRef", existing.get("roleRef")) != existing.get("roleRef"):
                 await registry.delete(
-                    resource, "", name, {"preconditions": {"uid": existing["metadata"]["uid"]}}
+                    resource, namespace, name, {"preconditions": {"uid": existing["metadata"]["uid"]}}
                 )
                 continue  # created on the next attempt
-            await registry.update(resource, "", name, updated)
+            await registry.update(resource, namespace, name, updated)
         except status.ApiError as race:
             if race.code not in (404, 409):
                 raise
@@ -311,10 +362,13 @@ async def _ensure_one(registry: Writer, resource: Resource, desired: Obj) -> str
 
 
 async def ensure(registry: Writer) -> None:
-    """Reconcile every built-in ClusterRole and ClusterRoleBinding (part of the server's bootstrap)."""
+    """Reconcile every built-in ClusterRole, ClusterRoleBinding, Role and RoleBinding (part of the
+    server's bootstrap, after the system namespaces exist)."""
     for resource, objects in (
         (CLUSTERROLES, cluster_roles()),
         (CLUSTERROLEBINDINGS, cluster_role_bindings()),
+        (ROLES, namespace_roles()),
+        (ROLEBINDINGS, namespace_role_bindings()),
     ):
         for desired in objects:
             outcome = await _ensure_one(registry, resource, desired)

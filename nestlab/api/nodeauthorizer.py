@@ -12,6 +12,15 @@ As upstream, a read of one of these kinds without a name (``list``, ``watch``) i
 a node, and an object the node's pods name is readable even when it does not exist yet (the agent
 then gets its 404, not a 403: "absent" and "forbidden" stay distinct). The refusal reason is
 upstream's: ``no relationship found between node 'esx-01' and this object``.
+
+VolumeAttachments (storage.k8s.io) are upstream's other graph vertex a node reaches: the edge goes
+from the attachment to the node its ``spec.nodeName`` names, so a node may only ``get`` one by name,
+and only one stored with its own name there (:func:`attached_to`). A list or watch would tell a host
+which volumes the other hosts hold: refused with upstream's ``can only get individual resources of
+this type``, as are lists of claims and volumes. An attachment that does not exist has no edge to
+any node: 403 like another node's, so a node cannot probe names for what other hosts hold; the agent
+computes its attachment's name (:func:`nestlab.api.kinds.volumeattachment.attachment_name`) and
+reads a 403 or a 404 as "not attached yet".
 """
 
 from __future__ import annotations
@@ -19,8 +28,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from nestlab.api import status
 from nestlab.api.rbacrules import Attributes
-from nestlab.api.resources import PERSISTENTVOLUMECLAIMS, PODS
+from nestlab.api.resources import PERSISTENTVOLUMECLAIMS, PODS, VOLUMEATTACHMENTS
 from nestlab.api.store import Store
 
 Obj = dict[str, Any]
@@ -33,13 +43,23 @@ SECRETS, CONFIGMAPS, CLAIMS, VOLUMES, ACCOUNTS = (
 )
 GRAPH_RESOURCES = frozenset({SECRETS, CONFIGMAPS, CLAIMS, VOLUMES, ACCOUNTS})
 """Core-group kinds a node reads only through its pods (upstream's graph vertex types)."""
+ATTACHMENTS = (VOLUMEATTACHMENTS.group, VOLUMEATTACHMENTS.plural)
+"""(group, plural) of VolumeAttachments: read by a node only when attached to it."""
+GET_ONLY = frozenset({CLAIMS, VOLUMES, VOLUMEATTACHMENTS.plural})
+"""Kinds upstream's ``authorizeGet`` decides: a node may only get them one by one, never list or
+watch them (Secrets and ConfigMaps may be listed or watched by name, a single-object watch)."""
 NO_NAME = "No Object name found"
+GET_ONLY_REASON = "can only get individual resources of this type"
 
 
 def governs(attrs: Attributes) -> bool:
     """Whether the Node authorizer, not the plain node rules, decides ``attrs`` (a read of a graph
     kind: its subresources, such as ``serviceaccounts/token``, are decided elsewhere)."""
-    return attrs.group == "" and attrs.resource in GRAPH_RESOURCES and not attrs.subresource
+    if attrs.subresource:
+        return False
+    if attrs.group == "":
+        return attrs.resource in GRAPH_RESOURCES
+    return (attrs.group, attrs.resource) == ATTACHMENTS
 
 
 def no_relationship(node: str) -> str:
@@ -113,14 +133,29 @@ def related(node: str, attrs: Attributes, pods: Iterable[Obj], claims: Iterable[
     )
 
 
+def attached_to(attachment: Obj, node: str) -> bool:
+    """Whether a stored VolumeAttachment gives its volume to ``node`` (upstream's va -> node edge)."""
+    return bool(node) and (attachment.get("spec") or {}).get("nodeName") == node
+
+
 def _named(names: set[str]) -> Callable[[Obj], bool]:
     return lambda obj: str((obj.get("metadata") or {}).get("name")) in names
 
 
 async def decide(store: Store, node: str, attrs: Attributes) -> tuple[bool, str]:
     """(decision, reason) for a node's read of a graph kind (:func:`governs` true), from the store."""
+    if attrs.resource in GET_ONLY and attrs.verb != "get":
+        return False, GET_ONLY_REASON
     if not attrs.name:
         return False, NO_NAME
+    if (attrs.group, attrs.resource) == ATTACHMENTS:
+        try:
+            attachment = await store.get(VOLUMEATTACHMENTS, "", attrs.name)
+        except status.ApiError as exc:
+            if exc.code != 404:
+                raise
+            return False, no_relationship(node)  # no vertex, no edge (upstream: an unknown object)
+        return (True, "") if attached_to(attachment, node) else (False, no_relationship(node))
     namespace = "" if attrs.resource == VOLUMES else attrs.namespace
     pods, _ = await store.list(PODS, namespace, lambda pod: bound_to(pod, node))
     claims: list[Obj] = []

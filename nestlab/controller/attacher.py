@@ -17,7 +17,10 @@ both, keyed by PersistentVolume name:
   ``attached: true`` and ``attachmentMetadata: {"nbd": "nbd://depot:port/export"}`` once the
   datastore exported the volume to that node (asked again at every sync: the datastore answers the
   same URL, or restarts an export that died); a failure is ``status.attachError`` and an Event
-  ``FailedAttachVolume`` ``AttachVolume.Attach failed for volume "pv" : ...`` on the pods;
+  ``FailedAttachVolume`` ``AttachVolume.Attach failed for volume "pv" : ...`` on the pods. The node
+  agent GETs its attachment by that name (the Node authorizer lets it read no other way); one found
+  under another name (made by hand, or by another attacher version) is renamed: the named one is
+  created and the other deleted, without a detach, since the same node keeps the volume;
 - a pod on another node waits, with upstream's Warning ``FailedAttachVolume`` ``Multi-Attach error
   for volume "pv" Volume is already used by pod(s) ...`` (or ``... exclusively attached to one node
   and can't be attached to another`` when no pod of its namespace holds it);
@@ -27,7 +30,6 @@ both, keyed by PersistentVolume name:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -36,7 +38,10 @@ from typing import Any
 from nestlab.api import status
 from nestlab.api.client import ApiClient
 from nestlab.api.kinds.storageclass import PROVISIONER
-from nestlab.api.kinds.volumeattachment import NBD
+from nestlab.api.kinds.volumeattachment import (
+    NBD,
+    attachment_name,  # the one name agent and controller compute
+)
 from nestlab.api.resources import PERSISTENTVOLUMECLAIMS, PERSISTENTVOLUMES, PODS, VOLUMEATTACHMENTS
 from nestlab.controller.informer import Controller, EventHandler, InformerFactory
 from nestlab.controller.recorder import Recorder
@@ -48,11 +53,6 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 COMPONENT = "attachdetach-controller"
 NO_DATASTORE = "nestlab-controller runs without --datastore-url, so it cannot reach the lab datastore"
-
-
-def attachment_name(volume_handle: str, node: str, attacher: str = PROVISIONER) -> str:
-    """Upstream's VolumeAttachment name: ``csi-`` + sha256 of volume handle, attacher and node."""
-    return "csi-" + hashlib.sha256(f"{volume_handle}{attacher}{node}".encode()).hexdigest()
 
 
 def claim_names(pod: Obj) -> list[str]:
@@ -220,7 +220,7 @@ class AttacherController:
         if not users:
             return
         if mine:
-            holder = mine[0]
+            holder = await self._named(volume, mine)
         else:
             holder = await self._create_attachment(volume, str(users[0]["spec"]["nodeName"]))
         node = str(holder["spec"]["nodeName"])
@@ -230,6 +230,26 @@ class AttacherController:
                 message = multi_attach_message(name, pod, here)
                 await self._tell(pod, "Warning", "FailedAttachVolume", message)
         await self._attach(volume, holder, here)
+
+    async def _named(self, volume: Obj, mine: list[Obj]) -> Obj:
+        """The attachment held, under the name its node GETs it by (one already so named first).
+        One found under another name is replaced by a named one to the same node: no detach, the
+        node keeps the volume throughout, and :meth:`_attach` writes the status again."""
+        handle = str(volume["spec"]["csi"]["volumeHandle"])
+
+        def named(one: Obj) -> bool:
+            return bool(one["metadata"]["name"] == attachment_name(handle, str(one["spec"]["nodeName"])))
+
+        holder = next((a for a in mine if named(a)), mine[0])
+        node = str(holder["spec"]["nodeName"])
+        if not named(holder):
+            old = holder["metadata"]["name"]
+            holder = await self._create_attachment(volume, node)
+            log.info("renamed attachment %s of %s to %s", old, node, holder["metadata"]["name"])
+        for other in mine:
+            if not named(other) and str(other["spec"].get("nodeName", "")) == node:
+                await self._delete_attachment(other)
+        return holder
 
     async def _tell(self, pod: Obj, kind: str, reason: str, message: str) -> None:
         uid = str(pod["metadata"].get("uid", ""))

@@ -27,7 +27,7 @@ from typing import Any
 
 from nestlab.api import status
 from nestlab.api.client import ApiClient
-from nestlab.api.resources import ENDPOINTS, LEASES, NAMESPACES
+from nestlab.api.resources import ENDPOINTS, LEASES
 from nestlab.controller.leader import LeaseConfig, claim, parse_time
 
 log = logging.getLogger(__name__)
@@ -151,15 +151,13 @@ class Presence:
         return True
 
     async def _read_lease(self) -> Obj | None:
+        """Our Lease, None when absent. ``kube-system`` is never created here: the API server makes
+        it at start and refuses its deletion, and nestlab-dns may write no Namespace (its roles in
+        nestlab.api.bootstraproles)."""
         try:
             return await self.client.get(LEASES, NAMESPACE, self.lease_config.name)
         except status.ApiError as exc:
             if exc.code != 404:
-                raise
-        try:
-            await self.client.create(NAMESPACES, "", {"metadata": {"name": NAMESPACE}})
-        except status.ApiError as exc:
-            if exc.code != 409:
                 raise
         return None
 

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from nestlab.api import encryption
+from nestlab.spec import addresses
 from nestlab.spec.model import Role
 from nestlab.spec.plan import Plan
 
@@ -196,19 +197,44 @@ def issue(
     return issued
 
 
+DNS_USER = "system:nestlab-dns"
+"""The cluster DNS feed's user (certificate CN, no group; file ``<pki>/system:nestlab-dns.crt``,
+installed as ``dns.crt`` on control-plane nodes): the API server's built-in roles of the same name
+grant what nestlab-dns reads and writes and nothing more (nestlab.api.bootstraproles), as
+kube-proxy is ``system:kube-proxy`` rather than the controller manager."""
+
+
+def api_server_names(plan: Plan) -> tuple[tuple[str, ...], tuple[IPv4Address, ...]]:
+    """The names and addresses every API server certificate carries besides its node's own, as
+    kubeadm's apiserver certificate: ``localhost``, the ``kubernetes`` Service's DNS names in the
+    cluster domain and its ClusterIP (the first address of the Services CIDR: pods reach the API
+    there), the VIP (the load balancers pass TLS through) and 127.0.0.1 (the local agents)."""
+    service = "kubernetes.default.svc"
+    names = (
+        "localhost",
+        "kubernetes",
+        "kubernetes.default",
+        service,
+        f"{service}.{addresses.CLUSTER_DOMAIN}",
+    )
+    return names, (plan.vip, IPv4Address("127.0.0.1"), addresses.kubernetes_service_ip(plan.lab))
+
+
 def ensure_lab_pki(plan: Plan, pki: Path) -> dict[str, Issued]:
-    """The CA, one certificate per node (SANs: name, address; the VIP too on control-plane nodes), the
-    lab-admin client certificate (``admin``, group ``system:masters``) and the encryption config."""
+    """The CA, one certificate per node (SANs: name, address; on control-plane nodes the API server's
+    names too: :func:`api_server_names`), the lab-admin client certificate (``admin``, group
+    ``system:masters``), the cluster DNS feed's (:data:`DNS_USER`) and the encryption config."""
     ca = ensure_ca(pki, plan.lab.name)
     out = {"ca": ca}
     for node in plan.nodes:
         ips: tuple[IPv4Address, ...] = (node.address,)
         dns: tuple[str, ...] = (node.name,)
         if node.role is Role.CONTROL_PLANE:
-            ips += (plan.vip, IPv4Address("127.0.0.1"))
-            dns += ("localhost", "kubernetes", "kubernetes.default")
+            extra_dns, extra_ips = api_server_names(plan)
+            dns, ips = dns + extra_dns, ips + extra_ips
         out[node.name] = issue(pki, ca, node.name, dns=dns, ips=ips)
     out["admin"] = issue(pki, ca, "admin", organization="system:masters", server=False)
+    out[DNS_USER] = issue(pki, ca, DNS_USER, server=False)
     ensure_encryption_config(pki)
     for name in SIGNING_KEYS:
         ensure_signing_key(pki, name)

@@ -13,11 +13,14 @@ distributed firewall, and LoadBalancer addresses on the Edge pair. Checked here:
 - NetworkPolicy: deny-all ingress, allow one namespace, egress deny blocks DNS;
 - a restarted proxy keeps and restores the rules;
 - a LoadBalancer Service answers from the outer machine and keeps answering while the LB node
-  holding it is stopped (gap printed).
+  holding it is stopped (gap printed);
+- nestlab-dns runs as its own user (``system:nestlab-dns``, issue 14.5): every control-plane node's
+  feeder keeps its Lease with that certificate, which reads Services and may not create a pod.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import time
@@ -241,3 +244,27 @@ def test_load_balancer_answers_from_outside_and_survives_its_lb(web: LiveLab) ->
     finally:
         nestlab("node", "start", holder, "--name", web.name, timeout=RESTORE_TIMEOUT_S)
         wait_lab_healthy(web)
+
+
+def dns_lease_moved(lab: LiveLab, node: str, since: str) -> bool:
+    """Whether ``node``'s nestlab-dns renewed its Lease since ``since`` (its renewTime then)."""
+    lease = get_json(lab, "lease", f"nestlab-dns-{node}", "-n", "kube-system")
+    return str(lease["spec"]["renewTime"]) != since
+
+
+def test_cluster_dns_feeds_with_its_own_identity(agents: LiveLab) -> None:
+    """Least privilege: the DNS feed is not the controller; its certificate reads, and writes no pod."""
+    pki = "/etc/nestlab/pki"
+    curl = f"curl -s -o /dev/null -w '%{{http_code}}' --cacert {pki}/ca.crt --cert {pki}/dns.crt --key {pki}/dns.key"
+    pod = '{"metadata":{"name":"dns-may-not"},"spec":{"containers":[{"name":"c","image":"x"}]}}'
+    for cp in nodes(agents, "control-plane"):
+        unit = on_node(agents, cp, "systemctl show -p ExecStart --value nestlab-dns").stdout
+        assert f"--client-certificate={pki}/dns.crt" in unit, unit
+        first = str(get_json(agents, "lease", f"nestlab-dns-{cp}", "-n", "kube-system")["spec"]["renewTime"])
+        wait_for(  # renewed every 2 s, with that identity
+            functools.partial(dns_lease_moved, agents, cp, first), f"{cp}'s nestlab-dns renews", timeout=30
+        )
+        assert on_node(agents, cp, f"{curl} https://127.0.0.1:6443/api/v1/services").stdout.strip() == "200"
+        create = f"{curl} -X POST -H 'Content-Type: application/json' -d '{pod}'"
+        code = on_node(agents, cp, f"{create} https://127.0.0.1:6443/api/v1/namespaces/default/pods").stdout
+        assert code.strip() == "403"

@@ -85,6 +85,28 @@ def test_api_server_needs_a_client_certificate_for_resources(host: Host) -> None
     assert controller == "200"
 
 
+def test_the_dns_feed_has_its_own_identity(host: Host) -> None:
+    """nestlab-dns runs as system:nestlab-dns: it reads Services, and may not create a pod."""
+    key = host.file("/etc/nestlab/pki/dns.key")
+    assert (key.user, key.mode) == ("root", 0o600)
+    assert (
+        "--client-certificate=/etc/nestlab/pki/dns.crt"
+        in host.file("/etc/systemd/system/nestlab-dns.service").content_string
+    )
+    address = lab.node(host.backend.hostname)["address"]
+    curl = (
+        "curl -s -o /dev/null -w '%{http_code}' --cacert /etc/nestlab/pki/ca.crt"
+        " --cert /etc/nestlab/pki/dns.crt --key /etc/nestlab/pki/dns.key"
+    )
+    assert host.check_output(f"{curl} https://{address}:6443/api/v1/services") == "200"
+    pod = '{"metadata":{"name":"dns-may-not"},"spec":{"containers":[{"name":"c","image":"x"}]}}'
+    created = host.check_output(
+        f"{curl} -X POST -H 'Content-Type: application/json' -d '{pod}'"
+        f" https://{address}:6443/api/v1/namespaces/default/pods"
+    )
+    assert created == "403"
+
+
 def test_nestlab_came_from_the_depot_wheelhouse(host: Host) -> None:
     assert host.file("/opt/nestlab/bin/nestlab-apiserver").exists
     assert host.file("/opt/nestlab/.wheelhouse-digest").exists

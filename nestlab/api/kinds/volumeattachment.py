@@ -13,10 +13,12 @@ printers.go ``printVolumeAttachment``).
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from nestlab.api.kinds.base import AGE, NAME, READ, Column, Kind, Obj, Resource
 from nestlab.api.kinds.common import as_dict, check_label_key, check_metadata, check_name, type_causes
+from nestlab.api.kinds.persistentvolume import DRIVER
 from nestlab.api.kinds.printing import created
 from nestlab.api.status import Cause
 
@@ -147,3 +149,9 @@ KIND = Kind(
     row=row,
     roles={"node": {"volumeattachments": READ}},
 )
+
+
+def attachment_name(volume_handle: str, node: str, driver: str = DRIVER) -> str:
+    """Upstream's VolumeAttachment name (pkg/volume/csi ``getAttachmentName``): ``csi-`` + the hex
+    sha256 of volume handle, driver (the attacher) and node name, concatenated."""
+    return "csi-" + hashlib.sha256(f"{volume_handle}{driver}{node}".encode()).hexdigest()

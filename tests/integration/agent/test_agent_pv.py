@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from nestlab.api.kinds.volumeattachment import attachment_name
 from tests.integration.agent.conftest import NODE, AgentProcess, wait_until
 from tests.integration.agent.test_agent import (
     BOOT_S,
@@ -33,7 +34,9 @@ pytestmark = pytest.mark.integration
 __all__ = ["busybox_image", "export", "namespace"]  # the fixtures
 PV = "pvc-agent-it"
 CLAIM = f"/api/v1/namespaces/{NS}/persistentvolumeclaims/data"
-ATTACHMENT = "/apis/storage.k8s.io/v1/volumeattachments/csi-agent-it"
+HANDLE = "vol-agent-it"
+ATTACHMENT_NAME = attachment_name(HANDLE, NODE)  # the agent GETs it by this name only
+ATTACHMENT = f"/apis/storage.k8s.io/v1/volumeattachments/{ATTACHMENT_NAME}"
 WRITE = "busybox grep ' /data ' /proc/mounts; echo kept-by-the-datastore > /data/msg; busybox sync"
 READ = "echo read $(cat /data/msg); busybox touch /data/new 2>/dev/null && echo writable || echo read-only"
 
@@ -76,7 +79,7 @@ def _bound_claim(apiserver: ApiServer) -> None:
             "persistentVolumeReclaimPolicy": "Retain",
             "storageClassName": "",
             "claimRef": {"namespace": NS, "name": "data", "uid": claim["metadata"]["uid"]},
-            "csi": {"driver": "datastore.nestlab.io", "volumeHandle": "vol-agent-it", "fsType": "ext4"},
+            "csi": {"driver": "datastore.nestlab.io", "volumeHandle": HANDLE, "fsType": "ext4"},
         },
     }
     _request(apiserver, "POST", "/api/v1/persistentvolumes", volume, 201)
@@ -88,7 +91,7 @@ def _bound_claim(apiserver: ApiServer) -> None:
 def _attach(apiserver: ApiServer, url: str) -> None:
     """What the attacher leaves: the volume attached to this node, its export's URL in the status."""
     spec = {"attacher": "datastore.nestlab.io", "nodeName": NODE, "source": {"persistentVolumeName": PV}}
-    body = {"metadata": {"name": "csi-agent-it"}, "spec": spec}
+    body = {"metadata": {"name": ATTACHMENT_NAME}, "spec": spec}
     attachment = _request(apiserver, "POST", "/apis/storage.k8s.io/v1/volumeattachments", body, 201)
     attachment["status"] = {"attached": True, "attachmentMetadata": {"nbd": url}}
     _request(apiserver, "PUT", f"{ATTACHMENT}/status", attachment, 200)

@@ -1,8 +1,10 @@
 """The demo images pushed to a REAL registry and pulled back into erofs disks by the image service; the
-web and client images then run together in a REAL pod VM (TCG): the client fetches from the web server."""
+web and client images then run together in a REAL pod VM (TCG): the client fetches from the web server
+with busybox's wget and with the client's curl (the outer machine's, with its libraries)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -26,7 +28,8 @@ PROBE = (
     "timeout 5 wget -q -O- http://127.0.0.1/ | grep 'Served by pod'; "
     "for i in $(seq 60); do timeout 5 wget -q -O- http://127.0.0.1:8080/ >/dev/null && break; sleep 1; done; "
     "echo static=$(timeout 5 wget -q -O- http://127.0.0.1:8080/ | grep -c -e '@POD@' -e 'Hello from'); "
-    "nc -w 2 127.0.0.1 80 </dev/null && echo port 80 open; echo b a b | tr ' ' '\\n' | sort | uniq | wc -l | head -1"
+    "nc -w 2 127.0.0.1 80 </dev/null && echo port 80 open; echo b a b | tr ' ' '\\n' | sort | uniq | wc -l | head -1; "
+    "curl -sS --max-time 10 -o /dev/null -w 'curl %{http_code}\\n' http://127.0.0.1/host"
 )
 
 
@@ -51,6 +54,24 @@ def test_publish_pushes_every_image_and_they_pull_into_disks(registry: Registry,
     applets = proc.run(["dump.erofs", "--path=/bin", "--ls", str(client.disk)], timeout=30).stdout
     for applet in demo_images.CLIENT_APPLETS:
         assert f" {applet}\n" in applets or applets.endswith(f" {applet}"), applet
+    curl = proc.run(["dump.erofs", "--path=/usr/bin", "--ls", str(client.disk)], timeout=30).stdout
+    assert curl.rstrip().endswith(" curl")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chroot needs root")
+def test_the_client_images_curl_runs_on_the_images_own_files(registry: Registry, tmp_path: Path) -> None:
+    """Unpacked from the pulled disk and run under chroot: the loader and every library curl needs
+    come from the image, none from the outer machine (a missing one fails here)."""
+    demo_images.publish(registry.address)
+    client = images.ImageStore(tmp_path / "store").pull(parse_ref("nestlab/client:1", registry.address))
+    root = tmp_path / "client-root"
+    proc.run(["fsck.erofs", f"--extract={root}", str(client.disk)], timeout=60)
+    assert not (root / "lib64" / "ld-linux-x86-64.so.2").is_symlink()
+    version = proc.run(["chroot", str(root), "/usr/bin/curl", "--version"], timeout=30).stdout
+    assert version.startswith("curl ")
+    assert "https" in version.split("Protocols:")[1].split()
+    said = proc.run(["chroot", str(root), "/bin/sh", "-c", "echo busybox $(hostname | wc -l)"], timeout=30)
+    assert said.stdout == "busybox 1\n"  # the applets still work beside curl
 
 
 def test_the_client_reaches_the_web_server_which_names_its_pod(
@@ -85,5 +106,6 @@ def test_the_client_reaches_the_web_server_which_names_its_pod(
     assert "[probe] static=1" in console  # "Hello from", and no unfilled @POD@
     assert "[probe] port 80 open" in console  # nc
     assert "[probe] 2" in console  # tr, sort, uniq, wc, head
+    assert "[probe] curl 200" in console  # curl and its libraries start inside the pod
     exits = {e.container: e.code for e in vm.events if isinstance(e, Exited)}
     assert exits["idle"] == 0, "the client's default command ends on SIGTERM (no kill after the grace)"

@@ -1,7 +1,8 @@
 """The node agent's view of a pod's claims against the REAL API server (and etcd): as the node identity
-(``system:node:esx-07``) it reads the claim, its PersistentVolume and the VolumeAttachments
-(:func:`nestlab.agent.pvsources.fetch`) and gets the kubelet's waiting reasons until the volume is
-attached to it, then the block volume with the NBD URL the attacher recorded.
+(``system:node:esx-07``) it reads the claim, its PersistentVolume and the VolumeAttachment named for
+it (:func:`nestlab.agent.pvsources.fetch`; the Node authorizer refuses it any listing of them) and
+gets the kubelet's waiting reasons until the volume is attached to it, then the block volume with
+the NBD URL the attacher recorded. Another node's attachment of the volume is no attachment here.
 
 No controller runs: the test writes what the provisioner and the attacher would (a pre-bound claim,
 its volume, the attachment and its status) through the same endpoints.
@@ -16,6 +17,7 @@ import pytest
 
 from nestlab.agent import podspec, pvattach, pvsources
 from nestlab.api.client import ApiClient, Credentials
+from nestlab.api.kinds.volumeattachment import attachment_name
 from nestlab.runtime.poddesc import Volume
 from tests.integration.api.conftest import NODE_TOKEN, ApiServer
 
@@ -24,6 +26,9 @@ NS = "claims-it"
 NODE = "esx-07"  # the test API server's node identity
 PV = "pvc-claims-it"
 URL = "nbd://198.18.0.9:10809/Zq3kT0ken"
+HANDLE = "vol-claims-it"
+MINE = attachment_name(HANDLE, NODE)
+THEIRS = attachment_name(HANDLE, "esx-08")
 STORAGE = "/apis/storage.k8s.io/v1"
 Obj = dict[str, Any]
 
@@ -97,7 +102,7 @@ def test_the_node_waits_for_the_claim_and_the_attachment_then_gets_the_volume(ap
             "persistentVolumeReclaimPolicy": "Retain",
             "storageClassName": "",
             "claimRef": {"namespace": NS, "name": "data-web-0", "uid": claim["metadata"]["uid"]},
-            "csi": {"driver": "datastore.nestlab.io", "volumeHandle": "vol-claims-it", "fsType": "ext4"},
+            "csi": {"driver": "datastore.nestlab.io", "volumeHandle": HANDLE, "fsType": "ext4"},
         },
     }
     created(apiserver, "/api/v1/persistentvolumes", volume)
@@ -109,21 +114,21 @@ def test_the_node_waits_for_the_claim_and_the_attachment_then_gets_the_volume(ap
     assert waiting.startswith("FailedMount: Unable to attach or mount volumes: unmounted volumes=[data], ")
     assert f'volume "{PV}" is not attached to node "{NODE}" yet' in waiting
 
-    attachment = created(
-        apiserver,
-        f"{STORAGE}/volumeattachments",
-        {
-            "metadata": {"name": "csi-claims-it"},
-            "spec": {
-                "attacher": "datastore.nestlab.io",
-                "nodeName": NODE,
-                "source": {"persistentVolumeName": PV},
-            },
-        },
-    )
+    def attachment(name: str, node: str) -> Obj:
+        spec = {"attacher": "datastore.nestlab.io", "nodeName": node, "source": {"persistentVolumeName": PV}}
+        return created(apiserver, f"{STORAGE}/volumeattachments", {"metadata": {"name": name}, "spec": spec})
+
+    # attached to another node (under that node's name): not this node's, and not readable by it
+    theirs = attachment(THEIRS, "esx-08")
+    theirs["status"] = {"attached": True, "attachmentMetadata": {"nbd": URL}}
+    replaced(apiserver, f"{STORAGE}/volumeattachments/{THEIRS}/status", theirs)
+    assert f'volume "{PV}" is not attached to node "{NODE}" yet' in str(node_view(apiserver, pod))
+    apiserver.request("DELETE", f"{STORAGE}/volumeattachments/{THEIRS}")
+
+    mine = attachment(MINE, NODE)
     assert f'volume "{PV}" is not attached' in str(node_view(apiserver, pod))
-    attachment["status"] = {"attached": True, "attachmentMetadata": {"nbd": URL}}
-    replaced(apiserver, f"{STORAGE}/volumeattachments/csi-claims-it/status", attachment)
+    mine["status"] = {"attached": True, "attachmentMetadata": {"nbd": URL}}
+    replaced(apiserver, f"{STORAGE}/volumeattachments/{MINE}/status", mine)
 
     volumes = node_view(apiserver, pod)
     assert isinstance(volumes, tuple), volumes
@@ -139,7 +144,7 @@ def test_the_node_waits_for_the_claim_and_the_attachment_then_gets_the_volume(ap
     pod_path = f"/api/v1/namespaces/{NS}/pods/web-0?gracePeriodSeconds=0"
     for path in (
         pod_path,
-        f"{STORAGE}/volumeattachments/csi-claims-it",
+        f"{STORAGE}/volumeattachments/{MINE}",
         f"/api/v1/persistentvolumes/{PV}",
         claim_path,
     ):

@@ -4,6 +4,10 @@ The feeder runs in-process (a background thread with its own event loop), as ``n
 it: a Service and its EndpointSlice become names, deleting them makes the names NXDOMAIN, and the
 ``kube-system/kube-dns`` Endpoints hold the address of every feeder whose Lease is renewed: a feeder
 stopped without cleanup (its node died) leaves once its Lease expired; a clean stop leaves at once.
+
+Every feeder runs as nestlab-dns does on a lab: with its own client certificate (CN
+``system:nestlab-dns``, no group), so the API server's built-in ClusterRole and kube-system Role of
+that name must allow all it does; and that identity is refused every other write (403).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from nestlab.dns.feeder import Feeder, FeederConfig, serve
 from nestlab.dns.presence import Presence, PresenceConfig, endpoint_addresses
 from nestlab.dns.unbound import UnboundConfig
 from nestlab.runtime import proc
-from tests.integration.api.conftest import ADMIN_TOKEN, SERVICE_RANGE, ApiServer, wait_until
+from tests.integration.api.conftest import SERVICE_RANGE, ApiServer, Pki, _cert, wait_until
 from tests.integration.dns.dig import dig
 
 pytestmark = [
@@ -39,13 +43,28 @@ pytestmark = [
 Obj = dict[str, Any]
 NS = "dns-feed"
 ONE, TWO, THREE = "198.18.0.11", "198.18.0.12", "198.18.0.13"  # announced by the feeders, never bound
+USER = "system:nestlab-dns"
+
+
+@pytest.fixture(scope="module")
+def identity(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """nestlab-dns's client certificate and key (CN system:nestlab-dns, signed by the lab CA)."""
+    directory = tmp_path_factory.mktemp("dns-identity")
+    return _cert(directory, "nestlab-dns", f"/CN={USER}", pki.ca, pki.ca.parent / "ca.key")
 
 
 class FeederThread:
     """One nestlab-dns (informers, feeder, Lease) on its own event loop in a thread."""
 
-    def __init__(self, server: ApiServer, unbound: local.LocalUnbound, identity: str, address: str) -> None:
-        self.server, self.unbound = server, unbound
+    def __init__(
+        self,
+        server: ApiServer,
+        unbound: local.LocalUnbound,
+        identity: str,
+        address: str,
+        certificate: tuple[Path, Path],
+    ) -> None:
+        self.server, self.unbound, self.certificate = server, unbound, certificate
         self.presence_config = PresenceConfig(identity, address)
         self.withdraw = True
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -63,7 +82,8 @@ class FeederThread:
     async def _run(self) -> None:
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
         self._started.set()
-        client = ApiClient(Credentials(self.server.url, self.server.pki.ca, ADMIN_TOKEN))
+        cert, key = self.certificate
+        client = ApiClient(Credentials(self.server.url, self.server.pki.ca, None, cert, key))
         try:
             informers = InformerFactory(client)
             feeder = Feeder(informers, self.unbound.control, FeederConfig())
@@ -133,11 +153,14 @@ def kube_dns_addresses(apiserver: ApiServer) -> frozenset[str]:
 
 
 def test_services_resolve_while_they_exist(
-    apiserver: ApiServer, unbound: local.LocalUnbound, feeders: list[FeederThread]
+    apiserver: ApiServer,
+    unbound: local.LocalUnbound,
+    feeders: list[FeederThread],
+    identity: tuple[Path, Path],
 ) -> None:
     code, _ = apiserver.request("POST", "/api/v1/namespaces", {"metadata": {"name": NS}})
     assert code in (201, 409)
-    feeders.append(FeederThread(apiserver, unbound, "cp-one", ONE).start())
+    feeders.append(FeederThread(apiserver, unbound, "cp-one", ONE, identity).start())
     port = unbound.port
 
     # the kube-dns Service the API server ensured resolves to range + 10
@@ -195,12 +218,15 @@ def test_services_resolve_while_they_exist(
 
 
 def test_kube_dns_endpoints_follow_the_live_feeders(
-    apiserver: ApiServer, unbound: local.LocalUnbound, feeders: list[FeederThread]
+    apiserver: ApiServer,
+    unbound: local.LocalUnbound,
+    feeders: list[FeederThread],
+    identity: tuple[Path, Path],
 ) -> None:
-    one = FeederThread(apiserver, unbound, "cp-one", ONE).start()
+    one = FeederThread(apiserver, unbound, "cp-one", ONE, identity).start()
     feeders.append(one)
     wait_until(lambda: ONE in kube_dns_addresses(apiserver), "cp-one in kube-dns")
-    two = FeederThread(apiserver, unbound, "cp-two", TWO).start()
+    two = FeederThread(apiserver, unbound, "cp-two", TWO, identity).start()
     feeders.append(two)
     wait_until(lambda: kube_dns_addresses(apiserver) >= {ONE, TWO}, "both feeders in kube-dns")
 
@@ -220,13 +246,13 @@ def test_kube_dns_endpoints_follow_the_live_feeders(
 
 
 def test_the_nestlab_dns_process_joins_and_withdraws_on_sigterm(
-    apiserver: ApiServer, unbound: local.LocalUnbound, tmp_path: Path
+    apiserver: ApiServer, unbound: local.LocalUnbound, tmp_path: Path, identity: tuple[Path, Path]
 ) -> None:
-    token = tmp_path / "token"
-    token.write_text(ADMIN_TOKEN)
+    cert, key = identity
     argv = [
         sys.executable, "-m", "nestlab.dns.main",
-        "--server", apiserver.url, "--certificate-authority", str(apiserver.pki.ca), "--token-file", str(token),
+        "--server", apiserver.url, "--certificate-authority", str(apiserver.pki.ca),
+        "--client-certificate", str(cert), "--client-key", str(key),
         "--identity", "cp-three", "--address", THREE, "--unbound-config", str(unbound.config_file),
     ]  # fmt: skip
     log = tmp_path / "nestlab-dns.log"
@@ -245,3 +271,33 @@ def test_the_nestlab_dns_process_joins_and_withdraws_on_sigterm(
     )
     assert code == 404
     assert "Traceback" not in log.read_text()
+
+
+def test_the_dns_identity_may_write_nothing_else(apiserver: ApiServer, identity: tuple[Path, Path]) -> None:
+    """Reads of what it feeds from, yes; any write beyond its Lease and kube-dns's Endpoints: 403."""
+    context = apiserver.context(*identity)
+
+    def call(method: str, path: str, body: Obj | None = None) -> tuple[int, Obj]:
+        code, answer = apiserver.request(method, path, body, token=None, context=context)
+        return code, dict(answer) if isinstance(answer, dict) else {"message": str(answer)}
+
+    assert call("GET", "/api/v1/services")[0] == 200
+    assert call("GET", "/apis/discovery.k8s.io/v1/endpointslices?watch=false")[0] == 200
+    pod = {"metadata": {"name": "dns-may-not"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    code, answer = call("POST", "/api/v1/namespaces/default/pods", pod)
+    assert (code, answer["message"]) == (
+        403,
+        f'pods is forbidden: User "{USER}" cannot create resource "pods" in API group "" '
+        'in the namespace "default"',
+    )
+    lease = {"metadata": {"name": "nestlab-dns-elsewhere"}, "spec": {"holderIdentity": ONE}}
+    assert call("POST", "/apis/coordination.k8s.io/v1/namespaces/default/leases", lease)[0] == 403
+    code, kubernetes = apiserver.request("GET", "/api/v1/namespaces/default/endpoints/kubernetes")
+    assert code == 200, kubernetes
+    assert call("PUT", "/api/v1/namespaces/default/endpoints/kubernetes", dict(kubernetes))[0] == 403
+    assert call("GET", "/api/v1/namespaces/kube-system/endpoints/kubernetes")[0] == 403  # kube-dns's only
+    code, service = apiserver.request("GET", "/api/v1/namespaces/kube-system/services/kube-dns")
+    assert code == 200, service
+    assert call("PUT", "/api/v1/namespaces/kube-system/services/kube-dns", dict(service))[0] == 403
+    assert call("POST", "/api/v1/namespaces", {"metadata": {"name": "dns-may-not"}})[0] == 403
+    assert call("GET", "/api/v1/namespaces/kube-system/secrets")[0] == 403

@@ -101,3 +101,42 @@ def test_node_reads_only_what_its_pods_name(apiserver: ApiServer, namespace: str
     assert get(f"{base}/persistentvolumeclaims/data")[0] == 403
     assert get(f"/api/v1/persistentvolumes/{PV}")[0] == 403
     assert get(f"{base}/secrets/mine")[0] == 403
+
+
+def test_node_gets_only_its_own_volume_attachments_by_name(apiserver: ApiServer) -> None:
+    """Upstream's va -> node edge: a host learns nothing of the volumes attached to other hosts."""
+    storage, suffix = "/apis/storage.k8s.io/v1/volumeattachments", uuid.uuid4().hex[:6]
+    mine, theirs = f"csi-nodeauthz-mine-{suffix}", f"csi-nodeauthz-theirs-{suffix}"
+    for name, node in ((mine, "esx-07"), (theirs, "esx-08")):
+        spec = {"attacher": "datastore.nestlab.io", "nodeName": node, "source": {"persistentVolumeName": PV}}
+        code, body = apiserver.request("POST", storage, {"metadata": {"name": name}, "spec": spec})
+        assert code == 201, body
+    try:
+
+        def get(path: str) -> tuple[int, Any]:
+            return apiserver.request("GET", path, token=NODE_TOKEN)
+
+        code, body = get(f"{storage}/{mine}")
+        assert (code, body["spec"]["nodeName"]) == (200, "esx-07")
+        code, body = get(f"{storage}/{theirs}")
+        assert (code, body["message"]) == (
+            403,
+            f'volumeattachments.storage.k8s.io "{theirs}" is forbidden: User "system:node:esx-07" cannot '
+            'get resource "volumeattachments" in API group "storage.k8s.io" at the cluster scope: '
+            "no relationship found between node 'esx-07' and this object",
+        )
+        # one that does not exist is no more readable than another node's: names cannot be probed
+        assert get(f"{storage}/csi-nodeauthz-none-{suffix}")[0] == 403
+        code, body = get(storage)
+        assert (code, body["message"]) == (
+            403,
+            'volumeattachments.storage.k8s.io is forbidden: User "system:node:esx-07" cannot list resource '
+            '"volumeattachments" in API group "storage.k8s.io" at the cluster scope: '
+            "can only get individual resources of this type",
+        )
+        assert get(f"{storage}?watch=true")[0] == 403
+        assert get(f"{storage}?watch=true&fieldSelector=metadata.name%3D{mine}")[0] == 403
+        assert apiserver.request("GET", f"{storage}/{theirs}")[0] == 200  # the administrator reads all
+    finally:
+        for name in (mine, theirs):
+            apiserver.request("DELETE", f"{storage}/{name}")

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from nestlab.api.client import ApiClient
+from nestlab.api.kinds.volumeattachment import attachment_name
 from nestlab.controller import attacher, provisioner
 from nestlab.controller.informer import InformerFactory
 from nestlab.controller.manager import Term
@@ -311,9 +312,7 @@ def test_attach_one_node_at_a_time(
     first = found[0]
     volume = get(apiserver, f"/api/v1/persistentvolumes/{pv_name}")
     assert volume is not None
-    assert first["metadata"]["name"] == attacher.attachment_name(
-        volume["spec"]["csi"]["volumeHandle"], "esx-01"
-    )
+    assert first["metadata"]["name"] == attachment_name(volume["spec"]["csi"]["volumeHandle"], "esx-01")
     assert first["spec"]["attacher"] == "datastore.nestlab.io"
     url = first["status"]["attachmentMetadata"]["nbd"]
     assert (

@@ -42,6 +42,15 @@ def test_a_pod_waits_for_its_claim_and_its_attachment_then_gets_the_disk(
     def warnings(reason: str) -> list[str]:
         return [e["message"] for e in client.created if e["reason"] == reason]
 
+    listed: list[str] = []
+    real_list = client.list
+
+    async def listing(resource: Any, namespace: str = "", **kw: str) -> Obj:
+        listed.append(resource.plural)
+        return await real_list(resource, namespace, **kw)
+
+    client.list = listing  # type: ignore[method-assign]
+
     async def scenario() -> None:
         await agent.sync("ADDED", obj)
         await until(lambda: bool(warnings("FailedMount")))
@@ -49,7 +58,8 @@ def test_a_pod_waits_for_its_claim_and_its_attachment_then_gets_the_disk(
         client.objects["persistentvolumeclaims", "ns", "data-web-0"] = pvc()
         client.objects["persistentvolumes", "", "pvc-1"] = pv()
         failed = va(attached=False, status={"attachError": {"message": "no datastore"}})
-        client.objects["volumeattachments", "", "csi-1"] = failed
+        name = pvattach.attachment_of(pv(), "esx-01")  # the agent GETs it by name, never lists them
+        client.objects["volumeattachments", "", name] = failed
         await until(lambda: warnings("FailedMount")[-1].endswith("no datastore"))
         assert warnings("FailedMount")[-1].endswith(
             'unattached volumes=[data ro]: AttachVolume.Attach failed for volume "pvc-1" : no datastore'
@@ -57,10 +67,11 @@ def test_a_pod_waits_for_its_claim_and_its_attachment_then_gets_the_disk(
         assert not warnings("FailedAttachVolume")  # the attacher's Event, not the agent's
         assert launches.launched == []
         assert client.statuses[-1]["phase"] == "Pending"
-        client.objects["volumeattachments", "", "csi-1"] = va()
+        client.objects["volumeattachments", "", name] = va()
         await settle(agent)
 
     asyncio.run(scenario())
+    assert "volumeattachments" not in listed  # the Node authorizer would refuse it
     ((description, _),) = launches.launched
     serial = pvattach.serial_of(pv())
     assert description.volumes == (

@@ -3,11 +3,14 @@ waiting messages meanwhile (pure: no API, no VM)."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pytest
 
 from nestlab.agent import pvattach
+from nestlab.api.kinds.volumeattachment import attachment_name
+from nestlab.controller import attacher
 from nestlab.runtime.poddesc import Mount, Volume
 
 Obj = dict[str, Any]
@@ -46,7 +49,7 @@ def va(pv_name: str = "pvc-1", node: str = NODE, *, attached: bool = True, **ext
         status["attachmentMetadata"] = {"nbd": URL}
     status.update(extra.pop("status", {}))
     return {
-        "metadata": {"name": f"csi-{pv_name}-{node}", **extra},
+        "metadata": {"name": attachment_name("vol-7", node), **extra},
         "spec": {
             "attacher": "datastore.nestlab.io",
             "nodeName": node,
@@ -199,3 +202,12 @@ def test_claims_and_the_pod_without_them() -> None:
     assert pvattach.without_claims(p)["spec"]["volumes"] == [{"name": "tmp", "emptyDir": {}}]
     assert len(p["spec"]["volumes"]) == 2  # the pod itself is untouched
     assert pvattach.serial_of(pv()) == pvattach.serial_of(pv()) != pvattach.serial_of(pv("pvc-2"))
+
+
+def test_the_attachment_name_is_upstreams_and_the_controllers() -> None:
+    name = attachment_name("vol-7", NODE)
+    assert name == "csi-" + hashlib.sha256(b"vol-7datastore.nestlab.ioesx-01").hexdigest()
+    assert pvattach.attachment_of(pv(), NODE) == name
+    assert pvattach.attachment_of(pv(), "esx-02") != name  # the node is part of the name
+    assert attacher.attachment(pv(), NODE)["metadata"]["name"] == name
+    assert pvattach.attachment_of({"metadata": {"name": "nfs"}, "spec": {}}, NODE) == ""

@@ -9,7 +9,8 @@ from typing import Any
 from nestlab.api import bootstraproles as boot
 from nestlab.api import status
 from nestlab.api.auth import User
-from nestlab.api.kinds import clusterrole, clusterrolebinding
+from nestlab.api.kinds import clusterrole, clusterrolebinding, rolebinding
+from nestlab.api.kinds import role as role_kind
 from nestlab.api.rbacrules import Attributes, allows, rules_of
 from nestlab.api.resources import CLUSTERROLEBINDINGS, CLUSTERROLES, Resource
 
@@ -37,7 +38,12 @@ def test_every_built_in_object_is_valid() -> None:
         "system:discovery",
         "system:public-info-viewer",
         "system:nestlab-controller",
+        "system:nestlab-dns",
     }
+    for role in boot.namespace_roles():
+        assert role_kind.validate(role) == [], role["metadata"]["name"]
+    for binding in boot.namespace_role_bindings():
+        assert rolebinding.validate(binding) == [], binding["metadata"]["name"]
 
 
 def test_levels_include_each_other_and_match_the_units() -> None:
@@ -129,6 +135,7 @@ class FakeRegistry:
         self.writes: list[tuple[str, str, str]] = []
         self.race: set[str] = set()
         self.version = 0
+        self.created_in: dict[tuple[str, str], str] = {}  # (plural, name) -> the namespace asked
 
     async def get(self, resource: Resource, namespace: str, name: str) -> Obj:
         found = self.objects.get((resource.plural, name))
@@ -151,6 +158,7 @@ class FakeRegistry:
         if (resource.plural, name) in self.objects:
             raise status.already_exists(resource.plural, resource.group, name)
         self.writes.append(("create", resource.plural, name))
+        self.created_in[(resource.plural, name)] = namespace
         return self._store(resource, body)
 
     async def update(self, resource: Resource, namespace: str, name: str, body: Any) -> Obj:
@@ -169,7 +177,18 @@ def test_ensure_creates_then_keeps_then_repairs() -> None:
         await boot.ensure(registry)
         assert ("clusterroles", "edit") in registry.objects
         assert ("create", "clusterroles", "edit") not in registry.writes  # the other server made it
-        assert len(registry.objects) == len(boot.cluster_roles()) + len(boot.cluster_role_bindings())
+        assert len(registry.objects) == sum(
+            len(made())
+            for made in (
+                boot.cluster_roles,
+                boot.cluster_role_bindings,
+                boot.namespace_roles,
+                boot.namespace_role_bindings,
+            )
+        )
+        assert registry.created_in[("roles", "system:nestlab-dns")] == "kube-system"
+        assert registry.created_in[("rolebindings", "system:nestlab-dns")] == "kube-system"
+        assert registry.created_in[("clusterroles", "system:nestlab-dns")] == ""
         registry.writes.clear()
         await boot.ensure(registry)  # a second start writes nothing
         assert registry.writes == []

@@ -135,3 +135,56 @@ def test_the_chain_answers_with_upstream_words() -> None:
         assert not await authorizer.allowed(unnamed, "get", r.SECRETS, namespace="team-a", name="vol-secret")
 
     asyncio.run(main())
+
+
+def attachment(name: str, node: str) -> dict[str, Any]:
+    spec = {"attacher": "datastore.nestlab.io", "nodeName": node, "source": {"persistentVolumeName": "pv-1"}}
+    return {"metadata": {"name": name}, "spec": spec}
+
+
+def test_volume_attachments_are_governed_and_reach_only_their_node() -> None:
+    va = Attributes("get", "storage.k8s.io", "volumeattachments", name="csi-a")
+    assert nodeauthorizer.governs(va)
+    assert not nodeauthorizer.governs(Attributes("get", "storage.k8s.io", "volumeattachments", "status", "x"))
+    assert not nodeauthorizer.governs(Attributes("get", "storage.k8s.io", "storageclasses", name="x"))
+    assert nodeauthorizer.attached_to(attachment("csi-a", "esx-01"), "esx-01")
+    assert not nodeauthorizer.attached_to(attachment("csi-a", "esx-02"), "esx-01")
+    assert not nodeauthorizer.attached_to(attachment("csi-a", ""), "")
+
+
+def test_a_node_gets_its_own_attachments_only_and_never_lists_them() -> None:
+    async def main() -> None:
+        store = Store(FakeEtcd())  # type: ignore[arg-type]
+        await store.create(r.VOLUMEATTACHMENTS, "", attachment("csi-mine", "esx-01"))
+        await store.create(r.VOLUMEATTACHMENTS, "", attachment("csi-theirs", "esx-02"))
+        authorizer = Authorizer(store)
+
+        def allowed(user: auth.User, verb: str, name: str) -> Any:
+            return authorizer.allowed(user, verb, r.VOLUMEATTACHMENTS, namespace="", name=name)
+
+        assert await allowed(NODE, "get", "csi-mine")
+        assert await allowed(OTHER, "get", "csi-theirs")
+        assert not await allowed(NODE, "get", "csi-theirs")
+        assert not await allowed(NODE, "get", "csi-missing")  # no edge: a 403, as another node's
+        for verb in ("list", "watch"):
+            assert not await allowed(NODE, verb, "")
+            assert not await allowed(NODE, verb, "csi-mine")  # a single-object watch is no get
+        with pytest.raises(ApiError) as theirs:
+            await authorizer.check(NODE, "get", r.VOLUMEATTACHMENTS, namespace="", name="csi-theirs")
+        assert theirs.value.message == (
+            'volumeattachments.storage.k8s.io "csi-theirs" is forbidden: User "system:node:esx-01" cannot '
+            'get resource "volumeattachments" in API group "storage.k8s.io" at the cluster scope: '
+            "no relationship found between node 'esx-01' and this object"
+        )
+        with pytest.raises(ApiError) as listing:
+            await authorizer.check(NODE, "list", r.VOLUMEATTACHMENTS, namespace="", name="")
+        assert listing.value.code == 403
+        assert listing.value.message.endswith(
+            'cannot list resource "volumeattachments" in API group "storage.k8s.io" at the cluster scope: '
+            "can only get individual resources of this type"
+        )
+        with pytest.raises(ApiError) as volumes:
+            await authorizer.check(NODE, "list", r.PERSISTENTVOLUMES, namespace="", name="")
+        assert volumes.value.message.endswith(": can only get individual resources of this type")
+
+    asyncio.run(main())

@@ -8,13 +8,9 @@ from typing import Any
 
 import pytest
 
+from nestlab.agent.pvattach import attachment_name
 from nestlab.api.resources import PERSISTENTVOLUMECLAIMS, PERSISTENTVOLUMES, PODS, VOLUMEATTACHMENTS
-from nestlab.controller.attacher import (
-    AttacherController,
-    attachment_name,
-    multi_attach_message,
-    needs_volume,
-)
+from nestlab.controller.attacher import AttacherController, multi_attach_message, needs_volume
 from nestlab.datastore.errors import DatastoreUnavailableError
 from tests.unit.controller.volumefakes import FakeApi, FakeDatastore
 
@@ -224,5 +220,34 @@ def test_a_claim_deleted_under_a_running_pod_keeps_the_volume_attached() -> None
         s.api.informers.informer(PODS).apply("DELETED", pod("a", "esx-01"))
         await s.drain()
         assert s.attachments() == []
+
+    asyncio.run(scenario())
+
+
+def test_an_attachment_under_another_name_is_renamed_without_a_detach() -> None:
+    async def scenario() -> None:
+        s = Setup()
+        attachments = s.api.informers.informer(VOLUMEATTACHMENTS)
+        old = {
+            "metadata": {"name": "va-by-hand", "uid": "va-1"},
+            "spec": {
+                "attacher": "datastore.nestlab.io",
+                "nodeName": "esx-01",
+                "source": {"persistentVolumeName": PV},
+            },
+            "status": {
+                "attached": True,
+                "attachmentMetadata": {"nbd": "nbd://198.18.0.5:10809/vol-1-esx-01"},
+            },
+        }
+        attachments.apply("ADDED", old)
+        s.datastore.attached["vol-1"] = "esx-01"
+        s.api.informers.informer(PODS).apply("ADDED", pod("a", "esx-01", phase="Running"))
+        await s.drain()
+        names = [a["metadata"]["name"] for a in attachments.list()]
+        assert names == [attachment_name("vol-1", "esx-01")]  # the node GETs it by this name
+        assert s.attachments() == [("esx-01", True, {"nbd": "nbd://198.18.0.5:10809/vol-1-esx-01"})]
+        assert ("detach", "vol-1") not in s.datastore.calls  # the node kept the volume throughout
+        assert s.datastore.attached == {"vol-1": "esx-01"}
 
     asyncio.run(scenario())

@@ -65,4 +65,11 @@ def test_the_roles_unit_starts_nestlab_dns_with_flags_it_accepts() -> None:
     assert argv[0] == "/opt/nestlab/bin/nestlab-dns"
     options = parse_args(argv[1:])
     assert options.presence == type(options.presence)("cp-1", "198.18.0.11", 6, 2.0)
+    # its own identity (system:nestlab-dns, installed by tasks/dns.yml), not the controller's
+    assert (options.credentials.cert, options.credentials.key) == (
+        Path("/etc/nestlab/pki/dns.crt"),
+        Path("/etc/nestlab/pki/dns.key"),
+    )
+    tasks = (ROLE / "tasks" / "dns.yml").read_text()
+    assert 'src: "system:nestlab-dns.key", dest: dns.key, mode: "0600"' in tasks
     assert "PartOf=unbound.service" in lines

@@ -68,3 +68,31 @@ def test_a_signing_key_that_is_not_ec_is_refused(tmp_path: Path) -> None:
     (tmp_path / "service-account.key").write_bytes(pem)
     with pytest.raises(TypeError, match="not an EC key"):
         pki.ensure_signing_key(tmp_path, "service-account.key")
+
+
+def test_api_server_certificates_name_the_kubernetes_service(tmp_path: Path) -> None:
+    plan = make_plan(parse_spec(spec_yaml()))
+    issued = ensure_lab_pki(plan, tmp_path)
+    cluster_ip = str(plan.lab.networks.services.network_address + 1)  # the kubernetes Service
+    wanted = {
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+        cluster_ip,
+    }
+    assert wanted <= sans(issued["cp-1"].cert)
+    assert not wanted & sans(issued["esx-01"].cert)  # only API servers answer for it
+
+
+def test_the_dns_feed_has_its_own_client_certificate(tmp_path: Path) -> None:
+    issued = ensure_lab_pki(make_plan(parse_spec(spec_yaml())), tmp_path)
+    dns = issued[pki.DNS_USER]
+    assert dns.cert.name == "system:nestlab-dns.crt"
+    assert (dns.key.stat().st_mode & 0o777) == 0o600
+    cert = x509.load_pem_x509_certificate(dns.cert.read_bytes())
+    assert cert.subject.rfc4514_string() == "CN=system:nestlab-dns"  # no group: its own roles only
+    usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usages) == [x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]
+    ca = x509.load_pem_x509_certificate(issued["ca"].cert.read_bytes())
+    cert.verify_directly_issued_by(ca)
