@@ -16,7 +16,7 @@ from typing import NoReturn
 import click
 from rich.console import Console
 
-from nestlab import __version__, lifecycle, maintenance, paths
+from nestlab import __version__, lifecycle, maintenance, paths, progress
 from nestlab.commands import audit, image, namespace, users
 from nestlab.errors import NestlabError, UsageError
 from nestlab.render import render_namespaces, render_plan, render_status
@@ -111,13 +111,17 @@ def _progress() -> Callable[[str], None]:
 @click.option("--image", default="", help="libvirt only: the node qcow2 image (path or URL).")
 @click.option("--force", is_flag=True, help="Go on although the pre-check says the lab does not fit.")
 def up(spec: Path | None, name: str | None, substrate: str | None, image: str, force: bool) -> None:
-    """Stand the lab of SPEC up (or complete it); a second run changes nothing."""
+    """Stand the lab of SPEC up (or complete it); a second run changes nothing.
+
+    On a terminal, long steps (node image, pod kernel, provisioning plays, image pushes) show live
+    progress; elsewhere one line per step change. The first line names the log files."""
     try:
         if substrate == "libvirt":
             outputs = lifecycle.up_libvirt(spec, image, _progress())
             click.echo(json.dumps(outputs, indent=2, default=str))
             return
-        report = lifecycle.up(spec, name, _progress(), force=force)
+        with progress.for_console(_console()) as shown:
+            report = lifecycle.up(spec, name, shown, force=force)
     except NestlabError as exc:
         _fail(exc)
     if report.nothing_to_do:
@@ -144,24 +148,46 @@ def down(name: str) -> None:
 @cli.command()
 @click.option("--name", envvar="NESTLAB_LAB", default="default", show_default=True, help="The lab.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def status(name: str, as_json: bool) -> None:
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Redraw every --interval seconds until Ctrl-C (not on a terminal: print each change).",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.5),
+    default=2.0,
+    show_default=True,
+    help="Seconds between two looks with --watch.",
+)
+def status(name: str, as_json: bool, watch: bool, interval: float) -> None:
     """Every node: role, placement, address, state, reachable over SSH, and each host's latest attestation."""
-    try:
+    console = _console()
+
+    def snapshot() -> str:
         nodes = lifecycle.status(name)
+        verdicts = lifecycle.attestation_summary(name)
+        unknown = "unknown (API unreachable)"
+        rows = [
+            {"name": n.name, "role": str(n.role), "placedOn": n.placed_on, "address": str(n.address),
+             "state": n.state, "reachable": n.reachable,
+             "attestation": verdicts.get(n.name, unknown) if str(n.role) == "host" else ""}
+            for n in nodes
+        ]  # fmt: skip
+        if as_json:
+            return json.dumps(rows, indent=2) + "\n"
+        with console.capture() as captured:
+            render_status(console, name, rows)
+            render_namespaces(console, namespaceapi.summary(name))
+        return captured.get()
+
+    try:
+        if watch:
+            progress.watch(snapshot, console, interval=interval)
+        else:
+            click.echo(snapshot(), nl=False)
     except NestlabError as exc:
         _fail(exc)
-    verdicts = lifecycle.attestation_summary(name)
-    rows = [
-        {"name": n.name, "role": str(n.role), "placedOn": n.placed_on, "address": str(n.address),
-         "state": n.state, "reachable": n.reachable,
-         "attestation": verdicts.get(n.name, "unknown (API unreachable)") if str(n.role) == "host" else ""}
-        for n in nodes
-    ]  # fmt: skip
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    render_status(_console(), name, rows)
-    render_namespaces(_console(), namespaceapi.summary(name))
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})

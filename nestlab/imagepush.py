@@ -5,8 +5,8 @@ A source is an OCI image layout directory, a tarball of one (``skopeo copy ... o
 HTTP on loopback (``localhost:5000/web:1``). Each becomes a :class:`SourceImage`: the manifest bytes to
 push and the blobs it names, each checked against its digest (and, for docker archives, each layer
 against the config's ``diff_ids``) before anything is uploaded. :func:`push` uploads the blobs the depot
-does not have yet (streamed from disk, progress reported) and puts the manifest under
-``<namespace>/<name>:<tag>``.
+does not have yet (streamed from disk; progress is one step counting the image's bytes, of blobs sent
+or already there) and puts the manifest under ``<namespace>/<name>:<tag>``.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from nestlab.agent.registry import INDEX_TYPES, RegistryClient, RegistryError, p
 from nestlab.agent.registryauth import TokenAuth
 from nestlab.errors import NestlabError, UsageError
 from nestlab.paths import LabFiles
+from nestlab.progress import Step, as_progress, reason
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -293,26 +294,24 @@ def open_source(
 
 # -- pushing --------------------------------------------------------------------------------------------
 class _Counting:
-    """A file read for an upload, reporting every 10 %."""
+    """A file read for an upload, counting its bytes into the push's step (after ``base`` bytes)."""
 
-    def __init__(self, path: Path, size: int, report: Progress, label: str) -> None:
+    def __init__(self, path: Path, step: Step, base: int, detail: str) -> None:
         self.handle = path.open("rb")
-        self.size, self.report, self.label = size, report, label
-        self.done, self.next_step = 0, 10
+        self.step, self.base, self.detail = step, base, detail
+        self.done = 0
 
     def read(self, n: int = -1) -> bytes:
         # http.client asks for 8 KiB blocks; 1 MiB ones send a large layer with far fewer system calls
         chunk = self.handle.read(n if n < 0 else max(n, _CHUNK))
         self.done += len(chunk)
-        if self.size and self.done * 100 >= self.next_step * self.size:
-            self.report(f"{self.label}: {self.done * 100 // self.size}% of {self.size} bytes")
-            self.next_step = self.done * 100 // self.size + 10
+        self.step.update(completed=self.base + self.done, detail=self.detail)
         return chunk
 
     def seek(self, offset: int, whence: int = 0) -> int:
-        self.done = 0
-        self.next_step = 10
-        return self.handle.seek(offset, whence)
+        position = self.handle.seek(offset, whence)
+        self.done = position  # a retried upload starts over
+        return position
 
     def close(self) -> None:
         self.handle.close()
@@ -321,18 +320,33 @@ class _Counting:
 def push(
     image: SourceImage, target: RegistryClient, repository: str, tag: str, progress: Progress = lambda _: None
 ) -> str:
-    """Upload ``image``'s missing blobs and its manifest as ``repository:tag``; the manifest digest."""
-    for blob in image.blobs:
-        label = f"{repository} {blob.digest[:19]}"
-        reader = _Counting(blob.path, blob.size, progress, label)
-        try:
-            uploaded = target.upload_blob(repository, blob.digest, blob.size, reader)
-        finally:
-            reader.close()
-        if not uploaded:
-            progress(f"{label}: already in the registry")
-    digest = target.push_manifest(repository, tag, image.manifest, image.media_type)
-    progress(f"{target.registry}/{repository}:{tag} -> {digest}")
+    """Upload ``image``'s missing blobs and its manifest as ``repository:tag``; the manifest digest.
+
+    ``progress`` gets one step counting the image's bytes (a :class:`~nestlab.progress.Progress`, or a
+    callback that receives plain lines: one per 10 %), and a line per blob the registry already has."""
+    shown = as_progress(progress)
+    step = shown.step(f"push {repository}:{tag}", total=sum(b.size for b in image.blobs), unit="bytes")
+    counted, sent = 0, 0
+    try:
+        for number, blob in enumerate(image.blobs, start=1):
+            label = f"{repository} {blob.digest[:19]}"
+            reader = _Counting(blob.path, step, counted, f"blob {number}/{len(image.blobs)}")
+            try:
+                uploaded = target.upload_blob(repository, blob.digest, blob.size, reader)
+            finally:
+                reader.close()
+            if uploaded:
+                sent += 1
+            else:
+                shown(f"{label}: already in the registry")
+            counted += blob.size
+            step.update(completed=counted)
+        digest = target.push_manifest(repository, tag, image.manifest, image.media_type)
+    except BaseException as exc:
+        step.failed(reason(exc))
+        raise
+    step.done(f"{sent} of {len(image.blobs)} blobs sent")
+    shown(f"{target.registry}/{repository}:{tag} -> {digest}")
     return digest
 
 

@@ -23,6 +23,7 @@ from nestlab.api.resources import NODES
 from nestlab.api.status import ApiError
 from nestlab.errors import NestlabError, UsageError
 from nestlab.paths import LabFiles
+from nestlab.progress import Fanout, PlainProgress, as_progress, stepping
 from nestlab.provision import attestation
 from nestlab.provision.ansible import run_playbook
 from nestlab.provision.attestation import KnownDigests
@@ -33,7 +34,7 @@ from nestlab.provision.podkernel import build_pod_kernel_repo
 from nestlab.provision.remote import SSH_UNREACHABLE, Remote
 from nestlab.provision.verify import verify as run_verify
 from nestlab.provision.wheels import ensure_wheelhouse, lab_wheelhouse
-from nestlab.runtime import machine, proc
+from nestlab.runtime import initramfs, kernel, machine, proc
 from nestlab.spec import Plan, make_plan, parse_spec
 from nestlab.spec.model import Role, SubstrateType
 from nestlab.spec.precheck import Verdict, precheck
@@ -90,17 +91,25 @@ def saved_plan(name: str) -> Plan:
     return make_plan(parse_spec(saved.read_text(encoding="utf-8"), source=str(saved), name=name))
 
 
-def _logging(files: LabFiles, progress: Progress) -> Progress:
-    """Show progress and append it, time-stamped, to logs/up.log."""
+def _logging(files: LabFiles, progress: Progress) -> Fanout:
+    """Show progress and append it, time-stamped, as plain lines to logs/up.log."""
     files.logs.mkdir(parents=True, exist_ok=True)
     log = files.logs / "up.log"
 
-    def emit(message: str) -> None:
+    def append(line: str) -> None:
         with log.open("a", encoding="utf-8") as out:
-            out.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}\n")
-        progress(message)
+            out.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
 
-    return emit
+    return Fanout((as_progress(progress), PlainProgress(append, stamp=None)))
+
+
+def log_line(files: LabFiles) -> str:
+    """The line that opens ``up``: where its logs go."""
+    logs = files.logs
+    return (
+        f"logs: {logs / 'up.log'} (this run); {logs / 'ansible.log'} (provisioning); "
+        f"{logs}/console-<node>.log (node consoles)"
+    )
 
 
 def up_libvirt(spec: Path | None, image: str, progress: Progress) -> dict[str, object]:
@@ -128,6 +137,7 @@ def up(spec: Path | None, name: str | None, progress: Progress, *, force: bool =
     files.root.mkdir(parents=True, exist_ok=True)
     (files.root / SPEC_FILE).write_text(text, encoding="utf-8")
     emit = _logging(files, progress)
+    emit(log_line(files))
     emit(f"lab {plan.lab.name}: {len(plan.nodes)} nodes on the local substrate")
     results = local.up(plan, emit)
     tally = _provision(plan, files, emit)
@@ -137,25 +147,29 @@ def up(spec: Path | None, name: str | None, progress: Progress, *, force: bool =
 
 def _provision(plan: Plan, files: LabFiles, emit: Progress) -> Tally:
     """Everything after the nodes exist, the same on every substrate: PKI, wheelhouse, playbook,
-    kubeconfig, demo images in the depot's registry."""
+    kubeconfig, demo images in the depot's registry. Each long part is a progress step."""
     files.plan.write_text(json.dumps(plan.to_dict(), indent=2) + "\n", encoding="utf-8")
-    emit("lab PKI: CA and node certificates")
-    ensure_lab_pki(plan, files.pki)
-    ensure_controller_cert(plan, files)
-    emit("wheelhouse: nestlab and its base dependencies, for the depot")
-    ensure_wheelhouse(lab_wheelhouse(files))
-    emit("pod kernel and initramfs for the hosts (built once, cached by content)")
-    host_vars = agent_provisioning.ansible_vars(plan, files.pki)
-    emit("trust: lab keys, signed pod-kernel package in a signed apt repository")
-    trust_vars, known = _trust_chain(plan, files, host_vars)
-    emit("provisioning: playbooks/site.yml")
-    tally = run_playbook(plan, files, emit, extravars={**host_vars, **trust_vars})
+    with stepping(emit, "lab PKI: CA and node certificates"):
+        ensure_lab_pki(plan, files.pki)
+        ensure_controller_cert(plan, files)
+    with stepping(emit, "wheelhouse: nestlab and its base dependencies, for the depot"):
+        ensure_wheelhouse(lab_wheelhouse(files))
+    with stepping(emit, "pod kernel and initramfs for the hosts (built once, cached by content)"):
+        kernel.build(progress=emit)  # the compile's own step counts objects; cached: instant
+        initramfs.build()
+        host_vars = agent_provisioning.ansible_vars(plan, files.pki)  # finds both in the cache
+    with stepping(emit, "trust: lab keys, signed pod-kernel package in a signed apt repository"):
+        trust_vars, known = _trust_chain(plan, files, host_vars)
+    with stepping(emit, "provisioning: playbooks/site.yml") as step:
+        tally = run_playbook(plan, files, emit, extravars={**host_vars, **trust_vars})
+        step.done(f"{tally.total_changed} change(s)")
     attestation.setup(plan, files, LabKeys(files.trust_keys), known, emit)
     emit(f"kubeconfig: {write_kubeconfig(plan, files)}")
     registry = f"{plan.node('depot').address}:{DEPOT_REGISTRY_PORT}"
     admin = TokenAuth.with_certificate(files.pki / "ca.crt", files.pki / "admin.crt", files.pki / "admin.key")
-    published = demo_images.publish(registry, lambda r: RegistryClient(r, auth=admin))
-    emit(f"demo pod images -> {registry}: " + ", ".join(published))
+    with stepping(emit, f"demo pod images -> {registry}") as step:
+        published = demo_images.publish(registry, lambda r: RegistryClient(r, auth=admin))
+        step.done(", ".join(published))
     return tally
 
 

@@ -1,12 +1,15 @@
 """Run playbooks/site.yml against a lab through ansible-runner, streaming per-task progress.
 
 ansible-runner owns the ansible-playbook process; this module gives it the inventory, the roles
-path and a private data directory under the lab's state, and turns its events into progress lines
-and a :class:`~nestlab.provision.events.ProvisionError` that names host, task and message.
+path and a private data directory under the lab's state, and turns its events into progress (one
+step per play: tasks done, hosts answered; :mod:`nestlab.provision.playprogress`), a line per failed
+task, and a :class:`~nestlab.provision.events.ProvisionError` that names host, task and message.
+Every task's full output is in ``logs/ansible.log``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -18,11 +21,14 @@ import yaml
 
 from nestlab import paths
 from nestlab.paths import LabFiles
+from nestlab.progress import as_progress
 from nestlab.provision.events import ProvisionError, Tally
 from nestlab.provision.inventory import inventory, ssh_config
+from nestlab.provision.playprogress import PlayProgress, count_plays
 from nestlab.spec.plan import Plan
 
 Progress = Callable[[str], None]
+TASK_COUNTS = "task-counts.json"  # per playbook and play: tasks of the last run, the next run's totals
 PLAYBOOK_TIMEOUT_S = 3600  # a cold provisioning of nine nodes on two cores; normally minutes
 
 
@@ -43,7 +49,10 @@ def run_playbook(
     limit: str | None = None,
     extravars: dict[str, Any] | None = None,
 ) -> Tally:
-    """Run a playbook from playbooks/ on the lab; raise ProvisionError when any task fails."""
+    """Run a playbook from playbooks/ on the lab; raise ProvisionError when any task fails.
+
+    ``progress`` gets a step per play and a line per failed task (a :class:`~nestlab.progress.Progress`,
+    or a plain callback that receives them as lines)."""
     import ansible_runner  # noqa: PLC0415 - heavy import (all of ansible), needed only here
 
     root = paths.repo_root()
@@ -55,11 +64,22 @@ def run_playbook(
     files.logs.mkdir(parents=True, exist_ok=True)
     log = files.logs / "ansible.log"
     tally = Tally()
+    shown = as_progress(progress)
+    counts_file = data_dir / TASK_COUNTS
+    counts = _read_counts(counts_file)
+    plays = PlayProgress(
+        shown,
+        plays=count_plays((root / "playbooks" / playbook).read_text(encoding="utf-8")),
+        inventory={} if limit else inventory(plan, files),  # a limit makes the play's hosts unknown
+        estimates=counts.get(playbook, {}),
+    )
+    shown(f"ansible log: {log}")
 
     def on_event(event: dict[str, Any]) -> bool:
         line = tally.feed(event)
-        if line is not None:
-            progress(line)
+        if line is not None and line.lstrip().startswith(("FAILED", "UNREACHABLE")):
+            shown(line)  # plays, tasks and changes are the steps' business; the log has every line
+        plays.feed(event)
         return True
 
     result = ansible_runner.run(
@@ -83,10 +103,24 @@ def run_playbook(
         quiet=True,
         timeout=PLAYBOOK_TIMEOUT_S,
     )
-    if result.status != "successful" or tally.failures:
+    failed = result.status != "successful" or bool(tally.failures)
+    plays.finish(failed=failed)
+    if failed:
         with result.stdout as output:
             raise ProvisionError(tally.failures, str(log), _tail(output.read()))
+    if not limit:  # a limited run's counts are not the whole playbook's
+        counts_file.write_text(
+            json.dumps({**counts, playbook: plays.task_counts()}, indent=1) + "\n", encoding="utf-8"
+        )
     return tally
+
+
+def _read_counts(path: Path) -> dict[str, dict[str, int]]:
+    try:
+        counts = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return counts if isinstance(counts, dict) else {}
 
 
 def _tail(output: str) -> str:

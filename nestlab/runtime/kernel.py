@@ -7,6 +7,8 @@ decompress under TCG) and cannot load modules. The result lives under
 ``cache_dir()/kernels/<key>/`` where ``key`` hashes the source tarball, the fragments and this
 build code, so a second call is instant and any change rebuilds.
 
+The compile reports progress (objects compiled, of the previous build's count) through the
+``progress`` it is given, and names its full log (``<key>.build.log`` beside the cache entry).
 Run ``python -m nestlab.runtime.kernel build`` (or ``make kernel``) to build and print the path.
 """
 
@@ -24,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nestlab import paths
-from nestlab.runtime import kconfig, proc
+from nestlab.progress import PlainProgress, Report
+from nestlab.runtime import kbuild, kconfig, proc
 
 SOURCE_TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")  # Debian's linux-source-6.1 package
 SOURCE_DIR_NAME = "linux-source-6.1"  # the top directory inside that tarball
@@ -127,8 +130,9 @@ def ensure_source(tarball: Path, tarball_sha256: str, root: Path, run: proc.Runn
     return tree
 
 
-def _make(tree: Path, out: Path, *targets: str) -> list[str]:
-    return ["nice", "-n", str(NICE), "make", "-s", "-C", str(tree), f"O={out}", f"ARCH={ARCH}", *targets]
+def _make(tree: Path, out: Path, *targets: str, silent: bool = True) -> list[str]:
+    quiet = ["-s"] if silent else []  # the compile is not silent: its CC lines are the progress
+    return ["nice", "-n", str(NICE), "make", *quiet, "-C", str(tree), f"O={out}", f"ARCH={ARCH}", *targets]
 
 
 def build(
@@ -137,6 +141,7 @@ def build(
     fragments_dir: Path = FRAGMENTS_DIR,
     root: Path | None = None,
     run: proc.Runner = proc.run,
+    progress: Report = lambda _message: None,
 ) -> PodKernel:
     """Build (or find in the cache) the pod kernel; KernelConfigError names any lost option."""
     if not tarball.exists():
@@ -157,25 +162,48 @@ def build(
         work = root / f"{key}.work"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
+        log = root / f"{key}.build.log"
+        log.unlink(missing_ok=True)
+        progress(f"pod kernel {key[:12]}: building it (minutes, once per source and config); log: {log}")
         try:
-            _configure_and_compile(tree, work, requirements, run)
+            _configure_and_compile(tree, work, requirements, run, _Compile(log, root, progress))
             _install(work, final, fragments)
         finally:
             shutil.rmtree(work, ignore_errors=True)  # objects are not reused: any change is a new key
     return kernel
 
 
+@dataclass(frozen=True)
+class _Compile:
+    """Where the compile reports: its log, the cache root (object-count estimate), the progress."""
+
+    log: Path
+    root: Path
+    progress: Report
+
+
 def _configure_and_compile(
-    tree: Path, work: Path, requirements: dict[kconfig.Option, kconfig.Requirement], run: proc.Runner
+    tree: Path,
+    work: Path,
+    requirements: dict[kconfig.Option, kconfig.Requirement],
+    run: proc.Runner,
+    compile_: _Compile,
 ) -> None:
-    """tinyconfig, the fragments merged in, olddefconfig, the check, then the compile."""
+    """tinyconfig, the fragments merged in, olddefconfig, the check, then the compile (streamed)."""
     run(_make(tree, work, "tinyconfig"), timeout=STEP_TIMEOUT_S)
     dot_config = work / ".config"
     merged = kconfig.apply(dot_config.read_text(encoding="utf-8"), requirements)
     dot_config.write_text(merged, encoding="utf-8")
     run(_make(tree, work, "olddefconfig"), timeout=STEP_TIMEOUT_S)
     kconfig.ensure(requirements, dot_config.read_text(encoding="utf-8"))
-    run(_make(tree, work, f"-j{JOBS}", "vmlinux"), timeout=BUILD_TIMEOUT_S)
+    kbuild.compile_counting(
+        _make(tree, work, f"-j{JOBS}", "vmlinux", silent=False),
+        timeout=BUILD_TIMEOUT_S,
+        log=compile_.log,
+        estimate=compile_.root / kbuild.ESTIMATE_FILE,
+        progress=compile_.progress,
+        title="pod kernel: compiling",
+    )
 
 
 def _install(work: Path, final: Path, fragments: Sequence[tuple[str, str]]) -> None:
@@ -197,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("command", choices=["build"])
     parser.parse_args(argv)
     try:
-        kernel = build()
+        kernel = build(progress=PlainProgress(lambda line: print(line, file=sys.stderr, flush=True)))
     except kconfig.KernelConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -6,8 +6,13 @@ exit code and the tail of its error output, which is what a user needs to act.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -15,6 +20,7 @@ from typing import Protocol
 from nestlab.errors import NestlabError
 
 _TAIL = 2000  # characters of stderr kept in an error message: enough for the real cause
+_TAIL_LINES = 20  # output lines a streamed command's error quotes: make's own error is in the last few
 
 
 @dataclass(frozen=True)
@@ -143,3 +149,65 @@ def spawn(
         if log is not None and not isinstance(sink, int):
             sink.close()
     return Process(popen, args)
+
+
+def run_streamed(
+    argv: Sequence[str],
+    *,
+    timeout: float,
+    log: Path,
+    on_line: Callable[[str], None],
+    noise: Callable[[str], bool] = lambda _line: False,
+    env: dict[str, str] | None = None,
+) -> None:
+    """Run ``argv`` (stderr merged into stdout); each line is appended to ``log`` and given to
+    ``on_line`` as it arrives. ProcessError (naming the log) on a non-zero exit or the timeout: it
+    quotes the last output lines that are not ``noise`` (progress lines say nothing about a failure)."""
+    args = tuple(str(arg) for arg in argv)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    tail: deque[str] = deque(maxlen=_TAIL_LINES)
+    try:
+        child = subprocess.Popen(  # noqa: S603 - argv list, no shell
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            env=env,
+            start_new_session=True,  # the watchdog kills make and every compiler it started
+        )
+    except FileNotFoundError as exc:
+        raise ProcessError(f"{args[0]} is not installed (run scripts/bootstrap.sh)") from exc
+    expired = threading.Event()
+
+    def kill() -> None:
+        expired.set()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+
+    watchdog = threading.Timer(timeout, kill)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        assert child.stdout is not None  # noqa: S101 - stdout=PIPE above
+        with log.open("a", encoding="utf-8", buffering=1) as out:  # line-buffered: `tail -f` works
+            for raw in child.stdout:
+                out.write(raw)
+                line = raw.rstrip("\n")
+                if not noise(line):
+                    tail.append(line)
+                on_line(line)
+        code = child.wait()
+    finally:
+        watchdog.cancel()
+        if child.poll() is None:  # on_line raised (Ctrl-C): do not leave make running
+            kill()
+            child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
+    if expired.is_set():
+        raise ProcessError(f"{' '.join(args)} did not finish within {timeout:g}s; full log: {log}")
+    if code != 0:
+        lines = " | ".join(t.strip() for t in tail if t.strip())[-1500:]
+        raise ProcessError(f"{' '.join(args)} exited {code}: {lines}; full log: {log}")

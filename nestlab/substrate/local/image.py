@@ -3,7 +3,8 @@
 Building takes minutes (debootstrap, then apt inside the tree), so the tree is cached under
 ``<cache>/images/node-<sha256 of the recipe>/`` and rebuilt only when the recipe in images/node/
 changes. It is built in a temporary directory beside its final place and renamed there in one
-step, so a crash mid-build never leaves a half image that a lab would boot from.
+step, so a crash mid-build never leaves a half image that a lab would boot from. The build is one
+progress step of :data:`STAGES` stages (debootstrap, package lists, packages, files and services).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nestlab import paths
+from nestlab.progress import as_progress, reason
 from nestlab.runtime import proc
 from nestlab.substrate.local.errors import ImageError
 from nestlab.substrate.local.mirror import check_mirror, default_mirror
@@ -30,6 +32,7 @@ APT_UPDATE_TIMEOUT_S = 600.0  # package lists of bookworm main: tens of MB
 SHORT_TIMEOUT_S = 120.0  # systemctl enable/disable in the tree
 MANIFEST = "manifest.json"
 NICE = ("nice", "-n", "10")  # the build shares two cores with running labs and other builds
+STAGES = 4  # build_tree's progress messages: debootstrap, package lists, packages, files and services
 
 Progress = Callable[[str], None]
 
@@ -86,11 +89,19 @@ def ensure_image(
     root_cache.mkdir(parents=True, exist_ok=True)
     final = image_dir(chosen.digest, root_cache)
     work = Path(tempfile.mkdtemp(prefix=f".node-{chosen.digest[:12]}-", dir=root_cache))
+    step = as_progress(progress).step(
+        f"node image {chosen.digest[:12]} (built once per recipe)", total=STAGES, unit="stages"
+    )
+    stages = 0
+
+    def stage(message: str) -> None:
+        nonlocal stages
+        step.update(completed=stages, detail=message)
+        stages += 1
+
     try:
         started = time.monotonic()
-        build_tree(
-            chosen, work / "rootfs", mirror=source, debs=root_cache / "debs", run=run, progress=progress
-        )
+        build_tree(chosen, work / "rootfs", mirror=source, debs=root_cache / "debs", run=run, progress=stage)
         manifest = {
             "digest": chosen.digest,
             "suite": SUITE,
@@ -105,9 +116,13 @@ def ensure_image(
         except OSError:
             if cached_image(chosen, root_cache) is None:  # not a concurrent build that won
                 raise
+    except BaseException as exc:
+        step.failed(reason(exc))
+        raise
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
+    step.done(f"{len(chosen.packages)} packages")
     progress(f"node image {chosen.digest[:12]} ready")
     built = cached_image(chosen, root_cache)
     if built is None:
@@ -120,7 +135,7 @@ def build_tree(
 ) -> None:
     """debootstrap ``rootfs``, install the recipe's packages, apply its files and services."""
     debs.mkdir(parents=True, exist_ok=True)
-    progress(f"debootstrap {SUITE} from {mirror}")
+    progress(f"debootstrap {SUITE} from {mirror}")  # each message starts one of the STAGES
     run(
         [*NICE, "debootstrap", "--variant=minbase", f"--cache-dir={debs}", SUITE, str(rootfs), mirror],
         timeout=DEBOOTSTRAP_TIMEOUT_S,
@@ -128,10 +143,11 @@ def build_tree(
     policy = rootfs / "usr" / "sbin" / "policy-rc.d"
     policy.write_text("#!/bin/sh\n# no service starts while the image is built\nexit 101\n", encoding="ascii")
     policy.chmod(0o755)
-    progress(f"installing {len(recipe.packages)} packages")
+    progress("apt-get update in the tree")
     # A snapshot mirror (NESTLAB_DEBIAN_MIRROR) serves Release files past their Valid-Until date.
     update = ["apt-get", "-o", "Acquire::Check-Valid-Until=false", "update", "-q"]
     in_tree(run, rootfs, debs, update, APT_UPDATE_TIMEOUT_S)
+    progress(f"installing {len(recipe.packages)} packages")
     in_tree(
         run,
         rootfs,
