@@ -17,7 +17,7 @@ import click
 from rich.console import Console
 
 from nestlab import __version__, lifecycle, maintenance, paths, progress
-from nestlab.commands import audit, image, namespace, users
+from nestlab.commands import audit, dashboard, image, namespace, users
 from nestlab.errors import NestlabError, UsageError
 from nestlab.render import render_namespaces, render_plan, render_status
 from nestlab.runtime import machine
@@ -357,7 +357,15 @@ def kubeconfig(name: str, as_path: bool) -> None:
 
 
 # Tenancy: users and login (the Token Exchange Service), vSphere Namespaces, the audit log.
-for _command in (users.user, users.login, users.credential, namespace.namespace, audit.audit, image.image):
+for _command in (
+    users.user,
+    users.login,
+    users.credential,
+    namespace.namespace,
+    audit.audit,
+    image.image,
+    dashboard.dashboard,
+):
     cli.add_command(_command)
 
 

@@ -12,8 +12,9 @@ import sys
 from typing import NoReturn
 
 import click
+from rich.console import Console
 
-from nestlab import imagepush
+from nestlab import imagepush, progress
 from nestlab.agent.registry import RegistryClient, RegistryError, parse_ref
 from nestlab.errors import NestlabError, UsageError
 from nestlab.paths import LabFiles
@@ -25,10 +26,6 @@ def _fail(error: NestlabError) -> NoReturn:
     for line in str(error).splitlines() or [type(error).__name__]:
         click.echo(f"error: {line}", err=True)
     sys.exit(error.exit_code)
-
-
-def _progress(line: str) -> None:
-    click.echo(line, err=True)
 
 
 @click.group("image")
@@ -61,16 +58,17 @@ def push(source: str, *, namespace: str, tag: str, repository: str, user: str | 
         files = LabFiles.named(lab)
         registry = imagepush.lab_registry(files, DEPOT_REGISTRY_PORT)
         auth = imagepush.lab_auth(files, lab, user)
-        _progress(f"reading {source}")
-        with imagepush.open_source(source, tag) as found:
-            name = repository or found.name
-            if not name:
-                raise UsageError(f"{source} does not say its name: give --repository NAME")
-            target = f"{namespace}/{name}:{tag or found.tag or 'latest'}"
-            ref = parse_ref(target, registry)  # the name and tag are valid references
-            digest = imagepush.push(
-                found, RegistryClient(registry, auth=auth), ref.repository, ref.reference, _progress
-            )
+        with progress.for_console(Console(stderr=True)) as shown:  # a bar on a terminal, lines otherwise
+            shown(f"reading {source}")
+            with imagepush.open_source(source, tag) as found:
+                name = repository or found.name
+                if not name:
+                    raise UsageError(f"{source} does not say its name: give --repository NAME")
+                target = f"{namespace}/{name}:{tag or found.tag or 'latest'}"
+                ref = parse_ref(target, registry)  # the name and tag are valid references
+                digest = imagepush.push(
+                    found, RegistryClient(registry, auth=auth), ref.repository, ref.reference, shown
+                )
     except (NestlabError, RegistryError) as exc:
         _fail(exc)
     click.echo(f"{registry}/{target}@{digest}")
