@@ -1,7 +1,9 @@
 """Whole-lab operations behind the CLI: spec -> plan -> substrate -> PKI -> provisioning -> verify.
 
-Each CLI command calls one function here. A lab's spec is saved in its state directory at ``up``,
-so later commands (status, ssh, node, verify, down) need only the lab's name.
+Each CLI command calls one function here. A lab's spec, and which substrate it runs on, are saved in
+its state directory at ``up``, so later commands (status, ssh, node, verify, down) need only the
+lab's name; they reach the nodes through the :class:`~nestlab.substrate.base.Substrate` interface,
+the same for a local and a libvirt lab.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ from nestlab.runtime import initramfs, kernel, machine, proc
 from nestlab.spec import Plan, make_plan, parse_spec
 from nestlab.spec.model import Role, SubstrateType
 from nestlab.spec.precheck import Verdict, precheck
-from nestlab.substrate.local import lifecycle as local
+from nestlab.substrate import pick
+from nestlab.substrate.base import DownResult, NodeStatus, Substrate, load_record, record_type, save_record
+from nestlab.substrate.local.substrate import LocalSubstrate
 from nestlab.trust.keys import LabKeys, ensure_lab_keys, export_public
 from nestlab.trust.measure import file_digest
 
@@ -115,12 +119,13 @@ def log_line(files: LabFiles) -> str:
 def up_libvirt(spec: Path | None, image: str, progress: Progress) -> dict[str, object]:
     """``up --substrate libvirt``: the Pulumi program through the Automation API (needs the pulumi CLI)."""
     from nestlab.substrate.libvirt import automation  # noqa: PLC0415 - imports Pulumi, only for this path
+    from nestlab.substrate.libvirt.substrate import LibvirtSubstrate  # noqa: PLC0415 - the same
 
     automation.require_pulumi()  # before anything else: say how to get Pulumi, or to use local
     request = automation.LabRequest(
         spec=spec or paths.repo_root() / "stacks" / "default.lab.yaml", image=image
     )
-    return automation.up(request, on_output=progress)
+    return dict(LibvirtSubstrate.prepare(request).up(progress).outputs)
 
 
 def up(spec: Path | None, name: str | None, progress: Progress, *, force: bool = False) -> UpReport:
@@ -134,14 +139,19 @@ def up(spec: Path | None, name: str | None, progress: Progress, *, force: bool =
     if plan.lab.substrate.type is SubstrateType.LIBVIRT:
         raise UsageError("this spec uses the libvirt substrate: run `nestlab up --substrate libvirt SPEC`")
     files = LabFiles.named(plan.lab.name)
+    if record_type(load_record(files)) is SubstrateType.LIBVIRT:
+        raise UsageError(
+            f"lab {plan.lab.name} runs on the libvirt substrate: run `nestlab up --substrate libvirt SPEC`, "
+            f"or `nestlab down --name {plan.lab.name}` first to rebuild it locally"
+        )
     files.root.mkdir(parents=True, exist_ok=True)
     (files.root / SPEC_FILE).write_text(text, encoding="utf-8")
+    save_record(files, SubstrateType.LOCAL)
     emit = _logging(files, progress)
     emit(log_line(files))
     emit(f"lab {plan.lab.name}: {len(plan.nodes)} nodes on the local substrate")
-    results = local.up(plan, emit)
+    started = LocalSubstrate(plan.lab.name, lambda: plan, lab_root=files.root).up(emit).started
     tally = _provision(plan, files, emit)
-    started = tuple(r.name for r in results if r.started)
     return UpReport(plan.lab.name, started, tally.total_changed, time.monotonic() - started_at)
 
 
@@ -223,30 +233,35 @@ def kubeconfig(name: str) -> Path:
     return path
 
 
-def down(name: str) -> local.DownResult:
+def substrate(name: str) -> Substrate:
+    """The substrate lab ``name`` runs on, as its ``up`` recorded it (local when it recorded none)."""
+    return pick.for_lab(name, lambda: saved_plan(name))
+
+
+def down(name: str) -> DownResult:
     """Remove everything of lab ``name``; the image cache stays."""
-    return local.down(name)
+    return substrate(name).down()
 
 
-def status(name: str, *, check_ssh: bool = True) -> list[local.NodeStatus]:
+def status(name: str, *, check_ssh: bool = True) -> list[NodeStatus]:
     """Every node of lab ``name`` with its state and reachability."""
-    return local.status(saved_plan(name), check_ssh=check_ssh)
+    return substrate(name).status(check_ssh=check_ssh)
 
 
 def ssh(name: str, node: str, command: list[str]) -> int:
     """Log in to (or run ``command`` on) a node; returns ssh's exit code."""
-    argv = local.ssh_argv(saved_plan(name), node, command)
+    argv = substrate(name).ssh_argv(node, command)
     return proc.run(argv, timeout=SSH_SESSION_TIMEOUT_S, check=False, capture=False).returncode
 
 
 def node_stop(name: str, node: str, *, hard: bool = False) -> list[str]:
     """Stop a node (a host with its failure domain), or pull its power; returns the nodes stopped."""
-    return [str(n) for n in local.stop_node(saved_plan(name), node, hard=hard)]
+    return substrate(name).stop_node(node, hard=hard)
 
 
 def node_start(name: str, node: str, progress: Progress) -> list[str]:
     """Start a node (a host with its failure domain); returns the nodes started."""
-    return [str(r.name) for r in local.start_node(saved_plan(name), node, progress)]
+    return substrate(name).start_node(node, progress)
 
 
 ATTEST_COMMAND = "/opt/nestlab/bin/nestlab-attest"  # the verifier's one-shot command on cp nodes
@@ -335,6 +350,7 @@ __all__ = [
     "node_stop",
     "ssh",
     "status",
+    "substrate",
     "up",
     "verify",
 ]

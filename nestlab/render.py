@@ -72,7 +72,7 @@ def render_status(console: Console, name: str, rows: list[dict[str, object]]) ->
         table.add_column(column)
     for row in rows:
         state = str(row["state"])
-        style = "green" if state == "running" else "yellow" if state == "stopped" else "red"
+        style = "green" if state == "running" else "yellow" if state in ("stopped", "stopping") else "red"
         reach = "[green]yes[/]" if row["reachable"] else "[red]no[/]"
         verdict = str(row.get("attestation", ""))
         shown = (

@@ -1,5 +1,8 @@
 """The local substrate's public API: up, status, stop_node, start_node, ssh_argv, down.
 
+:class:`nestlab.substrate.local.substrate.LocalSubstrate` puts these behind the common
+:class:`~nestlab.substrate.base.Substrate` interface; the result types live in ``base``.
+
 Every call is idempotent: ``up`` creates what is missing and starts what is stopped, ``down``
 removes whatever of the lab is really on the machine (processes, mounts, bridge, veths, lab dir),
 reading the machine as well as the state file, so either can be re-run after a crash. Calls on
@@ -17,12 +20,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
-from typing import Literal
 
 from nestlab import paths
 from nestlab.runtime import proc
 from nestlab.runtime.accel import probe
 from nestlab.spec import NodeName, Plan, PlannedNode, Role
+from nestlab.substrate.base import DownResult as DownResult  # noqa: PLC0414 - re-exported for callers
+from nestlab.substrate.base import NodeState as NodeState  # noqa: PLC0414
+from nestlab.substrate.base import NodeStatus as NodeStatus  # noqa: PLC0414
 from nestlab.substrate.local import bridge as br
 from nestlab.substrate.local import mounts, orphans, pids, ssh
 from nestlab.substrate.local import routes as rt
@@ -38,8 +43,6 @@ from nestlab.substrate.local.nodefiles import known_hosts_line
 Progress = Callable[[str], None]
 STATUS_SSH_ATTEMPTS = 2  # one login lost to a loaded machine does not make a node unreachable
 SSH_WAIT_S = 300.0  # nodes boot in parallel on two shared cores; a loaded machine needs minutes
-NodeState = Literal["running", "stopped", "orphaned", "absent"]
-"""orphaned: the node's nspawn was killed but its container still runs; ``up`` or ``down`` clears it."""
 
 
 @dataclass(frozen=True)
@@ -51,19 +54,6 @@ class NodeResult:
     pid: int
     started: bool
     """True when this call started it; False when it was already running."""
-
-
-@dataclass(frozen=True)
-class NodeStatus:
-    """One node as ``status`` sees it."""
-
-    name: NodeName
-    role: Role
-    placed_on: NodeName
-    address: IPv4Address
-    state: NodeState
-    reachable: bool
-    """A real SSH login succeeded (False when not checked or not running)."""
 
 
 def layout_for(name: str, lab_root: Path | None = None) -> LabLayout:
@@ -226,6 +216,11 @@ def stop_node(
     affected = _affected(plan, name)
     with _locked(layout):
         lab = st.load(layout.state_file, plan.lab.name)
+        for node in affected:  # status shows them stopping from now until each is off
+            record = lab.nodes.get(node.name)
+            if record is not None and record.pid is not None:
+                lab = st.stopping(lab, node.name)
+        st.save(layout.state_file, lab)
         hosts = {node.name for node in affected if node.role is Role.HOST}
         if hosts and lab.bridge is not None and br.exists(run, lab.bridge):  # Services leave first
             stopped = _stopped_hosts(lab, plan) | hosts
@@ -288,11 +283,11 @@ def status(
         state: NodeState = "absent"
         if node.name in running:
             if running[node.name]:
-                state = "running"
+                state = "stopping" if lab.nodes[node.name].stopping else "running"
             else:
                 state = "orphaned" if layout.upper(node.name) in orphaned else "stopped"
         reachable = (
-            state == "running"
+            state in ("running", "stopping")
             and check_ssh
             and ssh.reachable(run, layout, node.address, attempts=STATUS_SSH_ATTEMPTS)
         )
@@ -317,18 +312,6 @@ def _saved_route_keys(layout: LabLayout) -> frozenset[rt.RouteKey]:
         return rt.keys_in_plan_dict(json.loads(layout.files.plan.read_text(encoding="utf-8")))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return frozenset()
-
-
-@dataclass(frozen=True)
-class DownResult:
-    """What ``down`` removed."""
-
-    stopped: tuple[str, ...]
-    """Machine names of the node processes stopped."""
-    unmounted: tuple[Path, ...]
-    bridge_removed: bool
-    routes_removed: tuple[str, ...] = ()
-    """The lab's routes deleted from the outer machine, as ``type destination``."""
 
 
 def down(name: str, *, lab_root: Path | None = None, run: proc.Runner = proc.run) -> DownResult:

@@ -70,6 +70,9 @@ def boot(ctx: Context, lab: st.LabState, node: PlannedNode) -> tuple[st.LabState
     machine = machine_name(ctx.layout.name, node.name)
     record = st.node_record(lab, node.name, machine)
     if record.pid is not None and pids.is_running(record.pid, machine):
+        if record.stopping:  # a stop that died half-way: the node runs, so it is not stopping
+            lab = st.not_stopping(lab, node.name)
+            st.save(ctx.layout.state_file, lab)
         return lab, record.pid, False
     layout = ctx.layout
     clear_orphan(ctx.run, layout, node)

@@ -34,6 +34,8 @@ class NodeRecord:
     """Whether its overlay is (or may be) mounted."""
     configured: bool = False
     """Whether its identity files were written into its overlay."""
+    stopping: bool = False
+    """``nestlab node stop`` is taking it down (recorded when the stop starts, cleared when it is off)."""
 
 
 @dataclass(frozen=True)
@@ -89,12 +91,22 @@ def configured(state: LabState, node: NodeName) -> LabState:
 
 def started(state: LabState, node: NodeName, pid: int) -> LabState:
     """The node runs as ``pid``."""
-    return with_node(state, node, replace(state.nodes[node], pid=pid))
+    return with_node(state, node, replace(state.nodes[node], pid=pid, stopping=False))
+
+
+def stopping(state: LabState, node: NodeName) -> LabState:
+    """A stop of the node has begun (status shows it as stopping until it is off)."""
+    return with_node(state, node, replace(state.nodes[node], stopping=True))
+
+
+def not_stopping(state: LabState, node: NodeName) -> LabState:
+    """No stop of the node is under way (a crashed stop's mark is cleared by the next start)."""
+    return with_node(state, node, replace(state.nodes[node], stopping=False))
 
 
 def stopped(state: LabState, node: NodeName) -> LabState:
     """The node's process is gone and its overlay unmounted."""
-    return with_node(state, node, replace(state.nodes[node], pid=None, mounted=False))
+    return with_node(state, node, replace(state.nodes[node], pid=None, mounted=False, stopping=False))
 
 
 def to_dict(state: LabState) -> dict[str, Any]:
@@ -111,6 +123,7 @@ def to_dict(state: LabState) -> dict[str, Any]:
                 "pid": record.pid,
                 "mounted": record.mounted,
                 "configured": record.configured,
+                "stopping": record.stopping,
             }
             for name, record in sorted(state.nodes.items())
         },
@@ -130,6 +143,7 @@ def from_dict(data: dict[str, Any]) -> LabState:
             pid=int(raw["pid"]) if raw.get("pid") is not None else None,
             mounted=bool(raw.get("mounted", False)),
             configured=bool(raw.get("configured", False)),
+            stopping=bool(raw.get("stopping", False)),
         )
         for name, raw in dict(data.get("nodes", {})).items()
     }
