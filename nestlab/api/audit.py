@@ -30,7 +30,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from nestlab.api import auditfacts, auth
+from nestlab.api import auditfacts, auth, decode, status
 from nestlab.api.auditevent import (
     Facts,
     Target,
@@ -183,9 +183,9 @@ class Auditor:
             return
         if (request.content_length or 0) > _MAX_BODY:
             return
-        try:
-            context.extra["body"] = json.loads(await request.read())
-        except (ValueError, OSError, web.HTTPException):
+        try:  # the strict decoder: a hostile body must not fail the audit after it was refused
+            context.extra["body"] = decode.decode_json(await request.read()).value
+        except (status.ApiError, OSError, web.HTTPException):
             return
 
     def _decide(self, request: web.Request, context: _Context) -> tuple[Facts, Decision]:

@@ -9,6 +9,7 @@ must really do it, at every depth: the known fields are the upstream type's, fro
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from nestlab.api import kinds, status
@@ -46,17 +47,25 @@ def prune_unknown(obj: Any, resource: Resource, model: str = "") -> list[str]:
     return unknown
 
 
-def enforce(obj: Any, resource: Resource, mode: str, model: str = "") -> list[str]:
-    """Apply ``fieldValidation``: the warnings to send (Warn), or a 400 (Strict); unknown fields dropped."""
+def enforce(
+    obj: Any, resource: Resource, mode: str, model: str = "", duplicates: Sequence[str] = ()
+) -> list[str]:
+    """Apply ``fieldValidation``: the warnings to send (Warn), or a 400 (Strict); unknown fields dropped.
+
+    ``duplicates`` are the decoder's duplicate-key findings (``duplicate field "metadata.name"``),
+    treated as upstream's strict decoding treats them: warned about, refused, or ignored (the last
+    value wins) alike with unknown fields.
+    """
     mode = mode or "Warn"
     if mode not in MODES:
         raise status.bad_request(f'fieldValidation must be one of "Ignore", "Warn" or "Strict", got "{mode}"')
     unknown = prune_unknown(obj, resource, model)
-    if not unknown or mode == "Ignore":
+    problems = [*duplicates, *(f'unknown field "{field}"' for field in unknown)]
+    if not problems or mode == "Ignore":
         return []
     kind = (model or kinds.of(resource).model).removeprefix("V1").removeprefix("CoreV1") or resource.kind
     if mode == "Strict":
-        listed = ", ".join(f'unknown field "{field}"' for field in unknown)
+        listed = ", ".join(problems)
         where = f'{kind} in version "{resource.version}" cannot be handled as a {kind}'
         raise status.bad_request(f"{where}: strict decoding error: {listed}")
-    return [f'unknown field "{field}"' for field in unknown]
+    return problems

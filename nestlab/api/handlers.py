@@ -5,6 +5,8 @@ a verb, let through the front door (:class:`~nestlab.api.gate.Gate`: authenticat
 authorization, audit facts) and dispatched to :class:`~nestlab.api.registry.Registry`; access reviews
 are answered by :mod:`nestlab.api.reviews`. The decoded body of a write is noted for the audit log.
 Any refusal is an :class:`~nestlab.api.status.ApiError` turned into a Status body by the middleware.
+Bodies and query parameters go through the strict decoders (:mod:`nestlab.api.decode`,
+:mod:`nestlab.api.query`) before anything else reads them: hostile input is a 4xx, never a 500.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ import ssl
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
 from aiohttp import web
 
 from nestlab.api import apply as apply_fields
 from nestlab.api import (
     auditfacts,
     auth,
+    decode,
     eviction,
     fields,
     notices,
@@ -33,6 +35,7 @@ from nestlab.api import (
     scale,
     status,
 )
+from nestlab.api import query as params
 from nestlab.api.access import Authorizer
 from nestlab.api.authn import Authenticator
 from nestlab.api.gate import Gate
@@ -90,26 +93,38 @@ def verb_of(method: str, target: Target, watch: bool) -> str:
     raise status.method_not_allowed(method, target.resource.plural)
 
 
+_DUPLICATES = web.RequestKey("duplicates", tuple[str, ...])
+"""Request key: the duplicate keys the body's decoder found (``fieldValidation`` judges them)."""
+
+
 async def read_body(request: web.Request) -> Any:
-    """The decoded request body (JSON or YAML); 400/415 on anything else."""
-    raw = await request.read()
+    """The decoded request body (JSON, YAML or protobuf): 413 over 3 MiB (checked from
+    Content-Length before reading, and while reading a chunked body), 400/415 when it does not
+    decode (see :mod:`nestlab.api.decode`)."""
+    if (request.content_length or 0) > decode.MAX_BODY_BYTES:
+        raise decode.too_large()
+    try:
+        raw = await request.read()  # the server's client_max_size stops a chunked body in flight
+    except web.HTTPRequestEntityTooLarge:
+        raise decode.too_large() from None
     if not raw:
         return None
     decoded = _decode(request.content_type, raw)
-    auditfacts.facts(request).request_object = decoded
-    return decoded
+    request[_DUPLICATES] = decoded.duplicates
+    auditfacts.facts(request).request_object = decoded.value
+    return decoded.value
 
 
-def _decode(kind: str, raw: bytes) -> Any:
+def _decode(kind: str, raw: bytes) -> decode.Decoded:
     if kind == protobuf.MEDIA_TYPE:
-        return protobuf.decode(raw)
-    try:
-        if kind in ("application/yaml", "application/x-yaml", apply_fields.MEDIA_TYPE):
-            return yaml.safe_load(raw)
-        if kind.endswith("json") or kind in ("", "application/octet-stream", "text/plain"):
-            return json.loads(raw)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise status.bad_request(f"the body of the request could not be decoded: {exc}") from exc
+        try:
+            return decode.Decoded(protobuf.decode(raw))
+        except (ValueError, IndexError, KeyError, TypeError, RecursionError) as exc:
+            raise status.bad_request(f"the protobuf body could not be decoded: {exc}") from None
+    if kind in ("application/yaml", "application/x-yaml", apply_fields.MEDIA_TYPE):
+        return decode.decode_yaml(raw)
+    if kind.endswith("json") or kind in ("", "application/octet-stream", "text/plain"):
+        return decode.decode_json(raw)
     raise status.unsupported_media_type(kind)
 
 
@@ -173,6 +188,7 @@ class Handlers:
                 raise status.method_not_allowed(request.method, target.resource.plural)
             await self.gate.authorize(request, user, verb, target)
             body = await read_body(request)
+            decode.require_object(body, f"a {target.resource.kind}")
             answer = await reviews.answer(self.authorizer, target.resource, user, target.namespace, body)
             return json_response(answer, 201)
         if target.subresource in podstreams.SUBRESOURCES:  # upstream 1.30+: create, whatever the method
@@ -182,6 +198,7 @@ class Handlers:
         # -- H-sa: serviceaccounts/<name>/token (TokenRequest), see nestlab/api/tokenrequest.py --
         if target.subresource == "token":
             body, get = await read_body(request), self.registry.store.get
+            decode.require_object(body, "a TokenRequest", required=False)
             return await serve_token_request(request, get, user, target.namespace, target.name, body=body)
         # -- end H-sa --
         if target.subresource in ("log", "binding", "eviction", "scale"):
@@ -205,6 +222,7 @@ class Handlers:
         if verb != "create":
             raise status.method_not_allowed(request.method, f"pods/{sub}")
         body = await read_body(request)
+        decode.require_object(body, "a Binding" if sub == "binding" else "an Eviction")
         if sub == "binding":
             return json_response(await self.registry.bind(ns, name, body), 201)
         return json_response(await eviction.evict(self.registry, ns, name, body), 201)
@@ -222,8 +240,9 @@ class Handlers:
             field_selector = ",".join(filter(None, [field_selector, f"metadata.name={target.name}"]))
         predicate = compile_selector(query.get("labelSelector", ""), field_selector, plural)
         if watching:
+            params.integer(query, "timeoutSeconds", 0, minimum=0)
             seconds = reads.watch_seconds(query, _MAX_WATCH)
-            since = query.get("resourceVersion", "")
+            since = params.resource_version(query)
             shape = reads.form(
                 accept.replace("PartialObjectMetadataList", "PartialObjectMetadata"), listing=False
             )
@@ -231,9 +250,8 @@ class Handlers:
             return await reads.stream(
                 request, target.resource, events, seconds=seconds, since=since, shape=shape, query=query
             )
-        limit = _int(query.get("limit", "0") or "0", "limit")
-        if limit < 0:
-            raise status.bad_request("limit must not be negative")
+        limit = params.integer(query, "limit", 0, minimum=0)
+        params.resource_version(query)
         listed = await self.registry.list(
             target.resource, target.namespace, predicate, limit=limit, token=query.get("continue", "")
         )
@@ -249,10 +267,10 @@ class Handlers:
         body = await read_body(request)
         registry = self._registry_for(request, None)
         if verb == "update":
+            decode.require_object(body, "a Scale")
             return json_response(await scale.update(registry, res, ns, name, body))
         if verb == "patch":
-            if body is None:
-                raise status.bad_request("the PATCH body is empty")
+            decode.require_patch(request.content_type, body)
             patched = await scale.patch(registry, res, ns, name, content_type=request.content_type, body=body)
             return json_response(patched)
         raise status.method_not_allowed(request.method, f"{res.plural}/scale")
@@ -276,8 +294,10 @@ class Handlers:
         self, registry: Registry, request: web.Request, target: Target, verb: str, body: Any
     ) -> Obj:
         options = body if isinstance(body, dict) else {}
-        if "gracePeriodSeconds" in request.query:
-            options["gracePeriodSeconds"] = _int(request.query["gracePeriodSeconds"], "gracePeriodSeconds")
+        params.check_grace_option(options)
+        grace = params.grace_period(request.query)
+        if grace is not None:
+            options["gracePeriodSeconds"] = grace
         if "propagationPolicy" in request.query:
             options["propagationPolicy"] = request.query["propagationPolicy"]
         if "orphanDependents" in request.query:
@@ -288,8 +308,9 @@ class Handlers:
 
     async def _write(self, request: web.Request, user: auth.User, target: Target, verb: str) -> web.Response:
         body = await read_body(request)
-        await self.authorizer.restrict_node(user, verb, target, body)
         deleting = verb in ("delete", "deletecollection")
+        _check_write(request, target, verb, body)
+        await self.authorizer.restrict_node(user, verb, target, body)
         registry = self._registry_for(request, body if deleting else None)
         res, ns = target.resource, target.namespace
         if deleting:
@@ -297,7 +318,8 @@ class Handlers:
         structured = verb != "patch" or not request.content_type.startswith("application/json-patch")
         warnings = notices.collect()  # admission hooks add theirs (notices.warn)
         if structured and isinstance(body, dict) and target.subresource != "binding":
-            warnings += fields.enforce(body, res, request.query.get("fieldValidation", ""))
+            mode, duplicates = request.query.get("fieldValidation", ""), request.get(_DUPLICATES, ())
+            warnings += fields.enforce(body, res, mode, duplicates=duplicates)
         manager = _manager(request)
         if verb == "create":
             if target.name:
@@ -307,8 +329,6 @@ class Handlers:
             updated = await registry.update(res, ns, target.name, body, target.subresource, manager=manager)
             answer = json_response(updated)
         elif verb == "patch":
-            if body is None:
-                raise status.bad_request("the PATCH body is empty")
             if request.content_type == apply_fields.MEDIA_TYPE:
                 force = reads.flag(request.query.get("force"))
                 applied, created = await registry.apply(
@@ -354,6 +374,22 @@ class Handlers:
         return {**listed, "items": deleted}
 
 
+_OPTIONS = {"create": "CreateOptions", "update": "UpdateOptions", "patch": "PatchOptions"}
+
+
+def _check_write(request: web.Request, target: Target, verb: str, body: Any) -> None:
+    """The body's top-level type for the verb, and the field manager's name: 400/422 before any
+    other code sees them."""
+    if verb in ("delete", "deletecollection"):
+        decode.require_object(body, "DeleteOptions", required=False)
+        return
+    params.field_manager(request.query, _OPTIONS.get(verb, "CreateOptions"))
+    if verb != "patch":
+        decode.require_object(body, f"a {target.resource.kind}")
+        return
+    decode.require_patch(request.content_type, body)
+
+
 def _manager(request: web.Request) -> str:
     """The field manager of a write: ``?fieldManager=``, else the client's name from its User-Agent
     (``kubectl/v1.33.1 (linux/amd64)...`` -> ``kubectl``), as upstream defaults it."""
@@ -362,13 +398,6 @@ def _manager(request: web.Request) -> str:
         return named
     agent = request.headers.get("User-Agent", "")
     return agent.split("/", 1)[0].strip()[:128] or "unknown"
-
-
-def _int(value: str, name: str) -> int:
-    try:
-        return int(value)
-    except ValueError as exc:
-        raise status.bad_request(f"{name} must be an integer, got {value!r}") from exc
 
 
 __all__ = ["PODS", "Handlers", "Target", "parse_target", "verb_of"]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from nestlab.api import auditfacts, auth, status
+from nestlab.api import auditfacts, auth, decode, status
 from nestlab.api.access import Authorizer
 from nestlab.api.authn import Authenticator
 from nestlab.api.etcd import EtcdClient
@@ -145,16 +144,21 @@ def new_user_fields(body: Any) -> tuple[str, tuple[str, ...], str]:
 
 
 async def read_json(request: web.Request) -> Any:
-    """The JSON body (None when empty); 400 when it is not JSON."""
-    raw = await request.content.read(_MAX_BODY + 1)
-    if len(raw) > _MAX_BODY:
-        raise status.bad_request(f"the request body is larger than {_MAX_BODY} bytes")
+    """The JSON body (None when empty): 413 over 64 KiB (read in full, not one chunk), 400 when it
+    is not JSON or is hostile JSON (see :mod:`nestlab.api.decode`)."""
+    too_large = status.ApiError(
+        413, "RequestEntityTooLarge", f"Request entity too large: limit is {_MAX_BODY}"
+    )
+    if (request.content_length or 0) > _MAX_BODY:
+        raise too_large
+    raw = bytearray()
+    while chunk := await request.content.read(_MAX_BODY + 1 - len(raw)):
+        raw += chunk
+        if len(raw) > _MAX_BODY:
+            raise too_large
     if not raw.strip():
         return None
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise status.bad_request(f"the body of the request could not be decoded: {exc}") from exc
+    return decode.decode_json(bytes(raw)).value
 
 
 class IdentityRoutes:

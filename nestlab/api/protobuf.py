@@ -225,7 +225,8 @@ def decode(body: bytes) -> Obj:
     type_meta = dict(fields(_bytes(envelope.get(1, b""))))
     api_version, kind = _text(type_meta.get(1, b"")), _text(type_meta.get(2, b""))
     schema = _schema(kind)
-    refusal = f"{kind or 'this kind'} cannot be sent as {MEDIA_TYPE} to this server"
+    shown = kind if kind.isprintable() else repr(kind)  # the kind is the client's: one line, escaped
+    refusal = f"{shown or 'this kind'} cannot be sent as {MEDIA_TYPE} to this server"
     advice = "send it as application/json or application/yaml"
     if schema is None:
         raise ApiError(415, "UnsupportedMediaType", f"{refusal}; {advice}")

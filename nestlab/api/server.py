@@ -14,12 +14,14 @@ import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from nestlab.api import (
     auth,
     bootstraproles,
+    decode,
     escalation,
     identityroutes,
     podlogs,
@@ -96,6 +98,46 @@ class ServerConfig:
     """Rotated audit logs kept (0: all, as upstream)."""
 
 
+_REASONS = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    406: "NotAcceptable",
+    409: "Conflict",
+    410: "Expired",
+    413: "RequestEntityTooLarge",
+    415: "UnsupportedMediaType",
+    422: "Invalid",
+    429: "TooManyRequests",
+    503: "ServiceUnavailable",
+    504: "Timeout",
+}
+"""Status reasons of the HTTP codes aiohttp itself may raise (upstream's StatusReason names)."""
+
+
+def _one_line(body: dict[str, Any]) -> dict[str, Any]:
+    """A Status whose message is one line: messages quote client input (a kind, a field name, a
+    query value), and a newline or control character in it must not split or forge lines in
+    kubectl's output or the server's log. Such characters are shown escaped (``\\n``)."""
+    message = str(body.get("message", ""))
+    if not message.isprintable():
+        body["message"] = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+    return body
+
+
+def _http_refusal(request: web.Request, exc: web.HTTPException) -> status.ApiError:
+    """aiohttp's own refusals (no route, wrong method, body over client_max_size...) as Status."""
+    if isinstance(exc, web.HTTPNotFound):
+        return status.path_not_found()
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        return status.method_not_allowed(request.method, request.path)
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return decode.too_large()
+    return status.ApiError(exc.status, _REASONS.get(exc.status, ""), exc.text or exc.reason)
+
+
 @web.middleware
 async def status_errors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -104,17 +146,19 @@ async def status_errors(
     try:
         return await handler(request)
     except status.ApiError as exc:
-        response = json_response(exc.status(), exc.code)
+        response = json_response(_one_line(exc.status()), exc.code)
         if exc.code == 503:
             response.headers["Retry-After"] = "1"
         return response
-    except web.HTTPNotFound:
-        return json_response(status.path_not_found().status(), 404)
-    except web.HTTPMethodNotAllowed:
-        return json_response(status.method_not_allowed(request.method, request.path).status(), 405)
+    except web.HTTPException as exc:
+        if exc.status < 400:  # redirects and successes raised on purpose pass through
+            raise
+        refusal = _http_refusal(request, exc)
+        return json_response(_one_line(refusal.status()), refusal.code)
     except (asyncio.CancelledError, ConnectionResetError):
         raise
     except Exception as exc:
+        # The last resort: the traceback goes to the server's log, never into the answer.
         log.exception("%s %s failed", request.method, request.path)
         body = status.ApiError(
             500,
@@ -191,7 +235,7 @@ def build_app(config: ServerConfig) -> tuple[web.Application, Handlers]:
         config.audit_log_maxbackup,
     )
     app = web.Application(
-        middlewares=[audit_middleware(auditor), status_errors], client_max_size=3 * 1024 * 1024
+        middlewares=[audit_middleware(auditor), status_errors], client_max_size=decode.MAX_BODY_BYTES
     )
     auditor.install(app)  # Audit-Id on every answer; ResponseStarted of streams
     app.add_routes(handlers.routes())

@@ -33,7 +33,7 @@ from nestlab.spec.model import (
 )
 from nestlab.spec.reader import Section, type_name
 from nestlab.spec.validate import validate
-from nestlab.spec.yamlload import DuplicateKeyError, UniqueKeyLoader
+from nestlab.spec.yamlload import DuplicateKeyError, TooDeepError, UniqueKeyLoader, check_depth
 
 # A DNS label: node names are hostnames.
 _NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -93,14 +93,21 @@ def parse_spec(text: str, source: str = "", name: str | None = None) -> Lab:
     """
     issues: list[SpecIssue] = []
     try:
+        check_depth(text)
         document = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except DuplicateKeyError as exc:
+    except (DuplicateKeyError, TooDeepError) as exc:
         raise SpecError([SpecIssue(f"line {exc.line}", str(exc), exc.hint)], source) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "document"
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
         raise SpecError([SpecIssue(where, f"is not valid YAML: {problem}")], source) from exc
+    except RecursionError as exc:  # a last guard: check_depth refuses deep documents first
+        issue = SpecIssue("document", "nests too deep to read", "a lab spec needs five levels at most")
+        raise SpecError([issue], source) from exc
+    except ValueError as exc:  # a number too long for Python's int (more than 4300 digits)
+        issue = SpecIssue("document", "holds a number too long to read (over 4300 digits)", "shorten it")
+        raise SpecError([issue], source) from exc
     if name is not None and isinstance(document, dict):
         metadata = document.get("metadata")
         document["metadata"] = {**(metadata if isinstance(metadata, dict) else {}), "name": name}

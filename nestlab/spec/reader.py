@@ -17,7 +17,7 @@ from nestlab.spec.errors import SpecIssue
 
 T = TypeVar("T")
 
-_SIZE = re.compile(r"^\s*(\d+)\s*(MiB|GiB|TiB|M|G|T)?\s*$")
+_SIZE = re.compile(r"^\s*(\d{1,12})\s*(MiB|GiB|TiB|M|G|T)?\s*$")  # 12 digits: far above any machine
 _UNIT_MIB = {
     None: 1,
     "M": 1,
@@ -55,11 +55,12 @@ class Section:
 
     def at(self, key: str) -> str:
         """The path of a field of this section."""
-        return f"{self.path}.{key}" if self.path else key
+        name = key if key.isprintable() else repr(key)  # one problem, one line: no raw newlines
+        return f"{self.path}.{name}" if self.path else name
 
     def fail(self, key: str, message: str, hint: str = "") -> None:
         """Record a problem with field ``key`` (or with the section itself when key is empty)."""
-        self.issues.append(SpecIssue(self.at(key) if key else self.path, message, hint))
+        self.issues.append(SpecIssue(self.at(key) if key else (self.path or "document"), message, hint))
 
     def has(self, key: str) -> bool:
         """Whether the user wrote ``key``."""

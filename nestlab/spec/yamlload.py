@@ -7,9 +7,14 @@ names both lines instead.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import yaml
+
+MAX_DEPTH = 20
+"""Nesting levels a spec may have (it needs five). Composing a YAML tree recurses once per level,
+so a document nested thousands deep is refused from the event stream, before composing, fast."""
 
 
 class DuplicateKeyError(yaml.YAMLError):
@@ -38,3 +43,37 @@ class UniqueKeyLoader(yaml.SafeLoader):
                 raise DuplicateKeyError(str(key), key_node.start_mark.line + 1, first)
             seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
+
+
+class TooDeepError(yaml.YAMLError):
+    """The document nests deeper than :data:`MAX_DEPTH`; ``line`` is where it crossed it."""
+
+    def __init__(self, line: int) -> None:
+        super().__init__(f"nests deeper than {MAX_DEPTH} levels")
+        self.line = line
+        self.hint = "a lab spec needs five levels at most: look for unclosed [ or { brackets"
+
+
+def _events(text: str) -> Iterator[yaml.Event]:
+    """The parser's events (libyaml's when present: the pure-Python scanner is quadratic on deep
+    flow collections); a syntax error ends them, for the loader to report."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        yield from yaml.parse(text, Loader=loader)
+    except yaml.MarkedYAMLError as exc:
+        if "nesting depth" in str(exc.problem):  # libyaml's own limit (1000 levels) came first
+            raise TooDeepError(getattr(exc.problem_mark, "line", 0) + 1) from None
+    except yaml.YAMLError:
+        return
+
+
+def check_depth(text: str) -> None:
+    """Raise TooDeepError when ``text`` nests too deep; other YAML errors are left to the loader."""
+    depth = 0
+    for event in _events(text):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise TooDeepError(getattr(event.start_mark, "line", 0) + 1)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
