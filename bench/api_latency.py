@@ -3,7 +3,8 @@ and how long the API is unavailable when a backend dies or the VIP holder stops.
 
 Run as root on a lab that `nestlab up` built:  .venv/bin/python bench/api_latency.py --name LAB
 Prints p50/p99 latencies (ms), their ratio, pods created per second, and the longest gap between
-successful requests (s) during each failure. The drills restore what they break.
+successful requests (s) during each failure. The failures are `nestlab drill`'s (nestlab.drills:
+the etcd leader's node stops, the VIP holder stops); they restore what they break.
 """
 
 from __future__ import annotations
@@ -14,16 +15,15 @@ import json
 import ssl
 import statistics
 import sys
-import threading
 import time
 import uuid
-from pathlib import Path
 
+from nestlab.drills import catalog
+from nestlab.drills.base import run
+from nestlab.drills.lab import DrillLab
 from nestlab.paths import LabFiles
-from nestlab.runtime import proc
 
-PROBE_TIMEOUT_S = 2.0  # a request slower than this counts as a failure in the availability probe
-SETTLE_S = 5.0  # probe before and after each drill, so the gap includes the whole recovery
+DRILLS = ("control-plane-leader-loss", "vip-holder-loss")  # the API-availability drills of `nestlab drill`
 
 
 class Api:
@@ -87,78 +87,15 @@ def pods_per_second(api: Api, count: int) -> float:
     return rate
 
 
-class Probe(threading.Thread):
-    """Requests in a loop on fresh connections; remembers when each one succeeded."""
-
-    def __init__(self, vip: str, files: LabFiles) -> None:
-        super().__init__(daemon=True)
-        self.vip, self.files = vip, files
-        self.ok: list[float] = []
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                api = Api(self.vip, self.files, timeout=PROBE_TIMEOUT_S)
-                if api.request("GET", "/api/v1/namespaces/default") == 200:
-                    self.ok.append(time.monotonic())
-                api.conn.close()
-            except (OSError, http.client.HTTPException):
-                time.sleep(0.05)
-
-    def longest_gap(self) -> float:
-        return max((b - a for a, b in zip(self.ok, self.ok[1:], strict=False)), default=float("nan"))
-
-
-ETCDCTL = (
-    "ETCDCTL_API=3 etcdctl --cacert=/etc/nestlab/pki/ca.crt --cert=/etc/nestlab/pki/node.crt"
-    " --key=/etc/nestlab/pki/node.key --endpoints=https://127.0.0.1:2379"
-)
-# systemctl kill cannot signal a cgroup inside nspawn: kill the units' main processes.
-KILL = "for u in nestlab-apiserver etcd; do kill -KILL $(systemctl show -p MainPID --value $u); done"
-
-
-def etcd_leader(lab: str, node: str) -> str:
-    """The control-plane node whose etcd member leads."""
-    members = json.loads(nestlab("ssh", "--name", lab, node, "--", f"{ETCDCTL} member list -w json"))[
-        "members"
-    ]
-    status = json.loads(
-        nestlab("ssh", "--name", lab, node, "--", f"{ETCDCTL} endpoint status --cluster -w json")
-    )
-    leader = status[0]["Status"]["leader"]
-    return str(next(m["name"] for m in members if m["ID"] == leader))
-
-
-def nestlab(*args: str, timeout: float = 600.0) -> str:
-    command = Path(sys.executable).with_name("nestlab")
-    return proc.run([str(command), *args], timeout=timeout).stdout
-
-
-def wait_healthy(lab: str, lbs: list[str], backends: int, timeout: float = 300.0) -> None:
-    """Until every load balancer sees every API server UP (the previous drill is over)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        stats = [nestlab("ssh", "--name", lab, lb, "--", "haproxy-cmd show stat") for lb in lbs]
-        if all(sum(",UP," in row for row in out.splitlines() if ",cp-" in row) == backends for out in stats):
-            return
-        time.sleep(2)
-    raise SystemExit(f"lab {lab}: the load balancers do not see {backends} API servers UP")
-
-
-def drill(vip: str, files: LabFiles, action: list[list[str]], restore: list[list[str]]) -> float:
-    """The longest gap between successful requests through the VIP while ``action`` runs."""
-    probe = Probe(vip, files)
-    probe.start()
-    time.sleep(SETTLE_S)
-    for args in action:
-        nestlab(*args)
-    time.sleep(SETTLE_S * 4)  # the time HAProxy / keepalived need, with margin
-    probe.stop.set()
-    probe.join()
-    for args in restore:
-        nestlab(*args)
-    return probe.longest_gap()
+def drills(name: str) -> None:
+    """The failure drills of `nestlab drill` (nestlab.drills): each restores the lab before the next."""
+    lab = DrillLab(name)
+    for drill_name in DRILLS:
+        report = run(catalog.find(drill_name), lab, lambda line: print(f"  {line}", file=sys.stderr))
+        print(
+            f"longest gap, {drill_name}: {report.value('api_longest_gap_s')} s"
+            f" ({report.value('requests_failed')}/{report.value('requests_total')} reads failed)"
+        )
 
 
 def main() -> None:
@@ -172,8 +109,7 @@ def main() -> None:
     plan = json.loads(files.plan.read_text())
     vip = plan["vip"]
     cps = [n for n in plan["nodes"] if n["role"] == "control-plane"]
-    lbs = [n["name"] for n in plan["nodes"] if n["role"] == "load-balancer"]
-    wait_healthy(args.name, lbs, len(cps))
+    DrillLab(args.name).wait_healthy(lambda line: print(line, file=sys.stderr))
     via_vip, direct = latencies([Api(vip, files), Api(cps[0]["address"], files)], args.requests)
     for label, values in (("through the VIP", via_vip), (f"direct to {cps[0]['name']}", direct)):
         print(
@@ -182,30 +118,8 @@ def main() -> None:
         )
     print(f"VIP/direct ratio            p50 {statistics.median(via_vip) / statistics.median(direct):7.2f}")
     print(f"pods created per second through the VIP: {pods_per_second(Api(vip, files), args.pods):.1f}")
-    if args.no_drills:
-        return
-    leader = etcd_leader(args.name, cps[0]["name"])
-    follower = next(cp["name"] for cp in cps if cp["name"] != leader)
-    for role, victim in (("follower", follower), ("leader", leader)):
-        kill = ["ssh", "--name", args.name, victim, "--", KILL]
-        wait_healthy(args.name, lbs, len(cps))
-        gap = drill(vip, files, [kill], [])
-        print(
-            f"longest gap, {victim} (etcd {role}) API server + etcd SIGKILLed (systemd restarts): {gap:.2f} s"
-        )
-    holder = next(
-        lb
-        for lb in lbs
-        if f" {vip}/" in nestlab("ssh", "--name", args.name, lb, "--", "ip", "-o", "-4", "addr")
-    )
-    wait_healthy(args.name, lbs, len(cps))
-    gap = drill(
-        vip,
-        files,
-        [["node", "stop", holder, "--name", args.name]],
-        [["node", "start", holder, "--name", args.name]],
-    )
-    print(f"longest gap, VIP holder {holder} stopped: {gap:.2f} s")
+    if not args.no_drills:
+        drills(args.name)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ each from the end of the previous one, times as this process saw the watch event
 - scheduling: -> the replacements exist and are bound to other hosts (ReplicaSet + scheduler);
 - boot: -> the replacements are Ready (image on the host, microVM boot, container start).
 
+The phases' logic is nestlab.drills.timeline, shared with `nestlab drill host-failure`.
 Then it starts the host again, waits for the lab to be whole and deletes the Deployment. Prints
 every run and the p50 of each phase; asserts nothing. The stopped host never carries the depot
 (the replacements pull from it).
@@ -23,15 +24,14 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from nestlab.drills.timeline import PHASES, Timeline, split
 from tests.e2e.conftest import LiveLab, nestlab
 from tests.e2e.labtools import (
     POD_TIMEOUT_S,
@@ -39,7 +39,6 @@ from tests.e2e.labtools import (
     LabApi,
     apply,
     attach,
-    condition,
     kubectl,
     nodes,
     placed_on,
@@ -49,78 +48,6 @@ from tests.e2e.labtools import (
 from tests.e2e.workloads import ApiWatch, deployment, pod_ready
 
 Obj = dict[str, Any]
-PHASES = ("detection", "eviction", "scheduling", "boot")
-UNREACHABLE = "node.kubernetes.io/unreachable"
-
-
-def reached(node: Obj | None, pods: list[Obj], host: str, old: set[str], replicas: int) -> set[str]:
-    """The milestones true of one view of the API (pure: the runs' timeline is built from it)."""
-    done: set[str] = set()
-    if node is not None:
-        taints = {t.get("key") for t in (node.get("spec") or {}).get("taints") or []}
-        if condition(node, "Ready") != "True" or UNREACHABLE in taints:
-            done.add("detection")
-    remaining = [
-        p for p in pods if p["metadata"]["uid"] in old and not p["metadata"].get("deletionTimestamp")
-    ]
-    if not remaining:
-        done.add("eviction")
-    elsewhere = [
-        p
-        for p in pods
-        if p["metadata"]["uid"] not in old
-        and not p["metadata"].get("deletionTimestamp")
-        and (p.get("spec") or {}).get("nodeName") not in (None, "", host)
-    ]
-    if len(elsewhere) >= replicas:
-        done.add("scheduling")
-    if sum(1 for p in elsewhere if pod_ready(p)) >= replicas:
-        done.add("boot")
-    return done
-
-
-def split(start: float, first: dict[str, float]) -> dict[str, float]:
-    """Seconds per phase, each from the previous milestone (a milestone seen early counts as 0)."""
-    seconds, previous = {}, start
-    for phase in PHASES:
-        at = max(first[phase], previous)
-        seconds[phase] = at - previous
-        previous = at
-    seconds["total"] = previous - start
-    return seconds
-
-
-@dataclass
-class Timeline:
-    """First time each milestone was seen, fed by two API watches (nodes, the Deployment's pods)."""
-
-    host: str
-    replicas: int
-    old: set[str] = field(default_factory=set)
-    first: dict[str, float] = field(default_factory=dict)
-    node: Obj | None = None
-    pods: list[Obj] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def nodes_seen(self, when: float, objects: dict[str, Obj]) -> None:
-        with self.lock:
-            self.node = next((n for n in objects.values() if n["metadata"]["name"] == self.host), None)
-            self._mark(when)
-
-    def pods_seen(self, when: float, objects: dict[str, Obj]) -> None:
-        with self.lock:
-            self.pods = list(objects.values())
-            self._mark(when)
-
-    def _mark(self, when: float) -> None:
-        if not self.old:  # not armed yet: the host has not been stopped
-            return
-        for milestone in reached(self.node, self.pods, self.host, self.old, self.replicas):
-            self.first.setdefault(milestone, when)
-
-    def complete(self) -> bool:
-        with self.lock:
-            return all(phase in self.first for phase in PHASES)
 
 
 def one_run(lab: LiveLab, api: LabApi, namespace: str, run: int, replicas: int) -> dict[str, float]:

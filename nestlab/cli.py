@@ -17,7 +17,7 @@ import click
 from rich.console import Console
 
 from nestlab import __version__, lifecycle, maintenance, paths, progress
-from nestlab.commands import audit, dashboard, exercise, image, namespace, users
+from nestlab.commands import audit, dashboard, drill, exercise, image, namespace, users
 from nestlab.errors import NestlabError, UsageError
 from nestlab.render import render_namespaces, render_plan, render_status
 from nestlab.runtime import machine
@@ -366,6 +366,7 @@ for _command in (
     image.image,
     dashboard.dashboard,
     exercise.exercise,
+    drill.drill,
 ):
     cli.add_command(_command)
 
