@@ -60,6 +60,9 @@ def run_playbook(
     data_dir = files.root / "ansible"
     if data_dir.exists():
         shutil.rmtree(data_dir / "artifacts", ignore_errors=True)
+        # ansible-runner prefers env/ files of an earlier run over this run's envvars and extravars:
+        # a checkout moved or cloned elsewhere would otherwise provision with the old roles path
+        shutil.rmtree(data_dir / "env", ignore_errors=True)
     data_dir.mkdir(parents=True, exist_ok=True)
     files.logs.mkdir(parents=True, exist_ok=True)
     log = files.logs / "ansible.log"
