@@ -24,6 +24,8 @@ lint: bootstrap
 	$(VENV)/ruff format --check .
 	$(VENV)/mypy
 	$(VENV)/lint-imports
+	$(VENV)/yamllint --strict roles playbooks
+	$(VENV)/ansible-lint roles playbooks
 
 fmt: bootstrap
 	$(VENV)/ruff format .

@@ -29,9 +29,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.loopback import one_member_etcd, pki
-from nestlab.agent import demo_images, images, podspec, vms
+from nestlab.agent import images, podspec, vms
 from nestlab.agent.network import PodNetwork
 from nestlab.agent.registry import parse_ref
+from nestlab.images import demo
 from nestlab.runtime import accel, initramfs, kernel, pod, proc, qemu
 from nestlab.runtime.poddesc import ContainerName
 from tests.integration.agent.conftest import NODE, qemu_pids, start_agent, start_registry, stop_agent
@@ -193,7 +194,7 @@ def main() -> int:
         api = ApiServer(url, certs, log, api_proc)
         registry = start_registry(work / "registry")
         started.append(registry.process)
-        demo_images.publish(registry.address)
+        demo.publish(registry.address)
         boot_paths = (kernel.build().vmlinux, initramfs.build().initramfs)
         agent = start_agent(
             api,

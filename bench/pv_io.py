@@ -31,8 +31,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nestlab.agent import oci
 from nestlab.agent.registry import RegistryClient
+from nestlab.images import oci
 from nestlab.runtime import disks
 from tests.e2e.labtools import address_of, attach, get_json, kubectl, wait_for
 

@@ -16,16 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nestlab import paths
-from nestlab.agent import demo_images
-from nestlab.agent import provisioning as agent_provisioning
 from nestlab.agent.registry import RegistryClient
 from nestlab.agent.registryauth import TokenAuth
 from nestlab.api.client import ApiClient, Credentials
 from nestlab.api.resources import NODES
 from nestlab.api.status import ApiError
 from nestlab.errors import NestlabError, UsageError
+from nestlab.images import demo as demo_images
 from nestlab.paths import LabFiles
 from nestlab.progress import Fanout, PlainProgress, as_progress, stepping
+from nestlab.provision import agentcerts as agent_provisioning
 from nestlab.provision import attestation
 from nestlab.provision.ansible import run_playbook
 from nestlab.provision.attestation import KnownDigests

@@ -23,8 +23,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from nestlab.agent import logfilter, logstore, streams
+from nestlab.agent import logstore, streams
 from nestlab.agent.attestation import Attestation, AttestationUnavailableError, BadChallengeError, parse_nonce
+from nestlab.api import logfilter
 
 LogLookup = Callable[[str, str], logstore.PodLogs | None]
 """(namespace, pod name) -> that pod's logs, or None for a pod not on this node."""

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nestlab.agent import podstate
-from nestlab.agent.logfilter import cri_line
+from nestlab.api.logfilter import cri_line
 
 log = logging.getLogger(__name__)
 MAX_FILE_BYTES = 10 * 1024 * 1024  # the kubelet's containerLogMaxSize default (10Mi)

@@ -23,8 +23,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from nestlab.agent import logfilter
-from nestlab.api import nodeagent, status
+from nestlab.api import logfilter, nodeagent, status
 from nestlab.api.registry import Registry
 from nestlab.api.resources import NODES, PODS
 

@@ -1,7 +1,7 @@
 """``python -m nestlab.exercises.hello_image DIR``: write a small image as an OCI layout directory,
 the learner's stand-in for ``docker build`` in exercise 4 (the lab machine has no container
 engine). The image is busybox's httpd serving a page that says hello, built the way the lab's demo
-images are (:mod:`nestlab.agent.oci`), with a config of its own so its digest is new to every host.
+images are (:mod:`nestlab.images.oci`), with a config of its own so its digest is new to every host.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from nestlab.agent import oci
 from nestlab.agent.registry import MANIFEST_TYPES
+from nestlab.images import oci
 from nestlab.runtime import disks
 
 APPLETS = ("sh", "httpd", "cat", "echo", "hostname", "uname")

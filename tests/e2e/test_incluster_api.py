@@ -16,7 +16,7 @@ a token is 401.
 
 Needs a lab whose API server certificate names ``kubernetes.default.svc`` and the ClusterIP
 (nestlab/provision/pki.py) and whose depot has the client image with curl
-(nestlab/agent/demo_images.py).
+(nestlab/images/demo.py).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """vSphere Pods on the teaching lab: kubectl apply -> a microVM with its own kernel on the scheduled host.
 
 Needs the hosts' agents: roles/esx_host in playbooks/site.yml (with the variables of
-``nestlab.agent.provisioning.ansible_vars``) and the demo images pushed to the depot
-(``nestlab.agent.demo_images.publish``): `nestlab up` does both. Logs are read with `kubectl logs`
+``nestlab.provision.agentcerts.ansible_vars``) and the demo images pushed to the depot
+(``nestlab.images.demo.publish``): `nestlab up` does both. Logs are read with `kubectl logs`
 (the API server proxies pods/log to the agent) and straight from the agent's log port.
 """
 

@@ -29,8 +29,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from nestlab.agent import oci
 from nestlab.agent.registry import MANIFEST_TYPES
+from nestlab.images import oci
 from nestlab.runtime import disks, proc
 from tests.e2e.conftest import COMMAND_TIMEOUT_S, LiveLab
 from tests.e2e.labtools import POD_TIMEOUT_S, REGISTRY, get_json, kubectl, plan, wait_for

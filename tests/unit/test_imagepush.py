@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from nestlab import imagepush
-from nestlab.agent import oci
 from nestlab.commands.image import image
 from nestlab.errors import UsageError
 from nestlab.imagepush import ImagePushError, SourceImage
+from nestlab.images import oci
 
 
 def _digest(data: bytes) -> str:

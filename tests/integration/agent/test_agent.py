@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from nestlab.agent import oci
 from nestlab.agent.network import tap_name
 from nestlab.agent.registry import RegistryClient
 from nestlab.api import nodeagent
+from nestlab.images import oci
 from nestlab.runtime import proc
 from tests.integration.agent.conftest import NODE, AgentProcess, Registry, qemu_pids, wait_until
 from tests.integration.api.conftest import ApiServer
@@ -310,8 +310,8 @@ def test_an_agent_certificate_from_provisioning_is_accepted_as_its_node(
     import shutil
 
     from nestlab.agent.node import NodeInfo, NodeReporter
-    from nestlab.agent.provisioning import ensure_agent_certs
     from nestlab.api.client import ApiClient, Credentials
+    from nestlab.provision.agentcerts import ensure_agent_certs
     from nestlab.spec import make_plan, parse_spec
     from tests.unit.spec.helpers import spec_yaml
 

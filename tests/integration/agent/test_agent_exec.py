@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from nestlab.agent import oci
 from nestlab.agent.registry import RegistryClient
 from nestlab.api import nodeagent
 from nestlab.api.streamtypes import StreamError, StreamOptions
+from nestlab.images import oci
 from tests.integration.agent.conftest import NODE, AgentProcess, Registry, wait_until
 from tests.integration.api.conftest import ApiServer
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from nestlab.agent import oci
 from nestlab.agent.network import tap_name
 from nestlab.agent.registry import RegistryClient
+from nestlab.images import oci
 from nestlab.runtime import proc
 from tests.integration.agent.conftest import (
     NODE,

@@ -20,8 +20,8 @@ from pathlib import Path
 import jwt
 import pytest
 
-from nestlab.agent import oci
 from nestlab.agent.registry import RegistryClient
+from nestlab.images import oci
 from nestlab.provision.pki import ensure_signing_key
 from tests.integration.agent.conftest import NODE, AgentProcess, Registry, start_agent, stop_agent, wait_until
 from tests.integration.api.conftest import ApiServer, EtcdMember, Pki, start_apiserver

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from nestlab.agent import oci
 from nestlab.agent.registry import RegistryClient
+from nestlab.images import oci
 from tests.integration.agent.conftest import NODE, AgentProcess, Registry, wait_until
 from tests.integration.agent.test_agent import (
     BOOT_S,

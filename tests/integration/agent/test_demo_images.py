@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from nestlab.agent import demo_images, images
+from nestlab.agent import images
 from nestlab.agent.podspec import serial_of
 from nestlab.agent.registry import parse_ref
+from nestlab.images import demo
 from nestlab.runtime import pod, proc
 from nestlab.runtime.accel import Accel
 from nestlab.runtime.control import Exited
@@ -34,14 +35,14 @@ PROBE = (
 
 
 def test_publish_pushes_every_image_and_they_pull_into_disks(registry: Registry, tmp_path: Path) -> None:
-    pushed = demo_images.publish(registry.address)
+    pushed = demo.publish(registry.address)
     assert sorted(pushed) == [f"{registry.address}/nestlab/{n}" for n in NAMES]
     assert pushed[f"{registry.address}/nestlab/web:2"] != pushed[f"{registry.address}/nestlab/web:1"]
-    assert demo_images.publish(registry.address) == pushed, "a rebuild gives the same digests"
+    assert demo.publish(registry.address) == pushed, "a rebuild gives the same digests"
 
     store = images.ImageStore(tmp_path / "store")
     web = store.pull(parse_ref("nestlab/web:1", registry.address))
-    assert web.config.cmd == ("sh", "-c", demo_images.WEB)
+    assert web.config.cmd == ("sh", "-c", demo.WEB)
     listing = proc.run(["dump.erofs", "--path=/usr/share/nestlab", "--ls", str(web.disk)], timeout=30).stdout
     assert "index.html" in listing
     ok = store.pull(parse_ref("nestlab/job:ok", registry.address))
@@ -50,9 +51,9 @@ def test_publish_pushes_every_image_and_they_pull_into_disks(registry: Registry,
     assert dict(fail.config.env)["EXIT_CODE"] == "3"
     assert ok.digest != fail.digest
     client = store.pull(parse_ref("nestlab/client:1", registry.address))
-    assert client.config.cmd == ("sh", "-c", demo_images.CLIENT)
+    assert client.config.cmd == ("sh", "-c", demo.CLIENT)
     applets = proc.run(["dump.erofs", "--path=/bin", "--ls", str(client.disk)], timeout=30).stdout
-    for applet in demo_images.CLIENT_APPLETS:
+    for applet in demo.CLIENT_APPLETS:
         assert f" {applet}\n" in applets or applets.endswith(f" {applet}"), applet
     curl = proc.run(["dump.erofs", "--path=/usr/bin", "--ls", str(client.disk)], timeout=30).stdout
     assert curl.rstrip().endswith(" curl")
@@ -62,7 +63,7 @@ def test_publish_pushes_every_image_and_they_pull_into_disks(registry: Registry,
 def test_the_client_images_curl_runs_on_the_images_own_files(registry: Registry, tmp_path: Path) -> None:
     """Unpacked from the pulled disk and run under chroot: the loader and every library curl needs
     come from the image, none from the outer machine (a missing one fails here)."""
-    demo_images.publish(registry.address)
+    demo.publish(registry.address)
     client = images.ImageStore(tmp_path / "store").pull(parse_ref("nestlab/client:1", registry.address))
     root = tmp_path / "client-root"
     proc.run(["fsck.erofs", f"--extract={root}", str(client.disk)], timeout=60)
@@ -77,7 +78,7 @@ def test_the_client_images_curl_runs_on_the_images_own_files(registry: Registry,
 def test_the_client_reaches_the_web_server_which_names_its_pod(
     registry: Registry, pod_boot: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    demo_images.publish(registry.address)
+    demo.publish(registry.address)
     store = images.ImageStore(tmp_path / "store")
     web = store.pull(parse_ref("nestlab/web:1", registry.address))
     client = store.pull(parse_ref("nestlab/client:1", registry.address))

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from nestlab.agent import images, oci
+from nestlab.agent import images
 from nestlab.agent.registry import ImageNeverPullError, RegistryClient, RegistryUnavailableError, parse_ref
+from nestlab.images import oci
 from tests.integration.agent.conftest import Registry
 
 pytestmark = pytest.mark.integration

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nestlab.agent import images, oci
+from nestlab.agent import images
 from nestlab.agent.registry import (
     DigestMismatchError,
     ImageNotFoundError,
@@ -14,6 +14,7 @@ from nestlab.agent.registry import (
     RegistryUnavailableError,
     parse_ref,
 )
+from nestlab.images import oci
 from nestlab.runtime import proc
 from tests.integration.agent.conftest import Registry, free_port
 

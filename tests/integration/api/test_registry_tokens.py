@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from nestlab import imagepush
-from nestlab.agent import images, oci
+from nestlab.agent import images
 from nestlab.agent.registry import (
     ImageNeverPullError,
     ImageNotFoundError,
@@ -33,6 +33,7 @@ from nestlab.agent.registry import (
 )
 from nestlab.agent.registryauth import TokenAuth
 from nestlab.api import registrytoken
+from nestlab.images import oci
 from nestlab.provision.pki import ensure_registry_token_cert
 from nestlab.runtime import proc
 from tests.integration.agent.conftest import start_registry

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from nestlab.agent import logstore
-from nestlab.agent.logfilter import Limit, LogOptions, OptionError, cri_line, parse_options, select, stamp
 from nestlab.agent.logstore import Collector, ContainerView, PodLogs, instance_to_read, split_console
+from nestlab.api.logfilter import Limit, LogOptions, OptionError, cri_line, parse_options, select, stamp
 
 T0 = 1_796_000_000_000_000_000  # 2026-11-30T...Z, in nanoseconds
 SECOND = 1_000_000_000

@@ -7,7 +7,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from nestlab.agent.provisioning import ensure_agent_certs
+from nestlab.provision.agentcerts import ensure_agent_certs
 from nestlab.spec import make_plan, parse_spec
 from tests.unit.spec.helpers import spec_yaml
 

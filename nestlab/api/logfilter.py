@@ -7,6 +7,10 @@ messages), and picks and formats lines as the kubelet does: ``tailLines`` counts
 the instance's log, ``sinceTime``/``sinceSeconds`` keep lines stamped at or after that moment,
 ``timestamps`` prefixes each line with its fixed-width RFC3339Nano time, and ``limitBytes`` cuts
 the output (possibly mid-line, as upstream).
+
+It lives with the API because both sides read ``PodLogOptions``: the API server checks them before
+it proxies ``pods/log`` to the node, and the agent (which may import the API's modules, not the
+reverse: an import-linter contract) selects the lines.
 """
 
 from __future__ import annotations

@@ -28,8 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from nestlab import paths
-from nestlab.agent import oci
 from nestlab.agent.registry import RegistryClient
+from nestlab.images import oci
 from nestlab.runtime import disks
 
 RECIPES_DIR = paths.repo_root() / "images" / "pods"
