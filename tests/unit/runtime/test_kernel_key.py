@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nestlab.runtime import kernel
+from nestlab.runtime import kbuild, kernel
 from nestlab.runtime.kconfig import KernelConfigError
 
 FRAGS = [("00-a.config", "CONFIG_A=y\n"), ("10-b.config", "CONFIG_B=y\n")]
@@ -81,7 +81,12 @@ def test_build_fails_naming_the_option_olddefconfig_dropped(tmp_path: Path) -> N
     assert "vmlinux" not in fake.targets  # the check runs before the long compile
 
 
-def test_build_caches_by_key(tmp_path: Path) -> None:
+def test_build_caches_by_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def streamed(argv, *, timeout, log, on_line, noise=None):  # type: ignore[no-untyped-def]
+        fake(argv, timeout=timeout)  # the compile is streamed (kbuild): the same fake make answers
+        on_line("  CC      kernel/fork.o")
+
+    monkeypatch.setattr(kbuild, "run_streamed", streamed)
     tarball = tmp_path / "src.tar.xz"
     tarball.write_bytes(b"not really")
     frags = tmp_path / "fragments"
