@@ -2,7 +2,7 @@
 
 Built on the outer machine from Debian's static busybox (lab nodes have no way out, and no image
 comes from outside the machine) and pushed to the depot registry, where pods pull them as
-``nestlab/web:1``, ``nestlab/web:2`` (the same server in another image, for rolling updates),
+``nestlab/web:1``, ``nestlab/web:2`` (the same server saying version 2, for rolling updates),
 ``nestlab/job:ok``, ``nestlab/job:fail`` and ``nestlab/client:1`` (a shell with wget, nslookup and
 nc, to probe Services and DNS from inside a pod, tar and the file tools ``kubectl exec`` and
 ``kubectl cp`` need, and curl). :func:`publish` is what ``nestlab up`` (or the
@@ -16,7 +16,9 @@ its 32 libraries grow the client's layer from 1.0 to 9.1 MB gzip'd (its erofs di
 21 MB), most of it the OpenSSL, GnuTLS, Kerberos and LDAP libraries Debian's curl links.
 
 The web server says which pod answered (its index page names the pod, and ``/host`` holds just the
-pod's hostname), so a client can count the replicas behind a Service. The client's default command
+pod's hostname), so a client can count the replicas behind a Service; and which version it is (the
+page says "Version 1" or "Version 2", ``/version`` holds just the number), so a learner watching a
+rolling update from web:1 to web:2 sees the answers change. The client's default command
 sleeps until the pod is stopped; its work is the command a pod spec gives it. Debian's busybox 1.35
 segfaults on ``wget -T N``: clients bound requests with ``timeout N wget`` (images/pods/README.md).
 """
@@ -44,6 +46,7 @@ CLIENT_APPLETS = (
 )  # fmt: skip
 CURL = Path("/usr/bin/curl")  # Debian's curl on the outer machine (scripts/apt-packages.txt)
 PAGE = "/usr/share/nestlab/index.html"  # the page's template; @POD@ becomes the pod's hostname
+WEB_VERSIONS = ("1", "2")  # nestlab/web:<version>; @VERSION@ in the page is filled at build time
 JOB = "echo job running on kernel $(uname -r); exit ${EXIT_CODE:-0}"
 WEB = (
     f'hostname > /www/host; sed "s/@POD@/$(hostname)/" {PAGE} > /www/index.html; exec httpd -f -p 80 -h /www'
@@ -53,17 +56,19 @@ WEB = (
 CLIENT = "trap 'exit 0' TERM; while true; do sleep 3600 & wait $!; done"
 
 
-def _web_root(directory: Path) -> Path:
-    """The web image's files: the page's template, and /www holding the page without the pod's name
-    (what a pod serves when its spec replaces the image's command with plain ``httpd -h /www``)."""
-    root = disks.busybox_root(directory / "web", applets=APPLETS)
-    template = (RECIPES_DIR / "web" / "index.html").read_text()
+def _web_root(directory: Path, version: str) -> Path:
+    """Web image ``version``'s files: the page's template (its version filled in), /www/version, and
+    /www holding the page without the pod's name (what a pod serves when its spec replaces the
+    image's command with plain ``httpd -h /www``)."""
+    root = disks.busybox_root(directory / f"web-{version}", applets=APPLETS)
+    template = (RECIPES_DIR / "web" / "index.html").read_text().replace("@VERSION@", version)
     page = root / PAGE.lstrip("/")
     page.parent.mkdir(parents=True)
     page.write_text(template)
     (root / "www").mkdir()
     static = "".join(line for line in template.splitlines(keepends=True) if "@POD@" not in line)
     (root / "www" / "index.html").write_text(static)
+    (root / "www" / "version").write_text(f"{version}\n")
     return root
 
 
@@ -79,11 +84,10 @@ def publish(registry: str, client: Callable[[str], RegistryClient] = RegistryCli
     pushed: dict[str, str] = {}
     target = client(registry)
     with tempfile.TemporaryDirectory(prefix="nestlab-demo-images-") as tmp:
-        root = _web_root(Path(tmp))
         web = oci.Recipe(cmd=("sh", "-c", WEB))
-        pushed["nestlab/web:1"] = oci.push(target, "nestlab/web", ["1"], root, web)
-        web2 = oci.Recipe(cmd=web.cmd, env={"NESTLAB_WEB_VERSION": "2"})  # another config: another digest
-        pushed["nestlab/web:2"] = oci.push(target, "nestlab/web", ["2"], root, web2)
+        for version in WEB_VERSIONS:
+            root = _web_root(Path(tmp), version)
+            pushed[f"nestlab/web:{version}"] = oci.push(target, "nestlab/web", [version], root, web)
         for tag, code in (("ok", "0"), ("fail", "3")):
             job = oci.Recipe(cmd=("sh", "-c", JOB), env={"EXIT_CODE": code})
             pushed[f"nestlab/job:{tag}"] = oci.push(target, "nestlab/job", [tag], root, job)

@@ -27,6 +27,7 @@ NAMES = ("client:1", "job:fail", "job:ok", "web:1", "web:2")
 PROBE = (
     "for i in $(seq 60); do timeout 5 wget -q -O- http://127.0.0.1/host && break; sleep 1; done; "
     "timeout 5 wget -q -O- http://127.0.0.1/ | grep 'Served by pod'; "
+    "echo version=$(timeout 5 wget -q -O- http://127.0.0.1/version); "
     "for i in $(seq 60); do timeout 5 wget -q -O- http://127.0.0.1:8080/ >/dev/null && break; sleep 1; done; "
     "echo static=$(timeout 5 wget -q -O- http://127.0.0.1:8080/ | grep -c -e '@POD@' -e 'Hello from'); "
     "nc -w 2 127.0.0.1 80 </dev/null && echo port 80 open; echo b a b | tr ' ' '\\n' | sort | uniq | wc -l | head -1; "
@@ -45,6 +46,13 @@ def test_publish_pushes_every_image_and_they_pull_into_disks(registry: Registry,
     assert web.config.cmd == ("sh", "-c", demo.WEB)
     listing = proc.run(["dump.erofs", "--path=/usr/share/nestlab", "--ls", str(web.disk)], timeout=30).stdout
     assert "index.html" in listing
+    for version in ("1", "2"):  # a rolling update from web:1 to web:2 shows in the answers
+        pulled = store.pull(parse_ref(f"nestlab/web:{version}", registry.address))
+        root = tmp_path / f"web-{version}"
+        proc.run(["fsck.erofs", f"--extract={root}", str(pulled.disk)], timeout=60)
+        assert (root / "www" / "version").read_text() == f"{version}\n"
+        assert f'Version <b id="version">{version}</b>' in (root / "www" / "index.html").read_text()
+        assert "@VERSION@" not in (root / "usr" / "share" / "nestlab" / "index.html").read_text()
     ok = store.pull(parse_ref("nestlab/job:ok", registry.address))
     fail = store.pull(parse_ref("nestlab/job:fail", registry.address))
     assert dict(ok.config.env)["EXIT_CODE"] == "0"
@@ -104,6 +112,7 @@ def test_the_client_reaches_the_web_server_which_names_its_pod(
     console = vm.console_log.read_text(errors="replace")
     assert "[probe] replica-7" in console  # /host: the pod's hostname
     assert '[probe] <p>Served by pod <b id="pod">replica-7</b>.</p>' in console
+    assert "[probe] version=1" in console  # /version: web:1 says 1
     assert "[probe] static=1" in console  # "Hello from", and no unfilled @POD@
     assert "[probe] port 80 open" in console  # nc
     assert "[probe] 2" in console  # tr, sort, uniq, wc, head
