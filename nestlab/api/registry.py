@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nestlab.api import apply as fieldmanager
-from nestlab.api import kinds, status
+from nestlab.api import graceful, kinds, status
 from nestlab.api.kinds.base import Kind
 from nestlab.api.namespaces import NamespaceLifecycle
 from nestlab.api.patch import apply_patch
@@ -479,7 +479,11 @@ class Registry:
             # the garbage collector acts on it: dependents first (foreground) or released (orphan)
             current["metadata"]["finalizers"] = [*finalizers, finalizer]
         elif current["metadata"].get("deletionTimestamp"):
-            return current
+            if not graceful.shorten(current["metadata"], None if grace is None else int(grace)):
+                return current  # already going, as soon or sooner
+            return await self.store.replace(
+                resource, namespace, current, int(current["metadata"]["resourceVersion"])
+            )
         seconds = (
             int(grace)
             if grace is not None

@@ -23,6 +23,12 @@ _REQUIREMENT = re.compile(
 
 _COMMON_FIELDS = ("metadata.name", "metadata.namespace")  # every kind; each unit adds its own
 
+# Fields upstream's selectable-field sets render from a Go zero value when the object leaves them
+# unset (pkg/registry/core/node/strategy.go: "spec.unschedulable": strconv.FormatBool(...)), so
+# `kubectl get nodes --field-selector spec.unschedulable=false` lists every schedulable node.
+# (Pods' defaulted fields, restartPolicy, schedulerName and status.phase, are stored defaulted.)
+_UNSET_AS: dict[tuple[str, str], str] = {("nodes", "spec.unschedulable"): "false"}
+
 
 def _selectable(plural: str) -> tuple[str, ...]:
     unit = next((k for k in kinds.ALL if k.resource.plural == plural), None)
@@ -122,6 +128,12 @@ def field_value(obj: Obj, path: str) -> str | None:
     return str(current)
 
 
+def _field(obj: Obj, path: str, plural: str) -> str:
+    """:func:`field_value`, with an unset field read as the value upstream renders for it."""
+    value = field_value(obj, path)
+    return value or _UNSET_AS.get((plural, path), "")
+
+
 def compile_selector(label_text: str, field_text: str, plural: str) -> Callable[[Obj], bool]:
     """One predicate for both selectors; raises ApiError(400) on a bad selector."""
     labels = parse_labels(label_text) if label_text else ()
@@ -131,7 +143,7 @@ def compile_selector(label_text: str, field_text: str, plural: str) -> Callable[
         object_labels = obj.get("metadata", {}).get("labels") or {}
         if not all(r.matches(object_labels.get(r.key)) for r in labels):
             return False
-        return all(r.matches(field_value(obj, r.key)) for r in fields)
+        return all(r.matches(_field(obj, r.key, plural)) for r in fields)
 
     return matches
 

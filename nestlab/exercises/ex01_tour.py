@@ -40,7 +40,7 @@ def check(lab: Lab) -> list[str]:
 
 def reset(lab: Lab) -> None:
     """Delete namespace ex01."""
-    delete_namespaces(lab, NAMESPACE)
+    delete_namespaces(lab, NAMESPACE, force=True)
 
 
 EXERCISE = Exercise(number=1, slug="tour", title="A tour of the lab", minutes=15, check=check, reset=reset)

@@ -39,7 +39,7 @@ def check(lab: Lab) -> list[str]:
 
 def reset(lab: Lab) -> None:
     """Delete namespace ex02 (its pod VM with it)."""
-    delete_namespaces(lab, NAMESPACE)
+    delete_namespaces(lab, NAMESPACE, force=True)
 
 
 EXERCISE = Exercise(number=2, slug="pod-is-a-vm", title="A pod is a VM", minutes=15, check=check, reset=reset)

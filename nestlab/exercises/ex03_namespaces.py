@@ -33,7 +33,7 @@ def check(lab: Lab) -> list[str]:
 
 def reset(lab: Lab) -> None:
     """Delete namespace ex03 and user ex03-dev."""
-    delete_namespaces(lab, NAMESPACE)
+    delete_namespaces(lab, NAMESPACE, force=True)
     if USER in lab.nestlab("user", "list").split():
         lab.nestlab("user", "remove", USER)
 

@@ -38,7 +38,7 @@ def check(lab: Lab) -> list[str]:
 
 def reset(lab: Lab) -> None:
     """Delete namespaces ex04 and ex04-other (the image stays in the registry: pushing again is harmless)."""
-    delete_namespaces(lab, NAMESPACE, OTHER)
+    delete_namespaces(lab, NAMESPACE, OTHER, force=True)
 
 
 EXERCISE = Exercise(

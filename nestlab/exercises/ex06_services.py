@@ -96,13 +96,10 @@ def check(lab: Lab) -> list[str]:
 def reset(lab: Lab) -> None:
     """Delete namespace ex06 (its Services, Deployment, client and pod VMs with it).
 
-    The web server ignores SIGTERM, so a graceful delete waits out each pod's 30 s grace period;
-    a reset need not be graceful: mark the namespace Terminating (nothing new can start in it),
-    force-delete its pods (their hosts stop the VMs), then wait until the namespace is gone.
+    Forced (:func:`delete_namespaces`): the web server ignores SIGTERM, so a graceful delete would
+    wait out each pod's 30 s grace period.
     """
-    lab.kubectl("delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=false")
-    lab.kubectl("-n", NAMESPACE, "delete", "pods", "--all", "--force", "--grace-period=0", check=False)
-    delete_namespaces(lab, NAMESPACE)
+    delete_namespaces(lab, NAMESPACE, force=True)
 
 
 EXERCISE = Exercise(

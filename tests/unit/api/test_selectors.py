@@ -42,6 +42,22 @@ def test_unscheduled_pods_match_empty_node_name() -> None:
     assert compile_selector("", "spec.nodeName=", "pods")(pending)
 
 
+@pytest.mark.parametrize(
+    ("spec", "selector", "matches"),
+    [
+        ({}, "spec.unschedulable=false", True),  # unset reads as upstream's Go zero value
+        ({}, "spec.unschedulable!=true", True),
+        ({}, "spec.unschedulable=true", False),
+        ({"unschedulable": False}, "spec.unschedulable=false", True),
+        ({"unschedulable": True}, "spec.unschedulable=false", False),
+        ({"unschedulable": True}, "spec.unschedulable=true", True),
+    ],
+)
+def test_node_unschedulable_defaults_to_false(spec: dict[str, bool], selector: str, matches: bool) -> None:
+    node = {"metadata": {"name": "esx-01"}, "spec": spec}
+    assert compile_selector("", selector, "nodes")(node) is matches
+
+
 @pytest.mark.parametrize("text", ["app in web", "=web", "app=(a,b)", "!app=web"])
 def test_bad_label_selectors_are_400(text: str) -> None:
     with pytest.raises(ApiError) as error:

@@ -36,7 +36,9 @@ def test_ex01_reset_deletes_its_namespace_and_waits() -> None:
     lab = FakeLab()
     ex01_tour.reset(lab)
     assert lab.ran == [
-        ("kubectl", "delete", "namespace", "ex01", "--ignore-not-found", "--wait=true", "--timeout=300s")
+        ("kubectl", "delete", "namespace", "ex01", "--ignore-not-found", "--wait=false"),
+        ("kubectl", "-n", "ex01", "delete", "pods", "--all", "--force", "--grace-period=0"),
+        ("kubectl", "wait", "--for=delete", "namespace/ex01", "--timeout=300s"),
     ]
 
 

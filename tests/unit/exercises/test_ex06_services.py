@@ -133,8 +133,7 @@ def test_reset_terminates_the_namespace_force_deletes_its_pods_then_waits() -> N
     assert pods[:5] == ("-n", "ex06", "delete", "pods", "--all")
     assert "--force" in pods
     assert "--grace-period=0" in pods
-    assert wait[:3] == ("delete", "namespace", "ex06")
-    assert "--wait=true" in wait
+    assert wait[:3] == ("wait", "--for=delete", "namespace/ex06")
 
 
 def test_the_exercise_names_its_file() -> None:
