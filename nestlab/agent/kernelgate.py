@@ -85,7 +85,7 @@ def verify_into(
         kernelsign.require_signed(signed.cert, copy, runner)
     except SignatureError as exc:
         raise KernelVerificationFailed(
-            f"pod kernel {signed.image} is not signed by {signed.cert}: {exc}; reinstall nestlab-pod-kernel"
+            f"pod kernel {signed.image} is not signed by {signed.cert}: {exc}"  # exc says: reinstall it
         ) from exc
     try:
         linux, initrd_sha256 = extract(data)
