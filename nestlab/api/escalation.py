@@ -76,7 +76,9 @@ def refusal(resource: Resource, name: str, user: User, missing: list[Rule]) -> s
         f"user {go_quote(user.name)} (groups={go_quote_list(user.groups)}) is attempting to grant RBAC "
         f"permissions not currently held:\n{lines}"
     )
-    return status.admission_forbidden(resource.plural, resource.group, name, reason)
+    refused = status.admission_forbidden(resource.plural, resource.group, name, reason)
+    refused.multiline = True  # one rule per line, as upstream; each rule's strings are quoted
+    return refused
 
 
 def check_role(

@@ -117,13 +117,15 @@ _REASONS = {
 """Status reasons of the HTTP codes aiohttp itself may raise (upstream's StatusReason names)."""
 
 
-def _one_line(body: dict[str, Any]) -> dict[str, Any]:
+def _one_line(body: dict[str, Any], multiline: bool = False) -> dict[str, Any]:
     """A Status whose message is one line: messages quote client input (a kind, a field name, a
     query value), and a newline or control character in it must not split or forge lines in
-    kubectl's output or the server's log. Such characters are shown escaped (``\\n``)."""
+    kubectl's output or the server's log. Such characters are shown escaped (``\\n``); a message
+    with lines on purpose (:attr:`~nestlab.api.status.ApiError.multiline`) keeps its newlines."""
     message = str(body.get("message", ""))
     if not message.isprintable():
-        body["message"] = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+        keep = "\n" if multiline else ""
+        body["message"] = "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in message)
     return body
 
 
@@ -146,7 +148,7 @@ async def status_errors(
     try:
         return await handler(request)
     except status.ApiError as exc:
-        response = json_response(_one_line(exc.status()), exc.code)
+        response = json_response(_one_line(exc.status(), exc.multiline), exc.code)
         if exc.code == 503:
             response.headers["Retry-After"] = "1"
         return response

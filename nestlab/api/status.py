@@ -36,6 +36,10 @@ class Details:
 class ApiError(NestlabError):
     """A refusal the server answers with a Status object instead of the requested resource."""
 
+    multiline = False
+    """The message has lines on purpose (upstream's RBAC escalation lists one rule per line, each
+    quoted): the server shows every other control character escaped, so client text cannot forge lines."""
+
     def __init__(self, code: int, reason: str, message: str, details: Details | None = None) -> None:
         super().__init__(message)
         self.code = code
