@@ -266,7 +266,8 @@ def test_firewall_follows_the_api_with_node_credentials(apiserver: ApiServer) ->
 
     task = thread.run(start())
     try:
-        wait_until(lambda: len(nft.transactions) == 1, "the first build of the table")
+        # at least one: an informer's relist or a late pod event may rebuild before the first look
+        wait_until(lambda: len(nft.transactions) >= 1, "the first build of the table")
         started = time.monotonic()
         code, body = apiserver.request("POST", base(ns), policy("deny-all", podSelector={}))
         assert code == 201, body

@@ -129,15 +129,25 @@ def test_a_lab_user_logs_in_and_sees_their_namespace_live(
     assert lab_objects["user"] in browser.find_element(By.TAG_NAME, "header").text
     wait_css(browser, ".refused", "the inventory saying what this user may not list")
     browser.get(f"{served.url}/namespaces/{ns}")
-    row = wait_css(browser, 'tr[data-pod$="/web"]', "the pod this test created")
-    assert row.get_attribute("data-phase") == "Running"
-    cells = [c.text for c in row.find_elements(By.TAG_NAME, "td")]
-    assert "4242" in cells  # the QEMU pid from the agent's Started event
-    assert "288 MiB" in cells  # 256Mi limit + the pod VM overhead
-    quota = wait_css(browser, 'tr[data-quota="pods"]', "the quota row")
-    wait_css(browser, 'tr[data-quota="pods"]', "quota use", check=lambda e: "1" in e.text and "5" in e.text)
-    assert "team-limits" in quota.text
-    assert "Started" in browser.find_element(By.CSS_SELECTOR, "table.events").text
+
+    # Live updates replace rows while the test reads them: every read is one check of a fresh element.
+    def cells(row: Any) -> list[str]:
+        return [c.text for c in row.find_elements(By.TAG_NAME, "td")]
+
+    wait_css(
+        browser,
+        'tr[data-pod$="/web"]',
+        "the pod this test created, Running, with its QEMU pid (from the agent's Started event) and "
+        "its VM's memory (256Mi limit + the pod VM overhead)",
+        check=lambda e: e.get_attribute("data-phase") == "Running" and {"4242", "288 MiB"} <= set(cells(e)),
+    )
+    wait_css(
+        browser,
+        'tr[data-quota="pods"]',
+        "the quota row with its use",
+        check=lambda e: "1" in e.text and "5" in e.text and "team-limits" in e.text,
+    )
+    wait_css(browser, "table.events", "the pod's Started event", check=lambda e: "Started" in e.text)
 
     browser.execute_script("window.__notReloaded = true;")
     started = time.monotonic()
