@@ -20,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
+import signal
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -56,6 +58,7 @@ Obj = dict[str, Any]
 log = logging.getLogger("nestlab.agent")
 SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes with the NUL
 EVENT_POLL_S = 1.0  # how often a pod task looks up from the control channel to check for a stop
+STOP_POLL_S = 0.2  # while a VM stops: how often its task checks whether a shorter delete came in
 PULL_BACKOFF_S = (2.0, 5.0, 10.0, 20.0)  # ImagePullBackOff delays, the last one repeating
 CONFIG_RETRY_S = (2.0, 5.0, 10.0)  # a missing ConfigMap/Secret is looked for again after these
 CONFIG_EVENT_EVERY = 30  # while it stays missing, its Event is posted again every 30 attempts (~5 min)
@@ -63,9 +66,18 @@ Launcher = Callable[
     [PodDescription, Mapping[DiskSerial, Path], Path, PodAddress | None, list[qemu.ContainerResources]],
     vms.PodHandle,
 ]
+EndVm = Callable[[int, Path], None]
+"""(QEMU pid, the pod's VM work dir): end that VM now (SIGKILL), if it still is that pod's QEMU."""
 Gate = Callable[[str, Path, tuple[str, ...]], object]
 """(``namespace/name``, the pod's VM work dir, extra kernel parameters): verify and measure the pod's
 boot files into the work dir, or raise PodRejected (see nestlab.agent.kernelgate.LaunchGate)."""
+
+
+def end_qemu(pid: int, workdir: Path) -> None:
+    """SIGKILL the pod's QEMU, checking first that ``pid`` still is it (a pid can be reused)."""
+    if vms.pid_runs_in(pid, workdir):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 @dataclass(frozen=True)
@@ -100,6 +112,7 @@ class Agent:
         network: PodNetwork | None = None,
         gate: Gate | None = None,
         vm_backoff: podstate.Backoff = podstate.KUBELET_BACKOFF,
+        end_vm: EndVm = end_qemu,
     ) -> None:
         self.config = config
         self.client = client
@@ -109,12 +122,16 @@ class Agent:
         self.network = network
         self.gate = gate
         self.vm_backoff = vm_backoff
+        self.end_vm = end_vm
         self.handles: dict[str, vms.PodHandle] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.records: dict[str, podstate.PodRecord] = {}
         self.unreported: dict[str, Obj] = {}
         """Pods (by uid) whose last status report failed: :meth:`report_again` retries them."""
         self.stopping: dict[str, asyncio.Event] = {}
+        self.deadlines: dict[str, float] = {}
+        """Pods being deleted (by uid) -> when their containers must be dead (monotonic), from the
+        shortest deletionGracePeriodSeconds seen (see :func:`podstate.stop_deadline`)."""
         self.refreshers: dict[str, podsources.VolumeRefresher] = {}
         """Running pods' file volumes as last sent to pod-init (live ConfigMap/Secret updates)."""
         self.pods_dir = config.state_dir / "pods"
@@ -137,6 +154,11 @@ class Agent:
         deleting = kind == "DELETED" or bool(meta.get("deletionTimestamp"))
         if uid in self.tasks:
             if deleting:
+                grace = meta.get("deletionGracePeriodSeconds")
+                if isinstance(grace, int):
+                    self.deadlines[uid] = podstate.stop_deadline(
+                        self.deadlines.get(uid), time.monotonic(), grace
+                    )
                 self.stopping[uid].set()
             elif uid in self.refreshers:  # new labels/annotations reach downwardAPI volumes
                 self.refreshers[uid].pod = pod
@@ -251,10 +273,10 @@ class Agent:
         try:
             return await self._prepare_and_launch(uid, pod, record, workdir)
         except podspec.PodRejected as exc:
-            podstate.fail(record, exc.reason, str(exc))
+            podstate.refuse(record, exc.reason, str(exc))
             await self.reporter.event(pod, "Warning", exc.reason, str(exc))
         except (NestlabError, OSError) as exc:
-            podstate.fail(record, "StartError", str(exc))
+            podstate.refuse(record, "StartError", str(exc))
             await self.reporter.event(pod, "Warning", "Failed", str(exc))
         await self._report(pod, record)
         return None
@@ -455,7 +477,7 @@ class Agent:
                 await self.reporter.event(
                     pod, "Normal", "Killing", "Stopping the pod VM (grace period, then kill)"
                 )
-                await self._stop_vm(record, handle)
+                await self._stop_in_time(pod, record, handle)
                 return False
             try:
                 event = await asyncio.to_thread(handle.next_event, EVENT_POLL_S)
@@ -488,6 +510,25 @@ class Agent:
             await self._report(pod, record)
             if isinstance(event, control.PodDone):
                 return False
+
+    async def _stop_in_time(self, pod: Obj, record: podstate.PodRecord, handle: vms.PodHandle) -> None:
+        """Stop the VM through pod-init, ending it at the deadline of a delete whose grace period is
+        shorter than the one pod-init booted with (also when that delete arrives mid-stop)."""
+        spec_grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
+        own_grace = podspec.DEFAULT_GRACE_S if spec_grace is None else int(spec_grace)
+        started = time.monotonic()
+        stopping = asyncio.create_task(self._stop_vm(record, handle))
+        ended = False
+        while not stopping.done():
+            end_at = podstate.forced_end(self.deadlines.get(record.uid), started, own_grace)
+            if not ended and end_at is not None and time.monotonic() >= end_at and handle.alive():
+                ended = True
+                message = "The delete's shorter grace period is over: ending the pod VM (SIGKILL)"
+                log.info("pod %s/%s: %s", record.namespace, record.name, message)
+                await asyncio.to_thread(self.end_vm, handle.pid, self.pods_dir / record.uid / "vm")
+                await self.reporter.event(pod, "Normal", "Killing", message)
+            await asyncio.wait({stopping}, timeout=STOP_POLL_S)
+        await stopping
 
     async def _stop_vm(self, record: podstate.PodRecord, handle: vms.PodHandle) -> None:
         try:
@@ -528,6 +569,7 @@ class Agent:
         shutil.rmtree(self.pods_dir / uid, ignore_errors=True)
         self.records.pop(uid, None)
         self.stopping.pop(uid, None)
+        self.deadlines.pop(uid, None)
         self.refreshers.pop(uid, None)
 
     # --- restart ------------------------------------------------------------------------------

@@ -228,6 +228,39 @@ def fail(record: PodRecord, reason: str, message: str) -> None:
             c.state, c.reason, c.message = "waiting", reason, message
 
 
+MIN_GRACE_S = 2  # upstream kubelet's minimumGracePeriodInSeconds: even --grace-period=0 gets 2 s
+
+
+def stop_deadline(current: float | None, received_at: float, grace_s: int) -> float:
+    """When the pod's containers must be dead after a delete received at ``received_at`` (monotonic)
+    asking ``grace_s``: the earliest of all deletes, as upstream's pod workers keep it (a second,
+    shorter delete shortens a stop in progress; a longer one never extends it)."""
+    wanted = received_at + max(grace_s, MIN_GRACE_S)
+    return wanted if current is None else min(current, wanted)
+
+
+def forced_end(deadline: float | None, stop_started: float, spec_grace_s: int) -> float | None:
+    """When the agent must end the pod VM itself, or None.
+
+    pod-init kills the containers ``spec_grace_s`` (the grace it booted with: the pod's
+    terminationGracePeriodSeconds) after the stop began, then syncs and powers off. A delete whose
+    ``deadline`` comes earlier can only be honoured by ending the VM at that deadline (the SIGKILL
+    upstream's runtime sends when the grace is over).
+    """
+    if deadline is None or deadline >= stop_started + spec_grace_s:
+        return None
+    return deadline
+
+
+def refuse(record: PodRecord, reason: str, message: str) -> None:
+    """The pod failed before any VM of it started (kernel refused, admission, launch error): as
+    :func:`fail`, and without a pod IP. The address was only reserved, never configured in a guest,
+    and upstream reports no podIP for a pod whose sandbox never ran; a learner who sees one tries
+    to reach it."""
+    fail(record, reason, message)
+    record.pod_ip = ""
+
+
 @dataclass(frozen=True)
 class Backoff:
     """Delays before a pod VM that ended unexpectedly is started again: the kubelet's CrashLoopBackOff."""

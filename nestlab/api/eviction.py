@@ -182,17 +182,46 @@ def still_processing(name: str) -> ApiError:
     )
 
 
-def shortfall(pdb: Obj) -> str:
-    """Why the budget allows no disruption, in upstream's words (the 429's cause message)."""
+def upstream_shortfall(pdb: Obj) -> str:
+    """Why the budget allows no disruption, in upstream's words (the 429's cause message, kept
+    byte for byte: clients and ``kubectl`` scripts match it)."""
     pdb_status = pdb.get("status") or {}
     desired, current = int(pdb_status.get("desiredHealthy") or 0), int(pdb_status.get("currentHealthy") or 0)
     name = pdb["metadata"]["name"]
     return f"The disruption budget {name} needs {desired} healthy pods and has {current} currently"
 
 
+def shortfall(pdb: Obj) -> str:
+    """Upstream's words, then what they leave out, for the person waiting on a drain.
+
+    "needs 3 healthy pods and has 3 currently" reads as a contradiction: the budget counts the
+    pods left *after* the eviction, so it is the 2 that would remain that fall short. Say that,
+    say where the number lives (``status.disruptionsAllowed``) and what unblocks it.
+    """
+    pdb_status = pdb.get("status") or {}
+    desired, current = int(pdb_status.get("desiredHealthy") or 0), int(pdb_status.get("currentHealthy") or 0)
+    allowed = int(pdb_status.get("disruptionsAllowed") or 0)
+    pending = len(pdb_status.get("disruptedPods") or {})
+    if current > desired and pending:
+        why = (
+            f"{pending} eviction(s) it already granted are not yet confirmed by the disruption controller; "
+            "retry in a few seconds"
+        )
+    else:
+        why = (
+            f"evicting one more pod would leave {max(current - 1, 0)} healthy, fewer than the {desired} it "
+            "needs; wait until more of its pods are Ready, scale the workload up, or relax the budget's "
+            "minAvailable/maxUnavailable"
+        )
+    return (
+        f"{upstream_shortfall(pdb)}: it allows {allowed} disruptions now (status.disruptionsAllowed), {why}"
+    )
+
+
 def violates(pdb: Obj) -> ApiError:
-    """429 naming the budget and its numbers: what ``kubectl drain`` and maintenance mode print."""
-    cause = Cause("", shortfall(pdb), DISRUPTION_BUDGET_CAUSE)
+    """429 naming the budget and its numbers, in upstream's words (``kubectl drain`` prints only the
+    message; ``nestlab host maintenance`` adds :func:`shortfall`'s explanation)."""
+    cause = Cause("", upstream_shortfall(pdb), DISRUPTION_BUDGET_CAUSE)
     return ApiError(429, "TooManyRequests", VIOLATES_BUDGET, Details(causes=(cause,)))
 
 

@@ -13,6 +13,11 @@ assigned``...), then relays between its client and one session on the pod's node
   :mod:`nestlab.api.spdyportforward`);
 - a plain request: 400 ``Upgrade request required``, as upstream's upgrade-aware proxy answers.
 
+A pod on a host that is gone must not leave ``kubectl exec`` hanging: a Node the node lifecycle
+controller marked unreachable (Ready=Unknown) is answered at once, and every other dial to an
+agent gets :data:`DIAL_TIMEOUT_S` to connect (a host stopped a moment ago is still Ready: its
+address simply stops answering), both as 503 with upstream's ``error dialing backend`` wording.
+
 The checks and the negotiation are pure functions (unit-tested); the relays are small loops.
 """
 
@@ -20,11 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 from multidict import MultiMapping
@@ -48,6 +55,15 @@ from nestlab.api.streamtypes import (
 SUBRESOURCES: Final = frozenset({"exec", "attach", "portforward"})
 TUNNEL_PROTOCOL: Final = "SPDY/3.1+portforward.k8s.io"
 HEARTBEAT_S: Final = 30.0  # ping the client every 30 s: a vanished kubectl releases its session
+# TCP connect to a node agent. Hosts share a bridge with the control plane: an answer takes
+# milliseconds, and 3 s still covers a lost SYN (retried after 1 s). Longer means the host is gone.
+DIAL_TIMEOUT_S: Final = 3.0
+# A dial that timed out is remembered this long: kubectl 1.30+ retries a refused WebSocket exec
+# over SPDY at once, and that second request must not wait the whole timeout again.
+DIAL_MEMORY_S: Final = 5.0
+_silent: dict[str, float] = {}
+"""agent ``host:port`` -> when (monotonic) a dial to it last timed out."""
+UNREACHABLE_TAINT: Final = "node.kubernetes.io/unreachable"
 MAX_MESSAGE: Final = 4 * 1024 * 1024  # kubectl cp sends 32 KiB stdin frames; generous margin
 Connect = Callable[[int], Awaitable[ByteBackend]]
 """Open one forwarded connection to a port in the pod (StreamError when that fails)."""
@@ -200,6 +216,62 @@ def status_text(data: bytes) -> bytes:
     return str(answer.get("message", "")).encode()
 
 
+def backend_unavailable(message: str) -> status.ApiError:
+    """503 without Retry-After, as :func:`agent_failure` answers: a client must not loop on it."""
+    return status.ApiError(503, "ServiceUnavailable", message)
+
+
+def unreachable(node: Mapping[str, Any]) -> str | None:
+    """Why ``node``'s agent cannot be reached, from what the node lifecycle controller wrote
+    (Ready=Unknown, the unreachable taint); None when nothing says so."""
+    name = str((node.get("metadata") or {}).get("name", ""))
+    conditions = (node.get("status") or {}).get("conditions") or []
+    ready = next((c for c in conditions if c.get("type") == "Ready"), None)
+    taints = (node.get("spec") or {}).get("taints") or []
+    if ready is not None and ready.get("status") == "Unknown":
+        said = str(ready.get("message") or "its agent stopped posting status")
+    elif any(t.get("key") == UNREACHABLE_TAINT for t in taints):
+        said = f"it is tainted {UNREACHABLE_TAINT}"
+    else:
+        return None
+    return (
+        f"error dialing backend: node {name} is NotReady ({said.rstrip('.')}): the host is down or "
+        "unreachable, so nothing on it can be reached (see `kubectl describe node "
+        f"{name}`; its pods are replaced elsewhere once the eviction timeout passes)"
+    )
+
+
+async def dial(node: Mapping[str, Any], timeout: float = DIAL_TIMEOUT_S) -> None:
+    """Connect to ``node``'s agent once, within ``timeout``: 503 with upstream's ``i/o timeout``
+    wording when it does not answer. A refused or unroutable connection is left to the session
+    itself, which fails as fast and names the cause."""
+    name = str((node.get("metadata") or {}).get("name", ""))
+    try:
+        url = urlsplit(nodeagent.base_url(node))
+    except nodeagent.NodeAgentError:
+        return  # the session reports the missing endpoint
+    host, port = url.hostname or "", url.port or 0
+    loop = asyncio.get_running_loop()
+    timed_out = backend_unavailable(
+        f"error dialing backend: node {name}: dial tcp {url.netloc}: i/o timeout "
+        f"(no answer within {timeout:g}s: is the host up? `kubectl get node {name}`)"
+    )
+    if loop.time() - _silent.get(url.netloc, -DIAL_MEMORY_S) < DIAL_MEMORY_S:
+        raise timed_out
+    try:
+        async with asyncio.timeout(timeout):
+            _reader, writer = await asyncio.open_connection(host, port)
+    except TimeoutError:
+        _silent[url.netloc] = loop.time()
+        raise timed_out from None
+    except OSError:
+        return
+    _silent.pop(url.netloc, None)
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+
+
 def agent_failure(node: str, exc: nodeagent.NodeAgentError) -> status.ApiError:
     """What the client sees when the node's agent refused or could not be reached."""
     if isinstance(exc, nodeagent.AgentAnswerError) and exc.status in (400, 404):
@@ -231,6 +303,10 @@ async def serve(
     plan = negotiate(request.headers, subresource)
     if tls is None:
         raise status.unavailable("this API server has no client certificate to reach node agents")
+    gone = unreachable(node)
+    if gone is not None:
+        raise backend_unavailable(gone)
+    await dial(node)
     if asked is None:
         return await _portforward(request, plan, node, (namespace, name), tls)
     options = StreamOptions(container, asked.command, asked.stdin, asked.stdout, asked.stderr, asked.tty)

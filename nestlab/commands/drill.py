@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import signal
 import sys
-import time
 from types import FrameType
 from typing import NoReturn
 
 import click
+from rich.console import Console
 
+from nestlab import progress
 from nestlab.drills import catalog
 from nestlab.drills.base import run
 from nestlab.drills.lab import DrillLab
@@ -27,10 +28,6 @@ def _fail(error: NestlabError) -> NoReturn:
     for line in str(error).splitlines() or [type(error).__name__]:
         click.echo(f"error: {line}", err=True)
     sys.exit(error.exit_code)
-
-
-def _progress(message: str) -> None:
-    click.echo(f"{time.strftime('%H:%M:%S')} {message}", err=True)
 
 
 def _interrupt(_signum: int, _frame: FrameType | None) -> None:
@@ -68,7 +65,8 @@ def drill(drill_name: str | None, as_json: bool, list_only: bool, lab: str) -> N
     _restore_on_signals()
     try:
         chosen = catalog.find(drill_name)
-        report = run(chosen, DrillLab(lab), _progress)
+        with progress.for_console(Console(stderr=True, highlight=False)) as shown:
+            report = run(chosen, DrillLab(lab), shown)
     except NestlabError as exc:
         _fail(exc)
     except KeyboardInterrupt:

@@ -9,6 +9,17 @@ vSphere host that failed attestation shows an alarm and gets no new vSphere Pods
 - the taint ``nestlab.dev/attestation-failed:NoSchedule`` while the host is failed, so the scheduler
   places nothing new there (pods already running stay; removing them is the administrator's call).
 
+A host whose agent did not answer at all (stopped, network gone) proved nothing, but it did not
+fail either: upstream marks such a node with ``node.kubernetes.io/unreachable`` and that taint is
+what keeps pods away. So an unanswered challenge sets ``Attested=Unknown`` and adds no attestation
+taint; a taint the host already had stays until it answers and passes. The reason says which case
+it is: AttestationUnanswered while the Node is still Ready (a host stopped a moment ago, its Lease
+not yet stale), HostUnreachable once the node lifecycle controller has marked it. Fail closed
+still holds for a host that heartbeats but will not answer: a Ready Node whose challenges have gone
+unanswered for :data:`UNANSWERED_GRACE_S` is tainted as failed (a stopped host is NotReady by then,
+so it never gets there). For that count the condition's lastTransitionTime moves when the reason
+moves between these two, not only when the status does.
+
 It also parses the agent's ``POST /attestation`` answer (interface D) into typed parts, raising
 :class:`AttestationReplyError` on anything malformed, which the verifier turns into a failed verdict.
 """
@@ -16,7 +27,9 @@ It also parses the agent's ``POST /attestation`` answer (interface D) into typed
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final, NewType
 
 from nestlab.errors import NestlabError
@@ -33,6 +46,14 @@ ANNOTATION: Final = "trust.nestlab.dev/attestation"
 TAINT_KEY: Final = "nestlab.dev/attestation-failed"
 PASSED: Final = "AttestationPassed"
 FAILED: Final = "AttestationFailed"
+UNANSWERED: Final = "AttestationUnanswered"
+UNREACHABLE: Final = "HostUnreachable"
+# Longer than the node lifecycle controller's 30 s grace plus a lease renewal: a stopped host is
+# NotReady (tainted unreachable) before its unanswered challenges could count as a refusal.
+UNANSWERED_GRACE_S: Final = 60
+NOT_READY_TAINTS: Final = ("node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready")
+# The shared node-agent client's transport failures (nestlab.api.nodeagent): no answer came back.
+_NO_ANSWER = re.compile(r"^(the node agent at \S+ did not answer \(|cannot open a session to )")
 _MAX_MESSAGE: Final = 1024  # characters: a condition message is read in `kubectl describe node`
 
 
@@ -114,19 +135,70 @@ def summary(verdict: Verdict) -> str:
     )
 
 
+def unanswered(verdict: Verdict) -> bool:
+    """The verdict failed because the host's agent gave no answer at all (not a judged failure)."""
+    return (
+        not verdict.passed
+        and not verdict.events
+        and bool(_NO_ANSWER.match(verdict.reasons[0] if verdict.reasons else ""))
+    )
+
+
+def node_ready(node: Obj) -> bool:
+    """The Node's Ready condition is True and it carries no unreachable/not-ready taint."""
+    conditions = (node.get("status") or {}).get("conditions") or []
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    taints = (node.get("spec") or {}).get("taints") or []
+    return ready and not any(t.get("key") in NOT_READY_TAINTS for t in taints)
+
+
+def _parse(time: str) -> datetime | None:
+    try:
+        return datetime.strptime(time, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def refusing(previous: Obj | None, node: Obj, now: str) -> bool:
+    """A Ready Node whose challenges have gone unanswered for :data:`UNANSWERED_GRACE_S`: it
+    heartbeats but will not attest, which fail-closed treats as a failure."""
+    if previous is None or previous.get("reason") != UNANSWERED or not node_ready(node):
+        return False
+    since, at = _parse(str(previous.get("lastTransitionTime") or "")), _parse(now)
+    return since is not None and at is not None and (at - since).total_seconds() >= UNANSWERED_GRACE_S
+
+
+def judged(node: Obj, verdict: Verdict, previous: Obj | None, now: str) -> tuple[str, str]:
+    """(status, reason) of the Attested condition for ``verdict``."""
+    if verdict.passed:
+        return "True", PASSED
+    if not unanswered(verdict) or refusing(previous, node, now):
+        return "False", FAILED
+    return "Unknown", UNANSWERED if node_ready(node) else UNREACHABLE
+
+
 def marks(node: Obj, verdict: Verdict, policy_name: str, now: str) -> NodeMarks:
     """What to write to ``node`` for ``verdict`` (judged at ``now``, a Kubernetes Time)."""
     conditions = (node.get("status") or {}).get("conditions") or []
     previous = next((c for c in conditions if c.get("type") == CONDITION), None)
-    status = "True" if verdict.passed else "False"
+    status, reason = judged(node, verdict, previous, now)
+    silent = status == "Unknown"
     transition = now
-    if previous is not None and previous.get("status") == status and previous.get("lastTransitionTime"):
+    if (
+        previous is not None
+        and previous.get("status") == status
+        and (not silent or previous.get("reason") == reason)  # unanswered-while-Ready counts anew
+        and previous.get("lastTransitionTime")
+    ):
         transition = str(previous["lastTransitionTime"])
+    message = condition_message(verdict, policy_name)
+    if silent:
+        message = f"the host did not answer the attestation challenge, so it proved nothing: {message}"
     condition = {
         "type": CONDITION,
         "status": status,
-        "reason": PASSED if verdict.passed else FAILED,
-        "message": condition_message(verdict, policy_name),
+        "reason": reason,
+        "message": message[:_MAX_MESSAGE],
         "lastHeartbeatTime": now,
         "lastTransitionTime": transition,
     }
@@ -135,6 +207,6 @@ def marks(node: Obj, verdict: Verdict, policy_name: str, now: str) -> NodeMarks:
     new_taints: list[Obj] | None = None
     if verdict.passed and tainted:
         new_taints = [t for t in taints if t.get("key") != TAINT_KEY]
-    elif not verdict.passed and not tainted:
+    elif not verdict.passed and not silent and not tainted:
         new_taints = [*taints, {"key": TAINT_KEY, "effect": "NoSchedule", "timeAdded": now}]
     return NodeMarks(condition, summary(verdict), new_taints)

@@ -14,7 +14,10 @@ this controller does what upstream's node lifecycle controller does:
   (upstream ``MarkPodsNotReady``: only Ready; ContainersReady is the kubelet's and stays), so
   Services and ``kubectl get pods`` stop counting it as ready.
 
-When heartbeats resume the taints go (keeping the ones this controller does not own). The Lease is
+When heartbeats resume the taints go (keeping the ones this controller does not own) and a
+``NodeReady`` Event says the host is back, the counterpart of ``NodeNotReady`` (upstream's kubelet
+records it when its Ready condition turns True; here the controller sees that turn as the owned
+taints go, so the pair comes from one place and each transition is recorded once). The Lease is
 nestlab's heartbeat proper; the agent re-posts Ready=True itself within its status period.
 """
 
@@ -66,6 +69,8 @@ class NodeChange:
     """The Ready status acted on (see :func:`effective_ready`)."""
     went_not_ready: bool = False
     """Ready was True and no longer is: upstream records a ``NodeNotReady`` Event."""
+    went_ready: bool = False
+    """The node was marked not ready (an owned taint) and reports Ready=True again: ``NodeReady``."""
 
 
 def last_heartbeat(node: Obj, lease: Obj | None) -> datetime:
@@ -163,8 +168,14 @@ def assess(node: Obj, lease: Obj | None, now: datetime, grace: int = GRACE) -> N
     new_taints = retaint(taints, wanted_taints(ready), now)
     if new_conditions is None and new_taints is None:
         return None
+    was_marked = any(t.get("key") in OWNED_TAINTS for t in taints)
     return NodeChange(
-        node["metadata"]["name"], new_conditions, new_taints, ready, went_not_ready=before == "True" and stale
+        node["metadata"]["name"],
+        new_conditions,
+        new_taints,
+        ready,
+        went_not_ready=before == "True" and stale,
+        went_ready=ready == "True" and was_marked,
     )
 
 
@@ -227,6 +238,9 @@ class NodeLifecycle:
         if change.went_not_ready:
             log.info("node %s stopped heartbeating: Ready=Unknown, tainted %s", change.name, UNREACHABLE)
             await self._node_event(node, "NodeNotReady", f"Node {change.name} status is now: NodeNotReady")
+        if change.went_ready:
+            log.info("node %s is Ready again: %s/%s taints removed", change.name, UNREACHABLE, NOT_READY)
+            await self._node_event(node, "NodeReady", f"Node {change.name} status is now: NodeReady")
         return True
 
     async def _mark_pods_not_ready(self, node: str, now: datetime) -> None:

@@ -6,6 +6,11 @@ module does the rest the same way for all of them: refuses a lab that is not up 
 :class:`~nestlab.drills.probe.ReadProbe` running through the VIP for the whole drill (API gap,
 failed requests), runs every restore step the drill registered even when the drill failed or was
 interrupted, and waits until the lab is whole again before it reports.
+
+Each phase is a step of :mod:`nestlab.progress` (precheck, markers, break and measure, restore,
+waiting until whole), so ``nestlab drill`` shows where it is and for how long as ``up`` does:
+live on a terminal, one line per change in a log. A plain ``Callable[[str], None]`` still works
+(plain lines).
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from nestlab import progress as shown
 from nestlab.api.status import ApiError
 from nestlab.drills import probe, report
-from nestlab.drills.lab import DrillError, DrillLab, Progress, wait_until
+from nestlab.drills.lab import DrillError, DrillLab, wait_until
 from nestlab.drills.report import DrillReport
 from nestlab.drills.timeline import pod_ready
 from nestlab.errors import NestlabError
@@ -48,8 +54,10 @@ class Drill:
 class Session:
     """One run of a drill: the lab, the report being filled, the restore steps registered."""
 
-    def __init__(self, lab: DrillLab, drill: Drill, progress: Progress) -> None:
-        self.lab, self.drill, self.say = lab, drill, progress
+    def __init__(self, lab: DrillLab, drill: Drill, progress: shown.Report) -> None:
+        self.lab, self.drill = lab, drill
+        self.progress = shown.as_progress(progress)
+        self.say: shown.Report = self.progress
         self.report = DrillReport(drill.name, lab.name, drill.title, explanation=drill.explanation)
         self.namespace = f"drill-{drill.name[:20]}-{secrets.token_hex(3)}"
         self._undo: list[tuple[str, Callable[[], object]]] = []
@@ -65,13 +73,20 @@ class Session:
     def restore(self) -> list[str]:
         """Run every restore step; the errors (each step runs even when an earlier one failed)."""
         errors = []
+        step = self.progress.step("restore what the drill broke", total=len(self._undo), unit="steps")
         while self._undo:
-            what, step = self._undo.pop()
+            what, undo = self._undo.pop()
             self.say(f"restore: {what}")
+            step.update(detail=what)
             try:
-                step()
+                undo()
             except (NestlabError, ApiError, OSError) as exc:
                 errors.append(f"{what}: {exc}")
+            step.advance()
+        if errors:
+            step.failed("; ".join(errors))
+        else:
+            step.done()
         return errors
 
     # --- objects in the drill's namespace ----------------------------------------------------------
@@ -100,12 +115,15 @@ class Session:
                 },
             },
         )
-        self.say(f"deployment {self.namespace}/{name}: waiting for {replicas} Ready replicas")
-        wait_until(
-            lambda: len(self.ready_pods(name)) >= replicas,
-            f"{replicas} Ready replicas of {name}",
-            POD_TIMEOUT_S,
-        )
+        title = f"deployment {self.namespace}/{name}: {replicas} Ready replicas"
+        with shown.stepping(self.progress, title, total=replicas, unit="replicas") as step:
+
+            def ready() -> bool:
+                count = len(self.ready_pods(name))
+                step.update(completed=min(count, replicas))
+                return count >= replicas
+
+            wait_until(ready, f"{replicas} Ready replicas of {name}", POD_TIMEOUT_S)
         return self.ready_pods(name)
 
     def pods(self, app: str) -> list[Obj] | None:
@@ -143,45 +161,78 @@ def _read_markers(session: Session, expected: dict[str, str]) -> dict[str, str |
     return found
 
 
+def _begin(drill: Drill, lab: DrillLab, steps: shown.Progress) -> tuple[Session, dict[str, str]]:
+    """Precheck the lab, then write the markers: the session and the markers expected back."""
+    attests = ", every host attests" if drill.trust else ""
+    with shown.stepping(steps, f"precheck: lab {lab.name} is up and healthy{attests}"):
+        lab.require_healthy(trust=drill.trust)
+    session = Session(lab, drill, steps)
+    with shown.stepping(steps, f"markers: {MARKERS} ConfigMaps in namespace {session.namespace}"):
+        session.create(
+            "/api/v1/namespaces",
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": session.namespace}},
+        )
+        try:
+            return session, _markers(session)
+        except ApiError:
+            lab.api("DELETE", f"/api/v1/namespaces/{session.namespace}")
+            raise
+
+
+def _act(session: Session, steps: shown.Progress) -> None:
+    """Break the lab and measure; a failure is a failed check (an interrupt goes on up)."""
+    acting = steps.step(f"drill {session.drill.name}: break the lab and measure")
+    try:
+        session.drill.act(session)
+    except (NestlabError, ApiError) as exc:
+        session.check("the drill ran to the end", False, str(exc))
+        acting.failed(shown.reason(exc))
+        return
+    except BaseException as exc:  # Ctrl-C, SIGTERM: the caller's restore still runs
+        acting.failed(shown.reason(exc))
+        raise
+    session.check("the drill ran to the end", True)
+    acting.done()
+
+
+def _recover(session: Session, steps: shown.Progress) -> None:
+    """Run the restore steps, then wait until the lab is whole; both outcomes are checks."""
+    errors = session.restore()
+    session.check("every restore step succeeded", not errors, "; ".join(errors))
+    attests = ", every host attests" if session.drill.trust else ""
+    whole = steps.step(
+        f"waiting until the lab is whole (Nodes Ready, API through the VIP, etcd healthy{attests})"
+    )
+
+    def waiting(message: str) -> None:
+        steps(message)
+        whole.update(detail=message.removeprefix("waiting for the lab to be whole: "))
+
+    try:
+        healthy = session.lab.wait_healthy(waiting, trust=session.drill.trust)
+    except DrillError as exc:
+        session.check("the lab is whole again", False, str(exc))
+        whole.failed(shown.reason(exc))
+        return
+    session.check("the lab is whole again", True, f"after {healthy:.0f} s")
+    whole.done()
+
+
 def run(
-    drill: Drill, lab: DrillLab, progress: Progress, *, clock: Callable[[], float] = time.monotonic
+    drill: Drill, lab: DrillLab, progress: shown.Report, *, clock: Callable[[], float] = time.monotonic
 ) -> DrillReport:
     """Run ``drill`` on ``lab``: UsageError (exit 2) when the lab is not up and healthy; otherwise
     a report, the lab restored (a failed restore is a failed check in it)."""
     started = clock()
-    lab.require_healthy(trust=drill.trust)
-    progress(f"precheck: lab {lab.name} is up and healthy" + (", every host attests" if drill.trust else ""))
-    session = Session(lab, drill, progress)
-    progress(f"markers: namespace {session.namespace} with {MARKERS} ConfigMaps, read back after the drill")
-    session.create(
-        "/api/v1/namespaces",
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": session.namespace}},
-    )
-    try:
-        expected = _markers(session)
-    except ApiError:
-        lab.api("DELETE", f"/api/v1/namespaces/{session.namespace}")
-        raise
+    steps = shown.as_progress(progress)
+    session, expected = _begin(drill, lab, steps)
     reads = probe.ReadProbe(lab.credentials, clock=clock)
     reads.start()
     window = clock()
     try:
-        drill.act(session)
-        session.check("the drill ran to the end", True)
-    except (NestlabError, ApiError) as exc:
-        session.check("the drill ran to the end", False, str(exc))
+        _act(session, steps)
     finally:
-        errors = session.restore()
-        session.check("every restore step succeeded", not errors, "; ".join(errors))
-        progress(
-            "waiting until the lab is whole (Nodes Ready, API through the VIP, etcd healthy"
-            + (", every host attests)" if drill.trust else ")")
-        )
-        try:
-            healthy = lab.wait_healthy(progress, trust=drill.trust)
-            session.check("the lab is whole again", True, f"after {healthy:.0f} s")
-        except DrillError as exc:
-            session.check("the lab is whole again", False, str(exc))
+        _recover(session, steps)
         seen = probe.availability(reads.stop(), window, clock())
     session.figure(
         "api_longest_gap_s", "longest time without an answer through the VIP", seen.longest_gap_s, "s"
@@ -194,6 +245,6 @@ def run(
     try:
         lab.api("DELETE", f"/api/v1/namespaces/{session.namespace}")
     except ApiError as exc:
-        progress(f"could not delete namespace {session.namespace}: {exc.message} (delete it by hand)")
+        steps(f"could not delete namespace {session.namespace}: {exc.message} (delete it by hand)")
     session.report.seconds = clock() - started
     return session.report

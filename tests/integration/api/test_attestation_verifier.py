@@ -14,6 +14,7 @@ import json
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -273,9 +274,18 @@ def test_unreachable_refusing_or_broken_agents_fail_closed(clean: Lab) -> None:
     original = lab.node("att-3")["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
     asyncio.run(move(free_port()))  # nothing listens there
     try:
+        # A Ready host that does not answer proved nothing, but may just have stopped (its Lease is
+        # not stale yet): Attested=Unknown, no taint; still unanswered a minute later while its
+        # Node stays Ready, it refuses to attest and fails closed.
         outcome = lab.attest("att-3")["att-3"]
         assert outcome.ak_certificate == "unchecked"
-        assert_failed(lab, outcome, "did not answer")
+        assert not outcome.verdict.passed
+        node = lab.node("att-3")
+        assert condition(node)["status"] == "Unknown"  # type: ignore[index]
+        assert condition(node)["reason"] == attestation.UNANSWERED  # type: ignore[index]
+        assert tainted(node)  # the refusal just before tainted it: silence does not lift that
+        later = datetime.now(UTC) + timedelta(seconds=attestation.UNANSWERED_GRACE_S + 1)
+        assert_failed(lab, lab.attest("att-3", clock=lambda: later)["att-3"], "did not answer")
     finally:
         asyncio.run(move(original))
 
