@@ -2,8 +2,9 @@
 
 Everything here is wiring: the reconciliation is :mod:`nestlab.agent.agent`. The loop lists the
 pods bound to the node, adopts VMs a previous agent left running, then watches from the list's
-resourceVersion; when the watch breaks (API server restart, 410 Gone) it lists again and treats
-pods that vanished meanwhile as deleted. Pod VMs are started with ``nice`` so the control plane
+resourceVersion; a watch that ends, breaks or goes silent (a half-open path through a moved VIP)
+is resumed from the last resourceVersion seen, and only 410 Gone lists again (pods that vanished
+meanwhile are then treated as deleted). Pod VMs are started with ``nice`` so the control plane
 keeps CPU priority on a shared host (the systemd unit also sets a low CPUWeight).
 """
 
@@ -30,7 +31,7 @@ from nestlab.agent.node import LEASE_DURATION_S, NodeInfo, NodeReporter
 from nestlab.agent.registry import RegistryClient
 from nestlab.agent.registryauth import TokenAuth
 from nestlab.api import status as api_status
-from nestlab.api.client import ApiClient, Credentials
+from nestlab.api.client import WATCH_IDLE_S, ApiClient, Credentials, watch_timeout
 from nestlab.api.resources import PODS
 from nestlab.errors import UsageError
 from nestlab.runtime import accel, pod, poddesc, proc, qemu
@@ -41,9 +42,9 @@ from nestlab.trust.tpm import Tpm
 
 log = logging.getLogger("nestlab.agent")
 NICE = "10"  # pod VMs yield the CPU to etcd and the API server on a shared host
-WATCH_TIMEOUT_S = 300
-WATCH_IDLE_S = 15.0  # the server bookmarks a quiet watch every 5 s: 15 s of silence is a dead connection
-RELIST_DELAY_S = 2.0
+WATCH_TIMEOUT_S = 300  # shortest timeoutSeconds of the pod watch; each asks for 1-2x this (spread)
+RESUME_DELAY_S = 0.5  # first wait after a broken watch or a failed list (the VIP may be moving)
+RESUME_DELAY_MAX_S = 5.0  # doubling up to this while the API stays away; reset by any event
 STATUS_EVERY_S = 30.0  # Node status refresh; the Lease is the fast heartbeat
 PACKAGE_DIR = "/usr/lib/nestlab/pod-kernel"  # where the nestlab-pod-kernel package installs
 DEFAULT_TCTI = "swtpm:host=127.0.0.1,port=2321"  # the node's own swtpm (nestlab-swtpm.service)
@@ -111,36 +112,62 @@ def choose_accel(
         shutil.rmtree(probe_dir, ignore_errors=True)
 
 
+def _version(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
+async def _relist(agent: Agent, client: ApiClient, selector: str, *, first: bool) -> str:
+    """List the node's pods, make the agent match them (adopt on the first list); the list's version."""
+    listing = await client.list(PODS, fields=selector)
+    items = {str(p["metadata"]["uid"]): p for p in listing.get("items", [])}
+    if first:
+        await agent.adopt(items)
+    for uid in [u for u in list(agent.records) + list(agent.tasks) if u not in items]:
+        await agent.sync("DELETED", {"metadata": {"uid": uid}})
+    for item in items.values():
+        await agent.sync("ADDED", item)
+    return _version(listing)
+
+
 async def watch_loop(agent: Agent, client: ApiClient, node: str) -> None:
-    """List, adopt, then watch the node's pods forever (relisting whenever the watch ends)."""
+    """List and adopt once, then watch the node's pods forever, resuming where the last watch ended.
+
+    A watch that ends (its timeoutSeconds), breaks, or goes silent for WATCH_IDLE_S (a half-open
+    path through a moved VIP; the server bookmarks a quiet watch) is resumed from the last
+    resourceVersion seen, a bookmark's included: nothing is missed, nothing replayed. Only 410
+    Gone (that version was compacted away) lists again, as client-go's reflector does.
+    """
     selector = f"spec.nodeName={node}"
-    first = True
+    since, first, failures = "", True, 0
     while True:
         try:
-            listing = await client.list(PODS, fields=selector)
-        except api_status.ApiError as exc:
-            log.warning("listing pods failed: %s", exc)
-            await asyncio.sleep(RELIST_DELAY_S)
-            continue
-        items = {str(p["metadata"]["uid"]): p for p in listing.get("items", [])}
-        if first:
-            await agent.adopt(items)
-            first = False
-        for uid in [u for u in list(agent.records) + list(agent.tasks) if u not in items]:
-            await agent.sync("DELETED", {"metadata": {"uid": uid}})
-        for item in items.values():
-            await agent.sync("ADDED", item)
-        since = str((listing.get("metadata") or {}).get("resourceVersion", ""))
-        try:
+            if not since:
+                since = await _relist(agent, client, selector, first=first)
+                first, failures = False, 0
             events = client.watch(
-                PODS, fields=selector, since=since, timeout=WATCH_TIMEOUT_S, bookmarks=True, idle=WATCH_IDLE_S
+                PODS,
+                fields=selector,
+                since=since,
+                timeout=watch_timeout(WATCH_TIMEOUT_S),
+                bookmarks=True,
+                idle=WATCH_IDLE_S,
             )
             async for kind, obj in events:
+                since, failures = _version(obj) or since, 0
                 if kind in ("ADDED", "MODIFIED", "DELETED"):
                     await agent.sync(kind, obj)
         except api_status.ApiError as exc:
-            log.info("pod watch ended (%s); listing again", exc)
-            await asyncio.sleep(RELIST_DELAY_S)
+            if exc.code == 410:
+                log.info("pod watch: resourceVersion %s expired; listing again", since)
+                since = ""
+                continue
+            delay = min(RESUME_DELAY_MAX_S, RESUME_DELAY_S * 2 ** min(failures, 10))
+            failures += 1
+            log.info(
+                "pod watch ended (%s); resuming from resourceVersion %s in %.1fs",
+                exc, since or "- (a new list)", delay,
+            )  # fmt: skip
+            await asyncio.sleep(delay)
 
 
 async def heartbeat(reporter: NodeReporter) -> None:

@@ -4,11 +4,22 @@ The one place outside the server that speaks HTTP to an API server. Refusals com
 same :class:`~nestlab.api.status.ApiError` the server raised (code, reason, message), so callers
 branch on ``exc.code == 409`` exactly as they would against kube-apiserver; connection failures
 are ``ApiError(503)`` so "retry later" is one case.
+
+Long-lived clients talk to the API through a VIP that can move (keepalived) or a proxy that can
+stop forwarding without closing anything (a half-open path). Three things keep them from hanging
+on such a path: TCP keepalive on every socket (a peer that answers with RST or nothing at all);
+a watch's idle timeout (the server sends BOOKMARKs when a watch is quiet, so silence means a dead
+path even when the kernel's keepalive probes are still answered, by a relay or a stale proxy);
+and, once a watch finds its path dead, dropping every pooled connection of the client, as
+kubelet's ``closeAllConns`` does, so the next requests and watches dial the VIP afresh instead of
+each finding its own dead socket one timeout at a time.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import random
 import socket
 import ssl
 from collections.abc import AsyncIterator, Mapping
@@ -21,8 +32,13 @@ import aiohttp
 from nestlab.api import status
 from nestlab.api.resources import Resource
 
+log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 _TIMEOUT = 10.0  # seconds per request; watches are bounded by their own timeoutSeconds
+WATCH_IDLE_S = 8.0
+"""Default longest silence on a watch with bookmarks before its connection is presumed dead: four
+of the server's bookmark intervals (nestlab.api.reads.BOOKMARK_EVERY_S, 2 s), so one late bookmark
+from a loaded server is not mistaken for a dead path, and a dead one is found within seconds."""
 # TCP keepalive on every connection: a peer that vanished (VIP moved, host powered off) is found
 # dead after IDLE + INTERVAL * COUNT = 11 s of silence instead of the kernel's 2 hours.
 _KEEPALIVE_IDLE, _KEEPALIVE_INTERVAL, _KEEPALIVE_COUNT = 5, 2, 3
@@ -55,6 +71,17 @@ class Credentials:
     key: Path | None = None
 
 
+def watch_timeout(minimum: int, draw: float | None = None) -> int:
+    """A watch's timeoutSeconds: between ``minimum`` and twice it, at random (client-go's reflector).
+
+    Spreads the ends of the watches of many clients (every host agent, every informer) started
+    at the same moment, so they do not all come back to the API server in the same second.
+    ``draw`` (in [0, 1)) replaces the random number in tests.
+    """
+    share = random.random() if draw is None else draw  # noqa: S311 - spreading load, not a secret
+    return int(minimum * (1.0 + share))
+
+
 def path_of(resource: Resource, namespace: str = "", name: str = "", subresource: str = "") -> str:
     """The URL path of a collection, an object or a subresource."""
     base = f"/apis/{resource.group}/{resource.version}" if resource.group else "/api/v1"
@@ -77,6 +104,7 @@ class ApiClient:
         self.credentials = credentials
         self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
+        self._streams: set[aiohttp.StreamReader] = set()  # bodies of the watches open on the pool
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -97,6 +125,23 @@ class ApiClient:
             await self._session.close()
             self._session = None
 
+    async def _drop_connections(self, used: aiohttp.ClientSession | None, why: str) -> None:
+        """Close every connection of the pool ``used`` belonged to (kubelet's ``closeAllConns``).
+
+        A path found dead by one request or watch is the path of every connection opened the same
+        way (through the same VIP): the watches still on the pool end at once (their callers resume
+        from their last resourceVersion) and the next requests dial again. Nothing happens when the
+        pool was already replaced since ``used`` was taken from it (another watch saw it first).
+        """
+        if used is None or used is not self._session:
+            return
+        log.warning("%s: closing every connection to %s and dialling again", why, self.credentials.server)
+        self._session = None
+        streams, self._streams = self._streams, set()
+        for stream in streams:  # closing a connection does not wake a reader waiting on its body
+            stream.set_exception(aiohttp.ClientConnectionError(f"connection dropped: {why}"))
+        await used.close()
+
     async def request(
         self,
         method: str,
@@ -109,14 +154,23 @@ class ApiClient:
         """One request; the decoded answer, or the server's refusal as ApiError."""
         data = None if body is None else json.dumps(body)
         headers = {"Content-Type": content_type} if data is not None else {}
+        session = self._http()
         try:
-            async with self._http().request(
+            async with session.request(
                 method, path, data=data, headers=headers, params=query,
                 timeout=aiohttp.ClientTimeout(total=self._timeout),
             ) as response:  # fmt: skip
                 raw = await response.read()
                 code = response.status
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except TimeoutError as exc:
+            # The pool stays: a slow answer (etcd electing, a long queue) is not a dead path; a
+            # watch's silence despite bookmarks is, and drops the pool (see watch()).
+            unsure = "" if method in ("GET", "HEAD") else " (the change may or may not have been stored)"
+            raise status.unavailable(
+                f"API server {self.credentials.server} did not answer {method} {path}"
+                f" within {self._timeout:g}s{unsure}"
+            ) from exc
+        except aiohttp.ClientError as exc:
             raise status.unavailable(f"API server {self.credentials.server} unreachable: {exc!r}") from exc
         try:
             payload = json.loads(raw) if raw else {}
@@ -205,11 +259,14 @@ class ApiClient:
         """(type, object) pairs from a watch; raises ApiError on refusal or an ERROR event.
 
         ``timeout`` is the watch's ``timeoutSeconds``: the server ends the stream cleanly then.
+        Pass :func:`watch_timeout` of a minimum so many clients' watches do not end together.
         ``bookmarks`` asks for ``BOOKMARK`` events (``allowWatchBookmarks=true``): they carry only
         a resourceVersion and come even when nothing changes, which is what lets ``idle`` (the
         longest silence, in seconds, tolerated between two lines) tell a quiet watch from a dead
         or half-open connection. A silence longer than ``idle`` ends the watch with
-        ``ApiError(503)``, like any broken connection: resume from the last resourceVersion seen.
+        ``ApiError(503)``, like any broken connection, and closes every pooled connection of this
+        client (the path is presumed dead for all of them): resume from the last resourceVersion
+        seen (a BOOKMARK's included); list again only on 410 Gone.
         """
         query = {"watch": "1", "resourceVersion": since, "timeoutSeconds": str(timeout)}
         if fields:
@@ -222,20 +279,26 @@ class ApiClient:
         limits = aiohttp.ClientTimeout(
             total=timeout + self._timeout, sock_connect=self._timeout, sock_read=idle
         )
+        session = self._http()
         try:
-            async with self._http().get(path, params=query, timeout=limits) as response:
+            async with session.get(path, params=query, timeout=limits) as response:
                 if response.status >= 400:
                     raise _error(response.status, await response.json(content_type=None), "GET", path)
-                async for line in response.content:
-                    if not line.strip():
-                        continue
-                    event = json.loads(line)
-                    if event.get("type") == "ERROR":
-                        obj = event.get("object") or {}
-                        raise _error(int(obj.get("code", 500)), obj, "WATCH", path)
-                    yield event["type"], event["object"]
+                self._streams.add(response.content)
+                try:
+                    async for line in response.content:
+                        if not line.strip():
+                            continue
+                        event = json.loads(line)
+                        if event.get("type") == "ERROR":
+                            obj = event.get("object") or {}
+                            raise _error(int(obj.get("code", 500)), obj, "WATCH", path)
+                        yield event["type"], event["object"]
+                finally:
+                    self._streams.discard(response.content)
         except TimeoutError as exc:
             silence = f"no data for {idle:g}s" if idle is not None else "timed out"
+            await self._drop_connections(session, f"watch of {path} went silent ({silence})")
             raise status.unavailable(
                 f"watch of {path} went silent ({silence}): connection presumed dead"
             ) from exc

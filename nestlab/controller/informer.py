@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from nestlab.api import status
-from nestlab.api.client import ApiClient
+from nestlab.api.client import WATCH_IDLE_S, ApiClient, watch_timeout
 from nestlab.api.resources import Resource
 from nestlab.controller.workqueue import WorkQueue
 
@@ -60,15 +60,19 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 WATCH_SECONDS = 240
-"""timeoutSeconds of each watch request; upstream's reflector picks 5-10 minutes. Kept modest so a
-watch the read timeout cannot catch (a server that keeps the connection but stops sending) still
-ends within minutes."""
-IDLE_SECONDS = 15.0
-"""Longest silence tolerated on a watch before the connection is presumed dead: three of the
-server's BOOKMARK intervals (5 s), so a loaded server is not mistaken for a dead one. Against a
-server that sends no bookmarks a quiet watch is merely resumed every 15 s (one request)."""
-BACKOFF_MAX = 30.0
-"""Longest wait between two failed attempts to list or watch (doubling from 0.5 s, with jitter)."""
+"""Shortest timeoutSeconds of a watch request; each one asks for between this and twice it, at
+random (:func:`~nestlab.api.client.watch_timeout`, as upstream's reflector does with 5 minutes), so
+the informers of every process do not come back together. Kept modest so a watch the read timeout
+cannot catch (a server that keeps the connection but stops sending) still ends within minutes."""
+IDLE_SECONDS = WATCH_IDLE_S
+"""Longest silence tolerated on a watch before the connection is presumed dead: four of the
+server's BOOKMARK intervals (2 s), so a loaded server is not mistaken for a dead one. Against a
+server that sends no bookmarks a quiet watch is merely resumed this often (one request)."""
+BACKOFF_MAX = 5.0
+"""Longest wait between two failed attempts to list or watch (doubling from 0.5 s, with jitter).
+Upstream's reflector waits up to 30 s; here a failover (VIP move, etcd election) lasts seconds and
+the next pod must start as fast as before it, so every informer is back within ~5 s of the API.
+A retry during an outage is one refused connection or one fast 503: cheap even for every informer."""
 
 
 def key_of(obj: Obj) -> str:
@@ -248,7 +252,7 @@ class Informer:
             self.resource,
             self.namespace,
             since=self.resource_version,
-            timeout=self.watch_seconds,
+            timeout=watch_timeout(self.watch_seconds),
             bookmarks=True,
             idle=self.idle,
         )
