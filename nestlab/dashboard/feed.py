@@ -5,7 +5,8 @@ on a lab-wide list is recorded in the store (the page says what this user may no
 watch stops; a namespace page then asks for namespaced watches of that namespace instead, which
 is what a user with rights in one vSphere Namespace can read. A 401 means the session's token
 expired: the feed stops and the session ends. Anything else (503 from a broken connection, 410
-when the version is too old) lists again after a short pause.
+when the version is too old) resumes the watch from the last version seen after a short pause;
+only a 410 (that version was compacted away) lists again.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import contextlib
 import logging
 
 from nestlab.api import status
-from nestlab.api.client import ApiClient
+from nestlab.api.client import WATCH_IDLE_S, ApiClient, watch_timeout
 from nestlab.api.kinds.base import Resource
 from nestlab.api.resources import EVENTS, LEASES, NAMESPACES, NODES, PODS, QUOTAS
 from nestlab.dashboard.store import Store
@@ -33,8 +34,8 @@ RESOURCES: dict[str, Resource] = {
 NAMESPACED = ("pods", "resourcequotas", "events")
 """What a namespace page needs when the lab-wide list was refused."""
 WATCH_TIMEOUT_S = 240  # the server ends a watch cleanly then; we resume from the last version
-IDLE_S = 30.0  # with bookmarks, a silent watch is a dead connection (the server bookmarks sooner)
-RETRY_S = 1.0  # pause before listing again after a broken watch: fast enough for a 10 s target
+IDLE_S = WATCH_IDLE_S  # with bookmarks, a silent watch is a dead connection (the server bookmarks sooner)
+RETRY_S = 1.0  # pause before resuming a broken watch: fast enough for a 10 s target
 
 
 class Feed:
@@ -65,14 +66,21 @@ class Feed:
 
     async def _run(self, kind: str, namespace: str) -> None:
         resource, scope = RESOURCES[kind], f"{kind}@{namespace}" if namespace else kind
+        since = ""
         while True:
             try:
-                listed = await self.client.list(resource, namespace)
-                self.store.replace(kind, list(listed.get("items") or []), namespace)
-                since = str((listed.get("metadata") or {}).get("resourceVersion") or "")
+                if not since:
+                    listed = await self.client.list(resource, namespace)
+                    self.store.replace(kind, list(listed.get("items") or []), namespace)
+                    since = str((listed.get("metadata") or {}).get("resourceVersion") or "")
                 while True:
                     async for event_type, obj in self.client.watch(
-                        resource, namespace, since=since, timeout=WATCH_TIMEOUT_S, bookmarks=True, idle=IDLE_S
+                        resource,
+                        namespace,
+                        since=since,
+                        timeout=watch_timeout(WATCH_TIMEOUT_S),
+                        bookmarks=True,
+                        idle=IDLE_S,
                     ):
                         since = str((obj.get("metadata") or {}).get("resourceVersion") or since)
                         self.store.apply(kind, event_type, obj)
@@ -84,7 +92,14 @@ class Feed:
                     self.expired = True
                     self.store.refuse(scope, "your login expired: log in again")
                     return
-                log.info("dashboard watch of %s: %s; listing again", scope, exc.message)
+                if exc.code == 410:
+                    since = ""
+                log.info(
+                    "dashboard watch of %s: %s; %s",
+                    scope,
+                    exc.message,
+                    "resuming" if since else "listing again",
+                )
             await asyncio.sleep(RETRY_S)
 
     async def close(self) -> None:

@@ -16,7 +16,8 @@ from nestlab.dashboard.store import Store
 
 
 class ScriptedClient:
-    """Pods: listed at version 1, then a watch that adds one pod and breaks (503), then a 401."""
+    """Pods: listed at version 1, a watch that adds one pod and breaks (503), its resumption from
+    version 2 answered 410 (compacted), a second list, then a 401."""
 
     def __init__(self) -> None:
         self.lists = 0
@@ -38,13 +39,15 @@ class ScriptedClient:
         if len(self.watch_since) == 1:
             yield "ADDED", {"metadata": {"namespace": "a", "name": "second", "resourceVersion": "2"}}
             raise status.ApiError(503, "ServiceUnavailable", "watch broke")
+        if len(self.watch_since) == 2:
+            raise status.ApiError(410, "Expired", "too old resource version: 2 (5)")
         raise status.ApiError(401, "Unauthorized", "token expired")
 
     async def close(self) -> None:
         pass
 
 
-def test_events_are_applied_a_broken_watch_lists_again_and_401_expires(
+def test_a_broken_watch_resumes_a_410_lists_again_and_401_expires(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(feed_module, "RETRY_S", 0.0)
@@ -62,8 +65,8 @@ def test_events_are_applied_a_broken_watch_lists_again_and_401_expires(
 
     feed, store, client = asyncio.run(scenario())
     assert feed.expired
-    assert client.lists == 2  # listed again after the broken watch
-    assert client.watch_since == ["1", "1"]
+    assert client.lists == 2  # listed again only after the 410
+    assert client.watch_since == ["1", "2", "1"]  # the 503 resumed from the last version seen
     assert [o["metadata"]["name"] for o in store.items("pods")] == ["first"]  # the relist replaced "second"
     assert set(store.refused) == {"nodes", "namespaces", "resourcequotas", "events", "leases", "pods"}
     assert store.refused["pods"] == "your login expired: log in again"
