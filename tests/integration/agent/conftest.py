@@ -2,24 +2,28 @@
 
 ``registry`` starts ``/usr/bin/docker-registry serve`` with its own config and storage in a temp
 dir, waits for ``/v2/`` and stops it by PID afterwards (also on failure). ``busybox_root`` is a
-container root with Debian's static busybox, from which tests build and push their own images.
+container root with Debian's static busybox, from which tests build and push their own images
+(``push_image``: each image is built once per session and pushed into each test's registry).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import shutil
 import socket
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from nestlab.agent.registry import RegistryClient
+from nestlab.images import oci
 from nestlab.runtime import disks, proc
 
 
@@ -77,6 +81,29 @@ def registry() -> Iterator[Registry]:
     finally:
         reg.process.stop()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+# Images built in this session, by the digest of their layer's tar and their recipe.
+_BUILT: dict[str, tuple[bytes, bytes, bytes]] = {}
+
+
+def push_image(
+    registry: Registry, repository: str, tags: Sequence[str], root: Path, recipe: oci.Recipe
+) -> str:
+    """``oci.push``, with each image built once per session: ``oci.build`` is reproducible (the same
+    root and recipe give the same bytes) and compressing the layer takes seconds on a loaded
+    machine, while pushing it into each test's fresh registry does not. The manifest digest."""
+    key = hashlib.sha256(oci.layer_tar(root) + repr(recipe).encode()).hexdigest()
+    if key not in _BUILT:
+        _BUILT[key] = oci.build(root, recipe)
+    layer, config, manifest = _BUILT[key]
+    client = RegistryClient(registry.address)
+    client.push_blob(repository, layer)
+    client.push_blob(repository, config)
+    digest = ""
+    for tag in tags:
+        digest = client.push_manifest(repository, tag, manifest)
+    return digest
 
 
 @pytest.fixture

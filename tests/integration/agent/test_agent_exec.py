@@ -16,11 +16,10 @@ from typing import Any
 
 import pytest
 
-from nestlab.agent.registry import RegistryClient
 from nestlab.api import nodeagent
 from nestlab.api.streamtypes import StreamError, StreamOptions
 from nestlab.images import oci
-from tests.integration.agent.conftest import NODE, AgentProcess, Registry, wait_until
+from tests.integration.agent.conftest import NODE, AgentProcess, Registry, push_image, wait_until
 from tests.integration.api.conftest import ApiServer
 
 pytestmark = pytest.mark.integration
@@ -82,7 +81,7 @@ def test_exec_and_port_forward_through_the_agent(
     apiserver: ApiServer, node_agent: AgentProcess, registry: Registry, busybox_root: Path
 ) -> None:
     assert apiserver.request("POST", "/api/v1/namespaces", {"metadata": {"name": NS}})[0] in (201, 409)
-    oci.push(RegistryClient(registry.address), "demo/shell", ["1"], busybox_root, oci.Recipe(cmd=("sh",)))
+    push_image(registry, "demo/shell", ["1"], busybox_root, oci.Recipe(cmd=("sh",)))
     pod = {
         "metadata": {"name": "shell", "namespace": NS},
         "spec": {

@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 
 from nestlab.agent.network import tap_name
-from nestlab.agent.registry import RegistryClient
 from nestlab.images import oci
 from nestlab.runtime import proc
 from tests.integration.agent.conftest import (
     NODE,
     AgentProcess,
     Registry,
+    push_image,
     qemu_pids,
     start_agent,
     stop_agent,
@@ -52,7 +52,7 @@ def namespace(apiserver: ApiServer) -> Any:
 
 @pytest.fixture
 def busybox_image(registry: Registry, busybox_root: Path) -> str:
-    oci.push(RegistryClient(registry.address), "demo/busybox", ["1"], busybox_root, oci.Recipe(cmd=("sh",)))
+    push_image(registry, "demo/busybox", ["1"], busybox_root, oci.Recipe(cmd=("sh",)))
     return "demo/busybox:1"
 
 

@@ -20,10 +20,17 @@ from pathlib import Path
 import jwt
 import pytest
 
-from nestlab.agent.registry import RegistryClient
 from nestlab.images import oci
 from nestlab.provision.pki import ensure_signing_key
-from tests.integration.agent.conftest import NODE, AgentProcess, Registry, start_agent, stop_agent, wait_until
+from tests.integration.agent.conftest import (
+    NODE,
+    AgentProcess,
+    Registry,
+    push_image,
+    start_agent,
+    stop_agent,
+    wait_until,
+)
 from tests.integration.api.conftest import ApiServer, EtcdMember, Pki, start_apiserver
 
 pytestmark = pytest.mark.integration
@@ -77,7 +84,7 @@ def _logs(agent: AgentProcess, api: ApiServer, name: str) -> str:
 def test_the_pod_reads_its_bound_token_namespace_and_ca(
     sa_api: ApiServer, sa_agent: AgentProcess, registry: Registry, busybox_root: Path
 ) -> None:
-    oci.push(RegistryClient(registry.address), "demo/busybox", ["1"], busybox_root, oci.Recipe(cmd=("sh",)))
+    push_image(registry, "demo/busybox", ["1"], busybox_root, oci.Recipe(cmd=("sh",)))
     ca_pem = sa_api.pki.ca.read_text()
     for path, body in (
         ("/api/v1/namespaces", {"metadata": {"name": NS}}),

@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 
-from nestlab.agent.registry import RegistryClient
 from nestlab.images import oci
-from tests.integration.agent.conftest import NODE, AgentProcess, Registry, wait_until
+from tests.integration.agent.conftest import NODE, AgentProcess, Registry, push_image, wait_until
 from tests.integration.agent.test_agent import (
     BOOT_S,
     NS,
@@ -48,7 +47,7 @@ def _says(agent: AgentProcess, apiserver: ApiServer, line: str) -> bool:
 def test_configmap_and_secret_as_env_files_and_a_live_update(
     apiserver: ApiServer, node_agent: AgentProcess, namespace: str, registry: Registry, busybox_root: Any
 ) -> None:
-    oci.push(RegistryClient(registry.address), "demo/busybox", ["1"], busybox_root, oci.Recipe(cmd=("sh",)))
+    push_image(registry, "demo/busybox", ["1"], busybox_root, oci.Recipe(cmd=("sh",)))
     _post(apiserver, "configmaps", {"metadata": {"name": "app"}, "data": {"color": "blue"}})
     _post(
         apiserver,

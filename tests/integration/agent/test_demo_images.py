@@ -5,6 +5,10 @@ with busybox's wget and with the client's curl (the outer machine's, with its li
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,7 +21,7 @@ from nestlab.runtime import pod, proc
 from nestlab.runtime.accel import Accel
 from nestlab.runtime.control import Exited
 from nestlab.runtime.poddesc import Container, ContainerName, PodDescription
-from tests.integration.agent.conftest import Registry
+from tests.integration.agent.conftest import Registry, start_registry
 
 pytestmark = pytest.mark.integration
 
@@ -35,8 +39,29 @@ PROBE = (
 )
 
 
-def test_publish_pushes_every_image_and_they_pull_into_disks(registry: Registry, tmp_path: Path) -> None:
-    pushed = demo.publish(registry.address)
+@dataclass(frozen=True)
+class Published:
+    """A registry holding the demo images, and what ``demo.publish`` answered (image -> digest)."""
+
+    registry: Registry
+    pushed: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def published() -> Iterator[Published]:
+    """The demo images built and pushed ONCE for the module (a build takes tens of seconds under
+    load); the tests only pull from the registry, so they share it."""
+    directory = Path(tempfile.mkdtemp(prefix="nestlab-registry-"))
+    registry = start_registry(directory)
+    try:
+        yield Published(registry, demo.publish(registry.address))
+    finally:
+        registry.process.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_publish_pushes_every_image_and_they_pull_into_disks(published: Published, tmp_path: Path) -> None:
+    registry, pushed = published.registry, published.pushed
     assert sorted(pushed) == [f"{registry.address}/nestlab/{n}" for n in NAMES]
     assert pushed[f"{registry.address}/nestlab/web:2"] != pushed[f"{registry.address}/nestlab/web:1"]
     assert demo.publish(registry.address) == pushed, "a rebuild gives the same digests"
@@ -68,10 +93,10 @@ def test_publish_pushes_every_image_and_they_pull_into_disks(registry: Registry,
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="chroot needs root")
-def test_the_client_images_curl_runs_on_the_images_own_files(registry: Registry, tmp_path: Path) -> None:
+def test_the_client_images_curl_runs_on_the_images_own_files(published: Published, tmp_path: Path) -> None:
     """Unpacked from the pulled disk and run under chroot: the loader and every library curl needs
     come from the image, none from the outer machine (a missing one fails here)."""
-    demo.publish(registry.address)
+    registry = published.registry
     client = images.ImageStore(tmp_path / "store").pull(parse_ref("nestlab/client:1", registry.address))
     root = tmp_path / "client-root"
     proc.run(["fsck.erofs", f"--extract={root}", str(client.disk)], timeout=60)
@@ -84,9 +109,9 @@ def test_the_client_images_curl_runs_on_the_images_own_files(registry: Registry,
 
 
 def test_the_client_reaches_the_web_server_which_names_its_pod(
-    registry: Registry, pod_boot: tuple[Path, Path], tmp_path: Path
+    published: Published, pod_boot: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    demo.publish(registry.address)
+    registry = published.registry
     store = images.ImageStore(tmp_path / "store")
     web = store.pull(parse_ref("nestlab/web:1", registry.address))
     client = store.pull(parse_ref("nestlab/client:1", registry.address))

@@ -21,6 +21,7 @@ from nestlab.runtime import proc
 from nestlab.runtime.proc import Result
 from nestlab.substrate.base import record_path
 from nestlab.substrate.libvirt import automation
+from nestlab.substrate.libvirt import substrate as substrate_module
 from nestlab.substrate.libvirt.substrate import LibvirtSubstrate, domain_state
 from nestlab.substrate.local.substrate import LocalSubstrate
 from tests.unit.libvirt.harness import ROOT
@@ -66,6 +67,12 @@ ADDRESSES = {"esx-01": "198.18.0.31", "cp-1": "198.18.0.21", "lb-1": "198.18.0.1
 
 def automation_error(domain: str) -> str:
     return f"failed to get domain '{domain}'"
+
+
+@pytest.fixture(autouse=True)
+def no_poll_pause(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake libvirt answers at once: poll it without the 1 s pause a real guest is given."""
+    monkeypatch.setattr(substrate_module, "POLL_S", 0.0)
 
 
 @pytest.fixture
