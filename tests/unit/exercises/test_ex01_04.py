@@ -138,6 +138,13 @@ def test_ex04_wants_the_cached_disk_the_pushed_image_and_the_other_namespace_gon
     ]
 
 
+def test_ex04_accepts_the_short_name_the_push_prints() -> None:
+    assert ex04_image_service.check(image_lab(cached=True, image="ex04/hello:1")) == []
+    assert ex04_image_service.check(image_lab(cached=True, image="ex04/other:1")) == [
+        "pod ex04/hello runs 'ex04/other:1', not depot:5000/ex04/hello:1 (step 4)"
+    ]
+
+
 def test_ex04_reset_deletes_both_namespaces() -> None:
     lab = FakeLab()
     ex04_image_service.reset(lab)
