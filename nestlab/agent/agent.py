@@ -561,9 +561,13 @@ class Agent:
         self._forget(uid)
 
     async def _confirm_delete(self, pod: Obj) -> None:
+        """The final delete (grace 0) of the pod this agent ran, with its uid as a precondition, as
+        the kubelet sends it: a new pod of the same name made meanwhile is not removed (409)."""
         meta = pod.get("metadata") or {}
         with contextlib.suppress(api_status.ApiError):
-            await self.client.delete(PODS, str(meta.get("namespace")), str(meta.get("name")), grace=0)
+            await self.client.delete(
+                PODS, str(meta.get("namespace")), str(meta.get("name")), grace=0, uid=str(meta.get("uid"))
+            )
 
     def _forget(self, uid: str) -> None:
         shutil.rmtree(self.pods_dir / uid, ignore_errors=True)

@@ -30,7 +30,7 @@ DIGEST = Digest("sha256:" + "ab" * 32)
 class FakeClient:
     def __init__(self) -> None:
         self.statuses: list[Obj] = []
-        self.deleted: list[tuple[str, str, int | None]] = []
+        self.deleted: list[tuple[str, str, int | None, str | None]] = []
         self.created: list[Obj] = []
         self.objects: dict[tuple[str, str, str], Obj] = {}
         """(plural, namespace, name) -> what get/list answer (ConfigMaps, Secrets, Services)."""
@@ -52,8 +52,10 @@ class FakeClient:
             self.statuses.append(patch["status"])
         return {}
 
-    async def delete(self, resource: Any, namespace: str, name: str, grace: int | None = None) -> Obj:
-        self.deleted.append((namespace, name, grace))
+    async def delete(
+        self, resource: Any, namespace: str, name: str, grace: int | None = None, *, uid: str | None = None
+    ) -> Obj:
+        self.deleted.append((namespace, name, grace, uid))
         return {}
 
     async def create(self, resource: Any, namespace: str, obj: Obj) -> Obj:
@@ -189,7 +191,7 @@ def test_a_job_runs_to_succeeded_with_its_exit_code_and_the_delete_is_confirmed(
     final = client.statuses[-1]
     assert final["phase"] == "Succeeded"
     assert final["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
-    assert client.deleted == [("ns", "web", 0)]
+    assert client.deleted == [("ns", "web", 0, "u-1")]  # the uid precondition spares a new "web"
     assert not (short_tmp / "state" / "pods" / "u-1").exists()
 
 
@@ -221,7 +223,7 @@ def test_a_crash_looping_container_reports_back_off_restarts_and_an_event(short_
     assert "BackOff" in reasons
     assert "Killing" in reasons
     assert launches.launched[0][1].stopped
-    assert client.deleted == [("ns", "web", 0)]
+    assert client.deleted == [("ns", "web", 0, "u-1")]  # the uid precondition spares a new "web"
 
 
 def test_oversize_pod_fails_out_of_memory_without_a_vm(short_tmp: Path) -> None:

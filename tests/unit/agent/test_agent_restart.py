@@ -201,7 +201,7 @@ def test_a_killed_vm_of_an_always_pod_comes_back_with_restart_count_one(short_tm
     assert main(running[-1])["lastState"]["terminated"]["exitCode"] == 137
     assert [e["reason"] for e in client.created].count("BackOff") == 1
     assert_never_running_without_a_vm(client)
-    assert client.deleted == [("ns", "web", 0)]
+    assert client.deleted == [("ns", "web", 0, "u-1")]
 
 
 def test_consecutive_vm_failures_back_off_longer_each_time(short_tmp: Path) -> None:
@@ -239,7 +239,7 @@ def test_deleting_a_pod_in_vm_back_off_completes_at_once(short_tmp: Path) -> Non
 
     asyncio.run(scenario())
     assert len(launcher.vms) == 1
-    assert client.deleted == [("ns", "web", 0)]
+    assert client.deleted == [("ns", "web", 0, "u-1")]
     assert "u-1" in network.released
     assert not (short_tmp / "state" / "pods" / "u-1").exists()
 
@@ -428,7 +428,7 @@ def test_a_deleting_pod_whose_vm_is_gone_is_confirmed_at_start_without_a_vm(shor
 
     asyncio.run(scenario())
     assert launcher.vms == []
-    assert client.deleted == [("ns", "web", 0)]
+    assert client.deleted == [("ns", "web", 0, "u-1")]
     assert network.released == ["u-1"]
     assert not (short_tmp / "state" / "pods" / "u-1").exists()
     assert "u-1" not in agent.records
@@ -450,7 +450,7 @@ def test_deleting_a_finished_pod_or_one_never_seen_completes_at_once(short_tmp: 
         await agent.sync("DELETED", pod(name="third", uid="u-3"))
 
     asyncio.run(scenario())
-    assert client.deleted == [("ns", "web", 0), ("ns", "other", 0)]
+    assert client.deleted == [("ns", "web", 0, "u-1"), ("ns", "other", 0, "u-2")]
     assert network.released.count("u-2") == 1
     assert not (short_tmp / "state" / "pods" / "u-1").exists()
 
@@ -489,7 +489,7 @@ def test_an_adopted_live_vm_is_reported_running(short_tmp: Path, monkeypatch: py
     assert launcher.vms == []
     assert live.stopped
     assert "HostRestarted" not in [e["reason"] for e in client.created]
-    assert client.deleted == [("ns", "web", 0)]
+    assert client.deleted == [("ns", "web", 0, "u-1")]
 
 
 def test_stopping_an_adopted_vm_that_is_already_gone_waits_for_nothing(

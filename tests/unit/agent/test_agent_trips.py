@@ -124,7 +124,7 @@ def test_a_second_delete_with_a_shorter_grace_ends_the_stop_in_progress(short_tm
 
     asyncio.run(scenario())
     assert ended == [(4242, short_tmp / "state" / "pods" / "u-1" / "vm")]
-    assert client.deleted == [("ns", "web", 0)]  # the deletion is confirmed once the VM is gone
+    assert client.deleted == [("ns", "web", 0, "u-1")]  # the deletion is confirmed once the VM is gone
     killing = [e["message"] for e in client.created if e["reason"] == "Killing"]
     assert killing[-1].startswith("The delete's shorter grace period is over")
 
