@@ -66,8 +66,24 @@ def parse_time(text: str) -> datetime.datetime:
 
 
 def login_hint(user: str, lab: str) -> str:
-    """The command that logs ``user`` in to ``lab`` again."""
-    return f"nestlab login {user}" + ("" if lab == "default" else f" --lab {lab}")
+    """The command that logs ``user`` in to ``lab`` again, as it can be typed here."""
+    return f"{program_name()} login {user}" + ("" if lab == "default" else f" --lab {lab}")
+
+
+def program_name() -> str:
+    """How to type this ``nestlab`` here: ``nestlab`` when PATH finds this one, else its path,
+    relative to the current directory when it lies below it (``.venv/bin/nestlab`` in a clone)."""
+    try:
+        command = Path(nestlab_command()[0])
+    except UsageError:
+        return "nestlab"
+    found = shutil.which("nestlab")
+    if found is not None and Path(found).absolute() == command:
+        return "nestlab"
+    try:
+        return str(command.relative_to(Path.cwd()))
+    except ValueError:
+        return str(command)
 
 
 def user_kubeconfig(

@@ -208,11 +208,31 @@ def test_credential_after_expiry_says_how_to_log_in(lab: LabFiles, api: FakeApi)
     assert run(api, login, ["alice", "--password-stdin"], "alice-2026!").exit_code == 0
     expired = run(api, credential, ["--user", "alice"])
     assert expired.exit_code == 1
+    typed = logins.program_name()
     assert (
-        "error: the token of alice expired at 2020-01-01T00:00:00Z: run nestlab login alice" in expired.output
+        f"error: the token of alice expired at 2020-01-01T00:00:00Z: run {typed} login alice"
+        in expired.output
     )
     never = run(api, credential, ["--user", "bob", "--lab", "other"])
-    assert "bob has not logged in to lab other: run nestlab login bob --lab other" in never.output
+    assert f"bob has not logged in to lab other: run {typed} login bob --lab other" in never.output
+
+
+def test_the_login_hint_names_the_command_as_it_can_be_typed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    program = tmp_path / "clone" / ".venv" / "bin" / "nestlab"
+    program.parent.mkdir(parents=True)
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o755)
+    monkeypatch.setattr(logins, "nestlab_command", lambda: [str(program)])
+    monkeypatch.chdir(tmp_path / "clone")
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert logins.login_hint("alice", "e2e") == ".venv/bin/nestlab login alice --lab e2e"
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert logins.program_name() == str(program)  # not below the current directory: its full path
+    monkeypatch.setenv("PATH", f"{program.parent}:/usr/bin:/bin")
+    assert logins.login_hint("alice", "default") == "nestlab login alice"  # PATH finds this one
 
 
 def test_remove_forgets_the_login(lab: LabFiles, api: FakeApi) -> None:
