@@ -94,8 +94,12 @@ def test_init_then_probes_gate_restart_and_hooks(launch_pod: LaunchPod) -> None:
     started = kinds.index(("startup", True, True))
     assert {k for k, _, _ in kinds[:started]} == {"startup"}
     startup_failure = next(e for e in web_probes if not e.ok)
+    # the kubelet's wording before httpd listened; on a loaded machine the first try can time out
     refused = r'Get "http://([0-9.]+):8080/index.html": dial tcp \1:8080: connect: connection refused'
-    assert re.fullmatch(refused, startup_failure.message)  # the kubelet's wording, before httpd listened
+    timed_out = r'Get "http://[0-9.]+:8080/index.html": context deadline exceeded \(.*\)'
+    assert re.fullmatch(refused, startup_failure.message) or re.fullmatch(
+        timed_out, startup_failure.message
+    ), startup_failure.message
     assert kinds.index(("readiness", True, True)) < kinds.index(("readiness", False, False))
     assert ("liveness", False, False) in kinds
     killing = index(lambda e: isinstance(e, Killing))
@@ -107,7 +111,9 @@ def test_init_then_probes_gate_restart_and_hooks(launch_pod: LaunchPod) -> None:
     side_probe = next(e for e in seen if isinstance(e, ProbeResult) and e.container == "side")
     assert (side_probe.probe, side_probe.ok, side_probe.state) == ("readiness", False, False)
     assert side_probe.message.startswith("dial tcp ")
-    assert side_probe.message.endswith(":9: connect: connection refused")
+    assert side_probe.message.endswith((":9: connect: connection refused", ":9: i/o timeout")), (
+        side_probe.message
+    )
 
     console = vm.console_log.read_text(errors="replace")
     assert "[prep] prepared" in console
