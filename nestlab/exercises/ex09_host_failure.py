@@ -94,12 +94,18 @@ def node_problem(node: Obj) -> str | None:
 
 
 def lab_problem(lab: Lab) -> str | None:
-    """None when the lab is whole: every node running, every Node healthy, the API answering."""
+    """None when the lab is whole: every node running, every Node healthy, the API answering.
+
+    Only the lab's own hosts count: a Node registered by something else (a bench's simulated
+    hosts, left NotReady when it ended) is not the teaching lab's to restore.
+    """
     try:
         stopped = stopped_nodes(lab)
         if stopped:
             return f"stopped: {', '.join(stopped)}"
         for node in lab.items("/api/v1/nodes"):
+            if (node.get("metadata") or {}).get("name") not in LAB_NODES:
+                continue
             problem = node_problem(node)
             if problem:
                 return problem

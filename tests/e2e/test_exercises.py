@@ -3,6 +3,10 @@ reset -> check says something is missing -> every command of its Markdown, outpu
 the patterns written under it -> check passes -> reset (also in a finalizer when the test fails).
 
 A command or an output that changes fails here with the file and line, so the docs cannot rot.
+
+The failure exercises (9, 10, 12, 13) also carry the checks of older e2e tests that made the same
+disruption again (:mod:`tests.e2e.riders`): each host stop, maintenance cycle, failed attestation
+and leader loss happens once per run, and the checks ride on it.
 """
 
 from __future__ import annotations
@@ -13,11 +17,14 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from nestlab.cli import cli
-from nestlab.exercises import catalog
+from nestlab.exercises import catalog, markdown
 from nestlab.exercises.base import Exercise
 from nestlab.exercises.lablink import LabLink
 from nestlab.exercises.runner import Outcome, Runner, StepError, lab_environment
+from nestlab.paths import repo_root
+from tests.e2e import riders
 from tests.e2e.conftest import LiveLab
+from tests.e2e.rider import Rider
 
 pytestmark = pytest.mark.e2e
 ORDERED = sorted(catalog.EXERCISES, key=lambda e: (e.destructive, e.number))
@@ -43,23 +50,48 @@ def clean(link: LabLink, request: pytest.FixtureRequest) -> Iterator[Exercise]:
     exercise.reset(link)
 
 
+def run_with_rider(runner: Runner, exercise: Exercise, rider: Rider) -> list[Outcome]:
+    """Every command of the exercise's Markdown (as :meth:`Runner.run_file`), the rider's cues around
+    them; StepError at the first command that does not do what the Markdown says."""
+    path = catalog.markdown_path(exercise)
+    source = str(path.relative_to(repo_root()))
+    document = markdown.parse(path.read_text(encoding="utf-8"))
+    if document.errors:
+        raise StepError(f"{source}: " + "; ".join(document.errors))
+    steps = []
+    for command in document.commands():
+        rider.step(command.text, "before")
+        steps.append(runner.step(source, command))
+        rider.step(command.text, "after")
+    return steps
+
+
 @pytest.mark.parametrize("clean", ORDERED, ids=[f"ex{e.number:02d}_{e.slug}" for e in ORDERED], indirect=True)
 def test_exercise(
-    clean: Exercise, link: LabLink, agents: LiveLab, record_property: Callable[[str, object], None]
+    clean: Exercise,
+    link: LabLink,
+    agents: LiveLab,
+    request: pytest.FixtureRequest,
+    record_property: Callable[[str, object], None],
 ) -> None:
     exercise = clean
     started = time.monotonic()
     before = exercise.check(link)
     assert before, f"exercise {exercise.number}: check passes before any step (it must say what is missing)"
     runner = Runner(lab_environment(agents.name, agents.files.kubeconfig), rewrite=_rewrite)
+    rider = riders.for_exercise(exercise.number, agents, lambda: str(request.getfixturevalue("kubectl_120")))
     steps: list[Outcome] = []
     failure = ""
     try:
-        runner.run_file(catalog.markdown_path(exercise), on_step=steps.append)
+        rider.prepare()
+        steps = run_with_rider(runner, exercise, rider)
     except StepError as exc:
         failure = str(exc)
+    finally:
+        rider.cleanup()
     if failure:
         pytest.fail(failure, pytrace=False)  # outside the except: no "during handling" chain
+    assert rider.missed() == [], f"exercise {exercise.number}: checks riding on it never ran"
     after = exercise.check(link)
     assert after == [], f"exercise {exercise.number}: every step ran, but check says: {after}"
     seconds = time.monotonic() - started

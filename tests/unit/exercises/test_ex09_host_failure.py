@@ -189,6 +189,14 @@ def test_lab_problem_names_each_kind_of_damage() -> None:
     assert ex09.lab_problem(lab) == "stopped: lb-2"
 
 
+def test_lab_problem_ignores_nodes_that_are_not_the_labs_own() -> None:
+    lab = FakeLab()
+    lab.objects["/api/v1/nodes/simh3-001"] = node("simh3-001", ready="Unknown")  # a bench's simulated host
+    assert ex09.lab_problem(lab) is None
+    lab.objects["/api/v1/nodes/esx-03"] = node("esx-03", ready="Unknown")
+    assert ex09.lab_problem(lab) == "Node esx-03 is not Ready"
+
+
 def test_api_errors_while_waiting_are_a_problem_not_a_crash() -> None:
     class Flaky(FakeLab):
         def items(self, path: str) -> list[Any]:
