@@ -432,7 +432,23 @@ class Registry:
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
 
     async def delete(self, resource: Resource, namespace: str, name: str, options: Obj) -> Obj:
-        """DELETE: graceful for scheduled pods, Terminating for namespaces, blocked by finalizers."""
+        """DELETE: graceful for scheduled pods, Terminating for namespaces, blocked by finalizers.
+
+        A delete that lost a race with another writer (a node agent reporting the pod's status)
+        is retried on the latest copy, as upstream's storage retries it, unless the client pinned
+        a resourceVersion precondition (then the 409 is the answer it asked for)."""
+        pre = options.get("preconditions")
+        pinned = isinstance(pre, dict) and bool(pre.get("resourceVersion"))
+        for attempt in range(_RETRIES):
+            try:
+                return await self._delete_once(resource, namespace, name, options)
+            except status.ApiError as exc:
+                raced = exc.reason == "Conflict" and "has been modified" in exc.message
+                if not raced or pinned or attempt == _RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable: the last attempt raises")
+
+    async def _delete_once(self, resource: Resource, namespace: str, name: str, options: Obj) -> Obj:
         current = await self.store.get(resource, namespace, name)
         pre = options.get("preconditions") or {}
         grace = options.get("gracePeriodSeconds")

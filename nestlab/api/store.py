@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -31,6 +32,9 @@ Predicate = Callable[[Obj], bool]
 Objs = list[Obj]  # spelled once here: inside Store, "list" names the method
 T = TypeVar("T")
 _CAS_ATTEMPTS = 16  # retries of a read-modify-write under contention before answering 409
+# Decoded watch objects kept for the other watches of the same change: every watcher receives a
+# change within moments of the others, so the last thousand cover a burst (~10 KiB each decoded).
+_WATCH_MEMO = 1024
 
 
 def now() -> str:
@@ -109,6 +113,8 @@ class Store:
     def __init__(self, etcd: EtcdClient, transformer: Transformer | None = None) -> None:
         self.etcd = etcd
         self.transformer = transformer if transformer is not None else _configured[0]
+        self._seen: OrderedDict[tuple[str, int, int | None], Obj] = OrderedDict()
+        """Objects decoded for watches, by (key, mod_revision, revision shown): see :meth:`_watched`."""
 
     def _encode(self, resource: Resource, key: str, obj: Obj) -> bytes:
         """The bytes written to etcd at ``key`` (encrypted when the configuration says so)."""
@@ -307,14 +313,29 @@ class Store:
         except EtcdError as exc:
             raise status.unavailable(f"storage is unavailable: {exc}") from exc
 
+    def _watched(self, resource: Resource, kv: KeyValue, revision: int | None = None) -> Obj:
+        """:meth:`_decode` for watch events, decoded once for every watch of this server.
+
+        Each watch (every node agent watches the pods bound to it, with a field selector) sees
+        every change under its prefix; without this, N watchers decoded each change N times. The
+        object is shared: the watch path only reads it (selectors, shaping, serialising).
+        """
+        memo = (kv.key, kv.mod_revision, revision)
+        found = self._seen.get(memo)
+        if found is None:
+            found = self._seen[memo] = self._decode(resource, kv, revision)
+            if len(self._seen) > _WATCH_MEMO:
+                self._seen.popitem(last=False)
+        return found
+
     def _translate(
         self, resource: Resource, kind: str, kv: KeyValue, prev: KeyValue | None, predicate: Predicate
     ) -> WatchEvent | None:
         """An etcd event as the watch event a client filtering with ``predicate`` must see."""
-        old = self._decode(resource, prev, kv.mod_revision) if prev is not None else None
+        old = self._watched(resource, prev, kv.mod_revision) if prev is not None else None
         if kind == "DELETE":
             return WatchEvent("DELETED", old) if old is not None and predicate(old) else None
-        new = self._decode(resource, kv)
+        new = self._watched(resource, kv)
         was, now_matches = old is not None and predicate(old), predicate(new)
         if now_matches and not was:
             return WatchEvent("ADDED", new)

@@ -87,9 +87,13 @@ def _refused(pod: Obj, refusal: str, nodes: int) -> placement.Decision | None:
 class Scheduler:
     """Binds pending pods (run it only while holding the Lease: see :mod:`manager`)."""
 
-    def __init__(self, client: ApiClient, max_in_flight: int = MAX_IN_FLIGHT) -> None:
+    def __init__(
+        self, client: ApiClient, max_in_flight: int = MAX_IN_FLIGHT, name: str = SCHEDULER_NAME
+    ) -> None:
         self.client = client
         self.max_in_flight = max_in_flight
+        self.name = name
+        """The ``spec.schedulerName`` this scheduler serves (a bench runs its own beside the lab's)."""
         self._recording: asyncio.Task[None] | None = None
 
     async def flush(self) -> None:
@@ -107,7 +111,7 @@ class Scheduler:
                 p
                 for p in pending["items"]
                 if not p["metadata"].get("deletionTimestamp")
-                and (p.get("spec") or {}).get("schedulerName", SCHEDULER_NAME) == SCHEDULER_NAME
+                and (p.get("spec") or {}).get("schedulerName", SCHEDULER_NAME) == self.name
             ),
             key=_oldest_first,
         )
@@ -237,7 +241,7 @@ class Scheduler:
                 "uid": meta.get("uid", ""),
             },
             "type": kind, "reason": reason, "message": message, "count": 1,
-            "source": {"component": SCHEDULER_NAME},
+            "source": {"component": self.name},
             "firstTimestamp": stamp, "lastTimestamp": stamp,
         }  # fmt: skip
         try:

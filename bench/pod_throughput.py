@@ -1,0 +1,300 @@
+"""Pod throughput: creates/s through the API, binds/s by the scheduler, Running/s on simulated hosts.
+
+Targets a lab through its VIP (``--lab NAME``, the lab's admin certificate) or a throwaway
+loopback control plane (``--loopback``: a one-member etcd and the real nestlab-apiserver, run from
+the current directory's ``nestlab`` package, so the same script measures two trees side by side).
+Each run, in a fresh namespace of its own:
+
+1. ``--clients`` concurrent API clients (each its own connections) create ``--pods`` pods;
+2. a :class:`~nestlab.controller.scheduler.Scheduler` of its own (``schedulerName``
+   ``nestlab-bench``, so the lab's scheduler leaves these pods alone) binds them all;
+3. the simulated hosts (:mod:`nestlab.sim`, ``--hosts`` of them, tainted so that nothing but these
+   pods lands there) report them Running; then every pod is deleted (grace 0) and the namespace.
+
+Prints per-run figures and the medians: creates/s with the create latency p50/p99, binds/s,
+Running/s, deletes/s; with ``--loopback`` also the CPU time the API server and etcd spent per pod
+(a figure the machine's other load hardly moves), etcd's database size and the RSS of etcd and the
+API server after the last run. The simulated hosts' Nodes and Leases are removed at the end.
+
+    .venv/bin/python bench/pod_throughput.py --lab e2e --clients 32 --pods 500 --hosts 5 --runs 3
+    .venv/bin/python bench/pod_throughput.py --loopback --hosts 50 --pods 2000 --runs 1   # 50 x 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.loopback import one_member_etcd, pki
+from nestlab.api import status
+from nestlab.api.client import ApiClient, Credentials
+from nestlab.api.resources import NAMESPACES, PODS
+from nestlab.controller.scheduler import Scheduler
+from nestlab.paths import LabFiles
+from nestlab.runtime import proc
+from nestlab.sim import hollow
+from nestlab.sim.hosts import Fleet
+from tests.integration.api.conftest import ADMIN_TOKEN, start_apiserver
+
+SCHEDULER = "nestlab-bench"
+BIND_IN_FLIGHT = 16  # the scheduler's own default (upstream's parallelism)
+MAX_PASSES = 50  # one pass should bind them all; more means something is wrong: stop, do not spin
+RUNNING_WAIT_S = 300.0  # deadline for the simulated hosts to report every pod Running
+RETRIES, RETRY_S = 10, 1.0  # a request answered 5xx is retried (the shared lab's API may fail over)
+RETRIED = [0]  # requests retried so far (printed: a run with retries measured a failover too)
+
+
+@dataclass
+class Run:
+    creates_s: float
+    create_p50_ms: float
+    create_p99_ms: float
+    binds_s: float
+    running_s: float
+    deletes_s: float
+
+
+def bench_pod(index: int) -> dict[str, Any]:
+    """A small pod for the bench's own scheduler, tolerating the simulated hosts' taints."""
+    return {
+        "metadata": {"name": f"tp-{index:05d}", "labels": {"app": "tput"}},
+        "spec": {
+            "schedulerName": SCHEDULER,
+            "tolerations": [dict(t) for t in hollow.TOLERATIONS],
+            "nodeSelector": {hollow.LABEL: "true"},
+            "containers": [{"name": "c", "image": "busybox:1.36", "resources": {"requests": {"cpu": "10m"}}}],
+        },
+    }
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def spread(clients: list[ApiClient], count: int, work: Callable[[ApiClient, int], Any]) -> list[float]:
+    """Run ``work(client, i)`` for i < count over the clients (one worker each); latencies (ms).
+
+    A 5xx (a control-plane node failing over: others run drills on the shared lab) is retried after
+    a pause and counted, and so is a delete that lost a race with a status write on a server that
+    does not retry it itself; a 409/404 on a retry means the first attempt went through."""
+    cursor = iter(range(count))
+    latencies: list[float] = []
+
+    async def worker(client: ApiClient) -> None:
+        for index in cursor:
+            start = time.perf_counter()
+            for attempt in range(RETRIES + 1):
+                try:
+                    await work(client, index)
+                    break
+                except status.ApiError as exc:
+                    if attempt and exc.code in (404, 409) and "has been modified" not in exc.message:
+                        break
+                    raced = exc.code == 409 and "has been modified" in exc.message  # an older server's delete
+                    if (exc.code < 500 and not raced) or attempt == RETRIES:
+                        raise
+                    RETRIED[0] += 1
+                    await asyncio.sleep(RETRY_S)
+            latencies.append((time.perf_counter() - start) * 1000)
+
+    await asyncio.gather(*(worker(c) for c in clients))
+    return latencies
+
+
+async def one_run(clients: list[ApiClient], fleet: Fleet, count: int, in_flight: int) -> Run:
+    namespace = f"bench-tput-{uuid.uuid4().hex[:6]}"
+    admin = clients[0]
+    await admin.create(NAMESPACES, "", {"metadata": {"name": namespace}})
+    try:
+        started = fleet.tally.running
+        start = time.perf_counter()
+        latencies = await spread(clients, count, lambda c, i: c.create(PODS, namespace, bench_pod(i)))
+        created = time.perf_counter() - start
+        scheduler = Scheduler(admin, max_in_flight=in_flight, name=SCHEDULER)
+        bound, passes, start = 0, 0, time.perf_counter()
+        bind_start_mono = time.monotonic()
+        while bound < count:
+            passes += 1
+            if passes > MAX_PASSES:
+                raise SystemExit(f"{count - bound} pods still unbound after {MAX_PASSES} passes")
+            try:
+                bound += sum(1 for placed in await scheduler.pass_once() if placed.node)
+            except status.ApiError as exc:  # a failing-over API: the next pass picks up what is left
+                if exc.code < 500:
+                    raise
+                RETRIED[0] += 1
+                await asyncio.sleep(RETRY_S)
+                bound = count - len((await admin.list(PODS, namespace, fields="spec.nodeName="))["items"])
+        binding = time.perf_counter() - start
+        print(f"    created {count / created:6.1f}/s, bound {count / binding:6.1f}/s", flush=True)
+        await scheduler.flush()
+        deadline = time.monotonic() + RUNNING_WAIT_S
+        while fleet.tally.running - started < count:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"only {fleet.tally.running - started}/{count} pods Running")
+            await asyncio.sleep(0.05)
+        running = fleet.tally.last_running_at - bind_start_mono
+        names = [p["metadata"]["name"] for p in (await admin.list(PODS, namespace))["items"]]
+        start = time.perf_counter()
+        await spread(clients, len(names), lambda c, i: c.delete(PODS, namespace, names[i], grace=0))
+        deleting = time.perf_counter() - start
+    finally:
+        await admin.delete(NAMESPACES, "", namespace)
+    return Run(
+        count / created,
+        statistics.median(latencies),
+        percentile(latencies, 0.99),
+        count / binding,
+        count / running,
+        len(names) / deleting,
+    )
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) ``pid`` used so far: the cost of the work, whatever the load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def etcd_db_mib(etcd_url: str) -> float:
+    with urllib.request.urlopen(f"{etcd_url}/metrics", timeout=5) as answer:  # noqa: S310 - loopback URL
+        for line in answer.read().decode().splitlines():
+            if line.startswith("etcd_mvcc_db_total_size_in_bytes "):
+                return float(line.split()[1]) / 2**20
+    return 0.0
+
+
+async def measure(connect: Callable[[], ApiClient], args: argparse.Namespace) -> list[Run]:
+    clients = [connect() for _ in range(args.clients)]
+    runs: list[Run] = []
+    names = hollow.names(args.hosts, args.prefix)
+    try:
+        async with Fleet(connect, names, args.max_pods or -(-args.pods // args.hosts)) as fleet:
+            print(f"{len(names)} simulated hosts registered ({names[0]}..{names[-1]})", flush=True)
+            for number in range(args.runs):
+                run = await one_run(clients, fleet, args.pods, args.bind_in_flight)
+                runs.append(run)
+                print(
+                    f"  run {number + 1}: {run.creates_s:6.1f} creates/s (p50 {run.create_p50_ms:5.1f} ms,"
+                    f" p99 {run.create_p99_ms:6.1f} ms)  {run.binds_s:6.1f} binds/s"
+                    f"  {run.running_s:6.1f} Running/s  {run.deletes_s:6.1f} deletes/s"
+                    + (f"  ({RETRIED[0]} requests retried so far)" if RETRIED[0] else ""),
+                    flush=True,
+                )
+            if fleet.tally.failures:
+                print(f"simulated hosts: {fleet.tally.failures} status writes refused", flush=True)
+    finally:
+        await asyncio.gather(*(c.close() for c in clients))
+    return runs
+
+
+def report(runs: list[Run], args: argparse.Namespace) -> None:
+    def med(pick: Callable[[Run], float]) -> float:
+        return statistics.median(pick(r) for r in runs)
+
+    print(
+        f"median of {len(runs)} runs, {args.pods} pods, {args.clients} clients, {args.hosts} hosts: "
+        f"{med(lambda r: r.creates_s):.1f} creates/s (p50 {med(lambda r: r.create_p50_ms):.1f} ms, "
+        f"p99 {med(lambda r: r.create_p99_ms):.1f} ms), {med(lambda r: r.binds_s):.1f} binds/s, "
+        f"{med(lambda r: r.running_s):.1f} Running/s, {med(lambda r: r.deletes_s):.1f} deletes/s",
+        flush=True,
+    )
+
+
+def lab_connect(name: str) -> Callable[[], ApiClient]:
+    files = LabFiles.named(name)
+    vip = json.loads(files.plan.read_text())["vip"]
+    credentials = Credentials(
+        f"https://{vip}:6443",
+        ca=files.pki / "ca.crt",
+        cert=files.pki / "admin.crt",
+        key=files.pki / "admin.key",
+    )
+    return lambda: ApiClient(credentials)
+
+
+def loopback(args: argparse.Namespace) -> None:
+    work = Path(tempfile.mkdtemp(prefix="nltput-"))
+    started: list[proc.Process] = []
+    try:
+        etcd_url, etcd = one_member_etcd(work)
+        started.append(etcd)
+        url, api_proc, _log = start_apiserver(pki(work), [etcd_url], work)
+        started.append(api_proc)
+        credentials = Credentials(url, ca=work / "ca.crt", token=ADMIN_TOKEN)
+        print(f"loopback control plane: etcd {etcd_url}, API server {url} (pid {api_proc.pid})", flush=True)
+        used = cpu_s(api_proc.pid), cpu_s(etcd.pid)
+        report(asyncio.run(measure(lambda: ApiClient(credentials), args)), args)
+        per_pod = [
+            (cpu_s(p.pid) - u) / (args.pods * args.runs) * 1000
+            for p, u in zip((api_proc, etcd), used, strict=True)
+        ]
+        print(
+            "CPU per pod (create, bind, Running, delete, and the watches' share): "
+            f"API server {per_pod[0]:.2f} ms, etcd {per_pod[1]:.2f} ms",
+            flush=True,
+        )
+        print(
+            f"etcd database {etcd_db_mib(etcd_url):.1f} MiB; RSS etcd {rss_mib(etcd.pid):.0f} MiB, "
+            f"API server {rss_mib(api_proc.pid):.0f} MiB",
+            flush=True,
+        )
+    finally:
+        for process in reversed(started):
+            process.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--lab", help="a running lab's name: measure through its VIP")
+    target.add_argument("--loopback", action="store_true", help="a throwaway etcd + API server")
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--pods", type=int, default=500)
+    parser.add_argument("--hosts", type=int, default=5, help="simulated hosts the pods are bound to")
+    parser.add_argument("--prefix", default="sim", help="simulated hosts' name prefix")
+    parser.add_argument(
+        "--max-pods",
+        type=int,
+        default=0,
+        help="pods a simulated host takes (default: --pods / --hosts, rounded up)",
+    )
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--bind-in-flight", type=int, default=BIND_IN_FLIGHT)
+    args = parser.parse_args()
+    if args.loopback:
+        loopback(args)
+    else:
+        try:
+            report(asyncio.run(measure(lab_connect(args.lab), args)), args)
+        except status.ApiError as exc:
+            raise SystemExit(f"the lab's API answered {exc.code} {exc.reason}: {exc.message}") from None
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
