@@ -1,16 +1,22 @@
 """Measure the lab lifecycle through the real `nestlab` command: cold and warm `up`, the no-op second
-`up`, `verify`, idle memory, and `down`, for the teaching lab (9 nodes) on this machine.
+`up`, `verify`, idle memory, `up` after a simulated reboot of the outer machine, and `down`, for the
+teaching lab (9 nodes) on this machine.
 
-Run as root:  .venv/bin/python bench/lab_up.py [--runs N] [--cold]
+Run as root:  .venv/bin/python bench/lab_up.py [--runs N] [--cold] [--reboot]
 ``--cold`` first builds the node image into an empty cache (NESTLAB_IMAGE_CACHE in a temp dir), so
-that run's `up` includes debootstrap and every package download. Prints each run and the medians.
-The lab uses its own name and networks (bench, 198.18.150.0/24) and is removed after every run.
+that run's `up` includes debootstrap and every package download. ``--reboot`` then plays an outer
+machine's reboot (every node process killed, overlays unmounted, the lab bridge and its routes
+gone; the lab directory kept), times the `up` that brings the lab back and checks it with `verify`.
+Prints each run and the medians. The lab uses its own name and networks (bench: management
+198.18.150.0/24, pods 198.19.150.0/24, Services 198.18.152.0/22, ingress 198.18.158.0/24) and is
+removed after every run.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -19,7 +25,9 @@ from pathlib import Path
 
 from nestlab.paths import LabFiles, repo_root
 from nestlab.runtime import proc
-from nestlab.substrate.local.pids import node_pids
+from nestlab.substrate.local import mounts
+from nestlab.substrate.local.layout import bridge_name
+from nestlab.substrate.local.pids import node_pids, stop_all
 
 NAME = "bench"
 SETTLE_S = 20.0  # let boot-time jobs finish before reading the idle footprint
@@ -54,11 +62,22 @@ def lab_memory_mib(files: LabFiles) -> float:
     return total_kib / 1024
 
 
+def simulate_reboot(files: LabFiles) -> None:
+    """What a reboot of the outer machine leaves: no node process, no mount, no bridge (its routes
+    go with it); the lab directory as it was."""
+    stop_all(node_pids(files.root / "nodes"), hard=True)
+    mounts.unmount_all(proc.run, files.root)
+    proc.run(["ip", "link", "del", bridge_name(NAME)], timeout=30, check=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
         "--cold", action="store_true", help="the first run builds the node image from nothing"
+    )
+    parser.add_argument(
+        "--reboot", action="store_true", help="also time `up` after a simulated reboot of the outer machine"
     )
     args = parser.parse_args()
     text = (repo_root() / "stacks" / "default.lab.yaml").read_text()
@@ -70,23 +89,31 @@ def main() -> None:
     )
     files = LabFiles.named(NAME)
     rows: dict[str, list[float]] = {}
-    for run in range(args.runs):
-        env = dict(os.environ)
-        label = "warm up"
-        if args.cold and run == 0:
-            env["NESTLAB_IMAGE_CACHE"] = tempfile.mkdtemp(prefix="labup-cold-image-", dir="/var/tmp")
-            label = "cold up (image build included)"
-        try:
-            figures = {label: nestlab("up", str(spec), "--name", NAME, env=env)}
-            figures["second up (no-op)"] = nestlab("up", str(spec), "--name", NAME, env=env)
-            figures["verify"] = nestlab("verify", "--name", NAME, env=env)
-            time.sleep(SETTLE_S)
-            figures["idle memory MiB"] = lab_memory_mib(files)
-        finally:
-            figures["down"] = nestlab("down", "--name", NAME, env=env)
-        print(f"run {run + 1}: " + ", ".join(f"{k} {v:.1f}" for k, v in figures.items()), flush=True)
-        for key, value in figures.items():
-            rows.setdefault(key, []).append(value)
+    try:
+        for run in range(args.runs):
+            env = dict(os.environ)
+            label = "warm up"
+            if args.cold and run == 0:
+                env["NESTLAB_IMAGE_CACHE"] = tempfile.mkdtemp(prefix="labup-cold-image-", dir="/var/tmp")
+                label = "cold up (image build included)"
+            figures: dict[str, float] = {}
+            try:
+                figures[label] = nestlab("up", str(spec), "--name", NAME, env=env)
+                figures["second up (no-op)"] = nestlab("up", str(spec), "--name", NAME, env=env)
+                figures["verify"] = nestlab("verify", "--name", NAME, env=env)
+                time.sleep(SETTLE_S)
+                figures["idle memory MiB"] = lab_memory_mib(files)
+                if args.reboot:
+                    simulate_reboot(files)
+                    figures["up after reboot"] = nestlab("up", str(spec), "--name", NAME, env=env)
+                    figures["verify after reboot"] = nestlab("verify", "--name", NAME, env=env)
+            finally:
+                figures["down"] = nestlab("down", "--name", NAME, env=env)
+            print(f"run {run + 1}: " + ", ".join(f"{k} {v:.1f}" for k, v in figures.items()), flush=True)
+            for key, value in figures.items():
+                rows.setdefault(key, []).append(value)
+    finally:
+        shutil.rmtree(spec.parent, ignore_errors=True)
     for key, values in rows.items():
         print(f"median {key}: {statistics.median(values):.1f} (n={len(values)})")
 

@@ -110,7 +110,14 @@ def _progress() -> Callable[[str], None]:
 )
 @click.option("--image", default="", help="libvirt only: the node qcow2 image (path or URL).")
 @click.option("--force", is_flag=True, help="Go on although the pre-check says the lab does not fit.")
-def up(spec: Path | None, name: str | None, substrate: str | None, image: str, force: bool) -> None:
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Run the playbook on every node, even those unchanged since their last provisioning.",
+)
+def up(
+    spec: Path | None, name: str | None, substrate: str | None, image: str, *, force: bool, full: bool
+) -> None:
     """Stand the lab of SPEC up (or complete it); a second run changes nothing.
 
     On a terminal, long steps (node image, pod kernel, provisioning plays, image pushes) show live
@@ -121,7 +128,7 @@ def up(spec: Path | None, name: str | None, substrate: str | None, image: str, f
             click.echo(json.dumps(outputs, indent=2, default=str))
             return
         with progress.for_console(_console()) as shown:
-            report = lifecycle.up(spec, name, shown, force=force)
+            report = lifecycle.up(spec, name, shown, force=force, full=full)
     except NestlabError as exc:
         _fail(exc)
     if report.nothing_to_do:

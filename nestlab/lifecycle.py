@@ -27,15 +27,16 @@ from nestlab.paths import LabFiles
 from nestlab.progress import Fanout, PlainProgress, as_progress, stepping
 from nestlab.provision import agentcerts as agent_provisioning
 from nestlab.provision import attestation
-from nestlab.provision.ansible import run_playbook
+from nestlab.provision.archive import pack_tree
 from nestlab.provision.attestation import KnownDigests
 from nestlab.provision.events import Tally
+from nestlab.provision.incremental import provision_site
 from nestlab.provision.kubeconfig import ensure_controller_cert, write_kubeconfig
 from nestlab.provision.pki import ensure_lab_pki
 from nestlab.provision.podkernel import build_pod_kernel_repo
 from nestlab.provision.remote import SSH_UNREACHABLE, Remote
 from nestlab.provision.verify import verify as run_verify
-from nestlab.provision.wheels import ensure_wheelhouse, lab_wheelhouse
+from nestlab.provision.wheels import ensure_wheelhouse, lab_wheelhouse, lab_wheelhouse_archive
 from nestlab.runtime import initramfs, kernel, machine, proc
 from nestlab.spec import Plan, make_plan, parse_spec
 from nestlab.spec.model import Role, SubstrateType
@@ -128,8 +129,13 @@ def up_libvirt(spec: Path | None, image: str, progress: Progress) -> dict[str, o
     return dict(LibvirtSubstrate.prepare(request).up(progress).outputs)
 
 
-def up(spec: Path | None, name: str | None, progress: Progress, *, force: bool = False) -> UpReport:
-    """Build or complete a local lab: nodes, PKI, provisioning. Safe to re-run; a re-run changes nothing."""
+def up(
+    spec: Path | None, name: str | None, progress: Progress, *, force: bool = False, full: bool = False
+) -> UpReport:
+    """Build or complete a local lab: nodes, PKI, provisioning. Safe to re-run; a re-run changes nothing.
+
+    The playbook runs only on nodes whose inputs changed or that were rebuilt since their last
+    provisioning (:mod:`nestlab.provision.incremental`); ``full`` runs it on every node."""
     started_at = time.monotonic()
     plan, text = plan_for_up(spec, name)
     failures = [c for c in precheck(plan, machine.capacity(paths.home())) if c.verdict is Verdict.FAIL]
@@ -151,28 +157,32 @@ def up(spec: Path | None, name: str | None, progress: Progress, *, force: bool =
     emit(log_line(files))
     emit(f"lab {plan.lab.name}: {len(plan.nodes)} nodes on the local substrate")
     started = LocalSubstrate(plan.lab.name, lambda: plan, lab_root=files.root).up(emit).started
-    tally = _provision(plan, files, emit)
+    tally = _provision(plan, files, emit, full=full)
     return UpReport(plan.lab.name, started, tally.total_changed, time.monotonic() - started_at)
 
 
-def _provision(plan: Plan, files: LabFiles, emit: Progress) -> Tally:
-    """Everything after the nodes exist, the same on every substrate: PKI, wheelhouse, playbook,
-    kubeconfig, demo images in the depot's registry. Each long part is a progress step."""
+def _provision(plan: Plan, files: LabFiles, emit: Progress, *, full: bool = False) -> Tally:
+    """Everything after the nodes exist, the same on every substrate: PKI, wheelhouse, playbook (on
+    the nodes that need it), kubeconfig, demo images in the depot's registry. Each long part is a
+    progress step."""
     files.plan.write_text(json.dumps(plan.to_dict(), indent=2) + "\n", encoding="utf-8")
     with stepping(emit, "lab PKI: CA and node certificates"):
         ensure_lab_pki(plan, files.pki)
         ensure_controller_cert(plan, files)
     with stepping(emit, "wheelhouse: nestlab and its base dependencies, for the depot"):
         ensure_wheelhouse(lab_wheelhouse(files))
+        pack_tree(lab_wheelhouse(files), lab_wheelhouse_archive(files))  # the depot unpacks it in one step
     with stepping(emit, "pod kernel and initramfs for the hosts (built once, cached by content)"):
         kernel.build(progress=emit)  # the compile's own step counts objects; cached: instant
         initramfs.build()
         host_vars = agent_provisioning.ansible_vars(plan, files.pki)  # finds both in the cache
     with stepping(emit, "trust: lab keys, signed pod-kernel package in a signed apt repository"):
         trust_vars, known = _trust_chain(plan, files, host_vars)
+    extravars = {**host_vars, **trust_vars, "depot_wheelhouse_archive": str(lab_wheelhouse_archive(files))}
     with stepping(emit, "provisioning: playbooks/site.yml") as step:
-        tally = run_playbook(plan, files, emit, extravars={**host_vars, **trust_vars})
-        step.done(f"{tally.total_changed} change(s)")
+        tally, decision = provision_site(plan, files, emit, extravars, full=full)
+        skipped = f", {len(decision.skipped)} node(s) unchanged, skipped" if decision.skipped else ""
+        step.done(f"{tally.total_changed} change(s){skipped}")
     attestation.setup(plan, files, LabKeys(files.trust_keys), known, emit)
     emit(f"kubeconfig: {write_kubeconfig(plan, files)}")
     registry = f"{plan.node('depot').address}:{DEPOT_REGISTRY_PORT}"
@@ -204,8 +214,11 @@ def _trust_chain(
     )
     policy = attestation.prepare_policy(plan, files, known)
     public = files.trust_public
+    apt_archive = repo.repo_dir.with_name(repo.repo_dir.name + ".tar")
+    pack_tree(repo.repo_dir, apt_archive)  # the depot unpacks it in one step
     return {
         "depot_apt_source": str(repo.repo_dir),
+        "depot_apt_archive": str(apt_archive),
         "pod_kernel_version": repo.version,
         "pod_kernel_apt_key": str(public / keys.apt_public.name),
         "pod_kernel_db_cert": str(public / keys.kernel_cert.name),

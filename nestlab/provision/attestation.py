@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -118,13 +119,14 @@ def register_host(remote: Remote, keys: LabKeys, files: LabFiles, host: str) -> 
     return True, offered
 
 
+def config_digest(remote: Remote, host: str) -> str:
+    """sha256 of a host's agent configuration (its systemd unit) as installed."""
+    return remote.run(host, ["sha256sum", AGENT_CONFIG_PATH]).stdout.split()[0]
+
+
 def config_digests(remote: Remote, hosts: list[str]) -> dict[str, str]:
     """sha256 of each host's agent configuration (its systemd unit) as installed."""
-    digests = {}
-    for host in hosts:
-        line = remote.run(host, ["sha256sum", AGENT_CONFIG_PATH]).stdout.split()
-        digests[host] = line[0]
-    return digests
+    return {host: config_digest(remote, host) for host in hosts}
 
 
 def load_policy(path: Path) -> Policy | None:
@@ -163,21 +165,20 @@ def setup(plan: Plan, files: LabFiles, keys: LabKeys, known: KnownDigests, emit:
     """After the playbook: register hosts, record their configurations, publish the policy."""
     remote = Remote(files)
     hosts = _hosts(plan)
-    offers = []
-    for host in hosts:
-        changed, offered = register_host(remote, keys, files, host)
-        offers.append(offered)
-        emit(
-            f"attestation: {host} AK {'registered, certificate issued' if changed else 'already registered'}"
-        )
-    path = policy_file(files)
-    policy = lab_policy(plan.lab.name, known, config_digests(remote, hosts), load_policy(path))
-    for offered in offers:  # firmware PCR 0-7 values as the registrar saw them at install
-        policy = recorded_firmware(policy, offered)
-    write_policy(path, policy)
-    text = path.read_text(encoding="utf-8")
-    for node in plan.nodes:
-        if node.role is Role.CONTROL_PLANE:
-            remote.write(node.name, POLICY_PATH, text)
+    # each host's SSH round trips in parallel: one after another they were most of a no-op `up`
+    with ThreadPoolExecutor(max_workers=max(1, len(plan.nodes))) as pool:
+        registered = list(pool.map(lambda host: register_host(remote, keys, files, host), hosts))
+        for host, (changed, _) in zip(hosts, registered, strict=True):
+            done = "registered, certificate issued" if changed else "already registered"
+            emit(f"attestation: {host} AK {done}")
+        path = policy_file(files)
+        digests = dict(zip(hosts, pool.map(lambda host: config_digest(remote, host), hosts), strict=True))
+        policy = lab_policy(plan.lab.name, known, digests, load_policy(path))
+        for _, offered in registered:  # firmware PCR 0-7 values as the registrar saw them at install
+            policy = recorded_firmware(policy, offered)
+        write_policy(path, policy)
+        text = path.read_text(encoding="utf-8")
+        verifiers = [node.name for node in plan.nodes if node.role is Role.CONTROL_PLANE]
+        list(pool.map(lambda node: remote.write(node, POLICY_PATH, text), verifiers))
     emit(f"attestation: policy {policy.name} ({policy.digest()[:16]}…) on the control plane")
     return policy

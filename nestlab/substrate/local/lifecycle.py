@@ -328,8 +328,9 @@ def down(name: str, *, lab_root: Path | None = None, run: proc.Runner = proc.run
         for record in lab.nodes.values():
             if record.pid is not None and pids.is_running(record.pid, record.machine):
                 running[record.machine] = record.pid
-        for machine, pid in sorted(running.items()):
-            pids.stop(pid, machine)
+        # Every node's disk is deleted next, so a clean poweroff would save nothing: all nodes lose
+        # their power at once (one after another, clean, took most of `down`'s time).
+        pids.stop_all(running, hard=True)
         for pid in orphans.find(layout.root / "nodes").values():
             orphans.end(run, pid)
         unmounted = tuple(mounts.mounts_under(layout.root))
