@@ -5,8 +5,15 @@ Going through the JSON gateway (instead of gRPC) keeps the dependency list to ai
 values travel base64-encoded and int64 fields travel as strings; this module hides both.
 
 Failover rule: a request that could not be *sent* (connection refused, TLS failure, DNS) moves on
-to the next endpoint; a request that was sent and timed out is reported as unavailable rather
-than retried, because retrying a write elsewhere could apply it twice.
+to the next endpoint; a read is also retried elsewhere after a timeout and while etcd elects a
+leader ("leader changed", "no leader"), within one deadline; a write that was sent and not answered
+is reported as "may or may not have been stored", never retried, because retrying it elsewhere
+could apply it twice.
+
+Quorum rule: a background poll of every member's status (:mod:`nestlab.api.etcdquorum`) tells an
+election (a majority answers: wait for the leader) from a lost quorum (refuse at once, with a
+message naming it). A request waiting when the quorum goes is answered then, not after etcd's
+own request timeout.
 """
 
 from __future__ import annotations
@@ -22,10 +29,28 @@ from typing import Any
 
 import aiohttp
 
+from nestlab.api import etcdquorum
+from nestlab.api.etcdquorum import ClusterView
 from nestlab.errors import NestlabError
 
 _CLOSE_TURNS = 3  # event-loop turns an aborted TLS transport needs to release its socket
 _REQUEST_TIMEOUT = 5.0  # seconds: etcd answers in milliseconds; 5 s covers a loaded 2-core machine
+# One read attempt at one member: longer than an election (1-2 s with the role's 100/1000 ms
+# timing) so a read sent as the leader dies is answered by the new one, short enough that a
+# member that died under it costs one retry elsewhere, not the whole deadline.
+_READ_ATTEMPT_TIMEOUT = 2.0
+_RETRY_PAUSE = 0.05  # between attempts while etcd elects: elections take hundreds of ms
+# The member-status poll: a member that stops answering counts as gone after two rounds (one late
+# status is forgiven, see MemberPoll.observe), so a lost quorum is seen within 2 x (interval +
+# timeout) ~ 1.1 s at worst, at once when the members refuse connections; each round is one small
+# local request per member (no raft round trip).
+_POLL_INTERVAL = 0.2
+_POLL_TIMEOUT = 0.35
+_READS = ("/v3/kv/range",)
+# etcd errors after which a request can be sent again: the member refused it before proposing it
+# (or, for reads, it changes nothing). "request timed out" after a write was proposed is in doubt.
+_RETRY_READ = ("leader changed", "no leader", "proposal dropped", "request timed out", "too many requests")
+_RETRY_WRITE = ("no leader", "proposal dropped", "too many requests")
 
 
 class EtcdError(NestlabError):
@@ -34,6 +59,18 @@ class EtcdError(NestlabError):
 
 class EtcdUnavailableError(EtcdError):
     """No etcd endpoint answered; the message lists what was tried."""
+
+
+class EtcdQuorumError(EtcdUnavailableError):
+    """A majority of members does not answer: refused before anything was sent (nothing stored)."""
+
+
+class EtcdInDoubtError(EtcdUnavailableError):
+    """A write was sent and not answered: it may or may not have been stored."""
+
+
+class _QuorumLostError(Exception):
+    """Internal: the quorum went while a request waited for its answer."""
 
 
 class EtcdCompactedError(EtcdError):
@@ -127,7 +164,13 @@ class EtcdClient:
     """Async etcd v3 client over the JSON gateway; create one per event loop and ``close()`` it."""
 
     def __init__(
-        self, endpoints: Sequence[str], tls: TLSFiles | None = None, timeout: float = _REQUEST_TIMEOUT
+        self,
+        endpoints: Sequence[str],
+        tls: TLSFiles | None = None,
+        timeout: float = _REQUEST_TIMEOUT,
+        *,
+        poll_interval: float = _POLL_INTERVAL,
+        poll_timeout: float = _POLL_TIMEOUT,
     ) -> None:
         if not endpoints:
             raise EtcdError("no etcd endpoints given (pass --etcd-servers=https://host:2379,...)")
@@ -136,6 +179,8 @@ class EtcdClient:
         self._timeout = timeout
         self._ssl = _ssl_context(tls)
         self._session: aiohttp.ClientSession | None = None
+        self._poll_timeout = poll_timeout
+        self._poll = etcdquorum.MemberPoll(self.endpoints, self._member_status, poll_interval)
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -143,7 +188,8 @@ class EtcdClient:
         return self._session
 
     async def close(self) -> None:
-        """Close the connection pool."""
+        """Stop the member poll and close the connection pool."""
+        await self._poll.stop()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -152,40 +198,121 @@ class EtcdClient:
             for _ in range(_CLOSE_TURNS):
                 await asyncio.sleep(0)
 
-    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST to the current endpoint, moving on to the next ones as the module docstring says.
+    # --- the member-status view (module docstring: quorum rule) ------------------------------------
 
-        Reads (``/v3/kv/range``) are idempotent and are retried elsewhere after any connection
-        failure; writes only when the connection was refused (nothing was sent).
-        """
-        idempotent = path == "/v3/kv/range"
+    async def cluster_view(self) -> ClusterView:
+        """The latest poll of every member's status (one round now when none ran yet)."""
+        return await self._poll.current()
+
+    async def _member_status(self, endpoint: str) -> etcdquorum.MemberStatus:
+        try:
+            async with self._http().post(
+                endpoint + "/v3/maintenance/status",
+                json={},
+                timeout=aiohttp.ClientTimeout(total=self._poll_timeout),
+            ) as response:
+                payload: dict[str, Any] = await response.json(content_type=None)
+        except TimeoutError:
+            return etcdquorum.unanswered(endpoint, etcdquorum.NO_ANSWER)
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            return etcdquorum.unanswered(endpoint, type(exc).__name__)
+        if "error" in payload or "code" in payload:
+            return etcdquorum.unanswered(endpoint, str(payload.get("message") or payload.get("error")))
+        return etcdquorum.parse_status(endpoint, payload)
+
+    def _refusal(self, write: bool) -> str | None:
+        view = self._poll.view
+        return None if view is None else etcdquorum.quorum_problem(view, write=write)
+
+    def _order(self) -> list[int]:
+        """Endpoint indexes to try: the current one first, members the view saw answer before others."""
+        order = [(self._current + i) % len(self.endpoints) for i in range(len(self.endpoints))]
+        if self._poll.view is None:
+            return order
+        answered = {m.endpoint for m in self._poll.view.members if m.answered}
+        return sorted(order, key=lambda i: self.endpoints[i] not in answered)
+
+    # --- requests -------------------------------------------------------------------------------
+
+    async def _send(self, url: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """One POST; raises :class:`_QuorumLostError` when the view loses the quorum before the answer."""
+
+        async def post() -> dict[str, Any]:
+            async with self._http().post(
+                url, json=body, timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as response:
+                payload: dict[str, Any] = await response.json(content_type=None)
+                return payload
+
+        request = asyncio.ensure_future(post())
+        lost = asyncio.ensure_future(self._poll.lost.wait())
+        try:
+            await asyncio.wait((request, lost), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+            if not request.done():
+                request.cancel()
+                await asyncio.gather(request, return_exceptions=True)
+        if request.cancelled():
+            raise _QuorumLostError
+        return request.result()
+
+    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST to a member, moving on to the next ones as the module docstring says."""
+        self._poll.start()
+        write = path not in _READS
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
         errors: list[str] = []
-        start = self._current
-        for attempt in range(len(self.endpoints)):
-            index = (start + attempt) % len(self.endpoints)
+        unreachable = 0
+        while True:
+            refusal = self._refusal(write)
+            if refusal is not None:
+                raise EtcdQuorumError(refusal)
+            index = self._order()[0]
             url = self.endpoints[index] + path
+            left = max(0.05, deadline - loop.time())
             try:
-                async with self._http().post(
-                    url, json=body, timeout=aiohttp.ClientTimeout(total=self._timeout)
-                ) as response:
-                    payload: dict[str, Any] = await response.json(content_type=None)
+                payload = await self._send(url, body, min(left, _READ_ATTEMPT_TIMEOUT) if not write else left)
+            except _QuorumLostError:
+                refusal = self._refusal(write) or "etcd lost its quorum"
+                if write:
+                    raise EtcdInDoubtError(
+                        etcdquorum.in_doubt(url, "lost its quorum before answering")
+                    ) from None
+                raise EtcdQuorumError(refusal) from None
             except (aiohttp.ClientConnectionError, OSError, TimeoutError) as exc:
-                self._current = (index + 1) % len(self.endpoints)  # the next request starts elsewhere
+                self._current = (index + 1) % len(self.endpoints)  # the next attempt goes elsewhere
                 sent = not isinstance(exc, aiohttp.ClientConnectorError)
-                if sent and not idempotent:
-                    timed_out = isinstance(exc, TimeoutError)
-                    what = "did not answer in time" if timed_out else "dropped the connection"
-                    raise EtcdUnavailableError(f"etcd at {url} {what}: {exc!r}") from exc
+                if sent and write:
+                    why = (
+                        "did not answer in time"
+                        if isinstance(exc, TimeoutError)
+                        else "dropped the connection"
+                    )
+                    raise EtcdInDoubtError(etcdquorum.in_doubt(url, f"{why} ({exc!r})")) from exc
                 errors.append(f"{self.endpoints[index]}: {exc!r}")
+                unreachable += 1
+                if unreachable >= 2 * len(self.endpoints) or loop.time() >= deadline:
+                    raise EtcdUnavailableError(
+                        "no etcd endpoint answered: " + "; ".join(errors[-3:])
+                    ) from exc
                 continue
             self._current = index
-            if "error" in payload or "code" in payload:
-                message = str(payload.get("message") or payload.get("error"))
-                if "compacted" in message:
-                    raise EtcdCompactedError(message, 0)
-                raise EtcdError(f"etcd {path} failed: {message}")
-            return payload
-        raise EtcdUnavailableError("no etcd endpoint answered: " + "; ".join(errors))
+            if "error" not in payload and "code" not in payload:
+                return payload
+            message = str(payload.get("message") or payload.get("error"))
+            if "compacted" in message:
+                raise EtcdCompactedError(message, 0)
+            if any(word in message for word in (_RETRY_WRITE if write else _RETRY_READ)):
+                errors.append(f"{self.endpoints[index]}: {message}")
+                if loop.time() + _RETRY_PAUSE < deadline:
+                    await asyncio.sleep(_RETRY_PAUSE)  # an election is under way: wait for its leader
+                    continue
+                raise EtcdUnavailableError(f"etcd has no leader yet after {self._timeout:g} s: {message}")
+            if write and "timed out" in message:
+                raise EtcdInDoubtError(etcdquorum.in_doubt(url, f"answered {message!r}"))
+            raise EtcdError(f"etcd {path} failed: {message}")
 
     async def get(self, key: str) -> KeyValue | None:
         """The current value of ``key``, or None."""

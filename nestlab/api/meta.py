@@ -1,8 +1,12 @@
 """Routes that are not resources: version, health, discovery and OpenAPI documents.
 
-They change only when the server's code does (never with the data), except ``/readyz``, which asks
-etcd for its revision on every call: the load balancer in front of the control plane uses it to
-stop sending traffic to a server that lost storage or is shutting down.
+They change only when the server's code does (never with the data), except ``/readyz``: the load
+balancer in front of the control plane uses it to stop sending traffic to a server that lost
+storage or is shutting down. Its etcd check reads the etcd client's member-status view
+(:mod:`nestlab.api.etcdquorum`), not a read through raft: while a majority of members answers, the
+server is ready even during an election (a read would wait a second for the new leader; failing
+then would take every server out of the load balancer at once and add its rise delay to the
+failover); without a majority it fails at once, naming the quorum.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from aiohttp import web
 
 from nestlab.api import auth, discovery, openapi, status
 from nestlab.api.etcd import EtcdClient
+from nestlab.api.etcdquorum import quorum_problem
 
 
 def json_response(body: Any, code: int = 200) -> web.Response:
@@ -58,10 +63,9 @@ class MetaRoutes:
             return web.Response(
                 text="[-]shutdown failed: server is shutting down\nreadyz check failed", status=500
             )
-        try:
-            await self.etcd.revision()
-        except Exception as exc:  # any storage failure means "not ready"
-            return web.Response(text=f"[-]etcd failed: {exc}\nreadyz check failed", status=500)
+        problem = quorum_problem(await self.etcd.cluster_view(), write=False)
+        if problem is not None:
+            return web.Response(text=f"[-]etcd failed: {problem}\nreadyz check failed", status=500)
         return web.Response(text="ok")
 
     async def core_versions(self, request: web.Request) -> web.Response:

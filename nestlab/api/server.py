@@ -149,7 +149,7 @@ async def status_errors(
         return await handler(request)
     except status.ApiError as exc:
         response = json_response(_one_line(exc.status(), exc.multiline), exc.code)
-        if exc.code == 503:
+        if exc.code in (503, 504):
             response.headers["Retry-After"] = "1"
         return response
     except web.HTTPException as exc:

@@ -171,6 +171,11 @@ def invalid(kind: str, group: str, name: str, causes: list[Cause]) -> ApiError:
     return ApiError(422, "Invalid", message, Details(name=name, group=group, kind=kind, causes=tuple(causes)))
 
 
+def timeout(message: str) -> ApiError:
+    """504 Timeout (upstream's storage timeout): the request may or may not have taken effect."""
+    return ApiError(504, "Timeout", message, Details(retry_after=1))
+
+
 def unavailable(message: str) -> ApiError:
     """503: storage is unreachable or the server is shutting down; clients may retry."""
     return ApiError(503, "ServiceUnavailable", message, Details(retry_after=1))

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from nestlab.api import kinds, status
 from nestlab.api.encryption import IDENTITY, Transformer, TransformError
-from nestlab.api.etcd import EtcdClient, EtcdCompactedError, EtcdError, KeyValue
+from nestlab.api.etcd import EtcdClient, EtcdCompactedError, EtcdError, EtcdInDoubtError, KeyValue
 from nestlab.api.kinds.base import Claim
 from nestlab.api.resources import Resource
 
@@ -88,6 +88,8 @@ async def _guard(call: Awaitable[T]) -> T:
         return await call
     except EtcdCompactedError as exc:
         raise status.gone(f"too old resource version: {exc}") from exc
+    except EtcdInDoubtError as exc:  # sent, unanswered: upstream's storage timeout, 504
+        raise status.timeout(f"Timeout: request did not complete within the allowed duration: {exc}") from exc
     except EtcdError as exc:  # unavailable, no leader, request timed out inside etcd...
         raise status.unavailable(f"storage is unavailable: {exc}") from exc
 

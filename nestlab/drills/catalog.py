@@ -10,6 +10,7 @@ DRILLS: tuple[Drill, ...] = (
     hosts.FAILURE,
     hosts.RESTART,
     control.LEADER,
+    control.LEADER_HARD,
     control.VIP,
     control.QUORUM,
     trust.TAMPER,

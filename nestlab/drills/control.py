@@ -2,13 +2,17 @@
 
 Each stops lab nodes with ``nestlab node stop`` (a control-plane or load-balancer node alone, not
 its host) and starts them again in its restore step; the shared runner measures what clients saw
-through the VIP meanwhile.
+through the VIP meanwhile. The leader-loss drill comes in two kinds: a clean stop (etcd hands its
+leadership over as it shuts down) and a hard one (``nestlab node stop --hard``: the node's power is
+pulled, the other members notice only when heartbeats stop and elect after the election timeout),
+the failure that decides the failover time.
 """
 
 from __future__ import annotations
 
 import time
 
+from nestlab import lifecycle
 from nestlab.drills import probe, report
 from nestlab.drills.base import Drill, Session
 from nestlab.drills.lab import DrillError, wait_until
@@ -20,15 +24,20 @@ REFUSAL_TIMEOUT_S = 60.0  # writes must be refused soon after the quorum is gone
 REFUSED_WINDOW_S = 5.0  # keep writing this long without quorum (and after it returns), to count
 
 
-def _stop(session: Session, node: str) -> float:
-    """Stop ``node`` (its restart registered first); when the stop command returned."""
+def _stop(session: Session, node: str, *, hard: bool = False) -> float:
+    """Stop ``node`` (its restart registered first), its power pulled when ``hard``; when the stop
+    command returned."""
     session.undo(f"start {node}", lambda: session.lab.node_start(node, session.say))
-    session.say(f"break: nestlab node stop {node}")
-    session.lab.node_stop(node)
+    if hard:
+        session.say(f"break: nestlab node stop --hard {node}")
+        lifecycle.node_stop(session.lab.name, node, hard=True)
+    else:
+        session.say(f"break: nestlab node stop {node}")
+        session.lab.node_stop(node)
     return time.monotonic()
 
 
-def leader_loss(session: Session) -> None:
+def leader_loss(session: Session, *, hard: bool = False) -> None:
     lab = session.lab
     cps = lab.nodes(Role.CONTROL_PLANE)
     leader = lab.etcd_leader()
@@ -36,8 +45,9 @@ def leader_loss(session: Session) -> None:
         raise DrillError("etcd reports no leader before the drill")
     session.say(f"etcd leader: {leader} (its API server and, maybe, the controller's leadership go with it)")
     began = time.monotonic()
-    stopped = _stop(session, leader)
-    session.figure("stop_command_s", f"nestlab node stop {leader} (a clean shutdown)", stopped - began, "s")
+    stopped = _stop(session, leader, hard=hard)
+    how = "its power pulled (--hard)" if hard else "a clean shutdown"
+    session.figure("stop_command_s", f"nestlab node stop {leader} ({how})", stopped - began, "s")
     others = [cp for cp in cps if cp != leader]
     found: dict[str, str] = {}
 
@@ -112,8 +122,10 @@ def quorum_loss(session: Session) -> None:
         wait_until(lambda: any(s.ok for s in writes.snapshot()), "a first acknowledged write", 60, poll=0.2)
         _stop(session, victims[0])
         session.say(f"{victims[0]} stopped: 2 of 3 members still form a majority; writes go on")
+        # The second one loses its power (--hard): the quorum goes at a known moment, when the
+        # command returns, instead of somewhere inside a clean shutdown lasting seconds.
         second = time.monotonic()
-        gone = _stop(session, victims[1])
+        gone = _stop(session, victims[1], hard=True)
         wait_until(
             lambda: any(not s.ok and s.at >= second for s in writes.snapshot()),
             "a refused write without quorum",
@@ -123,8 +135,8 @@ def quorum_loss(session: Session) -> None:
         refusal = next(s for s in writes.snapshot() if not s.ok and s.at >= second)
         session.figure(
             "first_refusal_after_s",
-            f"first refused write, from the command stopping {victims[1]}",
-            refusal.at - second,
+            f"first refused write, from {victims[1]}'s power pulled (the quorum gone)",
+            refusal.at - gone,
             "s",
         )
         session.figure(
@@ -197,6 +209,20 @@ LEADER = Drill(
     ),
     leader_loss,
 )
+LEADER_HARD = Drill(
+    "control-plane-leader-kill",
+    "the control-plane node of the etcd leader loses its power",
+    "Pulls the power of the cp node whose etcd member leads (no clean shutdown); measures the API gap "
+    "through the VIP and the time to a new leader.",
+    (
+        "A Supervisor VM that fails at once (its ESXi host's power, a guest kernel panic) says goodbye to",
+        "nobody: its etcd member hands over no leadership and its API server drains no connection.",
+        "The two other members notice when the leader's heartbeats stop (100 ms apart) and one calls an",
+        "election after its randomized election timeout (1-2 s); HAProxy drops the dead API server on its",
+        "first refused connection. Writes acknowledged before are all still there (a majority stored them).",
+    ),
+    lambda session: leader_loss(session, hard=True),
+)
 VIP = Drill(
     "vip-holder-loss",
     "the load balancer holding the API's VIP stops",
@@ -213,8 +239,8 @@ VIP = Drill(
 QUORUM = Drill(
     "quorum-loss",
     "two of three control-plane nodes stop: etcd loses its quorum",
-    "Stops cp-2 and cp-3 while writing ConfigMaps; measures time to the first refusal, its code, "
-    "and checks no acknowledged write is lost once the quorum returns.",
+    "Stops cp-2, then pulls cp-3's power, while writing ConfigMaps; measures time to the first refusal, "
+    "its code, and checks no acknowledged write is lost once the quorum returns.",
     (
         "The Supervisor keeps its state in etcd on three control-plane VMs; writes need a majority (2 of 3).",
         "With two VMs down the last member cannot elect a leader, so the API refuses (or cannot answer)",

@@ -49,8 +49,9 @@ def test_etcd_refuses_clients_without_a_lab_certificate(host: Host) -> None:
 
 def test_etcd_runs_with_the_lab_timeouts_and_cpu_priority(host: Host) -> None:
     env = host.file("/etc/default/etcd").content_string
-    assert 'ETCD_HEARTBEAT_INTERVAL="500"' in env
-    assert 'ETCD_ELECTION_TIMEOUT="5000"' in env
+    assert 'ETCD_HEARTBEAT_INTERVAL="100"' in env
+    assert 'ETCD_ELECTION_TIMEOUT="1000"' in env
+    assert 'ETCD_PRE_VOTE="true"' in env
     assert host.service("etcd").is_running
     assert host.service("etcd").is_enabled
     pid = host.check_output("systemctl show -p MainPID --value etcd")

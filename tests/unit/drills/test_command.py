@@ -15,6 +15,7 @@ NAMES = [
     "host-failure",
     "host-restart",
     "control-plane-leader-loss",
+    "control-plane-leader-kill",
     "vip-holder-loss",
     "quorum-loss",
     "kernel-tamper",
