@@ -18,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,43 +176,36 @@ class EtcdMember:
             self.process = None
 
 
-@pytest.fixture(scope="session")
-def etcd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[EtcdMember]]:
-    """Three etcd members on loopback, stopped by PID at the end."""
-    root = tmp_path_factory.mktemp("etcd")
-    names = ["e1", "e2", "e3"]
+def etcd_members(root: Path, prefix: str, *timing: str) -> list[EtcdMember]:
+    """Three etcd members ``{prefix}1..3`` on loopback ports, their data under ``root`` (not started);
+    ``timing``: extra etcd flags (heartbeat, election timeout, pre-vote)."""
+    names = [f"{prefix}{i}" for i in (1, 2, 3)]
     peers = {n: f"http://127.0.0.1:{free_port()}" for n in names}
     clients = {n: f"http://127.0.0.1:{free_port()}" for n in names}
     cluster = ",".join(f"{n}={peers[n]}" for n in names)
-    members = []
-    for name in names:
-        argv = [
-            "etcd",
-            "--name",
+    return [
+        EtcdMember(
             name,
-            "--data-dir",
-            str(root / name),
-            "--listen-client-urls",
             clients[name],
-            "--advertise-client-urls",
-            clients[name],
-            "--listen-peer-urls",
-            peers[name],
-            "--initial-advertise-peer-urls",
-            peers[name],
-            "--initial-cluster",
-            cluster,
-            "--initial-cluster-state",
-            "new",
-            "--initial-cluster-token",
-            f"nestlab-test-{os.getpid()}",
-            # A loaded 2-core machine: slower heartbeats keep elections from churning.
-            "--heartbeat-interval",
-            "250",
-            "--election-timeout",
-            "2500",
-        ]
-        members.append(EtcdMember(name, clients[name], root / name, argv, root / f"{name}.log"))
+            root / name,
+            [
+                "etcd",
+                *("--name", name, "--data-dir", str(root / name)),
+                *("--listen-client-urls", clients[name], "--advertise-client-urls", clients[name]),
+                *("--listen-peer-urls", peers[name], "--initial-advertise-peer-urls", peers[name]),
+                *("--initial-cluster", cluster, "--initial-cluster-state", "new"),
+                *("--initial-cluster-token", f"nestlab-{prefix}-{os.getpid()}"),
+                *timing,
+            ],
+            root / f"{name}.log",
+        )
+        for name in names
+    ]
+
+
+@contextmanager
+def running(members: list[EtcdMember], root: Path) -> Iterator[list[EtcdMember]]:
+    """Start ``members``, wait until each is healthy; stop them by PID and remove ``root`` after."""
     try:
         for member in members:
             member.start()
@@ -222,6 +216,16 @@ def etcd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Etcd
         for member in members:
             member.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def etcd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[EtcdMember]]:
+    """Three etcd members on loopback, stopped by PID at the end."""
+    root = tmp_path_factory.mktemp("etcd")
+    # A loaded 2-core machine: slower heartbeats keep elections from churning.
+    timing = ("--heartbeat-interval", "250", "--election-timeout", "2500")
+    with running(etcd_members(root, "e", *timing), root) as members:
+        yield members
 
 
 def etcd_healthy(url: str) -> bool:

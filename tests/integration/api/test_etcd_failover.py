@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import threading
 import urllib.request
@@ -25,7 +24,8 @@ from tests.integration.api.conftest import (
     EtcdMember,
     Pki,
     etcd_healthy,
-    free_port,
+    etcd_members,
+    running,
     start_apiserver,
     wait_until,
 )
@@ -38,38 +38,9 @@ pytestmark = pytest.mark.integration
 def failover_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[EtcdMember]]:
     """Three members of this module's own, with the lab's timing and pre-vote."""
     root = tmp_path_factory.mktemp("etcd-failover")
-    names = ["f1", "f2", "f3"]
-    peers = {n: f"http://127.0.0.1:{free_port()}" for n in names}
-    clients = {n: f"http://127.0.0.1:{free_port()}" for n in names}
-    cluster = ",".join(f"{n}={peers[n]}" for n in names)
-    members = [
-        EtcdMember(
-            name,
-            clients[name],
-            root / name,
-            [
-                "etcd",
-                *("--name", name, "--data-dir", str(root / name)),
-                *("--listen-client-urls", clients[name], "--advertise-client-urls", clients[name]),
-                *("--listen-peer-urls", peers[name], "--initial-advertise-peer-urls", peers[name]),
-                *("--initial-cluster", cluster, "--initial-cluster-state", "new"),
-                *("--initial-cluster-token", f"nestlab-failover-{os.getpid()}"),
-                *("--heartbeat-interval", "100", "--election-timeout", "1000", "--pre-vote"),
-            ],
-            root / f"{name}.log",
-        )
-        for name in names
-    ]
-    try:
-        for member in members:
-            member.start()
-        for member in members:
-            wait_until(lambda m=member: etcd_healthy(m.client_url), f"etcd {member.name}", timeout=60)
+    timing = ("--heartbeat-interval", "100", "--election-timeout", "1000", "--pre-vote")
+    with running(etcd_members(root, "f", *timing), root) as members:
         yield members
-    finally:
-        for member in members:
-            member.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def _status(member: EtcdMember) -> dict[str, object]:

@@ -9,8 +9,6 @@ cluster runs etcd's default timing (heartbeat 100 ms, election 1000 ms), as the 
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import ssl
 import urllib.error
 import urllib.request
@@ -25,7 +23,8 @@ from tests.integration.api.conftest import (
     EtcdMember,
     Pki,
     etcd_healthy,
-    free_port,
+    etcd_members,
+    running,
     start_apiserver,
     wait_until,
 )
@@ -35,41 +34,14 @@ pytestmark = pytest.mark.integration
 CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
 
 
-def _members(root: Path) -> list[EtcdMember]:
-    names = ["q1", "q2", "q3"]
-    peers = {n: f"http://127.0.0.1:{free_port()}" for n in names}
-    clients = {n: f"http://127.0.0.1:{free_port()}" for n in names}
-    cluster = ",".join(f"{n}={peers[n]}" for n in names)
-    members = []
-    for name in names:
-        argv = [
-            "etcd",
-            *("--name", name, "--data-dir", str(root / name)),
-            *("--listen-client-urls", clients[name], "--advertise-client-urls", clients[name]),
-            *("--listen-peer-urls", peers[name], "--initial-advertise-peer-urls", peers[name]),
-            *("--initial-cluster", cluster, "--initial-cluster-state", "new"),
-            *("--initial-cluster-token", f"nestlab-quorum-{os.getpid()}"),
-            *("--heartbeat-interval", "100", "--election-timeout", "1000"),
-        ]
-        members.append(EtcdMember(name, clients[name], root / name, argv, root / f"{name}.log"))
-    return members
-
-
 @pytest.fixture(scope="module")
 def quorum_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[EtcdMember]]:
     """Three members of this module's own (others' tests share the session cluster)."""
     root = tmp_path_factory.mktemp("etcd-quorum")
-    members = _members(root)
-    try:
-        for member in members:
-            member.start()
-        for member in members:
-            wait_until(lambda m=member: etcd_healthy(m.client_url), f"etcd {member.name}", timeout=60)
+    with running(
+        etcd_members(root, "q", "--heartbeat-interval", "100", "--election-timeout", "1000"), root
+    ) as members:
         yield members
-    finally:
-        for member in members:
-            member.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
