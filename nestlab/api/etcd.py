@@ -180,7 +180,9 @@ class EtcdClient:
         self._ssl = _ssl_context(tls)
         self._session: aiohttp.ClientSession | None = None
         self._poll_timeout = poll_timeout
-        self._poll = etcdquorum.MemberPoll(self.endpoints, self._member_status, poll_interval)
+        self._poll = etcdquorum.MemberPoll(
+            self.endpoints, self._member_status, poll_interval, membership=self._cluster_size
+        )
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -219,6 +221,23 @@ class EtcdClient:
         if "error" in payload or "code" in payload:
             return etcdquorum.unanswered(endpoint, str(payload.get("message") or payload.get("error")))
         return etcdquorum.parse_status(endpoint, payload)
+
+    async def _cluster_size(self, endpoint: str) -> int:
+        """Voting members in the member list of the member at ``endpoint`` (answered from its local
+        state, also without quorum); 0 when it does not answer."""
+        try:
+            async with self._http().post(
+                endpoint + "/v3/cluster/member/list",
+                json={},
+                timeout=aiohttp.ClientTimeout(total=self._poll_timeout),
+            ) as response:
+                payload: dict[str, Any] = await response.json(content_type=None)
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError):
+            return 0
+        members = payload.get("members") if isinstance(payload, dict) else None
+        if not isinstance(members, list):
+            return 0
+        return sum(1 for m in members if isinstance(m, dict) and not m.get("isLearner"))
 
     def _refusal(self, write: bool) -> str | None:
         view = self._poll.view

@@ -47,11 +47,15 @@ class ClusterView:
     """Every member's status from one poll round."""
 
     members: tuple[MemberStatus, ...]
+    cluster_size: int = 0
+    """Voting members the cluster has, from an answering member's member list; 0 when not asked
+    (a poll asks only when the endpoints alone would mean no quorum)."""
 
     @property
     def size(self) -> int:
-        """Members polled: ``--etcd-servers`` lists every member of the cluster."""
-        return len(self.members)
+        """Voting members: the cluster's own count when known, else the endpoints polled
+        (``--etcd-servers`` lists every member of the cluster)."""
+        return self.cluster_size or len(self.members)
 
     @property
     def majority(self) -> int:
@@ -60,7 +64,14 @@ class ClusterView:
 
     @property
     def answering(self) -> tuple[MemberStatus, ...]:
-        return tuple(m for m in self.members if m.answered)
+        """The members that answered, each once (two endpoints of one member count once)."""
+        seen: set[str] = set()
+        found: list[MemberStatus] = []
+        for m in self.members:
+            if m.answered and (not m.member_id or m.member_id not in seen):
+                seen.add(m.member_id)
+                found.append(m)
+        return tuple(found)
 
     @property
     def leader(self) -> str | None:
@@ -129,6 +140,8 @@ def in_doubt(endpoint: str, why: str) -> str:
 
 
 Probe = Callable[[str], Awaitable[MemberStatus]]
+Membership = Callable[[str], Awaitable[int]]
+"""Voting members of the cluster as the member at an endpoint knows them (0 when it cannot say)."""
 
 
 class MemberPoll:
@@ -136,8 +149,11 @@ class MemberPoll:
     first request, stopped by the client's ``close()``); :attr:`lost` is set while there is no quorum.
     """
 
-    def __init__(self, endpoints: Sequence[str], probe: Probe, interval: float) -> None:
+    def __init__(
+        self, endpoints: Sequence[str], probe: Probe, interval: float, membership: Membership | None = None
+    ) -> None:
         self.endpoints, self.probe, self.interval = tuple(endpoints), probe, interval
+        self.membership = membership
         self.view: ClusterView | None = None
         self.lost = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -164,8 +180,15 @@ class MemberPoll:
         return view
 
     async def round(self) -> ClusterView:
-        """Every member's status, asked at once."""
-        return ClusterView(tuple(await asyncio.gather(*(self.probe(e) for e in self.endpoints))))
+        """Every member's status, asked at once. When the endpoints alone mean no quorum, one
+        answering member is asked how many voting members the cluster has: an endpoint list may
+        name a dead address that is no member (a client's failover list), and a cluster of one
+        member answering is whole."""
+        view = ClusterView(tuple(await asyncio.gather(*(self.probe(e) for e in self.endpoints))))
+        if view.has_quorum or not view.answering or self.membership is None:
+            return view
+        size = await self.membership(view.answering[0].endpoint)
+        return ClusterView(view.members, size) if size > 0 else view
 
     async def _forever(self) -> None:
         while True:
@@ -185,7 +208,8 @@ class MemberPoll:
             if m.error == NO_ANSWER and previous.get(m.endpoint, m).answered and m.endpoint not in self._late
         }
         self._late = late
-        self._set(ClusterView(tuple(previous[m.endpoint] if m.endpoint in late else m for m in view.members)))
+        kept = tuple(previous[m.endpoint] if m.endpoint in late else m for m in view.members)
+        self._set(ClusterView(kept, view.cluster_size))
 
     def _set(self, view: ClusterView) -> None:
         self.view = view

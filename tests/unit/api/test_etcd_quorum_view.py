@@ -141,3 +141,46 @@ def test_members_refusing_connections_are_believed_at_once() -> None:
     poll.observe(ClusterView((_up(1), _up(2), _up(3))))
     poll.observe(ClusterView((_up(1), _down(2), _down(3, "ClientConnectorError"))))
     assert poll.lost.is_set()
+
+
+def test_two_endpoints_of_one_member_count_once() -> None:
+    twice = MemberStatus("https://127.0.0.1:2379", True, member_id="11", leader_id="11")
+    view = ClusterView((_up(1), twice, _down(2), _down(3)), cluster_size=3)
+    assert len(view.answering) == 1
+    assert not view.has_quorum
+
+
+def test_the_cluster_says_how_many_members_it_has_when_endpoints_alone_mean_no_quorum() -> None:
+    """An endpoint list with a dead address that is no member (a client's failover list) and the
+    one member of a single-member cluster: whole. Three members with one answering: no quorum."""
+    asked: list[str] = []
+
+    def poll_of(members_in_cluster: int) -> etcdquorum.MemberPoll:
+        async def probe(endpoint: str) -> MemberStatus:
+            if endpoint == "live":
+                return MemberStatus(endpoint, True, member_id="7", leader_id="7")
+            return etcdquorum.unanswered(endpoint, "ClientConnectorError")
+
+        async def membership(endpoint: str) -> int:
+            asked.append(endpoint)
+            return members_in_cluster
+
+        return etcdquorum.MemberPoll(["dead", "live"], probe, interval=1.0, membership=membership)
+
+    whole = asyncio.run(poll_of(1).round())
+    assert (whole.size, whole.has_quorum) == (1, True)
+    lost = asyncio.run(poll_of(3).round())
+    assert (lost.size, lost.has_quorum) == (3, False)
+    assert "2 members are back" in str(etcdquorum.quorum_problem(lost, write=False))
+    assert asked == ["live", "live"]  # only an answering member is asked
+
+
+def test_a_member_list_that_cannot_be_read_leaves_the_endpoints_count() -> None:
+    async def probe(endpoint: str) -> MemberStatus:
+        return MemberStatus(endpoint, True, member_id="1", leader_id="1") if endpoint == "a" else _down(2)
+
+    async def membership(_endpoint: str) -> int:
+        return 0
+
+    view = asyncio.run(etcdquorum.MemberPoll(["a", "b", "c"], probe, 1.0, membership=membership).round())
+    assert (view.size, view.has_quorum) == (3, False)
