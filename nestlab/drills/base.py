@@ -164,8 +164,10 @@ def _read_markers(session: Session, expected: dict[str, str]) -> dict[str, str |
 def _begin(drill: Drill, lab: DrillLab, steps: shown.Progress) -> tuple[Session, dict[str, str]]:
     """Precheck the lab, then write the markers: the session and the markers expected back."""
     attests = ", every host attests" if drill.trust else ""
+    # before any step is shown: a lab that is not up and healthy is one line (exit 2), nothing else
+    lab.require_healthy(trust=drill.trust)
     with shown.stepping(steps, f"precheck: lab {lab.name} is up and healthy{attests}"):
-        lab.require_healthy(trust=drill.trust)
+        pass
     session = Session(lab, drill, steps)
     with shown.stepping(steps, f"markers: {MARKERS} ConfigMaps in namespace {session.namespace}"):
         session.create(
