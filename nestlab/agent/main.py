@@ -3,8 +3,8 @@
 Everything here is wiring: the reconciliation is :mod:`nestlab.agent.agent`. The loop lists the
 pods bound to the node, adopts VMs a previous agent left running, then watches from the list's
 resourceVersion; a watch that ends, breaks or goes silent (a half-open path through a moved VIP)
-is resumed from the last resourceVersion seen, and only 410 Gone lists again (pods that vanished
-meanwhile are then treated as deleted). Pod VMs are started with ``nice`` so the control plane
+is followed by a new list (pods that vanished meanwhile are then treated as deleted) and a watch
+from its version. Pod VMs are started with ``nice`` so the control plane
 keeps CPU priority on a shared host (the systemd unit also sets a low CPUWeight).
 """
 
@@ -42,7 +42,7 @@ from nestlab.trust.tpm import Tpm
 
 log = logging.getLogger("nestlab.agent")
 NICE = "10"  # pod VMs yield the CPU to etcd and the API server on a shared host
-WATCH_TIMEOUT_S = 300  # shortest timeoutSeconds of the pod watch; each asks for 1-2x this (spread)
+WATCH_TIMEOUT_S = 150  # shortest timeoutSeconds of the pod watch; each asks for 1-2x this (spread)
 RESUME_DELAY_S = 0.5  # first wait after a broken watch or a failed list (the VIP may be moving)
 RESUME_DELAY_MAX_S = 5.0  # doubling up to this while the API stays away; reset by any event
 STATUS_EVERY_S = 30.0  # Node status refresh; the Lease is the fast heartbeat
@@ -130,20 +130,24 @@ async def _relist(agent: Agent, client: ApiClient, selector: str, *, first: bool
 
 
 async def watch_loop(agent: Agent, client: ApiClient, node: str) -> None:
-    """List and adopt once, then watch the node's pods forever, resuming where the last watch ended.
+    """List and adopt, then watch the node's pods; list again whenever a watch ends.
 
     A watch that ends (its timeoutSeconds), breaks, or goes silent for WATCH_IDLE_S (a half-open
-    path through a moved VIP; the server bookmarks a quiet watch) is resumed from the last
-    resourceVersion seen, a bookmark's included: nothing is missed, nothing replayed. Only 410
-    Gone (that version was compacted away) lists again, as client-go's reflector does.
+    path through a moved VIP; the server bookmarks a quiet watch) is followed by a new list of the
+    node's pods and a watch from that list's version (pods that vanished meanwhile are treated as
+    deleted). Informers resume from their last version instead; the agent cannot yet: its watch
+    filters on spec.nodeName, and the server's bookmarks carry the last version *sent* on the
+    stream, not how far the server has read etcd (upstream's watch cache sends its progress). A
+    host whose pods did not change for a while therefore resumed from an old version, and the
+    server replayed every pod change since then, longer than the watch lasted: in a CI run a host
+    saw no pod for half an hour. A list of one host's pods is cheap and starts the watch at now.
     """
     selector = f"spec.nodeName={node}"
-    since, first, failures = "", True, 0
+    first, failures = True, 0
     while True:
         try:
-            if not since:
-                since = await _relist(agent, client, selector, first=first)
-                first, failures = False, 0
+            since = await _relist(agent, client, selector, first=first)
+            first = False
             events = client.watch(
                 PODS,
                 fields=selector,
@@ -153,20 +157,15 @@ async def watch_loop(agent: Agent, client: ApiClient, node: str) -> None:
                 idle=WATCH_IDLE_S,
             )
             async for kind, obj in events:
-                since, failures = _version(obj) or since, 0
+                failures = 0
                 if kind in ("ADDED", "MODIFIED", "DELETED"):
                     await agent.sync(kind, obj)
         except api_status.ApiError as exc:
-            if exc.code == 410:
-                log.info("pod watch: resourceVersion %s expired; listing again", since)
-                since = ""
-                continue
-            delay = min(RESUME_DELAY_MAX_S, RESUME_DELAY_S * 2 ** min(failures, 10))
+            delay = (
+                0.0 if exc.code == 410 else min(RESUME_DELAY_MAX_S, RESUME_DELAY_S * 2 ** min(failures, 10))
+            )
             failures += 1
-            log.info(
-                "pod watch ended (%s); resuming from resourceVersion %s in %.1fs",
-                exc, since or "- (a new list)", delay,
-            )  # fmt: skip
+            log.info("pod watch ended (%s); listing again in %.1fs", exc, delay)
             await asyncio.sleep(delay)
 
 

@@ -1,8 +1,6 @@
-"""The host agent's pod watch resumes from the last resourceVersion; only 410 Gone lists again.
-
-Before, every end of the watch (its timeoutSeconds, a broken or silent connection after the VIP
-moved) listed the node's pods again and replayed each one to the agent as ADDED. Here a scripted
-client plays the API server: watches that break, a bookmark that moves the resume point, a 410.
+"""The host agent's pod watch: every end of a watch (its timeoutSeconds, a broken or silent
+connection after the VIP moved, 410 Gone) lists the node's pods again, which repairs whatever the
+watch missed, and watches from the list's version. Here a scripted client plays the API server.
 """
 
 from __future__ import annotations
@@ -100,20 +98,30 @@ def no_resume_delay(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(main, "RESUME_DELAY_S", 0.0)
 
 
-def test_a_broken_or_silent_watch_resumes_from_the_last_version_a_bookmark_included() -> None:
+def test_every_end_of_the_watch_lists_again_and_the_list_repairs_what_it_missed() -> None:
     api = ScriptedApi(
-        lists=[{"metadata": {"resourceVersion": "10"}, "items": [_pod("a", 9)]}],
+        lists=[
+            {"metadata": {"resourceVersion": "10"}, "items": [_pod("a", 9)]},
+            # b was made while the watch was silent: the watch never said so, the list does
+            {"metadata": {"resourceVersion": "20"}, "items": [_pod("a", 11), _pod("b", 16)]},
+            {"metadata": {"resourceVersion": "30"}, "items": [_pod("c", 21)]},
+        ],
         watches=[
             ([("MODIFIED", _pod("a", 11)), ("BOOKMARK", _bookmark(15))], status.unavailable("went silent")),
-            ([("ADDED", _pod("b", 16))], None),  # timeoutSeconds reached: a clean end
-            ([("DELETED", _pod("a", 17))], status.unavailable("connection reset")),
+            ([("ADDED", _pod("c", 21))], None),  # timeoutSeconds reached: a clean end
         ],
     )
     agent = RecordingAgent()
     _run(api, agent)
-    assert api.listed == 1  # never listed again
-    assert api.since == ["10", "15", "16", "17"]
-    assert agent.calls == ["adopt ['uid-a']", "ADDED a 9", "MODIFIED a 11", "ADDED b 16", "DELETED a 17"]
+    assert api.listed == 3
+    assert api.since == ["10", "20", "30"]
+    assert agent.calls == [
+        "adopt ['uid-a']", "ADDED a 9",
+        "MODIFIED a 11",
+        "ADDED a 11", "ADDED b 16",
+        "ADDED c 21",
+        "DELETED uid-a", "DELETED uid-b", "ADDED c 21",
+    ]  # fmt: skip
 
 
 def test_410_gone_lists_again_and_deletes_what_vanished_meanwhile() -> None:
@@ -142,10 +150,10 @@ def test_a_failed_first_list_is_retried_and_each_watch_asks_for_a_spread_timeout
             return await super().list(_resource, namespace, labels=labels, fields=fields)
 
     api = FlakyList(
-        lists=[{"metadata": {"resourceVersion": "10"}, "items": []}],
+        lists=[{"metadata": {"resourceVersion": "10"}, "items": []}] * 4,
         watches=[([], None), ([], None), ([], None)],
     )
     _run(api, RecordingAgent())
-    assert api.listed == 2
+    assert api.listed == 5  # the failed one, then one before each of the four watches
     assert api.since == ["10"] * 4
     assert all(main.WATCH_TIMEOUT_S <= t < 2 * main.WATCH_TIMEOUT_S for t in api.timeouts)
