@@ -14,7 +14,6 @@ list of its pods (it lists again whenever a watch ends, see nestlab.agent.main.w
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -26,8 +25,8 @@ import pytest
 
 from nestlab.agent import main as agent_main
 from nestlab.api import encryption
-from nestlab.api.client import WATCH_IDLE_S, ApiClient, Obj
-from nestlab.api.resources import ENDPOINTSLICES, PODS, SERVICES, Resource
+from nestlab.api.client import WATCH_IDLE_S, Obj
+from nestlab.api.resources import ENDPOINTSLICES, PODS, SERVICES
 from nestlab.controller.informer import EventHandler, Informer, InformerFactory, key_of
 from nestlab.dns.feeder import Feeder, FeederConfig
 from nestlab.dns.records import Change, Record
@@ -44,6 +43,7 @@ from tests.integration.api.conftest import (
     start_apiserver,
     wait_until,
 )
+from tests.integration.api.relay import CountingClient, Relay
 from tests.integration.api.workloads import LoopThread, credentials
 
 pytestmark = pytest.mark.integration
@@ -51,63 +51,6 @@ NS = "failover"
 NODE = "esx-01"
 NETWORK = rules.HostNetwork("nlpods", "198.19.0.0/16", "198.18.0.0/24", "198.19.1.0/24")
 RECOVERY_S = 6 * WATCH_IDLE_S  # poll deadline: a client that resumes at all does so long before
-
-
-class Relay:
-    """The VIP: a TCP relay to one API server; ``cut(port)`` silences old paths, sends new ones to ``port``."""
-
-    def __init__(self, port: int) -> None:
-        self.target = port
-        self.accepted: Counter[int] = Counter()  # connections per API server port
-        self._silenced: list[dict[str, bool]] = []
-        self._writers: list[asyncio.StreamWriter] = []
-        self.server: asyncio.Server | None = None
-
-    async def start(self) -> int:
-        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        return int(self.server.sockets[0].getsockname()[1])
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        target = self.target
-        self.accepted[target] += 1
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target)
-        state = {"dead": False}
-        self._silenced.append(state)
-        self._writers += [writer, up_writer]
-
-        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(ConnectionError):
-                while data := await src.read(65536):
-                    if not state["dead"]:  # a dead path swallows bytes; both ends stay open
-                        dst.write(data)
-                        await dst.drain()
-
-        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
-
-    def cut(self, port: int) -> None:
-        """The VIP moved to the holder of ``port``: every path open now is half-open from here on."""
-        for state in self._silenced:
-            state["dead"] = True
-        self.target = port
-
-    async def close(self) -> None:
-        if self.server is not None:
-            self.server.close()
-        for writer in self._writers:
-            writer.close()
-        await asyncio.sleep(0)
-
-
-class CountingClient(ApiClient):
-    """An ApiClient that counts its lists: a resumed watch must not list again."""
-
-    lists = 0
-
-    async def list(
-        self, resource: Resource, namespace: str = "", *, labels: str = "", fields: str = ""
-    ) -> Obj:
-        self.lists += 1
-        return await super().list(resource, namespace, labels=labels, fields=fields)
 
 
 class RecordingAgent:
