@@ -223,11 +223,16 @@ def networked_agent(
         yield agent
     finally:
         stop_agent(agent)
-        for link in proc.run(
-            ["ip", "-o", "link", "show", "master", bridge], timeout=10, check=False
-        ).stdout.splitlines():
-            proc.run(["ip", "link", "del", link.split(":")[1].strip().split("@")[0]], timeout=10, check=False)
-        proc.run(["ip", "link", "del", bridge], timeout=10, check=False)
+        remove_bridge(bridge)
+
+
+def remove_bridge(bridge: str) -> None:
+    """Delete the pod bridge an agent test made and every link still enslaved to it (its taps)."""
+    for link in proc.run(
+        ["ip", "-o", "link", "show", "master", bridge], timeout=10, check=False
+    ).stdout.splitlines():
+        proc.run(["ip", "link", "del", link.split(":")[1].strip().split("@")[0]], timeout=10, check=False)
+    proc.run(["ip", "link", "del", bridge], timeout=10, check=False)
 
 
 def qemu_pids(state: Path) -> list[int]:

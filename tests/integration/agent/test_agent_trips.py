@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 
-from nestlab.runtime import proc
 from nestlab.trust import akcert, attest, swtpm
 from nestlab.trust.verify import Registration
 from tests.integration.agent import signed_kernel
@@ -28,6 +27,7 @@ from tests.integration.agent.conftest import (
     AgentProcess,
     Registry,
     qemu_pids,
+    remove_bridge,
     start_agent,
     stop_agent,
     wait_until,
@@ -87,11 +87,7 @@ def refusing_networked_agent(  # noqa: PLR0917 - pytest passes fixtures position
         yield agent
     finally:
         stop_agent(agent)
-        for link in proc.run(
-            ["ip", "-o", "link", "show", "master", bridge], timeout=10, check=False
-        ).stdout.splitlines():
-            proc.run(["ip", "link", "del", link.split(":")[1].strip().split("@")[0]], timeout=10, check=False)
-        proc.run(["ip", "link", "del", bridge], timeout=10, check=False)
+        remove_bridge(bridge)
 
 
 def test_a_pod_whose_kernel_was_refused_shows_no_pod_ip(
