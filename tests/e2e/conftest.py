@@ -56,7 +56,12 @@ def nestlab(*args: str, timeout: float = COMMAND_TIMEOUT_S, check: bool = True) 
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that take the shared lab down run last, whatever module they are in."""
+    """Every test under tests/e2e is an e2e test (``make e2e`` selects by the marker, whether or not
+    its module says so); tests that take the shared lab down run last, whatever module they are in."""
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(here) and item.get_closest_marker("e2e") is None:
+            item.add_marker(pytest.mark.e2e)
     items.sort(key=lambda item: item.get_closest_marker("lab_teardown") is not None)
 
 
