@@ -188,8 +188,8 @@ def _provision(plan: Plan, files: LabFiles, emit: Progress, *, full: bool = Fals
     registry = f"{plan.node('depot').address}:{DEPOT_REGISTRY_PORT}"
     admin = TokenAuth.with_certificate(files.pki / "ca.crt", files.pki / "admin.crt", files.pki / "admin.key")
     with stepping(emit, f"demo pod images -> {registry}") as step:
-        published = demo_images.publish(registry, lambda r: RegistryClient(r, auth=admin))
-        step.done(", ".join(published))
+        published = demo_images.sync(registry, lambda r: RegistryClient(r, auth=admin))
+        step.done(published.summary())  # pushed vs already there, built vs cached
     return tally
 
 

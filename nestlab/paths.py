@@ -31,6 +31,13 @@ def cache_dir() -> Path:
     return home() / "cache"
 
 
+def image_build_cache() -> Path:
+    """OCI images built on the outer machine (the demo pod images), by content key
+    (:class:`nestlab.images.oci.BuildCache`), so an unchanged image is not built again. Not
+    ``images/``: the node images live there (:mod:`nestlab.substrate.local.image`)."""
+    return cache_dir() / "oci-images"
+
+
 def repo_root() -> Path:
     """The checkout nestlab runs from (roles, playbooks, stacks and recipes live there)."""
     return Path(__file__).resolve().parent.parent

@@ -302,6 +302,25 @@ class RegistryClient:
             raise RegistryError(f"image {what}: manifest is not a JSON object")
         return Manifest(digest, str(doc.get("mediaType") or media_type), body, doc)
 
+    def manifest_digest(self, repository: str, reference: str) -> str | None:
+        """The digest of the manifest the registry holds under ``reference`` (a HEAD: its
+        Docker-Content-Digest), None when it holds none: a pusher skips what the tag names already."""
+        accept = ", ".join(MANIFEST_TYPES + INDEX_TYPES)
+        try:
+            with self._request(
+                "HEAD",
+                f"/v2/{repository}/manifests/{reference}",
+                headers={"Accept": accept},
+                repository=repository,
+            ) as r:
+                digest = r.headers.get("Docker-Content-Digest", "")
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                exc.close()
+                return None
+            raise self._fail(exc, f"image {self.registry}/{repository}:{reference}") from exc
+        return digest if _DIGEST.match(digest) else None  # no (usable) header: unknown, push again
+
     def blob(self, repository: str, digest: str, dest: Path, max_bytes: int = MAX_BLOB_BYTES) -> Path:
         """Stream blob ``digest`` into ``dest``, verifying its sha256; nothing is left on failure."""
         check_digest(digest, f"{repository} blob")

@@ -16,7 +16,7 @@ import pytest
 from nestlab.agent import images
 from nestlab.agent.podspec import serial_of
 from nestlab.agent.registry import parse_ref
-from nestlab.images import demo
+from nestlab.images import demo, oci
 from nestlab.runtime import pod, proc
 from nestlab.runtime.accel import Accel
 from nestlab.runtime.control import Exited
@@ -54,7 +54,7 @@ def published() -> Iterator[Published]:
     directory = Path(tempfile.mkdtemp(prefix="nestlab-registry-"))
     registry = start_registry(directory)
     try:
-        yield Published(registry, demo.publish(registry.address))
+        yield Published(registry, demo.publish(registry.address, cache=oci.BuildCache(directory / "cache")))
     finally:
         registry.process.stop()
         shutil.rmtree(directory, ignore_errors=True)
@@ -64,7 +64,8 @@ def test_publish_pushes_every_image_and_they_pull_into_disks(published: Publishe
     registry, pushed = published.registry, published.pushed
     assert sorted(pushed) == [f"{registry.address}/nestlab/{n}" for n in NAMES]
     assert pushed[f"{registry.address}/nestlab/web:2"] != pushed[f"{registry.address}/nestlab/web:1"]
-    assert demo.publish(registry.address) == pushed, "a rebuild gives the same digests"
+    rebuilt = demo.publish(registry.address, cache=oci.BuildCache(tmp_path / "empty-cache"))
+    assert rebuilt == pushed, "a rebuild gives the same digests"
 
     store = images.ImageStore(tmp_path / "store")
     web = store.pull(parse_ref("nestlab/web:1", registry.address))
