@@ -14,6 +14,14 @@ Event says that too); the agent keeps the pod ContainerCreating and asks again e
 serial with the volume's file system, and QEMU's own NBD client reads it from the URL (which stays
 on the host: the description only names the serial).
 
+One attachment serves one pod VM, not the whole node: a vSphere Pod is its own VM, and the NBD
+export takes one connection (``max-connections=1``), so a second pod VM on the same node could not
+open a ReadWriteOnce volume the first one holds. The attacher names the pod whose VM may open it in
+``attachmentMetadata`` (:data:`ATTACHED_POD`: its uid); any other pod of this node waits, worded as
+the kubelet's ``FailedMount`` with the reason (the attacher's ``FailedAttachVolume`` Multi-Attach
+Event names the pod holding it), and starts once the attacher hands the volume over, after that pod
+ended. An attachment without the key (an older attacher) serves whichever pod asks.
+
 ``readOnly`` on the pod's volume source (or the PersistentVolume's ``csi.readOnly``) mounts the file
 system read-only and forces every container's mount of it read-only, as upstream.
 
@@ -39,6 +47,9 @@ Obj = dict[str, Any]
 DEFAULT_FS_TYPE = "ext4"  # what the datastore formats with (``mkfs.ext4 -F``) when the PV names none
 RETRY_S = 1.0  # a waiting pod looks again this often: attaching takes seconds, polling costs 3 reads
 SERIAL_PREFIX = "pv-"  # pv- + 16 hex digits: within virtio-blk's 20-byte serial, never an image's (img-)
+ATTACHED_POD = "podUID"
+"""The ``status.attachmentMetadata`` key naming (by uid) the one pod whose VM may open the volume."""
+ONE_VM = "a vSphere Pod is its own VM, and a ReadWriteOnce volume attaches to one VM at a time"
 
 
 @dataclass(frozen=True)
@@ -169,15 +180,25 @@ def _volume_error(pv: Obj | None, pvc: Obj, name: str, namespace: str, claim: st
     return ""
 
 
-def _attached_url(va: Obj | None, pv: str, node: str, progress: _Progress, name: str) -> str:
-    """The NBD URL of ``pv`` on ``node``, or "" after noting why it is not attached (yet)."""
+def _attached_url(va: Obj | None, pv: str, node: str, progress: _Progress, name: str, *, uid: str) -> str:
+    """The NBD URL of ``pv`` on ``node`` for the pod ``uid``, or "" after noting why it is not
+    attached to it (yet)."""
     status = (va or {}).get("status") or {}
-    url = str((status.get("attachmentMetadata") or {}).get(NBD, ""))
+    metadata = status.get("attachmentMetadata") or {}
+    url, holder = str(metadata.get(NBD, "")), str(metadata.get(ATTACHED_POD) or "")
     detaching = va is not None and bool((va.get("metadata") or {}).get("deletionTimestamp"))
     error = (status.get("attachError") or {}).get("message")
-    if va is not None and not detaching and status.get("attached") is True and url.startswith("nbd://"):
+    attached = (
+        va is not None and not detaching and status.get("attached") is True and url.startswith("nbd://")
+    )
+    if attached and holder in ("", uid):
         return url
-    if detaching:
+    if attached:
+        why = (
+            f'volume "{pv}" is attached to node "{node}" for another pod (uid {holder}): {ONE_VM}; this '
+            "pod starts once that one has ended (its FailedAttachVolume Multi-Attach Event names it)"
+        )
+    elif detaching:
         why = f'volume "{pv}" is being detached from node "{node}"'
     elif error:  # the attacher's FailedAttachVolume Event says it too; the kubelet waits, FailedMount
         why = f'AttachVolume.Attach failed for volume "{pv}" : {error}'
@@ -218,7 +239,8 @@ def resolve(
         if error or pv is None:
             progress.note(name, error, failed=True)
             continue
-        url = _attached_url(_attachment(attachments, pv_name, node), pv_name, node, progress, name)
+        va = _attachment(attachments, pv_name, node)
+        url = _attached_url(va, pv_name, node, progress, name, uid=str(meta.get("uid") or ""))
         if not url:
             continue
         csi = (pv.get("spec") or {}).get("csi") or {}

@@ -8,9 +8,10 @@ both, keyed by PersistentVolume name:
 - the nodes that need a PV are those of pods bound to a node (``spec.nodeName``), not terminated
   (phase neither Succeeded nor Failed), with a ``persistentVolumeClaim`` volume whose claim is bound
   to the PV. A pod being deleted still counts until its object is gone: its VM may still write (the
-  agent confirms the end, or the pod GC force-deletes the pods of a lost node). So does a pod whose
-  claim was deleted under it: the volume stays attached until the pod ends, and only then can the
-  provisioner reclaim it (upstream's pvc-protection finalizer gets the same order by holding the claim);
+  agent confirms the end, or the pod GC force-deletes the pods of a lost node). The
+  ``kubernetes.io/pvc-protection`` finalizer keeps a claim its pods use (:mod:`.pvcprotection`);
+  should a claim go anyway (its finalizer removed by hand), the volume stays attached to its pods
+  until they end, and only then can the provisioner reclaim it;
 - at most ONE VolumeAttachment exists per PV (ReadWriteOnce, and the datastore serves one node):
   ``csi-<sha256(volumeHandle + attacher + node)>`` as upstream names it, ``spec.attacher``
   ``datastore.nestlab.io``, ``spec.nodeName``, ``spec.source.persistentVolumeName``. Its status is
@@ -24,6 +25,15 @@ both, keyed by PersistentVolume name:
 - a pod on another node waits, with upstream's Warning ``FailedAttachVolume`` ``Multi-Attach error
   for volume "pv" Volume is already used by pod(s) ...`` (or ``... exclusively attached to one node
   and can't be attached to another`` when no pod of its namespace holds it);
+- one pod VM at a time on the attached node too, where upstream would let every pod of the node
+  share the mount: a vSphere Pod is its own VM and the datastore's NBD export takes one connection,
+  so a second pod VM could not open the disk. The attachment names the pod it serves in
+  ``attachmentMetadata`` (``podUID``, :data:`nestlab.agent.pvattach.ATTACHED_POD`: the one it
+  served already while that pod still needs it, else the oldest); the node agent starts no other
+  pod with it, and each other pod of the node gets the same Warning ``FailedAttachVolume``
+  ``Multi-Attach error ... Volume is already used by pod(s) a; a vSphere Pod is its own VM, and a
+  ReadWriteOnce volume attaches to one VM at a time``. When that pod ends the attachment names the
+  next one (no detach: the node keeps the volume), whose agent then starts it;
 - once no pod on the attached node needs the PV, the datastore export is ended and the
   VolumeAttachment deleted; the waiting node's attachment is then made in the same sync.
 """
@@ -35,6 +45,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from nestlab.agent.pvattach import ATTACHED_POD, ONE_VM
 from nestlab.api import status
 from nestlab.api.client import ApiClient
 from nestlab.api.kinds.storageclass import PROVISIONER
@@ -109,6 +120,22 @@ def multi_attach_message(volume: str, waiting: Obj, holders: list[Obj]) -> str:
     else:
         why = f"Volume is already used by {others} pod(s) in different namespaces"
     return f'Multi-Attach error for volume "{volume}" {why}'
+
+
+def one_vm_message(volume: str, waiting: Obj, holder: Obj) -> str:
+    """The Multi-Attach message for a pod of the attached node while another pod's VM holds the
+    volume: upstream's wording, then why a vSphere Pod cannot share it."""
+    return f"{multi_attach_message(volume, waiting, [holder])}; {ONE_VM}"
+
+
+def served_pod(attachments: list[Obj], here: list[Obj]) -> Obj:
+    """The pod of ``here`` (the attached node's users, oldest first) whose VM gets the volume: the one
+    an attachment names already while it still needs the volume, else the oldest."""
+    named = {
+        str(((a.get("status") or {}).get("attachmentMetadata") or {}).get(ATTACHED_POD) or "")
+        for a in attachments
+    }
+    return next((p for p in here if str(p["metadata"].get("uid", "")) in named), here[0])
 
 
 class AttacherController:
@@ -186,7 +213,7 @@ class AttacherController:
         if not claim_name:
             return []
         claim = self.claims.get(f"{namespace}/{claim_name}")
-        # A claim deleted under running pods (the lab has no pvc-protection finalizer) keeps its
+        # A claim gone under running pods (its pvc-protection finalizer removed by hand) keeps its
         # volume attached to them until they end; a claim of that name bound elsewhere does not.
         if claim is not None and (claim.get("spec") or {}).get("volumeName") != volume["metadata"]["name"]:
             return []
@@ -219,17 +246,21 @@ class AttacherController:
                 mine.remove(current)
         if not users:
             return
+        before = list(mine)  # the pod they serve survives a rename in _named
         if mine:
             holder = await self._named(volume, mine)
         else:
             holder = await self._create_attachment(volume, str(users[0]["spec"]["nodeName"]))
         node = str(holder["spec"]["nodeName"])
         here = [p for p in users if p["spec"]["nodeName"] == node]
+        served = served_pod(before, here)
         for pod in users:
             if pod["spec"]["nodeName"] != node:
                 message = multi_attach_message(name, pod, here)
                 await self._tell(pod, "Warning", "FailedAttachVolume", message)
-        await self._attach(volume, holder, here)
+            elif pod is not served:
+                await self._tell(pod, "Warning", "FailedAttachVolume", one_vm_message(name, pod, served))
+        await self._attach(volume, holder, here, served)
 
     async def _named(self, volume: Obj, mine: list[Obj]) -> Obj:
         """The attachment held, under the name its node GETs it by (one already so named first).
@@ -267,7 +298,9 @@ class AttacherController:
                 raise
             return await self.client.get(VOLUMEATTACHMENTS, "", wanted["metadata"]["name"])
 
-    async def _attach(self, volume: Obj, holder: Obj, pods: list[Obj]) -> None:
+    async def _attach(self, volume: Obj, holder: Obj, pods: list[Obj], served: Obj) -> None:
+        """Export the volume to the holder's node for the pod ``served`` (``pods``: every pod of that
+        node needing it, told when the export fails)."""
         name, node = volume["metadata"]["name"], str(holder["spec"]["nodeName"])
         state = holder.get("status") or {}
         try:
@@ -284,15 +317,15 @@ class AttacherController:
                 message = f'AttachVolume.Attach failed for volume "{name}" : {exc}'
                 await self._tell(pod, "Warning", "FailedAttachVolume", message)
             raise
-        if state.get("attached") is not True or (state.get("attachmentMetadata") or {}).get(NBD) != url:
-            done = {"attached": True, "attachmentMetadata": {NBD: url}, "attachError": None}
+        metadata = {NBD: url, ATTACHED_POD: str(served["metadata"].get("uid", ""))}
+        if state.get("attached") is not True or state.get("attachmentMetadata") != metadata:
+            done = {"attached": True, "attachmentMetadata": metadata, "attachError": None}
             await self.client.patch(
                 VOLUMEATTACHMENTS, "", holder["metadata"]["name"], {"status": done}, "status"
             )
-            log.info("attached %s to %s", name, node)
-        for pod in pods:
-            message = f'AttachVolume.Attach succeeded for volume "{name}" '
-            await self._tell(pod, "Normal", "SuccessfulAttachVolume", message)
+            log.info("attached %s to %s for pod %s", name, node, served["metadata"].get("name"))
+        message = f'AttachVolume.Attach succeeded for volume "{name}" '
+        await self._tell(served, "Normal", "SuccessfulAttachVolume", message)
 
     async def _detach(self, volume: Obj, holder: Obj) -> None:
         name, node = volume["metadata"]["name"], holder["spec"].get("nodeName")

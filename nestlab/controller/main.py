@@ -34,6 +34,7 @@ from nestlab.controller.leader import LeaderElector, LeaseConfig
 from nestlab.controller.manager import Pass, run_while_leading
 from nestlab.controller.nodelifecycle import GRACE, NodeLifecycle
 from nestlab.controller.podgc import PodGC
+from nestlab.controller.pvcprotection import PVCProtectionController
 from nestlab.controller.replicaset import ReplicaSetController, ReplicationManager
 from nestlab.controller.scheduler import Scheduler
 from nestlab.controller.statefulset import StatefulSetController
@@ -59,6 +60,7 @@ CONTROLLERS: list[ControllerFactory] = [
     EndpointSliceController,
     EndpointSliceMirroringController,
     ClusterRoleAggregationController,
+    PVCProtectionController,
 ]
 
 

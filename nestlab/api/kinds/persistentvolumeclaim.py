@@ -59,6 +59,8 @@ creates the volume only then (upstream's annotation name)."""
 BETA_CLASS = "volume.beta.kubernetes.io/storage-class"
 """The annotation that named a claim's class before ``spec.storageClassName``; still read upstream."""
 PENDING, BOUND, LOST = "Pending", "Bound", "Lost"
+PVC_PROTECTION = "kubernetes.io/pvc-protection"
+"""The finalizer holding a claim that pods still use (upstream volumeutil.PVCProtectionFinalizer)."""
 SHARED_MSG = (
     "Forbidden: {mode} is not supported by this lab: the lab datastore attaches a volume to one host "
     "at a time (vSphere CNS block volumes are ReadWriteOnce too); use ReadWriteOnce or ReadWriteOncePod"
@@ -111,8 +113,17 @@ def default(claim: Obj) -> None:
 
 
 def on_create(claim: Obj) -> None:
-    """A new claim is Pending, whatever status the client sent: binding is the provisioner's."""
+    """A new claim is Pending, whatever status the client sent: binding is the provisioner's. It
+    carries the ``kubernetes.io/pvc-protection`` finalizer, as upstream's StorageObjectInUseProtection
+    admission plugin adds it: a claim deleted while a pod uses it stays Terminating until the
+    pvc-protection controller (:mod:`nestlab.controller.pvcprotection`) sees no pod using it."""
     claim["status"] = {"phase": PENDING}
+    meta = claim["metadata"]
+    if meta.get("finalizers") is None:
+        meta["finalizers"] = []
+    finalizers = meta["finalizers"]
+    if isinstance(finalizers, list) and PVC_PROTECTION not in finalizers:  # else: validation's 422
+        finalizers.append(PVC_PROTECTION)
 
 
 def check_access_modes(modes: Any, path: str) -> list[Cause]:

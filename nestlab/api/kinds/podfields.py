@@ -56,6 +56,8 @@ class Row:
     support: Support
     allowed: tuple[Any, ...] = ()
     note: str = ""
+    shown: str = ""
+    """What docs/api.md's "Accepted values" column says when a rule, not a value list, decides."""
 
 
 HOST = "a vSphere Pod is a VM with its own kernel and network stack; it cannot share its ESXi host's"
@@ -83,6 +85,20 @@ SERVICE_LINKS = "no service environment variables are injected yet"
 PULL_NOTE = "Always re-resolves the tag at each start of the pod VM (not at a restart inside it)"
 OTHER_RESOURCES = "other resource names (ephemeral-storage, hugepages, devices): not yet"
 RESOURCE_NAMES = ("cpu", "memory")
+EMPTY_DIR_SIZE = "volumes[].emptyDir.sizeLimit"
+SIZE_SHOWN = "any, with medium: Memory"
+SIZE_NOTE = (
+    "medium: Memory: the tmpfs's size (the VM's memory grows by it); on disk (the pod's 256 MiB"
+    " ephemeral disk) not yet: upstream's kubelet evicts a pod whose emptyDir outgrows it"
+)
+SIZE_ON_DISK_MSG = (
+    "nestlab does not implement sizeLimit for an emptyDir on disk yet (nothing would enforce it);"
+    " it is honoured with medium: Memory, as the tmpfs's size (docs/api.md lists what a pod may use)"
+)
+SUB_PATH_EXPR_NOTE = (
+    "the agent expands $(VAR) but keeps an undefined or empty one as written, where upstream's"
+    " kubelet refuses the container (missing value for VAR): subPath instead"
+)
 
 # fmt: off
 ROWS: tuple[Row, ...] = (
@@ -151,6 +167,7 @@ ROWS: tuple[Row, ...] = (
     Row("volumes[].downwardAPI", HONOURED),
     Row("volumes[].emptyDir", HONOURED),
     Row("volumes[].emptyDir.medium", NOT_YET, ("Memory",), note="HugePages: not yet"),
+    Row("volumes[].emptyDir.sizeLimit", NOT_YET, note=SIZE_NOTE, shown=SIZE_SHOWN),
     Row("volumes[].ephemeral", NOT_YET),
     Row("volumes[].fc", NOT_YET, note=PVC_NOTE),
     Row("volumes[].flexVolume", NOT_YET, note=PVC_NOTE),
@@ -248,7 +265,7 @@ ROWS: tuple[Row, ...] = (
     Row("containers[].volumeMounts", HONOURED),
     Row("containers[].volumeMounts[].mountPropagation", NOT_YET, ("None",)),
     Row("containers[].volumeMounts[].recursiveReadOnly", NOT_YET, ("Disabled",)),
-    Row("containers[].volumeMounts[].subPathExpr", NOT_YET),
+    Row("containers[].volumeMounts[].subPathExpr", NOT_YET, note=SUB_PATH_EXPR_NOTE),
     Row("containers[].workingDir", HONOURED),
 )
 # fmt: on
@@ -351,7 +368,7 @@ def _may_refuse(row: Row) -> bool:
 _WALKS: tuple[tuple[Row, tuple[str, ...], bool, str], ...] = tuple(
     (row, parts, each, parts[min(int(each), len(parts) - 1)].removesuffix("[]"))
     for row in ROWS
-    if _may_refuse(row)
+    if _may_refuse(row) and row.path != EMPTY_DIR_SIZE  # decided with its medium: _disk_size_limits
     for parts, each in [(tuple(row.path.split(".")), row.path.startswith("containers[]"))]
 )
 _INIT_CONTAINERS = next(row for row in ROWS if row.path == "initContainers")
@@ -390,8 +407,25 @@ def check(spec: Any, path: str = "spec") -> list[Cause]:
                 elif _refused(row, value):
                     causes.append(Cause(where, _refusal(row, value), FORBIDDEN))
     causes += podvolumes.host_path_mounts(spec, path, lists)
+    causes += _disk_size_limits(spec, path)
     unique = {cause.field: cause for cause in causes + _run_as_group(spec, path, lists)}
     return list(unique.values())
+
+
+def _disk_size_limits(spec: Obj, path: str) -> list[Cause]:
+    """A cause for each emptyDir ``sizeLimit`` on disk: only ``medium: Memory`` honours it (a tmpfs of
+    that size); nothing would enforce it on the ephemeral disk, and accepting it silently is what
+    issue 13 forbids."""
+    causes = []
+    volumes = spec.get("volumes")
+    for index, volume in enumerate(volumes if isinstance(volumes, list) else []):
+        empty = volume.get("emptyDir") if isinstance(volume, dict) else None
+        if not isinstance(empty, dict) or _is_unset(empty.get("sizeLimit")):
+            continue
+        if empty.get("medium") != "Memory":
+            where = f"{path}.volumes[{index}].emptyDir.sizeLimit"
+            causes.append(Cause(where, f"Forbidden: {SIZE_ON_DISK_MSG}", FORBIDDEN))
+    return causes
 
 
 _SUPPORT_TEXT = {
@@ -411,9 +445,10 @@ def markdown() -> str:
     for row in ROWS:
         accepted = "any" if row.support.kind in ("honoured", "ignored") else "none (unset)"
         accepted = _shown(row.allowed) if row.allowed else accepted
+        accepted = row.shown or accepted
         why = "; ".join(part for part in (row.support.reason, row.note) if part)
         support = _SUPPORT_TEXT[row.support.kind]
-        if row.allowed and row.support.kind == "not-yet":
+        if (row.allowed or row.shown) and row.support.kind == "not-yet":
             support = "not yet: accepted values only"
         lines.append(f"| `{row.path}` | {support} | {accepted} | {why} |")
     return "\n".join(lines) + "\n"

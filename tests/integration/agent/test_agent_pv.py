@@ -130,5 +130,9 @@ def test_a_claim_waits_for_its_attachment_then_keeps_its_data_across_pods(
         assert done["status"]["phase"] == "Succeeded"
         _delete_and_wait_gone(apiserver, "pv-r")
     finally:
+        # no pvc-protection controller runs here: the claim's finalizer goes with the claim
+        apiserver.request(
+            "PATCH", CLAIM, {"metadata": {"finalizers": None}}, content_type="application/merge-patch+json"
+        )
         for path in (ATTACHMENT, f"/api/v1/persistentvolumes/{PV}", CLAIM):
             apiserver.request("DELETE", path)

@@ -55,6 +55,12 @@ CASES = [
         "spec.containers[0].volumeMounts[0].readOnly",
         f"Forbidden: {podfields.HOST_PATH}",
     ),
+    (  # nothing would enforce it on the ephemeral disk: refused, never stored and ignored
+        "empty-dir-size",
+        "  volumes: [{name: scratch, emptyDir: {sizeLimit: 1Gi}}]\n" + CONTAINER,
+        "spec.volumes[0].emptyDir.sizeLimit",
+        f"Forbidden: {podfields.SIZE_ON_DISK_MSG}",
+    ),
 ]
 
 DEPLOYMENT = """apiVersion: apps/v1
@@ -150,4 +156,33 @@ def test_the_status_has_one_forbidden_cause_per_refused_field(apiserver: ApiServ
     ]
     code, body = apiserver.request("GET", f"/api/v1/namespaces/{ns}/pods/many")
     assert code == 404, body
+    apiserver.request("DELETE", f"/api/v1/namespaces/{ns}")
+
+
+def test_an_emptydir_size_limit_is_kept_in_memory_and_refused_on_disk(apiserver: ApiServer) -> None:
+    ns = _namespace(apiserver)
+
+    def create(name: str, empty_dir: dict[str, Any]) -> tuple[int, Any]:
+        pod = {
+            "metadata": {"name": name},
+            "spec": {
+                "containers": [{"name": "c", "image": "nestlab/web:1"}],
+                "volumes": [{"name": "scratch", "emptyDir": empty_dir}],
+            },
+        }
+        return apiserver.request("POST", f"/api/v1/namespaces/{ns}/pods", pod)
+
+    code, body = create("on-disk", {"sizeLimit": "500Mi"})
+    assert code == 422, body
+    causes = [(c["field"], c["reason"], c["message"]) for c in body["details"]["causes"]]
+    assert causes == [
+        (
+            "spec.volumes[0].emptyDir.sizeLimit",
+            "FieldValueForbidden",
+            f"Forbidden: {podfields.SIZE_ON_DISK_MSG}",
+        )
+    ]
+    code, body = create("in-memory", {"medium": "Memory", "sizeLimit": "64Mi"})  # the tmpfs's size
+    assert code == 201, body
+    assert body["spec"]["volumes"][0]["emptyDir"] == {"medium": "Memory", "sizeLimit": "64Mi"}
     apiserver.request("DELETE", f"/api/v1/namespaces/{ns}")

@@ -1,6 +1,7 @@
-"""The provisioner and the attacher against the REAL API server and etcd and the REAL lab datastore.
+"""The provisioner, the attacher and pvc-protection against the REAL API server and etcd and the REAL
+lab datastore.
 
-The two controllers run in-process on their informers (:class:`~nestlab.controller.manager.Term`,
+The three controllers run in-process on their informers (:class:`~nestlab.controller.manager.Term`,
 as in production), talking to a real ``nestlab-datastore`` process (mutual TLS with the test CA,
 the test's client certificate ``alice`` allowed) which exports volumes through the real
 qemu-storage-daemon; exported URLs are opened with QEMU's real NBD client. No agent runs: pods are
@@ -11,6 +12,7 @@ a running pod would; deleting them with grace 0 is what an agent (or the pod GC)
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +23,7 @@ from nestlab.api.kinds.volumeattachment import attachment_name
 from nestlab.controller import attacher, provisioner
 from nestlab.controller.informer import InformerFactory
 from nestlab.controller.manager import Term
+from nestlab.controller.pvcprotection import PVCProtectionController
 from nestlab.datastore.client import DatastoreClient
 from nestlab.provision.pki import Issued
 from nestlab.runtime import proc
@@ -37,14 +40,18 @@ Obj = dict[str, Any]
 
 
 class Controllers:
-    """The provisioner and the attacher on their own term, with one datastore client."""
+    """The provisioner, the attacher and pvc-protection on their own term, with one datastore client."""
 
     def __init__(self, apiserver: ApiServer, datastore: Datastore) -> None:
         self.thread = LoopThread()
         self.client = ApiClient(credentials(apiserver))
         self.datastore: DatastoreClient = datastore.client()
         self.informers = InformerFactory(self.client)
-        factories = [provisioner.factory(self.datastore), attacher.factory(self.datastore)]
+        factories = [
+            provisioner.factory(self.datastore),
+            attacher.factory(self.datastore),
+            PVCProtectionController,
+        ]
         self.term = Term(self.client, factories, self.informers)
         self.thread.run(self._start())
 
@@ -100,14 +107,24 @@ def controllers(apiserver: ApiServer, datastore: Datastore) -> Iterator[Controll
     try:
         yield running
     finally:
-        running.close()
-        for plural in ("pods", "persistentvolumeclaims"):
-            listed = apiserver.request("GET", f"{CORE}/{plural}")[1]
-            for item in listed.get("items", []) if isinstance(listed, dict) else []:
-                apiserver.request(
-                    "DELETE", f"{CORE}/{plural}/{item['metadata']['name']}?gracePeriodSeconds=0"
-                )
+        try:  # while pvc-protection runs: it lets the claims go once their pods are gone
+            for plural in ("pods", "persistentvolumeclaims"):
+                listed = apiserver.request("GET", f"{CORE}/{plural}")[1]
+                for item in listed.get("items", []) if isinstance(listed, dict) else []:
+                    apiserver.request(
+                        "DELETE", f"{CORE}/{plural}/{item['metadata']['name']}?gracePeriodSeconds=0"
+                    )
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and claims_left(apiserver):
+                time.sleep(0.5)
+        finally:
+            running.close()
         apiserver.request("DELETE", f"/api/v1/namespaces/{NS}")
+
+
+def claims_left(apiserver: ApiServer) -> bool:
+    listed = apiserver.request("GET", f"{CORE}/persistentvolumeclaims")[1]
+    return bool(listed.get("items")) if isinstance(listed, dict) else False
 
 
 def claim(
@@ -203,6 +220,7 @@ def test_immediate_claim_is_provisioned_and_deleted(
     apiserver: ApiServer, controllers: Controllers, datastore: Datastore
 ) -> None:
     made = claim(apiserver, "fast", "ds-now")
+    assert made["metadata"]["finalizers"] == ["kubernetes.io/pvc-protection"]
     current = bound(apiserver, "fast")
     pv_name = f"pvc-{made['metadata']['uid']}"
     assert current["spec"]["volumeName"] == pv_name
@@ -337,27 +355,68 @@ def test_attach_one_node_at_a_time(
     with pytest.raises(proc.ProcessError):
         proc.run(["qemu-img", "info", url], timeout=60)
 
-    # the claim goes while "second" still runs: the volume stays attached to it (Released, not deleted)
+    # the claim is deleted while "second" still runs: pvc-protection keeps it (Terminating), bound
     assert apiserver.request("DELETE", f"{CORE}/persistentvolumeclaims/shared")[0] == 200
-
-    def refused() -> bool:
-        listed = apiserver.request("GET", "/api/v1/namespaces/default/events")[1]
-        return any(
-            e["involvedObject"]["name"] == pv_name and e["reason"] == "VolumeFailedDelete"
-            for e in listed.get("items", [])
-        )
-
-    wait_until(refused, "VolumeFailedDelete for the still attached volume", timeout=60)
-    released = get(apiserver, f"/api/v1/persistentvolumes/{pv_name}")
-    assert released is not None
-    assert released["status"]["phase"] == "Released"
+    time.sleep(3)  # a few controller syncs: nothing may let the claim go while its pod exists
+    terminating = get(apiserver, f"{CORE}/persistentvolumeclaims/shared")
+    assert terminating is not None
+    assert terminating["metadata"]["deletionTimestamp"]
+    assert terminating["metadata"]["finalizers"] == ["kubernetes.io/pvc-protection"]
+    kept = get(apiserver, f"/api/v1/persistentvolumes/{pv_name}")
+    assert kept is not None
+    assert kept["status"]["phase"] == "Bound"
     assert [a["spec"]["nodeName"] for a in attachments(apiserver, pv_name)] == ["esx-02"]
     assert "virtual-size" in proc.run(["qemu-img", "info", "--output=json", moved], timeout=60).stdout
 
-    # the pod ends: detached, then the Delete policy removes the PV and the datastore volume
+    # the pod ends: the claim goes, the volume is detached, then the Delete policy removes the PV
+    # and the datastore volume
     assert apiserver.request("DELETE", f"{CORE}/pods/second?gracePeriodSeconds=0")[0] == 200
+    wait_until(
+        lambda: get(apiserver, f"{CORE}/persistentvolumeclaims/shared") is None, "the claim gone", timeout=60
+    )
     wait_until(lambda: not attachments(apiserver, pv_name), "detached", timeout=60)
     wait_until(
         lambda: get(apiserver, f"/api/v1/persistentvolumes/{pv_name}") is None, "the PV deleted", timeout=60
     )
     assert pv_name not in volumes(datastore)
+
+
+def test_one_pod_vm_at_a_time_on_one_node(
+    apiserver: ApiServer, controllers: Controllers, datastore: Datastore
+) -> None:
+    """Two pods of one node, one ReadWriteOnce claim: the attachment serves the first pod's VM only
+    (``podUID``; the export takes one NBD connection), the second gets the Multi-Attach Event, then
+    the volume, without a detach, once the first is gone."""
+    made = claim(apiserver, "duo", "ds-now")
+    bound(apiserver, "duo")
+    pv_name = f"pvc-{made['metadata']['uid']}"
+    pod(apiserver, "one", "esx-03", "duo")
+    first = get(apiserver, f"{CORE}/pods/one")
+    assert first is not None
+    found: list[Obj] = []
+
+    def serving(uid: str) -> bool:
+        found[:] = attachments(apiserver, pv_name)
+        return [
+            (a["spec"]["nodeName"], ((a.get("status") or {}).get("attachmentMetadata") or {}).get("podUID"))
+            for a in found
+        ] == [("esx-03", uid)]
+
+    wait_until(lambda: serving(first["metadata"]["uid"]), "attached for pod one", timeout=60)
+    url = found[0]["status"]["attachmentMetadata"]["nbd"]
+
+    pod(apiserver, "two", "esx-03", "duo")
+    second = get(apiserver, f"{CORE}/pods/two")
+    assert second is not None
+    assert wait_event(apiserver, "two", "FailedAttachVolume") == (
+        f'Multi-Attach error for volume "{pv_name}" Volume is already used by pod(s) one; a vSphere Pod '
+        "is its own VM, and a ReadWriteOnce volume attaches to one VM at a time"
+    )
+    assert serving(first["metadata"]["uid"])
+
+    assert apiserver.request("DELETE", f"{CORE}/pods/one?gracePeriodSeconds=0")[0] == 200
+    wait_until(lambda: serving(second["metadata"]["uid"]), "handed to pod two", timeout=60)
+    assert found[0]["status"]["attachmentMetadata"]["nbd"] == url  # same export: no detach
+    assert wait_event(apiserver, "two", "SuccessfulAttachVolume").startswith(
+        f'AttachVolume.Attach succeeded for volume "{pv_name}"'
+    )

@@ -211,3 +211,35 @@ def test_the_attachment_name_is_upstreams_and_the_controllers() -> None:
     assert pvattach.attachment_of(pv(), "esx-02") != name  # the node is part of the name
     assert attacher.attachment(pv(), NODE)["metadata"]["name"] == name
     assert pvattach.attachment_of({"metadata": {"name": "nfs"}, "spec": {}}, NODE) == ""
+
+
+def served(uid: str) -> Obj:
+    """The attachment of this node, serving the pod VM of ``uid`` (the attacher's ``podUID``)."""
+    return va(status={"attachmentMetadata": {"nbd": URL, pvattach.ATTACHED_POD: uid}})
+
+
+def test_an_attachment_serves_only_the_pod_it_names() -> None:
+    """A vSphere Pod is its own VM and the NBD export takes one connection: another pod of this node
+    waits (FailedMount, with the reason) until the attacher names it."""
+    mine = pod(claim_volume())
+    mine["metadata"]["uid"] = "p-web"
+    (volume,) = resolve(mine, [pvc()], [pv()], [served("p-web")])  # type: ignore[misc]
+    assert volume.source == URL
+
+    waiting = resolve(mine, [pvc()], [pv()], [served("p-other")])
+    assert isinstance(waiting, pvattach.Waiting)
+    assert waiting.reason == "FailedMount"
+    assert waiting.message == (
+        f'{PREFIX}unmounted volumes=[data], unattached volumes=[data]: volume "pvc-1" is attached to '
+        f'node "{NODE}" for another pod (uid p-other): a vSphere Pod is its own VM, and a ReadWriteOnce '
+        "volume attaches to one VM at a time; this pod starts once that one has ended (its "
+        "FailedAttachVolume Multi-Attach Event names it)"
+    )
+
+
+def test_an_attachment_naming_no_pod_serves_whichever_asks() -> None:
+    """An attacher from before ``podUID``: the pod is not held back by a key that is not there."""
+    mine = pod(claim_volume())
+    mine["metadata"]["uid"] = "p-web"
+    (volume,) = resolve(mine, [pvc()], [pv()], [va()])  # type: ignore[misc]
+    assert volume.source == URL

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from nestlab.agent import podvolumes as agent_volumes
 from nestlab.api import kinds, podfieldsdoc
 from nestlab.api import resources as r
 from nestlab.api.kinds import pod as pod_kind
@@ -256,3 +257,54 @@ def test_a_template_follows_the_table_down_to_a_probes_kind() -> None:
     unit.default(obj)
     found = [f"{c.field}: {c.message}" for c in unit.validate(obj)]
     assert found == [f"spec.template.spec.containers[0].livenessProbe.grpc: {NOT_YET}"]
+
+
+SIZE_ON_DISK = f"Forbidden: {podfields.SIZE_ON_DISK_MSG}"
+
+
+def test_an_emptydir_size_limit_on_disk_is_refused_by_name() -> None:
+    """Nothing would enforce it on the ephemeral disk (upstream's kubelet evicts the pod): 422."""
+    spec = {
+        "containers": [container()],
+        "volumes": [
+            {"name": "scratch", "emptyDir": {"sizeLimit": "500Mi"}},
+            {"name": "plain", "emptyDir": {}},
+            {"name": "ram", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+            {"name": "disk", "emptyDir": {"medium": "", "sizeLimit": "1Gi"}},
+        ],
+    }
+    assert causes(spec) == [
+        f"spec.volumes[0].emptyDir.sizeLimit: {SIZE_ON_DISK}",
+        f"spec.volumes[3].emptyDir.sizeLimit: {SIZE_ON_DISK}",
+    ]
+    assert "medium: Memory" in podfields.SIZE_ON_DISK_MSG
+
+
+def test_a_memory_emptydir_keeps_its_size_limit() -> None:
+    """medium: Memory honours sizeLimit: the tmpfs's size, which the agent adds to the VM's memory."""
+    spec = {
+        "containers": [container()],
+        "volumes": [{"name": "ram", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}],
+    }
+    assert causes(spec) == []
+    assert agent_volumes.tmpfs_mib({"spec": spec}) == 64
+
+
+def test_pod_templates_refuse_a_disk_size_limit_too() -> None:
+    pod_spec = {
+        "containers": [container()],
+        "volumes": [{"name": "scratch", "emptyDir": {"sizeLimit": "1Gi"}}],
+    }
+    unit = kinds.of(r.DEPLOYMENTS)
+    obj = _workload(r.DEPLOYMENTS, pod_spec)
+    unit.default(obj)
+    found = [f"{c.field}: {c.message}" for c in unit.validate(obj)]
+    assert f"spec.template.spec.volumes[0].emptyDir.sizeLimit: {SIZE_ON_DISK}" in found
+
+
+def test_the_docs_table_says_where_size_limit_works() -> None:
+    table = podfields.markdown()
+    assert (
+        "| `volumes[].emptyDir.sizeLimit` | not yet: accepted values only | any, with medium: Memory |"
+        in table
+    )

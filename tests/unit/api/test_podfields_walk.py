@@ -41,6 +41,8 @@ def reference_check(spec: Any, path: str = "spec") -> list[Cause]:
         lists += ("initContainers",)
     causes: list[Cause] = []
     for row in podfields.ROWS:
+        if row.path == podfields.EMPTY_DIR_SIZE:
+            continue  # a rule of its own (the volume's medium decides), below
         parts = row.path.split(".")
         targets = [[parts[0].replace("containers", n, 1), *parts[1:]] for n in lists]
         for target in targets if row.path.startswith("containers[]") else [parts]:
@@ -58,6 +60,7 @@ def reference_check(spec: Any, path: str = "spec") -> list[Cause]:
                 elif podfields._refused(row, value):
                     causes.append(Cause(where, podfields._refusal(row, value), podfields.FORBIDDEN))
     causes += podvolumes.host_path_mounts(spec, path, lists)
+    causes += podfields._disk_size_limits(spec, path)
     unique = {cause.field: cause for cause in causes + podfields._run_as_group(spec, path, lists)}
     return list(unique.values())
 
@@ -108,6 +111,8 @@ SPECS: list[Obj] = [
             {"name": "l", "hostPath": {"path": "/var/log/pods"}},
             {"name": "g", "gitRepo": {"repository": "x"}},
             {"name": "e", "emptyDir": {}},
+            {"name": "d", "emptyDir": {"sizeLimit": "1Gi"}},
+            {"name": "m", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
         ],
         containers=[{"name": "c", "image": "x", "volumeMounts": [{"name": "l", "mountPath": "/l"}]}],
     ),
@@ -134,3 +139,9 @@ def test_only_rows_that_can_refuse_are_walked() -> None:
     assert "hostNetwork" in walked
     assert "volumes[].hostPath" in walked
     assert "containers[].resources.limits" in walked
+
+
+def test_size_limit_is_its_own_rule() -> None:
+    walked = {row.path for row, *_ in podfields._WALKS}
+    assert podfields.EMPTY_DIR_SIZE not in walked
+    assert [c.field for c in podfields.check(SPECS[-1])].count("spec.volumes[4].emptyDir.sizeLimit") == 1

@@ -98,6 +98,13 @@ def test_storage_quota_refuses_with_upstreams_words_and_releases_on_delete() -> 
             "persistentvolumeclaims": "2",
         }  # the refusal charged nothing
         await registry.delete(r.PERSISTENTVOLUMECLAIMS, "demo", "before", {})
+        # Terminating (kubernetes.io/pvc-protection): still charged until it is gone, as upstream
+        with pytest.raises(ApiError):
+            await registry.create(r.PERSISTENTVOLUMECLAIMS, "demo", claim("two", "1Gi"))
+        going = await registry.get(r.PERSISTENTVOLUMECLAIMS, "demo", "before")
+        assert going["metadata"]["finalizers"] == ["kubernetes.io/pvc-protection"]
+        going["metadata"]["finalizers"] = []  # what the pvc-protection controller does: no pod uses it
+        await registry.update(r.PERSISTENTVOLUMECLAIMS, "demo", "before", going)
         await registry.create(r.PERSISTENTVOLUMECLAIMS, "demo", claim("two", "1Gi"))
 
     run(scenario())

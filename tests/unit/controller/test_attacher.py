@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from nestlab.agent.pvattach import attachment_name
+from nestlab.api.kinds.volumeattachment import attachment_name
 from nestlab.api.resources import PERSISTENTVOLUMECLAIMS, PERSISTENTVOLUMES, PODS, VOLUMEATTACHMENTS
-from nestlab.controller.attacher import AttacherController, multi_attach_message, needs_volume
+from nestlab.controller.attacher import AttacherController, multi_attach_message, needs_volume, one_vm_message
 from nestlab.datastore.errors import DatastoreUnavailableError
 from tests.unit.controller.volumefakes import FakeApi, FakeDatastore
 
@@ -116,7 +116,7 @@ def test_one_node_at_a_time_and_the_waiting_node_follows() -> None:
         pods.apply("ADDED", pod("a", "esx-01"))
         await s.drain()
         url = "nbd://198.18.0.5:10809/vol-1-esx-01"
-        assert s.attachments() == [("esx-01", True, {"nbd": url})]
+        assert s.attachments() == [("esx-01", True, {"nbd": url, "podUID": "p-a"})]
         va = s.api.informers.informer(VOLUMEATTACHMENTS).list()[0]
         assert va["metadata"]["name"] == attachment_name("vol-1", "esx-01")
         assert va["spec"] == {
@@ -130,7 +130,7 @@ def test_one_node_at_a_time_and_the_waiting_node_follows() -> None:
 
         pods.apply("ADDED", pod("b", "esx-02"))
         await s.drain()
-        assert s.attachments() == [("esx-01", True, {"nbd": url})]
+        assert s.attachments() == [("esx-01", True, {"nbd": url, "podUID": "p-a"})]
         assert s.datastore.attached == {"vol-1": "esx-01"}
         assert s.api.reasons("b") == [
             ("FailedAttachVolume", f'Multi-Attach error for volume "{PV}" Volume is already used by pod(s) a')
@@ -141,7 +141,9 @@ def test_one_node_at_a_time_and_the_waiting_node_follows() -> None:
 
         pods.apply("DELETED", pod("a", "esx-01"))  # confirmed gone (agent, or pod GC after a node loss)
         await s.drain()
-        assert s.attachments() == [("esx-02", True, {"nbd": "nbd://198.18.0.5:10809/vol-1-esx-02"})]
+        assert s.attachments() == [
+            ("esx-02", True, {"nbd": "nbd://198.18.0.5:10809/vol-1-esx-02", "podUID": "p-b"})
+        ]
         assert ("detach", "vol-1") in s.datastore.calls
         assert s.datastore.calls.index(("detach", "vol-1")) < s.datastore.calls.index(
             ("attach", "vol-1", "esx-02")
@@ -186,7 +188,9 @@ def test_attach_failures_are_in_the_status_and_events() -> None:
         ]
         s.datastore.failing = None
         await s.controller.sync(PV)
-        assert s.attachments() == [("esx-01", True, {"nbd": "nbd://198.18.0.5:10809/vol-1-esx-01"})]
+        assert s.attachments() == [
+            ("esx-01", True, {"nbd": "nbd://198.18.0.5:10809/vol-1-esx-01", "podUID": "p-a"})
+        ]
         assert "attachError" not in s.api.informers.informer(VOLUMEATTACHMENTS).list()[0]["status"]
 
     asyncio.run(scenario())
@@ -246,8 +250,105 @@ def test_an_attachment_under_another_name_is_renamed_without_a_detach() -> None:
         await s.drain()
         names = [a["metadata"]["name"] for a in attachments.list()]
         assert names == [attachment_name("vol-1", "esx-01")]  # the node GETs it by this name
-        assert s.attachments() == [("esx-01", True, {"nbd": "nbd://198.18.0.5:10809/vol-1-esx-01"})]
+        assert s.attachments() == [
+            ("esx-01", True, {"nbd": "nbd://198.18.0.5:10809/vol-1-esx-01", "podUID": "p-a"})
+        ]
         assert ("detach", "vol-1") not in s.datastore.calls  # the node kept the volume throughout
         assert s.datastore.attached == {"vol-1": "esx-01"}
+
+    asyncio.run(scenario())
+
+
+ONE_VM = "a vSphere Pod is its own VM, and a ReadWriteOnce volume attaches to one VM at a time"
+
+
+def test_the_one_vm_message_is_upstreams_multi_attach_then_vspheres_reason() -> None:
+    assert one_vm_message(PV, pod("b", "esx-01"), pod("a", "esx-01")) == (
+        f'Multi-Attach error for volume "{PV}" Volume is already used by pod(s) a; {ONE_VM}'
+    )
+
+
+def test_one_pod_vm_at_a_time_on_the_attached_node_too() -> None:
+    """Two pods of one node and one ReadWriteOnce claim: the attachment serves the first pod's VM
+    (``podUID``), the second waits with the Multi-Attach Event, then gets it without a detach."""
+
+    async def scenario() -> None:
+        s = Setup()
+        pods = s.api.informers.informer(PODS)
+        url = "nbd://198.18.0.5:10809/vol-1-esx-01"
+        pods.apply("ADDED", pod("a", "esx-01", phase="Running"))
+        await s.drain()
+        pods.apply("ADDED", pod("b", "esx-01"))
+        await s.drain()
+        assert s.attachments() == [("esx-01", True, {"nbd": url, "podUID": "p-a"})]
+        assert s.api.reasons("b") == [
+            (
+                "FailedAttachVolume",
+                f'Multi-Attach error for volume "{PV}" Volume is already used by pod(s) a; {ONE_VM}',
+            )
+        ]
+        assert s.api.reasons("a") == [
+            ("SuccessfulAttachVolume", f'AttachVolume.Attach succeeded for volume "{PV}" ')
+        ]
+
+        going = pod("a", "esx-01", phase="Running")
+        going["metadata"]["deletionTimestamp"] = "2026-12-06T10:00:00Z"
+        pods.apply("MODIFIED", going)  # Terminating: its VM may still write
+        await s.drain()
+        assert s.attachments() == [("esx-01", True, {"nbd": url, "podUID": "p-a"})]
+
+        pods.apply("DELETED", going)  # the agent confirmed its VM is gone
+        await s.drain()
+        assert s.attachments() == [("esx-01", True, {"nbd": url, "podUID": "p-b"})]
+        assert ("detach", "vol-1") not in s.datastore.calls  # the node kept the volume throughout
+        assert s.api.reasons("b")[-1] == (
+            "SuccessfulAttachVolume",
+            f'AttachVolume.Attach succeeded for volume "{PV}" ',
+        )
+
+    asyncio.run(scenario())
+
+
+def test_the_served_pod_keeps_the_volume_even_when_an_older_pod_arrives() -> None:
+    async def scenario() -> None:
+        s = Setup()
+        pods = s.api.informers.informer(PODS)
+        pods.apply("ADDED", pod("young", "esx-01", phase="Running", created="2026-12-06T10:00:00Z"))
+        await s.drain()
+        pods.apply("ADDED", pod("old", "esx-01", created="2026-12-01T10:00:00Z"))  # bound later
+        await s.drain()
+        assert [m["podUID"] for _n, _a, m in s.attachments()] == ["p-young"]
+        assert s.api.reasons("old")[-1][0] == "FailedAttachVolume"
+
+        pods.apply("MODIFIED", pod("young", "esx-01", phase="Succeeded", created="2026-12-06T10:00:00Z"))
+        await s.drain()
+        assert [m["podUID"] for _n, _a, m in s.attachments()] == ["p-old"]
+
+    asyncio.run(scenario())
+
+
+def test_a_renamed_attachment_keeps_the_pod_it_serves() -> None:
+    async def scenario() -> None:
+        s = Setup()
+        attachments = s.api.informers.informer(VOLUMEATTACHMENTS)
+        url = "nbd://198.18.0.5:10809/vol-1-esx-01"
+        attachments.apply(
+            "ADDED",
+            {
+                "metadata": {"name": "va-by-hand", "uid": "va-1"},
+                "spec": {
+                    "attacher": "datastore.nestlab.io",
+                    "nodeName": "esx-01",
+                    "source": {"persistentVolumeName": PV},
+                },
+                "status": {"attached": True, "attachmentMetadata": {"nbd": url, "podUID": "p-b"}},
+            },
+        )
+        pods = s.api.informers.informer(PODS)
+        pods.apply("ADDED", pod("a", "esx-01"))
+        pods.apply("ADDED", pod("b", "esx-01", phase="Running"))
+        await s.drain()
+        assert s.attachments() == [("esx-01", True, {"nbd": url, "podUID": "p-b"})]
+        assert s.api.reasons("a")[-1][1].endswith(f"used by pod(s) b; {ONE_VM}")
 
     asyncio.run(scenario())
