@@ -1,6 +1,6 @@
 """The outer side of the Token Exchange Service: manage a lab's users and log them in.
 
-``nestlab user add|remove|list`` act as the lab administrator (the lab-admin client certificate
+``nestlab user add|remove|set|list`` act as the lab administrator (the lab-admin client certificate
 ``nestlab up`` made, in ``<lab dir>/pki``); ``nestlab login`` sends the user's own password and
 no certificate. Both go through the lab's VIP, read from the admin kubeconfig, like kubectl does.
 The API's refusals come back as messages a user can act on (``user alice exists``), never as
@@ -142,6 +142,11 @@ class IdentityClient:
     def set_password(self, name: str, password: str) -> dict[str, Any]:
         """Give ``name`` a new password; the tokens issued before it stop working."""
         return self._admin("PATCH", f"{USERS}/{name}", {"password": password}, user=name)
+
+    def set_groups(self, name: str, groups: list[str]) -> dict[str, Any]:
+        """Replace ``name``'s groups (the user record as it is now); the user's tokens keep working
+        and carry the new groups at once, since the API server reads them from the store."""
+        return self._admin("PATCH", f"{USERS}/{name}", {"groups": groups}, user=name)
 
     def get(self, name: str) -> dict[str, Any]:
         """User ``name`` (UsageError naming ``nestlab user list`` when it does not exist)."""

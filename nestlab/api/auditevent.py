@@ -142,9 +142,16 @@ def _groups(user: auth.User | None) -> frozenset[str]:
 
 
 def user_info(user: auth.User) -> dict[str, Any]:
-    """``{"username", "groups"}``; every authenticated user is in system:authenticated, as upstream."""
+    """authentication/v1 UserInfo: ``username``, ``uid``, ``groups``, ``extra`` in upstream's order,
+    uid and extra only when set (omitempty); every authenticated user is in system:authenticated."""
     groups = sorted(user.groups - {AUTHENTICATED})
-    return {"username": user.name, "groups": [*groups, AUTHENTICATED]}
+    info: dict[str, Any] = {"username": user.name}
+    if user.uid:
+        info["uid"] = user.uid
+    info["groups"] = [*groups, AUTHENTICATED]
+    if user.extra:
+        info["extra"] = {key: list(values) for key, values in sorted(user.extra.items())}
+    return info
 
 
 def object_ref(facts: Facts) -> dict[str, str] | None:

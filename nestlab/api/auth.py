@@ -31,6 +31,12 @@ class User:
 
     name: str
     groups: frozenset[str] = field(default_factory=frozenset)
+    uid: str = ""
+    """A unique id of the user, when the authenticator knows one (a ServiceAccount's uid, the
+    static token file's third column, ``Impersonate-Uid``); "" otherwise, as upstream's omitempty."""
+    extra: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
+    """Upstream's user.extra: e.g. ``authentication.kubernetes.io/pod-name`` of a bound token, or
+    what ``Impersonate-Extra-<key>`` asked for. Not hashed (a dict): users compare with it."""
 
     @property
     def is_admin(self) -> bool:
@@ -46,7 +52,8 @@ the caller (RBAC escalation checks) reads it; None outside a request (bootstrap,
 
 
 def load_tokens(path: Path) -> dict[str, User]:
-    """Read a kube-apiserver style static token file: ``token,user,uid[,"group1,group2"]``."""
+    """Read a kube-apiserver style static token file: ``token,user,uid[,"group1,group2"]`` (the uid
+    is the user's, as upstream's tokenfile authenticator sets it)."""
     try:
         text = path.read_text()
     except OSError as exc:
@@ -58,7 +65,7 @@ def load_tokens(path: Path) -> dict[str, User]:
         if len(row) < 3 or not row[0] or not row[1]:
             raise AuthConfigError(f'{path}:{number}: expected token,user,uid[,"group1,group2"]')
         groups = frozenset(g.strip() for g in row[3].split(",") if g.strip()) if len(row) > 3 else frozenset()
-        tokens[row[0]] = User(row[1], groups | {AUTHENTICATED})
+        tokens[row[0]] = User(row[1], groups | {AUTHENTICATED}, uid=row[2])
     return tokens
 
 

@@ -84,7 +84,8 @@ def checks(asked: Asked) -> list[Attributes]:
 
 def impersonated(asked: Asked) -> auth.User:
     """The user the request runs as: the groups asked for (a service account without groups asked:
-    its own), plus ``system:authenticated``."""
+    its own), plus ``system:authenticated``; the uid and extras asked for, as upstream carries them
+    (audit's ``impersonatedUser``, SubjectAccessReview webhooks, ``kubectl auth whoami``)."""
     groups = set(asked.groups)
     account = _service_account(asked.user)
     if account is not None and not asked.groups:
@@ -93,7 +94,7 @@ def impersonated(asked: Asked) -> auth.User:
         groups.add("system:unauthenticated")
     else:
         groups.add(auth.AUTHENTICATED)
-    return auth.User(asked.user, frozenset(groups))
+    return auth.User(asked.user, frozenset(groups), uid=asked.uid, extra=dict(asked.extra))
 
 
 async def effective_user(authorizer: access.Authorizer, caller: auth.User, asked: Asked) -> auth.User:

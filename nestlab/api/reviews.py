@@ -79,7 +79,8 @@ def _spec_causes(spec: Obj) -> list[Cause]:
 
 
 def _subject(spec: Obj) -> tuple[auth.User, list[Cause]]:
-    """The user a (Local)SubjectAccessReview asks about, and the causes against spec.user/groups."""
+    """The user a (Local)SubjectAccessReview asks about (with its uid and extra, as upstream hands
+    them to the authorizer), and the causes against spec.user/groups/uid/extra."""
     name, groups = spec.get("user", ""), spec.get("groups") or []
     causes = []
     if not isinstance(name, str):
@@ -92,7 +93,17 @@ def _subject(spec: Obj) -> tuple[auth.User, list[Cause]]:
         causes.append(
             Cause("spec.user", 'Invalid value: "": at least one of user or group must be specified')
         )
-    return auth.User(name, frozenset(groups)), causes
+    uid, extra = spec.get("uid", ""), spec.get("extra") or {}
+    if not isinstance(uid, str):
+        causes.append(Cause("spec.uid", f"Invalid value: {_shown(uid)}: must be a string"))
+        uid = ""
+    if not isinstance(extra, dict) or not all(
+        isinstance(v, list) and all(isinstance(i, str) for i in v) for v in extra.values()
+    ):
+        causes.append(Cause("spec.extra", "Invalid value: must map keys to lists of strings"))
+        extra = {}
+    found = {str(key): tuple(values) for key, values in extra.items()}
+    return auth.User(name, frozenset(groups), uid=uid, extra=found), causes
 
 
 def _decision_status(allowed: bool, reason: str) -> Obj:

@@ -40,6 +40,11 @@ DELETED_GRACE_S = 60
 """Upstream keeps a bound token valid until its pod's (or ServiceAccount's) deletionTimestamp is a
 minute old (``now - jwt.DefaultLeeway``), so a pod can still talk to the API while it shuts down."""
 GROUP = "system:serviceaccounts"
+EXTRA_PREFIX = "authentication.kubernetes.io/"
+POD_NAME, POD_UID = f"{EXTRA_PREFIX}pod-name", f"{EXTRA_PREFIX}pod-uid"
+NODE_NAME, NODE_UID = f"{EXTRA_PREFIX}node-name", f"{EXTRA_PREFIX}node-uid"
+CREDENTIAL_ID = f"{EXTRA_PREFIX}credential-id"
+"""The user.extra keys upstream's ServiceAccountInfo.UserInfo sets from a bound token."""
 Get = Callable[[Resource, str, str], Awaitable[Obj]]
 """(resource, namespace, name) -> the stored object, or a 404 ApiError."""
 
@@ -64,6 +69,8 @@ class Binding:
     account: Ref
     pod: Ref | None = None
     node: Ref | None = None
+    jti: str = ""
+    """The token's ``jti`` (read back when verifying; signing makes a fresh one)."""
 
 
 def username(namespace: str, name: str) -> str:
@@ -72,9 +79,22 @@ def username(namespace: str, name: str) -> str:
 
 
 def user_of(binding: Binding) -> auth.User:
-    """The authenticated user of a token (upstream's ServiceAccount user info)."""
+    """The authenticated user of a token (upstream's ServiceAccountInfo.UserInfo): the
+    ServiceAccount's uid, and in extra the pod (and node) it was bound to and ``JTI=<jti>``."""
     groups = {GROUP, f"{GROUP}:{binding.namespace}", auth.AUTHENTICATED}
-    return auth.User(username(binding.namespace, binding.account.name), frozenset(groups))
+    extra: dict[str, tuple[str, ...]] = {}
+    if binding.pod is not None:
+        extra[POD_NAME], extra[POD_UID] = (binding.pod.name,), (binding.pod.uid,)
+    if binding.jti:
+        extra[CREDENTIAL_ID] = (f"JTI={binding.jti}",)
+    if binding.node is not None:
+        extra[NODE_NAME], extra[NODE_UID] = (binding.node.name,), (binding.node.uid,)
+    return auth.User(
+        username(binding.namespace, binding.account.name),
+        frozenset(groups),
+        uid=binding.account.uid,
+        extra=extra,
+    )
 
 
 def claims(binding: Binding, *, issuer: str, audiences: Sequence[str], now: int, seconds: int) -> Obj:
@@ -115,6 +135,7 @@ def binding_of(payload: Obj) -> Binding:
         _ref(private.get("serviceaccount"), "serviceaccount"),
         None if private.get("pod") is None else _ref(private["pod"], "pod"),
         None if private.get("node") is None else _ref(private["node"], "node"),
+        str(payload.get("jti") or ""),
     )
     if payload.get("sub") != username(binding.namespace, binding.account.name):
         raise TokenError("the token's sub does not name its service account")

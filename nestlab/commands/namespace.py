@@ -2,7 +2,7 @@
 
 Thin: options are parsed here, the work is :mod:`nestlab.tenancy.namespaceapi`'s. ``create`` and
 ``set`` take the same options; ``set`` changes only the ones given (``none`` removes a limit, a
-default, or everyone from a role).
+default, or everyone from a role; ``--count configmaps=none`` one count).
 """
 
 from __future__ import annotations
@@ -52,20 +52,33 @@ def _fail(error: NestlabError) -> NoReturn:
     sys.exit(error.exit_code)
 
 
+_COUNT_HELP = (
+    "How many objects of a kind it may hold, as RESOURCE=N (repeatable): configmaps=20, "
+    "deployments.apps=5; a ResourceQuota count/<resource> (services, secrets, configmaps and "
+    "persistentvolumeclaims by their plain names)."
+)
+
+
 def _options(command: F) -> F:
     """The options ``create`` and ``set`` share, plus the lab's ``--name``."""
     for flag, dest, text in reversed(_SUBJECTS):
         command = click.option(flag, dest, multiple=True, metavar="NAME", help=text)(command)
+    command = click.option("--count", "counts", multiple=True, metavar="RESOURCE=N", help=_COUNT_HELP)(
+        command
+    )
     for flag, text in reversed(_LIMITS):
         command = click.option(flag, default=None, metavar="QUANTITY", help=text)(command)
     return _LAB(command)
 
 
-def _changes(values: dict[str, Any]) -> dict[str, Any]:
-    """Option values as Settings fields: a repeatable option not given is None (no change)."""
+def _changes(values: dict[str, Any], *, allow_unset: bool) -> dict[str, Any]:
+    """Option values as Settings fields: a repeatable option not given is None (no change);
+    ``--count`` options become quota key -> N."""
     changes: dict[str, Any] = {}
     for key, value in values.items():
-        if isinstance(value, tuple):
+        if key == "counts":
+            changes[key] = plan.parse_counts(value, allow_unset=allow_unset)
+        elif isinstance(value, tuple):
             changes[key] = None if not value else tuple(v for v in value if v != plan.UNSET)
         else:
             changes[key] = value
@@ -73,7 +86,7 @@ def _changes(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _say(line: str) -> None:
-    click.echo(line)
+    click.echo(line, err=line.startswith(namespaceapi.WARNING))
 
 
 @click.group("namespace")
@@ -87,7 +100,7 @@ def namespace() -> None:
 def create(namespace_name: str, lab: str, **options: Any) -> None:
     """Create (or bring up to date) vSphere Namespace NAME; running it twice changes nothing."""
     try:
-        values = _changes(options)
+        values = _changes(options, allow_unset=False)
         for key in ("cpu", "memory", "storage", "pods", "default_cpu", "default_memory"):
             plan.check_quantity(f"--{key.replace('_', '-')}", values[key], allow_unset=False)
         settings = plan.merged(plan.Settings(), {k: v for k, v in values.items() if v is not None})
@@ -104,7 +117,7 @@ def create(namespace_name: str, lab: str, **options: Any) -> None:
 def set_(namespace_name: str, lab: str, **options: Any) -> None:
     """Change only the given settings of vSphere Namespace NAME (`none` removes one)."""
     try:
-        values = _changes(options)
+        values = _changes(options, allow_unset=True)
         for key in ("cpu", "memory", "storage", "pods", "default_cpu", "default_memory"):
             plan.check_quantity(f"--{key.replace('_', '-')}", values[key], allow_unset=True)
         done = namespaceapi.update_in(lab, namespace_name, values, _say)

@@ -114,6 +114,31 @@ def user_passwd(name: str, password_stdin: bool, lab: str) -> None:
     click.echo(f"password of {name} changed; their earlier tokens are revoked")
 
 
+@user.command("set")
+@click.argument("name")
+@click.option(
+    "--group", "-g", "groups", multiple=True, help="A group the user is in (repeatable; replaces the groups)."
+)
+@click.option("--no-groups", is_flag=True, help="Take the user out of every group.")
+@click.option("--lab", envvar="NESTLAB_LAB", default="default", show_default=True, help=LAB_HELP)
+def user_set(name: str, groups: tuple[str, ...], no_groups: bool, lab: str) -> None:
+    """Replace user NAME's groups with the --group options given (running it twice changes nothing);
+    the user's tokens carry the new groups at once."""
+    try:
+        if bool(groups) == no_groups:
+            raise UsageError("give the groups with --group G (repeatable), or --no-groups to remove them all")
+        client = _client(Lab.named(lab))
+        wanted = list(dict.fromkeys(groups))
+        current = client.get(name).get("groups") or []
+        if sorted(current) == sorted(wanted):
+            click.echo(f"user {name} unchanged ({', '.join(current) or 'no groups'})")
+            return
+        changed = client.set_groups(name, wanted)
+    except NestlabError as exc:
+        _fail(exc)
+    click.echo(f"groups of user {name}: {', '.join(changed.get('groups') or []) or 'none'}")
+
+
 @user.command("revoke")
 @click.argument("name")
 @click.option("--lab", envvar="NESTLAB_LAB", default="default", show_default=True, help=LAB_HELP)

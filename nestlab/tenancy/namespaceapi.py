@@ -4,7 +4,10 @@
 Applying is idempotent: each object is read, then created, replaced (only when what nestlab owns
 in it differs) or deleted, so a second ``create`` changes nothing and says so. Users named in a
 binding must exist in the lab's identity store (the Token Exchange Service's users): upstream
-accepts a binding to anyone, but a typo would silently grant nothing, so the CLI refuses it.
+accepts a binding to anyone, but a typo would silently grant nothing, so the CLI refuses it. A
+ServiceAccount named in a binding (``system:serviceaccount:NS:NAME``) must be in a namespace that
+exists (or is the one being made); one that does not exist yet in it is accepted, as upstream binds
+it, with a warning (it is usually created next, ``kubectl create serviceaccount``).
 
 The async functions take a small :class:`Api` (the part of :class:`~nestlab.api.client.ApiClient`
 used), so unit tests drive them with a fake and the integration test with the real API server.
@@ -19,7 +22,15 @@ from typing import Any, Protocol
 
 from nestlab import lifecycle, maintenance
 from nestlab.api.client import ApiClient
-from nestlab.api.resources import LIMITRANGES, NAMESPACES, PODS, QUOTAS, ROLEBINDINGS, Resource
+from nestlab.api.resources import (
+    LIMITRANGES,
+    NAMESPACES,
+    PODS,
+    QUOTAS,
+    ROLEBINDINGS,
+    SERVICEACCOUNTS,
+    Resource,
+)
 from nestlab.api.status import ApiError
 from nestlab.errors import NestlabError, UsageError
 from nestlab.tenancy import namespaces as plan
@@ -31,6 +42,7 @@ DELETE_TIMEOUT_S = 300.0  # a namespace of the teaching lab empties in well unde
 POLL_S = 1.0  # between looks at a terminating namespace
 _REPLACE_ATTEMPTS = 5  # a quota's status moves with every pod admitted: re-read and replace again
 _NO_ROUTE = "the server could not find the requested resource"  # a 404 for a path, not for a user
+DEFAULT_ACCOUNT = "default"  # every namespace's own ServiceAccount, made by the controller
 _WHERE: dict[str, tuple[Resource, str]] = {
     "quota": (QUOTAS, plan.QUOTA),
     "limits": (LIMITRANGES, plan.DEFAULTS),
@@ -95,6 +107,34 @@ async def check_users(api: Api, users: tuple[str, ...]) -> None:
             raise
 
 
+WARNING = "warning: "
+"""How a warning line starts (the CLI prints those on standard error)."""
+
+
+async def check_service_accounts(
+    api: Api, accounts: tuple[tuple[str, str, str], ...], namespace: str, say: Progress
+) -> None:
+    """UsageError naming the first ServiceAccount subject (option, namespace, name) whose namespace
+    does not exist (``namespace`` is the one being made: it will); a warning through ``say`` for
+    each one that does not exist yet, ``default`` excepted (the controller makes it)."""
+    exists = {namespace: await _maybe(api, NAMESPACES, "", namespace) is not None}
+    for option, where, name in accounts:
+        if where not in exists:
+            exists[where] = await _maybe(api, NAMESPACES, "", where) is not None
+        if where != namespace and not exists[where]:
+            raise UsageError(
+                f"{option} {plan.SA_PREFIX}{where}:{name}: namespace {where!r} does not exist: "
+                f"create it first (`kubectl create namespace {where}`) or correct the name"
+            )
+        if name == DEFAULT_ACCOUNT:
+            continue
+        if not exists[where] or await _maybe(api, SERVICEACCOUNTS, where, name) is None:
+            say(
+                f"{WARNING}service account {where}/{name} does not exist yet: {option} binds it once "
+                f"it is created (`kubectl create serviceaccount {name} -n {where}`)"
+            )
+
+
 async def _converge(api: Api, name: str, key: str, current: Obj | None, wanted: Obj | None) -> str:
     """Make one object match; what was done, for the progress lines."""
     resource, object_name = _WHERE[key]
@@ -156,6 +196,7 @@ async def create(api: Api, name: str, settings: Settings, say: Progress) -> list
     plan.check_name(name)
     settings = plan.check(plan.with_defaults(settings))
     await check_users(api, settings.users())
+    await check_service_accounts(api, settings.service_accounts(), name, say)
     return await apply(api, name, settings, say)
 
 
@@ -170,6 +211,7 @@ async def update(api: Api, name: str, changes: Mapping[str, Any], say: Progress)
     settings = plan.check(plan.with_defaults(plan.merged(plan.settings_of(current), changes)))
     named = Settings(**{k: v for k, v in changes.items() if k in ("view", "edit", "admin") and v is not None})
     await check_users(api, named.users())
+    await check_service_accounts(api, named.service_accounts(), name, say)
     return await apply(api, name, settings, say)
 
 

@@ -8,7 +8,9 @@ the same name. The lab expresses the same thing with upstream objects, all named
 - the Namespace, labelled ``nestlab.dev/vsphere-namespace: "true"`` and
   ``nestlab.dev/registry-project: <name>`` (the depot's project for ``nestlab image push``);
 - ResourceQuota ``nestlab-limits``: ``limits.cpu``, ``limits.memory`` (a resource pool's limits
-  cap what its VMs may use: a container's limits), ``requests.storage``, ``pods``;
+  cap what its VMs may use: a container's limits), ``requests.storage``, ``pods``, and the object
+  counts of ``--count RESOURCE=N`` (upstream's ``count/<resource>[.<group>]``, or the plain
+  ``services``, ``secrets``, ``configmaps``, ``persistentvolumeclaims``, ``replicationcontrollers``);
 - LimitRange ``nestlab-defaults``: the default limit (and, by upstream defaulting, request) of a
   container that names none; without it a quota on limits would refuse every bare pod;
 - RoleBindings ``nestlab-view|edit|admin`` to the ClusterRoles view/edit/admin.
@@ -44,6 +46,10 @@ UNSET = "none"
 RESERVED = ("default", "kube-system", "kube-public", "kube-node-lease")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _QUOTA_KEYS = {"cpu": "limits.cpu", "memory": "limits.memory", "storage": "requests.storage", "pods": "pods"}
+PLAIN_COUNTS = ("services", "secrets", "configmaps", "persistentvolumeclaims", "replicationcontrollers")
+"""Core kinds whose count upstream's quota names plainly (``configmaps: 10``), as ``kubectl
+describe quota`` shows them; every other kind is ``count/<plural>[.<group>]``."""
+COUNT_EXAMPLES = "e.g. --count configmaps=20 or --count deployments.apps=5"
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,9 @@ class Settings:
     default_cpu: str | None = None
     """The CPU limit (and request) of a container that names none."""
     default_memory: str | None = None
+    counts: tuple[tuple[str, str], ...] = ()
+    """Object counts: (ResourceQuota key, whole number), sorted by key: ``("configmaps", "20")``,
+    ``("count/deployments.apps", "5")``."""
     view: tuple[str, ...] = ()
     """Users (or ``system:serviceaccount:NS:NAME``) bound to ClusterRole view."""
     edit: tuple[str, ...] = ()
@@ -72,6 +81,16 @@ class Settings:
         """Every named user that must exist in the identity store (service accounts excluded)."""
         named = (*self.view, *self.edit, *self.admin)
         return tuple(sorted({u for u in named if not u.startswith(SA_PREFIX)}))
+
+    def service_accounts(self) -> tuple[tuple[str, str, str], ...]:
+        """(option, namespace, name) of every ``system:serviceaccount:NS:NAME`` bound, in order."""
+        found = []
+        for role in ROLES:
+            for name in getattr(self, role):
+                if name.startswith(SA_PREFIX):
+                    namespace, _, account = name.removeprefix(SA_PREFIX).partition(":")
+                    found.append((f"--{role}", namespace, account))
+        return tuple(found)
 
 
 def check_name(name: str) -> None:
@@ -103,11 +122,79 @@ def check_quantity(option: str, value: str | None, *, allow_unset: bool) -> str 
     return value
 
 
+def _served_namespaced(group: str, plural: str) -> bool:
+    from nestlab.api import kinds  # noqa: PLC0415 - the kinds registry is big: loaded when counts are
+
+    kind = kinds.by_plural(group, plural)
+    return kind is not None and kind.resource.namespaced and plural != "resourcequotas"
+
+
+def _groups_serving(plural: str) -> list[str]:
+    from nestlab.api import kinds  # noqa: PLC0415
+
+    return sorted(
+        k.resource.group
+        for k in kinds.ALL
+        if k.resource.plural == plural and k.resource.namespaced and k.resource.group
+    )
+
+
+def count_key(resource: str) -> str:
+    """The ResourceQuota key counting ``resource`` (``configmaps``, ``deployments.apps``):
+    ``configmaps`` or ``count/deployments.apps``; UsageError naming it when no namespaced kind
+    of that name is served (with the group to add when only the group is missing)."""
+    name = resource.removeprefix("count/")
+    plural, _, group = name.partition(".")
+    if name == "pods":
+        raise UsageError("--count pods=N: the number of pods is --pods N")
+    if not plural or not _served_namespaced(group, plural):
+        groups = _groups_serving(plural) if not group else []
+        hint = f": did you mean {plural}.{groups[0]}?" if len(groups) == 1 else f" ({COUNT_EXAMPLES})"
+        raise UsageError(f"--count {resource!r}: nestlab serves no namespaced kind {name!r}{hint}")
+    if not group and plural in PLAIN_COUNTS:
+        return plural
+    return f"count/{name}"
+
+
+def count_resource(key: str) -> str:
+    """What ``--count`` calls a quota key: ``count/deployments.apps`` -> ``deployments.apps``."""
+    return key.removeprefix("count/")
+
+
+def parse_counts(values: tuple[str, ...], *, allow_unset: bool) -> dict[str, str] | None:
+    """``--count RESOURCE=N`` options as quota key -> N (``none`` removes it, with ``set``); None
+    when none were given. UsageError naming the malformed or unknown one."""
+    if not values:
+        return None
+    found: dict[str, str] = {}
+    for value in values:
+        resource, equals, number = (part.strip() for part in value.partition("="))
+        if not equals or not resource or not number:
+            raise UsageError(f"--count {value!r} is not RESOURCE=N ({COUNT_EXAMPLES})")
+        key = count_key(resource)
+        if not (allow_unset and number == UNSET):
+            check_count(resource, number, allow_unset=allow_unset)
+        found[key] = number
+    return found
+
+
+def check_count(resource: str, number: str, *, allow_unset: bool = False) -> None:
+    """A count is a whole number, not negative; UsageError naming the resource otherwise."""
+    try:
+        parsed = quantity.parse(number)
+    except quantity.QuantityError:
+        parsed = None
+    if parsed is None or parsed < 0 or parsed != parsed.to_integral_value():
+        hint = f", or {UNSET} to remove the limit" if allow_unset else ""
+        raise UsageError(f"--count {resource}={number}: the count must be a whole number (e.g. 10{hint})")
+
+
 def check_subject(option: str, name: str) -> None:
     """A user or group name a RoleBinding can hold."""
     if not name or name != name.strip() or any(c in name for c in "\n\t,"):
         raise UsageError(f"{option} {name!r} is not a user or group name")
-    if name.startswith(SA_PREFIX) and len(name.removeprefix(SA_PREFIX).split(":")) != 2:
+    parts = name.removeprefix(SA_PREFIX).split(":")
+    if name.startswith(SA_PREFIX) and (len(parts) != 2 or not all(parts)):
         raise UsageError(
             f"{option} {name!r}: a service account is written system:serviceaccount:NAMESPACE:NAME"
         )
@@ -117,6 +204,10 @@ def check(settings: Settings) -> Settings:
     """Every value well-formed and the defaults within the limits (else no container could start)."""
     for field in ("cpu", "memory", "storage", "pods", "default_cpu", "default_memory"):
         check_quantity(f"--{field.replace('_', '-')}", getattr(settings, field), allow_unset=False)
+    for key, number in settings.counts:
+        if count_key(count_resource(key)) != key:
+            raise UsageError(f"{key!r} is not how nestlab writes the count of {count_resource(key)!r}")
+        check_count(count_resource(key), number)
     for role in ROLES:
         for user in getattr(settings, role):
             check_subject(f"--{role}", user)
@@ -137,6 +228,10 @@ def merged(current: Settings, changes: Mapping[str, Any]) -> Settings:
     values: dict[str, Any] = {}
     for key, value in changes.items():
         if value is None:
+            continue
+        if key == "counts":
+            counts = {**dict(current.counts), **dict(value)}
+            values[key] = tuple(sorted((k, v) for k, v in counts.items() if v != UNSET))
             continue
         values[key] = None if value == UNSET else value
     return dataclasses.replace(current, **values)
@@ -165,6 +260,7 @@ def namespace_object(name: str) -> Obj:
 
 def quota_object(name: str, settings: Settings) -> Obj | None:
     hard = {key: getattr(settings, field) for field, key in _QUOTA_KEYS.items() if getattr(settings, field)}
+    hard.update(settings.counts)
     if not hard:
         return None
     return {
@@ -236,6 +332,13 @@ def settings_of(objects: Mapping[str, Obj | None]) -> Settings:
     hard = ((objects.get("quota") or {}).get("spec") or {}).get("hard") or {}
     for field, key in _QUOTA_KEYS.items():
         values[field] = hard.get(key)
+    values["counts"] = tuple(
+        sorted(
+            (str(key), str(number))
+            for key, number in hard.items()
+            if key in PLAIN_COUNTS or str(key).startswith("count/")
+        )
+    )
     items = ((objects.get("limits") or {}).get("spec") or {}).get("limits") or []
     defaults = next((i.get("default") or {} for i in items if i.get("type") == "Container"), {})
     values["default_cpu"], values["default_memory"] = defaults.get("cpu"), defaults.get("memory")
@@ -273,7 +376,14 @@ def who(settings: Settings, role: str) -> str:
     return ",".join(names) or "-"
 
 
-COLUMNS = ("NAME", "CPU", "MEMORY", "STORAGE", "PODS", "VIEW", "EDIT", "ADMIN")
+def counts_cell(quota: Obj | None, settings: Settings) -> str:
+    """``configmaps=used/limit,deployments.apps=used/limit`` of the ``--count`` limits, or ``-``."""
+    cells = [f"{count_resource(key)}={usage(quota, key)}" for key, _number in settings.counts]
+    return ",".join(cells) or "-"
+
+
+COLUMNS = ("NAME", "CPU", "MEMORY", "STORAGE", "PODS", "VIEW", "EDIT", "ADMIN", "COUNTS")
+"""COUNTS is last: scripts that split a row keep the earlier columns where they were."""
 
 
 def row(name: str, objects: Mapping[str, Obj | None]) -> dict[str, str]:
@@ -281,6 +391,7 @@ def row(name: str, objects: Mapping[str, Obj | None]) -> dict[str, str]:
     quota, settings = objects.get("quota"), settings_of(objects)
     cells = [name, *(usage(quota, _QUOTA_KEYS[k]) for k in ("cpu", "memory", "storage", "pods"))]
     cells += [who(settings, role) for role in ROLES]
+    cells.append(counts_cell(quota, settings))
     return dict(zip(COLUMNS, cells, strict=True))
 
 

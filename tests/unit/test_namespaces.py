@@ -159,7 +159,12 @@ def test_an_unknown_user_is_refused_before_anything_is_made() -> None:
 def test_service_accounts_are_bound_without_the_identity_store() -> None:
     api = FakeApi(users=())
     settings = plan.Settings(view=("system:serviceaccount:team-a:ci",))
-    run(namespaceapi.create(api, "team-a", settings, lines()[1]))
+    said, say = lines()
+    run(namespaceapi.create(api, "team-a", settings, say))
+    assert said[0] == (
+        "warning: service account team-a/ci does not exist yet: --view binds it once it is created "
+        "(`kubectl create serviceaccount ci -n team-a`)"
+    )
     view = api.objects[("rolebindings", "team-a", "nestlab-view")]
     assert view["subjects"] == [{"kind": "ServiceAccount", "name": "ci", "namespace": "team-a"}]
     assert plan.settings_of({"view": view}).view == ("system:serviceaccount:team-a:ci",)
@@ -224,15 +229,22 @@ def test_list_shows_used_over_limit_and_who() -> None:
     }
     text = plan.table(run(namespaceapi.rows(api)))
     assert text.splitlines() == [
-        "NAME     CPU      MEMORY      STORAGE   PODS   VIEW             EDIT    ADMIN",
-        "team-a   500m/2   512Mi/4Gi   -         -      bob              alice   -",
-        "team-b   -        -           -         -      group:auditors   -       -",
+        "NAME     CPU      MEMORY      STORAGE   PODS   VIEW             EDIT    ADMIN   COUNTS",
+        "team-a   500m/2   512Mi/4Gi   -         -      bob              alice   -       -",
+        "team-b   -        -           -         -      group:auditors   -       -       -",
     ]
 
 
 def test_settings_read_back_from_the_objects_they_make() -> None:
     settings = plan.with_defaults(
-        plan.Settings(cpu="2", storage="20Gi", pods="10", admin=("carol",), edit_groups=("devs",))
+        plan.Settings(
+            cpu="2",
+            storage="20Gi",
+            pods="10",
+            counts=(("configmaps", "20"), ("count/deployments.apps", "5")),
+            admin=("carol",),
+            edit_groups=("devs",),
+        )
     )
     assert plan.settings_of(plan.desired("team-a", settings)) == settings
 
@@ -294,3 +306,143 @@ def test_a_replace_that_lost_a_race_is_retried_on_the_fresh_object() -> None:
     assert lost == ["nestlab-limits"]
     assert done == ["updated resourcequota nestlab-limits"]
     assert api.objects[("resourcequotas", "team-a", "nestlab-limits")]["spec"]["hard"]["limits.cpu"] == "3"
+
+
+def test_a_service_account_of_an_unknown_namespace_is_refused() -> None:
+    api = FakeApi()
+    settings = plan.Settings(edit=("system:serviceaccount:nope:ci",))
+    with pytest.raises(UsageError) as refused:
+        run(namespaceapi.create(api, "team-a", settings, lines()[1]))
+    assert str(refused.value) == (
+        "--edit system:serviceaccount:nope:ci: namespace 'nope' does not exist: "
+        "create it first (`kubectl create namespace nope`) or correct the name"
+    )
+    assert api.writes == []
+    run(namespaceapi.create(api, "team-a", TEAM_A, lines()[1]))
+    writes = len(api.writes)
+    with pytest.raises(UsageError, match="namespace 'nope' does not exist"):
+        run(namespaceapi.update(api, "team-a", {"view": ("system:serviceaccount:nope:ci",)}, lines()[1]))
+    assert len(api.writes) == writes
+
+
+def test_a_missing_account_of_an_existing_namespace_is_bound_with_a_warning() -> None:
+    api = FakeApi()
+    api.objects[("namespaces", "", "ci")] = {"metadata": {"name": "ci"}}
+    api.objects[("serviceaccounts", "ci", "deployer")] = {"metadata": {"name": "deployer"}}
+    said, say = lines()
+    subjects = ("system:serviceaccount:ci:deployer", "system:serviceaccount:ci:default")
+    run(namespaceapi.create(api, "team-a", plan.Settings(edit=subjects), say))
+    assert not [line for line in said if line.startswith("warning:")]  # both there (default: always)
+    said, say = lines()
+    run(namespaceapi.update(api, "team-a", {"view": ("system:serviceaccount:ci:robot",)}, say))
+    assert said[0].startswith("warning: service account ci/robot does not exist yet: --view binds it")
+    view = api.objects[("rolebindings", "team-a", "nestlab-view")]
+    assert view["subjects"] == [{"kind": "ServiceAccount", "name": "robot", "namespace": "ci"}]
+
+
+def test_the_cli_prints_warnings_on_stderr_and_refusals_with_exit_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    api = FakeApi()
+
+    async def with_fake(_lab: str, work: Callable[[Any], Awaitable[Any]]) -> Any:
+        return await work(api)
+
+    monkeypatch.setattr(namespaceapi, "_with_client", with_fake)
+    runner = CliRunner()
+    refused = runner.invoke(namespace, ["create", "team-a", "--edit", "system:serviceaccount:nope:ci"])
+    assert refused.exit_code == UsageError.exit_code
+    assert refused.stderr.splitlines() == [
+        "error: --edit system:serviceaccount:nope:ci: namespace 'nope' does not exist: "
+        "create it first (`kubectl create namespace nope`) or correct the name"
+    ]
+    warned = runner.invoke(namespace, ["create", "team-a", "--edit", "system:serviceaccount:team-a:ci"])
+    assert warned.exit_code == 0, warned.output
+    assert warned.stderr.startswith("warning: service account team-a/ci does not exist yet")
+    assert "warning" not in warned.stdout
+
+
+@pytest.mark.parametrize(
+    ("given", "wanted"),
+    [
+        (("configmaps=20",), {"configmaps": "20"}),
+        (("services=3", "secrets=4"), {"services": "3", "secrets": "4"}),
+        (("persistentvolumeclaims=2",), {"persistentvolumeclaims": "2"}),
+        (("deployments.apps=5", "jobs.batch = 1"), {"count/deployments.apps": "5", "count/jobs.batch": "1"}),
+        (("count/deployments.apps=5",), {"count/deployments.apps": "5"}),
+        (("serviceaccounts=2",), {"count/serviceaccounts": "2"}),
+        ((), None),
+    ],
+)
+def test_counts_map_to_upstreams_quota_keys(given: tuple[str, ...], wanted: Obj | None) -> None:
+    assert plan.parse_counts(given, allow_unset=False) == wanted
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ("configmaps", "--count 'configmaps' is not RESOURCE=N (e.g. --count configmaps=20"),
+        ("=5", "--count '=5' is not RESOURCE=N"),
+        ("widgets=5", "--count 'widgets': nestlab serves no namespaced kind 'widgets' (e.g."),
+        ("deployments=5", "--count 'deployments': nestlab serves no namespaced kind 'deployments': "
+         "did you mean deployments.apps?"),
+        ("namespaces=5", "nestlab serves no namespaced kind 'namespaces'"),
+        ("resourcequotas=1", "nestlab serves no namespaced kind 'resourcequotas'"),
+        ("configmaps=1.5", "--count configmaps=1.5: the count must be a whole number (e.g. 10)"),
+        ("configmaps=-1", "the count must be a whole number"),
+        ("configmaps=many", "the count must be a whole number"),
+        ("configmaps=none", "the count must be a whole number"),
+        ("pods=3", "--count pods=N: the number of pods is --pods N"),
+    ],
+)  # fmt: skip
+def test_bad_counts_are_refused_naming_them(given: str, message: str) -> None:
+    with pytest.raises(UsageError) as refused:
+        plan.parse_counts((given,), allow_unset=False)
+    assert message in str(refused.value)
+    assert str(refused.value).startswith("--count ")
+
+
+def test_counts_are_created_set_one_by_one_and_listed() -> None:
+    api = FakeApi()
+    counts = (("configmaps", "20"), ("count/deployments.apps", "5"))
+    run(namespaceapi.create(api, "team-a", plan.Settings(cpu="2", counts=counts), lines()[1]))
+    quota = api.objects[("resourcequotas", "team-a", "nestlab-limits")]
+    assert quota["spec"]["hard"] == {"limits.cpu": "2", "configmaps": "20", "count/deployments.apps": "5"}
+    assert run(namespaceapi.create(api, "team-a", plan.Settings(cpu="2", counts=counts), lines()[1])) == []
+    change = {"counts": plan.parse_counts(("configmaps=none", "secrets=10"), allow_unset=True)}
+    assert run(namespaceapi.update(api, "team-a", change, lines()[1])) == [
+        "updated resourcequota nestlab-limits"
+    ]
+    quota = api.objects[("resourcequotas", "team-a", "nestlab-limits")]
+    assert quota["spec"]["hard"] == {"limits.cpu": "2", "count/deployments.apps": "5", "secrets": "10"}
+    quota["status"] = {"hard": quota["spec"]["hard"], "used": {"count/deployments.apps": "1"}}
+    [row] = run(namespaceapi.rows(api))
+    assert row["COUNTS"] == "deployments.apps=1/5,secrets=0/10"
+    assert row["PODS"] == "-"
+    with pytest.raises(UsageError, match="the count must be a whole number"):
+        run(namespaceapi.create(api, "team-b", plan.Settings(counts=(("secrets", "x"),)), lines()[1]))
+
+
+def test_the_cli_count_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    api = FakeApi()
+
+    async def with_fake(_lab: str, work: Callable[[Any], Awaitable[Any]]) -> Any:
+        return await work(api)
+
+    monkeypatch.setattr(namespaceapi, "_with_client", with_fake)
+    runner = CliRunner()
+    made = runner.invoke(
+        namespace, ["create", "team-a", "--count", "configmaps=20", "--count", "jobs.batch=2"]
+    )
+    assert made.exit_code == 0, made.output
+    hard = api.objects[("resourcequotas", "team-a", "nestlab-limits")]["spec"]["hard"]
+    assert hard == {"configmaps": "20", "count/jobs.batch": "2"}
+    changed = runner.invoke(namespace, ["set", "team-a", "--count", "jobs.batch=none"])
+    assert changed.exit_code == 0, changed.output
+    assert api.objects[("resourcequotas", "team-a", "nestlab-limits")]["spec"]["hard"] == {"configmaps": "20"}
+    for args in (["create", "team-b", "--count", "gizmos=1"], ["set", "team-a", "--count", "configmaps"]):
+        bad = runner.invoke(namespace, args)
+        assert bad.exit_code == UsageError.exit_code, bad.output
+        assert len(bad.stderr.splitlines()) == 1
+        assert bad.stderr.startswith("error: --count ")
+    listed = runner.invoke(namespace, ["list"]).output.splitlines()
+    assert listed[0].split()[-1] == "COUNTS"
+    assert listed[1].split()[-1] == "configmaps=0/20"

@@ -60,15 +60,24 @@ class FakeApi:
         if name not in self.users:
             raise status.not_found("users", "identity.nestlab.dev", name)
         if method == "PATCH":
-            if "password" in body and len(body["password"]) < 8:
-                cause = status.Cause("password", "must have at least 8 characters")
-                raise status.invalid("User", "identity.nestlab.dev", name, [cause])
-            self.passwords[name] = body.get("password", self.passwords[name])
-            self.users[name]["revoked"] = True
-            return self.users[name]
+            return self.patch(name, body)
         if method == "DELETE":
             self.passwords.pop(name)
             return self.users.pop(name)
+        return self.users[name]
+
+    def patch(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        if "password" in body and len(body["password"]) < 8:
+            cause = status.Cause("password", "must have at least 8 characters")
+            raise status.invalid("User", "identity.nestlab.dev", name, [cause])
+        if "groups" in body and any(not g or "," in g for g in body["groups"]):
+            cause = status.Cause("groups[0]", "must not be empty or contain a comma")
+            raise status.invalid("User", "identity.nestlab.dev", name, [cause])
+        self.passwords[name] = body.get("password", self.passwords[name])
+        if "groups" in body:
+            self.users[name]["groups"] = body["groups"]
+        if "password" in body or body.get("revokeTokens"):
+            self.users[name]["revoked"] = True
         return self.users[name]
 
 
@@ -275,6 +284,41 @@ def test_passwd_and_revoke(lab: LabFiles, api: FakeApi) -> None:
     unknown = run(api, user, ["revoke", "zed"])
     assert unknown.exit_code == 2
     assert "user zed does not exist" in unknown.output
+
+
+def test_set_replaces_the_groups_and_twice_changes_nothing(lab: LabFiles, api: FakeApi) -> None:
+    assert run(api, user, ["add", "alice", "-g", "devs", "--password-stdin"], "alice-2026!").exit_code == 0
+    changed = run(api, user, ["set", "alice", "--group", "ops", "-g", "auditors", "-g", "ops"])
+    assert changed.exit_code == 0, changed.output
+    assert changed.output == "groups of user alice: ops, auditors\n"
+    assert api.calls[-1] == ("PATCH", "/nestlab/v1/users/alice", {"groups": ["ops", "auditors"]}, True)
+    assert api.users["alice"]["groups"] == ["ops", "auditors"]
+    assert "revoked" not in api.users["alice"]  # a group change is no revocation
+    calls = len(api.calls)
+    again = run(api, user, ["set", "alice", "-g", "auditors", "-g", "ops"])
+    assert again.exit_code == 0, again.output
+    assert again.output == "user alice unchanged (ops, auditors)\n"
+    assert [c[0] for c in api.calls[calls:]] == ["GET"]  # read, nothing written
+    cleared = run(api, user, ["set", "alice", "--no-groups"])
+    assert cleared.exit_code == 0, cleared.output
+    assert api.users["alice"]["groups"] == []
+    assert "groups of user alice: none" in cleared.output
+
+
+def test_set_refuses_unknown_users_and_bad_input(lab: LabFiles, api: FakeApi) -> None:
+    assert run(api, user, ["add", "alice", "--password-stdin"], "alice-2026!").exit_code == 0
+    unknown = run(api, user, ["set", "carol", "--group", "devs"])
+    assert unknown.exit_code == 2
+    assert "error: user carol does not exist (`nestlab user list` shows the users)" in unknown.output
+    for args in (["set", "alice"], ["set", "alice", "-g", "devs", "--no-groups"]):
+        neither = run(api, user, args)
+        assert neither.exit_code == 2
+        assert "give the groups with --group G" in neither.output
+    bad = run(api, user, ["set", "alice", "-g", "a,b"])
+    assert bad.exit_code == 2
+    assert "error: user alice: groups[0]: must not be empty or contain a comma" in bad.output
+    for result in (unknown, bad):
+        assert "Traceback" not in result.output
 
 
 def test_cached_token_for_other_callers(lab: LabFiles, api: FakeApi) -> None:

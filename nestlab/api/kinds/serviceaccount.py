@@ -7,7 +7,8 @@ pod at ``/var/run/secrets/kubernetes.io/serviceaccount``; the API server verifie
 (:mod:`nestlab.api.satokens`) and RoleBindings naming the ServiceAccount decide what it may do.
 The object itself holds little: upstream's ``ValidateServiceAccount`` checks metadata only, and the
 legacy ``secrets`` list is kept as given (nestlab never makes long-lived token Secrets, as upstream
-since 1.24).
+since 1.24). ``imagePullSecrets`` is refused unless empty: the node agent pulls from the depot with
+the namespace's registry-project credentials, so nothing would ever read it.
 """
 
 from __future__ import annotations
@@ -62,12 +63,23 @@ TOKEN_REQUEST: Schema = {
 }
 
 
+PULL_SECRETS_MSG = (
+    "Forbidden: nestlab does not implement imagePullSecrets: the depot registry's project "
+    "credentials are handled by the node agent, so pods need no pull secret (a pod's own "
+    "imagePullSecrets is refused too; docs/tenancy.md, Registry projects)"
+)
+
+
 def validate(account: Obj) -> list[Cause]:
-    """Upstream ``ValidateServiceAccount``: metadata, plus the JSON types of the three fields."""
+    """Upstream ``ValidateServiceAccount``: metadata, plus the JSON types of the three fields; a
+    non-empty ``imagePullSecrets`` is refused rather than stored and never used (the agent pulls
+    from the depot with the namespace's project credentials, as a pod's own is refused)."""
     causes = check_metadata(account)
     causes += type_causes(
         account, {"secrets": list, "imagePullSecrets": list, "automountServiceAccountToken": bool}
     )
+    if isinstance(account.get("imagePullSecrets"), list) and account["imagePullSecrets"]:
+        causes.append(Cause("imagePullSecrets", PULL_SECRETS_MSG, "FieldValueForbidden"))
     return causes
 
 

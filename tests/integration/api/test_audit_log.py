@@ -223,3 +223,28 @@ def test_a_watch_is_logged_when_it_starts_and_when_it_ends(audited: tuple[ApiSer
 
     wait_until(both_stages, "ResponseStarted and ResponseComplete of the watch", timeout=20)
     assert event_of(log_path, watch)["verb"] == "watch"
+
+
+def test_the_impersonated_users_uid_and_extras_are_logged(audited: tuple[ApiServer, Path]) -> None:
+    server, log_path = audited
+    request = urllib.request.Request(server.url + "/api/v1/namespaces/default/pods")  # noqa: S310 - test URL
+    request.add_header("Authorization", f"Bearer {ADMIN_TOKEN}")
+    request.add_header("Impersonate-User", "alice")
+    request.add_header("Impersonate-Group", "devs")
+    request.add_header("Impersonate-Uid", "alice-uid-1")
+    request.add_header("Impersonate-Extra-Reason", "audit check")
+    request.add_header("Impersonate-Extra-Example.com%2fticket", "T-1")
+    try:
+        with urllib.request.urlopen(request, context=server.context(), timeout=20) as response:  # noqa: S310
+            audit_id = response.headers.get("Audit-Id", "")
+    except urllib.error.HTTPError as exc:  # alice may not list pods: logged all the same
+        audit_id = exc.headers.get("Audit-Id", "")
+    found = event_of(log_path, audit_id)
+    assert found["user"]["username"] == "admin"
+    assert found["user"]["uid"] == "1"  # the static token file's uid column
+    assert found["impersonatedUser"] == {
+        "username": "alice",
+        "uid": "alice-uid-1",
+        "groups": ["devs", "system:authenticated"],
+        "extra": {"example.com/ticket": ["T-1"], "reason": ["audit check"]},
+    }

@@ -306,3 +306,35 @@ def test_login_and_kubectl_exec_plugin(
     assert removed.exit_code == 0, removed.output
     assert not logins.kubeconfig_path(files, admin).exists()
     assert os.stat(cache).st_mode & 0o077 == 0
+
+
+def test_user_set_replaces_the_groups_a_held_token_carries(
+    identity: Identity, lab_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NESTLAB_HOME", str(lab_home))
+    runner = CliRunner()
+    assert identity.add("idt-grp")[0] == 201
+    token = identity.token("idt-grp")
+    assert identity.as_token(token)[0] == 403
+    promoted = runner.invoke(user, ["set", "idt-grp", "-g", "nestlab:admins", "-g", "devs", "--lab", "itest"])
+    assert promoted.exit_code == 0, promoted.output
+    assert promoted.output == "groups of user idt-grp: nestlab:admins, devs\n"
+    poll(lambda: identity.as_token(token)[0] == 200, "the new group honoured on the token held")
+    again = runner.invoke(user, ["set", "idt-grp", "-g", "devs", "-g", "nestlab:admins", "--lab", "itest"])
+    assert again.output == "user idt-grp unchanged (nestlab:admins, devs)\n"
+    demoted = runner.invoke(user, ["set", "idt-grp", "--no-groups", "--lab", "itest"])
+    assert demoted.exit_code == 0, demoted.output
+    poll(lambda: identity.as_token(token)[0] == 403, "the group taken away")
+    unknown = runner.invoke(user, ["set", "idt-nobody", "-g", "devs", "--lab", "itest"])
+    assert unknown.exit_code == 2
+    assert "user idt-nobody does not exist" in unknown.output
+    bad = runner.invoke(user, ["set", "idt-grp", "-g", "system:authenticated", "--lab", "itest"])
+    assert bad.exit_code == 2
+    assert "error: user idt-grp: groups[0]: system:authenticated is given to every user" in bad.output
+    assert apiserver_users(identity) == {"idt-grp": []}
+
+
+def apiserver_users(identity: Identity) -> dict[str, list[str]]:
+    code, body = identity.server.request("GET", "/nestlab/v1/users")
+    assert code == 200
+    return {u["name"]: u["groups"] for u in body["items"] if u["name"] == "idt-grp"}

@@ -16,7 +16,15 @@ from click.testing import CliRunner
 
 from nestlab import maintenance
 from nestlab.api.client import ApiClient, Credentials
-from nestlab.api.resources import LIMITRANGES, NAMESPACES, PODS, QUOTAS, ROLEBINDINGS
+from nestlab.api.resources import (
+    CONFIGMAPS,
+    LIMITRANGES,
+    NAMESPACES,
+    PODS,
+    QUOTAS,
+    ROLEBINDINGS,
+    SERVICEACCOUNTS,
+)
 from nestlab.api.status import ApiError
 from nestlab.commands.namespace import namespace
 from nestlab.errors import UsageError
@@ -60,6 +68,10 @@ def test_a_vsphere_namespace_end_to_end(apiserver: ApiServer, team: str) -> None
 
     async def work(api: ApiClient) -> None:
         made = await namespaceapi.create(api, team, settings, said.append)
+        assert said[0] == (
+            f"warning: service account {team}/ci does not exist yet: --view binds it once it is "
+            f"created (`kubectl create serviceaccount ci -n {team}`)"
+        )
         assert made[0] == f"created namespace {team}"
         assert await namespaceapi.create(api, team, settings, said.append) == []
         namespace = await api.get(NAMESPACES, "", team)
@@ -84,6 +96,7 @@ def test_a_vsphere_namespace_end_to_end(apiserver: ApiServer, team: str) -> None
                 "VIEW": robot,
                 "EDIT": "-",
                 "ADMIN": "-",
+                "COUNTS": "-",
             }
         ]
         with pytest.raises(ApiError) as refused:
@@ -159,3 +172,50 @@ def test_the_command_group_against_the_api(
     assert down.exit_code == UsageError.exit_code
     assert "the API of lab gone at https://127.0.0.1:1 does not answer" in down.output
     assert namespaceapi.summary("gone") == []
+
+
+def test_service_accounts_must_be_of_an_existing_namespace(apiserver: ApiServer, team: str) -> None:
+    said: list[str] = []
+
+    async def work(api: ApiClient) -> None:
+        nowhere = plan.Settings(edit=(f"system:serviceaccount:{team}-nope:ci",))
+        with pytest.raises(UsageError, match=f"namespace '{team}-nope' does not exist: create it first"):
+            await namespaceapi.create(api, team, nowhere, said.append)
+        with pytest.raises(ApiError) as absent:
+            await api.get(NAMESPACES, "", team)
+        assert absent.value.code == 404
+        await namespaceapi.create(api, team, plan.Settings(), said.append)
+        await api.create(SERVICEACCOUNTS, team, {"metadata": {"name": "deployer"}})
+        said.clear()
+        there = (f"system:serviceaccount:{team}:deployer",)
+        assert await namespaceapi.update(api, team, {"edit": there}, said.append) == [
+            "created rolebinding nestlab-edit"
+        ]
+        assert said == ["created rolebinding nestlab-edit"]  # it exists: no warning
+        said.clear()
+        await namespaceapi.update(api, team, {"view": (f"system:serviceaccount:{team}:robot",)}, said.append)
+        assert said[0].startswith(f"warning: service account {team}/robot does not exist yet")
+
+    with_api(apiserver, work)
+
+
+def test_object_counts_are_enforced_by_the_quota(apiserver: ApiServer, team: str) -> None:
+    counts = plan.parse_counts(("configmaps=1", "deployments.apps=0"), allow_unset=False)
+    assert counts is not None
+
+    async def work(api: ApiClient) -> None:
+        await namespaceapi.create(api, team, plan.Settings(counts=tuple(sorted(counts.items()))), print)
+        quota = await api.get(QUOTAS, team, plan.QUOTA)
+        assert quota["spec"]["hard"] == {"configmaps": "1", "count/deployments.apps": "0"}
+        await api.create(CONFIGMAPS, team, {"metadata": {"name": "one"}})
+        with pytest.raises(ApiError) as refused:
+            await api.create(CONFIGMAPS, team, {"metadata": {"name": "two"}})
+        assert refused.value.code == 403
+        assert "exceeded quota: nestlab-limits, requested: configmaps=1" in refused.value.message
+        row = next(r for r in await namespaceapi.rows(api) if r["NAME"] == team)
+        assert row["COUNTS"] == "configmaps=1/1,deployments.apps=0/0"
+        change = {"counts": plan.parse_counts(("configmaps=none",), allow_unset=True)}
+        assert await namespaceapi.update(api, team, change, print) == [f"updated resourcequota {plan.QUOTA}"]
+        assert (await api.get(QUOTAS, team, plan.QUOTA))["spec"]["hard"] == {"count/deployments.apps": "0"}
+
+    with_api(apiserver, work)

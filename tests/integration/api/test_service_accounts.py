@@ -302,3 +302,25 @@ def test_kubectl_lists_accounts_and_creates_tokens(sa_api: ApiServer, namespace:
     code, refused = sa_api.request("GET", f"/api/v1/namespaces/{namespace}/secrets", token=token)
     assert code == 403
     assert f'User "system:serviceaccount:{namespace}:default"' in refused["message"]
+
+
+def test_image_pull_secrets_are_refused_unless_empty(sa_api: ApiServer, namespace: str) -> None:
+    accounts = f"/api/v1/namespaces/{namespace}/serviceaccounts"
+    code, refused = sa_api.request(
+        "POST", accounts, {"metadata": {"name": "puller"}, "imagePullSecrets": [{"name": "regcred"}]}
+    )
+    assert code == 422, refused
+    assert refused["details"]["causes"][0]["field"] == "imagePullSecrets"
+    assert "credentials are handled by the node agent" in refused["message"]
+    code, made = sa_api.request("POST", accounts, {"metadata": {"name": "puller"}, "imagePullSecrets": []})
+    assert code == 201, made
+    code, patched = sa_api.request(
+        "PATCH",
+        f"{accounts}/puller",
+        {"imagePullSecrets": [{"name": "regcred"}]},
+        content_type="application/merge-patch+json",
+    )
+    assert code == 422, patched
+    code, default = sa_api.request("GET", f"{accounts}/default")
+    assert code == 200
+    assert not default.get("imagePullSecrets")

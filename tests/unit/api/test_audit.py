@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from nestlab.api import auditfacts, auth, status
 from nestlab.api.audit import AUDIT_ID_HEADER, Auditor, middleware, source_ips
-from nestlab.api.auditevent import Facts, Target, decide, event, request_info
+from nestlab.api.auditevent import Facts, Target, decide, event, request_info, user_info
 from nestlab.api.auditlog import AuditLog, RotatingFile
 from nestlab.api.auditpolicy import Level, parse
 from nestlab.api.meta import json_response
@@ -278,3 +278,23 @@ def test_a_refused_authentication_is_one_response_started_event_as_upstream(tmp_
     }
     assert events[1]["responseStatus"]["message"] == "Authentication failed, no credentials provided"
     assert "annotations" not in events[0]
+
+
+def test_user_info_carries_uid_and_extra_as_upstream() -> None:
+    account = auth.User(
+        "system:serviceaccount:team-a:default",
+        frozenset({"system:serviceaccounts", "system:authenticated"}),
+        uid="sa-uid",
+        extra={"authentication.kubernetes.io/pod-uid": ("p-uid",), "a/b": ("x", "y")},
+    )
+    assert list(user_info(account)) == ["username", "uid", "groups", "extra"]
+    assert user_info(account)["uid"] == "sa-uid"
+    assert user_info(account)["extra"] == {
+        "a/b": ["x", "y"],
+        "authentication.kubernetes.io/pod-uid": ["p-uid"],
+    }
+    assert user_info(ALICE) == {"username": "alice", "groups": ["devs", "system:authenticated"]}
+    facts = Facts("id", datetime.now(UTC), "/api/v1/pods", "/api/v1/pods", Target(), BOB, account)
+    decision = decide(parse(EVERYTHING.format(level="Metadata")), facts)
+    body = event(facts, decision, "ResponseComplete", datetime.now(UTC), code=200)
+    assert body["impersonatedUser"]["extra"]["authentication.kubernetes.io/pod-uid"] == ["p-uid"]

@@ -43,6 +43,26 @@ def test_parse_and_checks() -> None:
     assert "without impersonating a user" in no_user.value.message
 
 
+def test_the_uid_and_extras_asked_for_are_carried_to_the_impersonated_user() -> None:
+    asked = impersonation.parse(
+        {
+            "impersonate-user": ["alice"],
+            "impersonate-uid": ["1234"],
+            "impersonate-extra-scopes": ["view", "edit"],
+            "impersonate-extra-example.com%2freason": ["audit"],
+        }
+    )
+    assert asked is not None
+    user = impersonation.impersonated(asked)
+    assert user.uid == "1234"
+    assert user.extra == {"scopes": ("view", "edit"), "example.com/reason": ("audit",)}
+    assert Attributes("impersonate", "authentication.k8s.io", "uids", name="1234") in (
+        impersonation.checks(asked)
+    )
+    plain = impersonation.impersonated(impersonation.Asked("alice"))
+    assert (plain.uid, plain.extra) == ("", {})
+
+
 def test_service_accounts_are_checked_in_their_namespace() -> None:
     asked = impersonation.Asked("system:serviceaccount:team-a:bot")
     assert impersonation.checks(asked) == [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Coroutine
 from pathlib import Path
@@ -53,6 +54,11 @@ def test_the_kind_prints_and_validates_like_upstream() -> None:
         "secrets"
     ]
     assert serviceaccount.RESOURCE.short_names == ("sa",)
+    pulling = {"metadata": {"name": "b"}, "imagePullSecrets": [{"name": "regcred"}]}
+    [cause] = serviceaccount.validate(pulling)
+    assert (cause.field, cause.reason) == ("imagePullSecrets", "FieldValueForbidden")
+    assert "pods need no pull secret" in cause.message
+    assert serviceaccount.validate({"metadata": {"name": "b"}, "imagePullSecrets": []}) == []
     assert serviceaccount.KIND.roles["edit"]["serviceaccounts/token"] == {"create"}
 
 
@@ -129,13 +135,39 @@ def test_a_container_with_its_own_mount_there_is_left_alone() -> None:
     assert "volumes" not in spec
 
 
+def test_the_user_of_a_bound_token_carries_upstreams_uid_and_extra() -> None:
+    bare = satokens.Binding("team-a", satokens.Ref("ci", "sa-uid"))
+    assert satokens.user_of(bare) == auth.User(
+        "system:serviceaccount:team-a:ci",
+        frozenset({"system:serviceaccounts", "system:serviceaccounts:team-a", "system:authenticated"}),
+        uid="sa-uid",
+    )
+    binding = satokens.Binding(
+        "team-a",
+        satokens.Ref("ci", "sa-uid"),
+        satokens.Ref("web", "pod-uid"),
+        satokens.Ref("esx-01", "n-uid"),
+    )
+    token = KEY.sign(binding, [satokens.ISSUER], 600, int(time.time()))
+    user = satokens.user_of(KEY.verify(token, [satokens.ISSUER], time.time()))
+    jti = jwt.decode(token, options={"verify_signature": False})["jti"]
+    assert user.uid == "sa-uid"
+    assert user.extra == {
+        "authentication.kubernetes.io/pod-name": ("web",),
+        "authentication.kubernetes.io/pod-uid": ("pod-uid",),
+        "authentication.kubernetes.io/credential-id": (f"JTI={jti}",),
+        "authentication.kubernetes.io/node-name": ("esx-01",),
+        "authentication.kubernetes.io/node-uid": ("n-uid",),
+    }
+
+
 def test_signing_and_verifying_round_trip_and_forgeries() -> None:
     binding = satokens.Binding("team-a", satokens.Ref("default", "sa-uid"), satokens.Ref("web", "pod-uid"))
     now = int(time.time())
     token = KEY.sign(binding, [satokens.ISSUER], 600, now)
     assert KEY.is_ours(token)
-    assert KEY.verify(token, [satokens.ISSUER], now) == binding
     claims = jwt.decode(token, options={"verify_signature": False})
+    assert KEY.verify(token, [satokens.ISSUER], now) == dataclasses.replace(binding, jti=claims["jti"])
     assert claims["sub"] == "system:serviceaccount:team-a:default"
     assert claims["kubernetes.io"]["pod"] == {"name": "web", "uid": "pod-uid"}
     assert jwt.get_unverified_header(token)["kid"] == KEY.key_id
@@ -176,9 +208,19 @@ def test_token_request_and_verification_follow_the_pod_and_the_account() -> None
 
         verifier = satokens.ServiceAccountTokens(KEY, get)
         user = await verifier.verify(token)
+        account = await registry.get(r.SERVICEACCOUNTS, "team-a", "default")
+        node = await registry.get(r.NODES, "", "esx-01")
         assert user == auth.User(
             "system:serviceaccount:team-a:default",
             frozenset({"system:serviceaccounts", "system:serviceaccounts:team-a", "system:authenticated"}),
+            uid=account["metadata"]["uid"],
+            extra={
+                "authentication.kubernetes.io/pod-name": ("web",),
+                "authentication.kubernetes.io/pod-uid": (uid,),
+                "authentication.kubernetes.io/credential-id": (f"JTI={claims['jti']}",),
+                "authentication.kubernetes.io/node-name": ("esx-01",),
+                "authentication.kubernetes.io/node-uid": (node["metadata"]["uid"],),
+            },
         )
         assert await verifier.verify("static-token") is None
         await registry.store.remove(r.PODS, "team-a", await registry.get(r.PODS, "team-a", "web"))
