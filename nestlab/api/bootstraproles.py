@@ -207,7 +207,8 @@ def cluster_roles() -> list[Obj]:
                     ["create"],
                     ["authorization.k8s.io"],
                     ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
-                )
+                ),
+                Rule.of(["create"], ["authentication.k8s.io"], ["selfsubjectreviews"]),
             ],
         ),
         _role("system:discovery", [Rule.of(["get"], non_resource_urls=_DISCOVERY_URLS)]),

@@ -1,16 +1,19 @@
-"""Access reviews: the authorization.k8s.io kinds that ask the authorizer instead of being stored.
+"""Reviews: the kinds that are answered instead of being stored.
 
 ``kubectl auth can-i`` sends a SelfSubjectAccessReview (``--list``: a SelfSubjectRulesReview); a
 webhook or an administrator asks about someone else with a SubjectAccessReview, or a
 LocalSubjectAccessReview confined to one namespace. Each is validated as upstream validates it and
 answered with the very decision a request would meet (:class:`~nestlab.api.access.Authorizer`).
+``kubectl auth whoami`` sends a SelfSubjectReview (authentication.k8s.io), answered with the caller
+as authenticated, impersonation applied.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from nestlab.api import access, auth, resources, status
+from nestlab.api import access, auth, resources, status, store
+from nestlab.api.kinds.selfsubjectreview import RESOURCE as SELF_SUBJECT_REVIEWS
 from nestlab.api.rbacrules import Attributes, Rule
 from nestlab.api.resources import (
     LOCAL_SUBJECT_ACCESS_REVIEWS,
@@ -106,6 +109,37 @@ def _subject(spec: Obj) -> tuple[auth.User, list[Cause]]:
     return auth.User(name, frozenset(groups), uid=uid, extra=found), causes
 
 
+_LAST_GROUPS = (auth.AUTHENTICATED, "system:unauthenticated")
+"""Appended by upstream after the authenticator's own groups (its group adder, impersonation)."""
+
+
+def user_info(user: auth.User) -> Obj:
+    """authentication/v1 UserInfo of ``user`` (empty uid, groups and extra left out, as upstream's
+    omitempty). Groups keep upstream's order as far as a set can: the authenticator's own groups
+    (sorted), then ``system:authenticated``."""
+    groups = sorted(g for g in user.groups if g not in _LAST_GROUPS)
+    groups += [g for g in _LAST_GROUPS if g in user.groups]
+    info: Obj = {"username": user.name} if user.name else {}
+    if user.uid:
+        info["uid"] = user.uid
+    if groups:
+        info["groups"] = groups
+    if user.extra:
+        info["extra"] = {key: list(user.extra[key]) for key in sorted(user.extra)}
+    return info
+
+
+def self_subject_review(user: auth.User) -> Obj:
+    """upstream selfsubjectreview REST.Create: the caller's user info; the request's metadata and
+    status are not read, the answer's metadata holds only its creationTimestamp."""
+    return {
+        "kind": SELF_SUBJECT_REVIEWS.kind,
+        "apiVersion": SELF_SUBJECT_REVIEWS.group_version,
+        "metadata": {"creationTimestamp": store.now()},
+        "status": {"userInfo": user_info(user)},
+    }
+
+
 def _decision_status(allowed: bool, reason: str) -> Obj:
     answer: Obj = {"allowed": allowed}
     if reason:
@@ -138,6 +172,8 @@ async def answer(
     authorizer: access.Authorizer, resource: Resource, user: auth.User, namespace: str, body: Any
 ) -> Obj:
     """The review ``body`` (created by ``user`` at ``namespace`` of the URL) with its status filled."""
+    if resource is SELF_SUBJECT_REVIEWS:
+        return self_subject_review(user)
     if not isinstance(body, dict) or not isinstance(body.get("spec"), dict):
         raise _invalid(resource, [Cause("spec", "Required value", "FieldValueRequired")])
     spec: Obj = body["spec"]
