@@ -6,7 +6,8 @@ storage or is shutting down. Its etcd check reads the etcd client's member-statu
 (:mod:`nestlab.api.etcdquorum`), not a read through raft: while a majority of members answers, the
 server is ready even during an election (a read would wait a second for the new leader; failing
 then would take every server out of the load balancer at once and add its rise delay to the
-failover); without a majority it fails at once, naming the quorum.
+failover); without a majority it fails at once, naming the quorum. Until the server has made its
+start-up objects (the bootstrap RBAC roles among them) it is not ready either.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ class MetaRoutes:
         self.etcd = etcd
         self.authenticate = authenticate
         self.shutting_down = False
+        self.bootstrapped = False
+        """False while the server's start-up objects (system namespaces and Services, the default
+        StorageClass, the bootstrap RBAC roles) are being made: /readyz fails meanwhile, as upstream's
+        ``poststarthook/rbac/bootstrap-roles`` check does, so no client meets a server that would
+        refuse it for want of the roles everyone has. The server's bootstrap sets it once done."""
 
     def routes(self) -> list[web.RouteDef]:
         """The non-resource routes."""
@@ -59,13 +65,19 @@ class MetaRoutes:
         return web.Response(text="ok")
 
     async def readyz(self, _request: web.Request) -> web.Response:
+        """``ok``, or upstream's list of the failed checks (each ``[-]name failed: reason``)."""
         if self.shutting_down:
             return web.Response(
                 text="[-]shutdown failed: server is shutting down\nreadyz check failed", status=500
             )
+        failed = []
         problem = quorum_problem(await self.etcd.cluster_view(), write=False)
         if problem is not None:
-            return web.Response(text=f"[-]etcd failed: {problem}\nreadyz check failed", status=500)
+            failed.append(f"[-]etcd failed: {problem}")
+        if not self.bootstrapped:
+            failed.append("[-]poststarthook/rbac/bootstrap-roles failed: not finished")
+        if failed:
+            return web.Response(text="\n".join([*failed, "readyz check failed"]), status=500)
         return web.Response(text="ok")
 
     async def core_versions(self, request: web.Request) -> web.Response:

@@ -201,6 +201,27 @@ def server_ssl(config: ServerConfig) -> ssl.SSLContext | None:
     return context
 
 
+async def _bootstrap(
+    registry: Registry, handlers: Handlers, service_range: ServiceRange, config: ServerConfig
+) -> None:
+    """The start-up objects (system namespaces and Services, the default StorageClass, the bootstrap
+    RBAC roles), retried until etcd answers; /readyz passes once they exist."""
+    while True:
+        try:
+            await registry.bootstrap()
+            await ensure_system_services(
+                registry.create, registry.get, registry.update, service_range, config.advertise_address
+            )
+            await ensure_default_class(registry.create)
+            await bootstraproles.ensure(registry)  # cluster-admin, admin/edit/view, system: roles
+        except status.ApiError as exc:
+            log.warning("bootstrap (system namespaces) waits for etcd: %s", exc.message)
+            await asyncio.sleep(_BOOTSTRAP_RETRY)
+        else:
+            handlers.meta.bootstrapped = True  # /readyz may pass from now on
+            return
+
+
 def build_app(config: ServerConfig) -> tuple[web.Application, Handlers]:
     """The application and its handlers (whose ``shutting_down`` flag drives /readyz)."""
     tokens = auth.load_tokens(config.tokens_file) if config.tokens_file is not None else {}
@@ -259,23 +280,10 @@ def build_app(config: ServerConfig) -> tuple[web.Application, Handlers]:
         )
         app.add_routes(service.routes())
 
-    async def bootstrap() -> None:
-        while True:
-            try:
-                await registry.bootstrap()
-                await ensure_system_services(
-                    registry.create, registry.get, registry.update, service_range, config.advertise_address
-                )
-                await ensure_default_class(registry.create)
-                await bootstraproles.ensure(registry)  # cluster-admin, admin/edit/view, system: roles
-            except status.ApiError as exc:
-                log.warning("bootstrap (system namespaces) waits for etcd: %s", exc.message)
-                await asyncio.sleep(_BOOTSTRAP_RETRY)
-            else:
-                return
-
     async def start(_app: web.Application) -> None:
-        app[_BOOTSTRAP] = asyncio.get_running_loop().create_task(bootstrap())
+        app[_BOOTSTRAP] = asyncio.get_running_loop().create_task(
+            _bootstrap(registry, handlers, service_range, config)
+        )
         handlers.authorizer.start()  # the RBAC cache's watches
 
     async def close(_app: web.Application) -> None:

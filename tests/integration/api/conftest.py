@@ -325,8 +325,12 @@ def start_apiserver(
     def ready() -> bool:
         if process.poll() is not None:
             raise AssertionError(f"apiserver exited {process.poll()}: {log.read_text()[-2000:]}")
-        with urllib.request.urlopen(f"{url}/readyz", context=context, timeout=2) as response:  # noqa: S310
-            return bool(response.status == 200)
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", context=context, timeout=2) as response:  # noqa: S310
+                return bool(response.status == 200)
+        except urllib.error.HTTPError as exc:  # 500 until its bootstrap is done: closed, asked again
+            exc.close()
+            return False
 
     def live() -> bool:
         with urllib.request.urlopen(f"{url}/livez", context=context, timeout=2) as response:  # noqa: S310

@@ -156,6 +156,7 @@ def test_kubectl_auth_can_i(apiserver: ApiServer, kubectl_120: Path, tmp_path: P
     def can_i(*args: str) -> str:
         result = proc.run([str(binary), "auth", "can-i", *args, "-n", ns], timeout=60, check=False, env=env)
         assert result.returncode in (0, 1), result.stderr
+        assert result.stdout.strip(), (result.returncode, result.stderr)
         return result.stdout.strip()
 
     assert apiserver.request("POST", "/api/v1/namespaces", {"metadata": {"name": ns}})[0] == 201
