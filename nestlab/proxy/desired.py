@@ -9,6 +9,10 @@ shapes. The reduction follows kube-proxy's reading of the objects:
   (``clusterIP: None``) ones are DNS-only.
 - A Service's addresses are its ClusterIP(s), its ``externalIPs`` and its LoadBalancer ingress IPs
   (IPv4 only: the lab is single-stack).
+- ``spec.loadBalancerSourceRanges`` (or, when the field is empty, the annotation
+  ``service.beta.kubernetes.io/load-balancer-source-ranges``, as upstream's cloud providers read
+  it) limits who reaches the LoadBalancer ingress IPs; the ClusterIP stays open to every client,
+  as with kube-proxy's firewall chain. The edge (:mod:`nestlab.proxy.edge`) reads the same ranges.
 - Endpoints come from the IPv4 EndpointSlices labelled ``kubernetes.io/service-name=<service>``,
   ports matched by name (and protocol); an endpoint is used when ``conditions.ready`` is true or
   unset ("a nil value should be interpreted as true", as the EndpointSlice API says), or, when no
@@ -23,6 +27,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
+from ipaddress import IPv4Network
 from typing import Any
 
 Obj = dict[str, Any]
@@ -33,6 +38,8 @@ DEFAULT_AFFINITY_TIMEOUT_S = 10800
 """sessionAffinityConfig.clientIP.timeoutSeconds when unset (upstream's default: 3 hours)."""
 PROTOCOLS = {"TCP": "tcp", "UDP": "udp", "SCTP": "sctp"}
 """Kubernetes protocol names -> nftables ``inet_proto`` names."""
+SOURCE_RANGES_ANNOTATION = "service.beta.kubernetes.io/load-balancer-source-ranges"
+"""The older, annotation form of ``spec.loadBalancerSourceRanges`` (read when the field is empty)."""
 
 
 @dataclass(frozen=True, order=True)
@@ -64,6 +71,11 @@ class ServicePort:
     """Ready endpoints, sorted and deduplicated; empty: traffic is rejected."""
     affinity_timeout: int | None = None
     """Seconds a client IP sticks to its endpoint (sessionAffinity ClientIP), or None."""
+    load_balancer_ips: tuple[str, ...] = ()
+    """The LoadBalancer ingress IPs among ``addresses``, sorted: the ones ``source_ranges`` guards."""
+    source_ranges: tuple[str, ...] | None = None
+    """Clients allowed to ``load_balancer_ips`` (IPv4 CIDRs, sorted); None: every client; empty:
+    none (only unusable ranges were given: closed, never open)."""
 
     @property
     def key(self) -> str:
@@ -97,10 +109,42 @@ def addresses_of(service: Obj) -> tuple[str, ...]:
     cluster_ips = list(spec.get("clusterIPs") or []) or [spec.get("clusterIP")]
     if not cluster_ips or cluster_ips[0] in (None, "", "None"):
         return ()  # headless (or not allocated yet): DNS answers with the endpoints themselves
-    candidates = [*cluster_ips, *(spec.get("externalIPs") or [])]
-    for ingress in ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []:
-        candidates.append(ingress.get("ip"))
+    candidates = [*cluster_ips, *(spec.get("externalIPs") or []), *ingress_ips_of(service)]
     return tuple(sorted({ip for value in candidates if value and (ip := _ipv4(value)) is not None}))
+
+
+def ingress_ips_of(service: Obj) -> tuple[str, ...]:
+    """The IPv4 addresses in ``status.loadBalancer.ingress``, sorted."""
+    ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    return tuple(sorted({ip for entry in ingress if (ip := _ipv4(entry.get("ip"))) is not None}))
+
+
+def source_ranges_of(service: Obj) -> tuple[str, ...] | None:
+    """The IPv4 ranges allowed to reach a LoadBalancer Service's ingress IPs; None: every client.
+
+    ``spec.loadBalancerSourceRanges``, or when it is empty the comma-separated annotation
+    ``service.beta.kubernetes.io/load-balancer-source-ranges`` (upstream's cloud-provider reading).
+    An entry that is not an IPv4 range is skipped (validation refuses it); ranges were given but
+    none is usable: empty, read as "nobody" (a stored oddity must not open the port to all).
+    """
+    given: Any = (service.get("spec") or {}).get("loadBalancerSourceRanges")
+    if not given:
+        annotations = (service.get("metadata") or {}).get("annotations") or {}
+        text = str(annotations.get(SOURCE_RANGES_ANNOTATION) or "")
+        given = [part for part in text.split(",") if part.strip()]
+        if not given:
+            return None
+    if not isinstance(given, list):
+        return ()
+    found: set[IPv4Network] = set()
+    for value in given:
+        try:
+            network = ipaddress.ip_network(str(value).strip(), strict=False)
+        except ValueError:
+            continue
+        if isinstance(network, IPv4Network):
+            found.add(network)
+    return tuple(str(n) for n in sorted(found))
 
 
 def _affinity(spec: Obj) -> int | None:
@@ -158,6 +202,8 @@ def service_ports(service: Obj, slices: Iterable[Obj], node_name: str = "") -> t
     meta = service.get("metadata") or {}
     spec = service.get("spec") or {}
     local_only = node_name if spec.get("internalTrafficPolicy") == "Local" else None
+    ingress = ingress_ips_of(service)
+    sources = source_ranges_of(service) if ingress else None
     slices = list(slices)
     found: list[ServicePort] = []
     for port in spec.get("ports") or []:
@@ -176,6 +222,8 @@ def service_ports(service: Obj, slices: Iterable[Obj], node_name: str = "") -> t
                 addresses=addresses,
                 endpoints=endpoints_of(slices, name, protocol, local_only),
                 affinity_timeout=_affinity(spec),
+                load_balancer_ips=ingress,
+                source_ranges=sources,
             )
         )
     return tuple(found)

@@ -7,7 +7,8 @@ load balancer holding the VIP receives every packet for every LoadBalancer addre
 - ``prerouting`` (and ``output``, for probes from the load balancer itself) looks the packet's
   ``ingress IP . protocol . port`` up in the verdict map ``service-ports`` and jumps to that
   service port's chain, which DNATs to one of the ready endpoints picked by ``numgen random``
-  (``spec.loadBalancerSourceRanges``, when set, drops other clients first; with
+  (``spec.loadBalancerSourceRanges``, or its annotation form when the field is empty, drops other
+  clients first, as :func:`nestlab.proxy.desired.source_ranges_of` reads them; with
   ``sessionAffinity: ClientIP`` a client seen within the timeout goes back to its endpoint,
   recorded in a per-endpoint set as kube-proxy's nftables mode does);
 - ``postrouting`` masquerades what was DNATed from an ingress address, so the pod answers the load
@@ -36,7 +37,13 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network
 from typing import Any
 
-from nestlab.proxy.desired import DEFAULT_AFFINITY_TIMEOUT_S, PROTOCOLS, Endpoint, endpoints_of
+from nestlab.proxy.desired import (
+    DEFAULT_AFFINITY_TIMEOUT_S,
+    PROTOCOLS,
+    Endpoint,
+    endpoints_of,
+    source_ranges_of,
+)
 
 Obj = dict[str, Any]
 
@@ -64,7 +71,7 @@ class EdgePort:
     endpoints: tuple[Endpoint, ...]
     """Ready endpoints, sorted; empty: connections are refused."""
     source_ranges: tuple[str, ...] = ()
-    """``spec.loadBalancerSourceRanges`` (empty: every client)."""
+    """``spec.loadBalancerSourceRanges`` or the annotation (empty: every client)."""
     affinity_timeout: int | None = None
     """Seconds a client address sticks to its endpoint (``sessionAffinity: ClientIP``), or None."""
 
@@ -103,18 +110,6 @@ def _in_pool(value: Any, pool: IPv4Network) -> str | None:
     return str(address) if address.version == 4 and address in pool else None
 
 
-def _ranges(spec: Obj) -> tuple[str, ...]:
-    found: set[IPv4Network] = set()
-    for value in spec.get("loadBalancerSourceRanges") or []:
-        try:
-            network = ipaddress.ip_network(str(value).strip(), strict=False)
-        except ValueError:
-            continue  # validation refuses these; a stored oddity must not open the port to all
-        if isinstance(network, IPv4Network):
-            found.add(network)
-    return tuple(str(n) for n in sorted(found))
-
-
 def _affinity(spec: Obj) -> int | None:
     if spec.get("sessionAffinity") != "ClientIP":
         return None
@@ -132,8 +127,8 @@ def edge_ports(service: Obj, slices: Iterable[Obj], pool: IPv4Network) -> tuple[
     if not ips:
         return ()
     meta, spec = service.get("metadata") or {}, service.get("spec") or {}
-    sources = _ranges(spec)
-    if spec.get("loadBalancerSourceRanges") and not sources:
+    sources = source_ranges_of(service)
+    if sources == ():
         return ()  # only unusable ranges: forwarding nobody is the closed reading
     slices = list(slices)
     found: list[EdgePort] = []
@@ -151,7 +146,7 @@ def edge_ports(service: Obj, slices: Iterable[Obj], pool: IPv4Network) -> tuple[
                 port=number,
                 ips=tuple(ips),
                 endpoints=endpoints_of(slices, name, protocol),
-                source_ranges=sources,
+                source_ranges=sources or (),
                 affinity_timeout=_affinity(spec),
             )
         )

@@ -10,6 +10,12 @@ kube-proxy's nftables mode (the design, not its code):
 - sessionAffinity ClientIP: each endpoint has a dynamic set ``aff-<hash>`` with the affinity
   timeout; the endpoint chain records the client (``update @set { ip saddr }``) and the service
   chain sends a client found in a set to that endpoint before ``numgen`` is consulted.
+- ``loadBalancerSourceRanges`` (kube-proxy's firewall chain): ``filter-prerouting-pre-dnat`` and
+  ``filter-output-pre-dnat`` (priority dstnat - 10, before any DNAT) jump to ``firewall-check``,
+  which looks ``daddr . l4proto . dport`` up in ``firewall-ips``: a LoadBalancer ingress IP:port of
+  a Service with source ranges goes to its chain ``fw-<hash>``, which drops every source outside
+  the ranges. Only the ingress IPs are guarded (the ClusterIP stays open, as upstream), so a pod
+  cannot use this host's shortcut to the ingress IP to pass the edge's check.
 - A service port without endpoints is in ``no-endpoint-services`` instead, checked in the filter
   hooks, where it is rejected (plain ``reject``: ICMP port unreachable, as kube-proxy does), so a
   client fails at once instead of timing out.
@@ -44,6 +50,8 @@ FAMILY_TABLE = "ip nestlab"
 SERVICE_IPS = "service-ips"
 NO_ENDPOINTS = "no-endpoint-services"
 REJECT_CHAIN = "reject-chain"
+FIREWALL_IPS = "firewall-ips"
+FIREWALL_CHAIN = "firewall-check"
 GUARD_CHAIN = "pod-guard"
 HASH_CHARS = 12
 """base32 characters of the sha256 in chain names (60 bits: no collision among any lab's ports)."""
@@ -102,6 +110,11 @@ def svc_chain(port: ServicePort) -> str:
     return "svc-" + _hash(port.namespace, port.name, port.port_name)
 
 
+def fw_chain(port: ServicePort) -> str:
+    """The chain dropping clients outside ``port``'s loadBalancerSourceRanges."""
+    return "fw-" + _hash(port.namespace, port.name, port.port_name)
+
+
 def ep_chain(port: ServicePort, endpoint: Endpoint) -> str:
     """The chain DNATing ``port``'s traffic to ``endpoint``."""
     return "ep-" + _hash(port.namespace, port.name, port.port_name, endpoint.ip, str(endpoint.port))
@@ -126,6 +139,14 @@ def objects(ports: Iterable[ServicePort]) -> Objects:
     """The chains, sets and map elements that carry ``ports``."""
     found = Objects()
     for port in ports:
+        if port.source_ranges is not None and port.load_balancer_ips:
+            firewall = fw_chain(port)
+            allowed = f"ip saddr != {{ {', '.join(port.source_ranges)} }} " if port.source_ranges else ""
+            drop = f'{allowed}counter drop comment "outside loadBalancerSourceRanges"'
+            found.chains[firewall] = Chain(firewall, _comment(port.key), (drop,))
+            for address in port.load_balancer_ips:
+                key = f"{address} . {port.protocol} . {port.port}"
+                found.elements[(FIREWALL_IPS, key)] = f"goto {firewall}"
         if not port.endpoints:
             for key in element_keys(port):
                 found.elements[(NO_ENDPOINTS, key)] = f"goto {REJECT_CHAIN}"
@@ -181,8 +202,12 @@ def base(network: HostNetwork) -> list[str]:
     commands = [
         f'add map {t} {SERVICE_IPS} {{ {MAP_TYPE}; comment "service port -> svc chain"; }}',
         f'add map {t} {NO_ENDPOINTS} {{ {MAP_TYPE}; comment "service ports without endpoints"; }}',
+        f'add map {t} {FIREWALL_IPS} {{ {MAP_TYPE}; comment "ingress IP:port -> fw chain"; }}',
     ]
     hooks = {
+        # dstnat - 10: the firewall sees the address the client used, before any DNAT
+        "filter-prerouting-pre-dnat": "type filter hook prerouting priority -110; policy accept;",
+        "filter-output-pre-dnat": "type filter hook output priority -110; policy accept;",
         "nat-prerouting": "type nat hook prerouting priority dstnat; policy accept;",
         # -100 is dstnat: nft 1.0.6 accepts the keyword at prerouting only
         "nat-output": "type nat hook output priority -100; policy accept;",
@@ -192,7 +217,7 @@ def base(network: HostNetwork) -> list[str]:
         "filter-output": "type filter hook output priority filter; policy accept;",
     }
     commands += [f"add chain {t} {name} {{ {spec} }}" for name, spec in hooks.items()]
-    for name in ("services", "masquerading", GUARD_CHAIN, REJECT_CHAIN):
+    for name in ("services", "masquerading", FIREWALL_CHAIN, GUARD_CHAIN, REJECT_CHAIN):
         commands.append(f"add chain {t} {name}")
     pods, mgmt, bridge = network.pods_cidr, network.management_cidr, network.pod_bridge
     masquerade = [
@@ -203,6 +228,9 @@ def base(network: HostNetwork) -> list[str]:
         subnet = network.pod_subnet
         masquerade.append(f"ct status dnat ip saddr {subnet} ip daddr {subnet} masquerade fully-random")
     rules = [
+        ("filter-prerouting-pre-dnat", f"jump {FIREWALL_CHAIN}"),
+        ("filter-output-pre-dnat", f"jump {FIREWALL_CHAIN}"),
+        (FIREWALL_CHAIN, f"{lookup} @{FIREWALL_IPS}"),
         ("nat-prerouting", "jump services"),
         ("nat-output", "jump services"),
         ("services", f"{lookup} @{SERVICE_IPS}"),

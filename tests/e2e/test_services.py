@@ -8,10 +8,12 @@ distributed firewall, and LoadBalancer addresses on the Edge pair. Checked here:
   host, 30 fetches of ``web.<ns>.svc.cluster.local`` are answered by all 3 replicas, the short name
   resolves in the namespace, a headless Service resolves to the pod addresses, and the
   ``kubernetes`` Service answers;
-- from a pod, the hosts' SSH and agent ports, the control plane and the depot are unreachable;
+- from a pod, the hosts' SSH and agent ports (its own host's and, through that host's pod gateway,
+  another host's), the control plane and the depot are unreachable;
 - scaling to 1 takes the others out of the endpoints and out of every host's rules (time printed);
 - NetworkPolicy: deny-all ingress, allow one namespace, egress deny blocks DNS;
-- a restarted proxy keeps and restores the rules;
+- a proxy stopped while the endpoints change leaves the old rules in place (Services keep
+  answering) and, started again, programs the new endpoints;
 - a LoadBalancer Service answers from the outer machine and keeps answering while the LB node
   holding it is stopped (gap printed);
 - nestlab-dns runs as its own user (``system:nestlab-dns``, issue 14.5): every control-plane node's
@@ -47,6 +49,7 @@ from tests.e2e.services import (
     client_pod,
     connect,
     fetch_loop,
+    rules_mention,
     run_probes,
     tagged,
     wait_endpoints,
@@ -102,7 +105,8 @@ def test_clients_on_every_host_reach_every_replica(web: LiveLab) -> None:
     cp = address_of(web, nodes(web, "control-plane")[0])
     depot = address_of(web, "depot")
     probes = []
-    for host in hosts:
+    for index, host in enumerate(hosts):
+        other = hosts[(index + 1) % len(hosts)]  # another host: reached through its pod gateway
         script = "; ".join(
             [
                 fetch_loop(f"http://web.{NS}.svc.cluster.local/host", FETCHES),
@@ -110,7 +114,10 @@ def test_clients_on_every_host_reach_every_replica(web: LiveLab) -> None:
                 "nslookup web-headless | grep -i address | sed 's/^/DNS /'",
                 connect("kubernetes.default.svc", 443, "kubernetes"),
                 connect(pod_gateway(web, host), 22, "gateway-ssh"),
+                connect(pod_gateway(web, host), 10250, "gateway-agent"),
                 connect(address_of(web, host), 10250, "agent"),
+                connect(pod_gateway(web, other), 22, "other-gateway-ssh"),
+                connect(pod_gateway(web, other), 10250, "other-gateway-agent"),
                 connect(cp, 6443, "control-plane"),
                 connect(depot, 5000, "depot"),
             ]
@@ -127,7 +134,9 @@ def test_clients_on_every_host_reach_every_replica(web: LiveLab) -> None:
         assert all(ip in resolved for ip in pod_ips), f"headless from {host}: {resolved}\n{log}"
         results = dict(line.split() for line in tagged(log, "NC"))
         assert results["kubernetes"] == "0", log
-        for forbidden in ("gateway-ssh", "agent", "control-plane", "depot"):
+        forbidden_targets = ("gateway-ssh", "gateway-agent", "agent", "other-gateway-ssh",
+                             "other-gateway-agent", "control-plane", "depot")  # fmt: skip
+        for forbidden in forbidden_targets:
             assert results[forbidden] != "0", f"a pod on {host} reached {forbidden}\n{log}"
 
 
@@ -195,12 +204,31 @@ def test_network_policy_isolates_namespaces(web: LiveLab) -> None:
 
 
 def test_restarted_proxy_keeps_and_restores_rules(web: LiveLab) -> None:
-    host = nodes(web, "host")[0]
-    kept = wait_endpoints(web, NS, "web", 3)
-    on_node(web, host, "systemctl restart nestlab-proxy")
-    wait_rules(web, [host], gone=set(), kept=kept)
+    """Stopped, the proxy leaves its rules in the kernel; the endpoints change meanwhile; started
+    again, it must program the new set itself (nothing else writes table ip nestlab)."""
+    hosts = nodes(web, "host")
+    host = hosts[0]
+    before = wait_endpoints(web, NS, "web", 3)
+    wait_rules(web, [host], gone=set(), kept=before)
+    on_node(web, host, "systemctl stop nestlab-proxy")
+    try:
+        kubectl(web, "scale", "deployment/web", "-n", NS, "--replicas=1")
+        kept = wait_endpoints(web, NS, "web", 1)
+        wait_rules(web, hosts[1:], gone=before - kept, kept=kept)  # the running proxies followed
+        stale = [a for a in before if rules_mention(web, host, a)]
+        assert sorted(stale) == sorted(before), f"{host}'s rules changed with its proxy stopped: {stale}"
+    finally:
+        on_node(web, host, "systemctl start nestlab-proxy")
+    wait_rules(web, [host], gone=before - kept, kept=kept)
+    kept_pods = {p["metadata"]["name"] for p in get_json(web, "pods", "-n", NS, "-l", "app=web")["items"]
+                 if (p.get("status") or {}).get("podIP") in kept}  # fmt: skip
     log = run_probes(web, NS, [client_pod("after-restart", NS, host, fetch_loop(f"http://web.{NS}/host", 5))])
-    assert not any(v.startswith("!") for v in tagged(log["after-restart"], "WEB")), log
+    got = tagged(log["after-restart"], "WEB")
+    assert len(got) == 5, log
+    assert set(got) == kept_pods, f"answered by {got}, endpoints now {sorted(kept_pods)}: {log}"
+    kubectl(web, "scale", "deployment/web", "-n", NS, "--replicas=3")
+    after = wait_endpoints(web, NS, "web", 3)
+    wait_rules(web, hosts, gone=set(), kept=after)
 
 
 def fetch(url: str) -> str | None:

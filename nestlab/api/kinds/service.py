@@ -18,7 +18,7 @@ from nestlab.api.kinds import wire
 from nestlab.api.kinds.base import AGE, NAME, READ, WRITE, Claim, Column, Kind, Obj, Resource
 from nestlab.api.kinds.common import as_dict, as_list, check_metadata, check_name, immutable
 from nestlab.api.kinds.printing import created
-from nestlab.api.kinds.servicespec import check_spec
+from nestlab.api.kinds.servicespec import check_source_ranges_annotation, check_spec
 from nestlab.api.kinds.wiremeta import Schema, listed
 from nestlab.api.status import Cause
 
@@ -110,8 +110,10 @@ def check_service_name(name: Any) -> list[Cause]:
 
 def validate(service: Obj) -> list[Cause]:
     causes = [c for c in check_metadata(service, label_named=True) if c.field != "metadata.name"]
-    name = as_dict(service.get("metadata")).get("name")
-    return check_service_name(name) + causes + check_spec(service.get("spec"))
+    meta = as_dict(service.get("metadata"))
+    kind = as_dict(service.get("spec")).get("type")
+    ranges = check_source_ranges_annotation(meta.get("annotations"), kind)
+    return check_service_name(meta.get("name")) + causes + check_spec(service.get("spec")) + ranges
 
 
 def validate_update(new: Obj, old: Obj) -> list[Cause]:

@@ -2,7 +2,7 @@
 
 The causes follow upstream ``ValidateService`` (pkg/apis/core/validation) field paths and messages,
 so a learner reading the Kubernetes documentation recognises every 422. Where the lab does not
-implement a field (NodePort, external IPs, source ranges, ``Local`` traffic policies, IPv6,
+implement a field (NodePort, external IPs, ``Local`` traffic policies, IPv6,
 load-balancer classes) the field is refused by name, never accepted and dropped: NodePort with the
 reason vSphere gives for it, the rest saying what the lab's proxy and edge do instead.
 """
@@ -245,7 +245,8 @@ def _check_policies(spec: dict[str, Any], kind: Any) -> list[Cause]:
 
 def _check_load_balancer_fields(spec: dict[str, Any], kind: Any) -> list[Cause]:
     """loadBalancerIP (deprecated upstream, honoured by the lab's edge when inside the ingress pool)
-    and loadBalancerSourceRanges (enforced by nestlab-edge): LoadBalancer only, well-formed."""
+    and loadBalancerSourceRanges (enforced by nestlab-edge and every host's nestlab-proxy): LoadBalancer
+    only, well-formed."""
     causes: list[Cause] = []
     only_lb = "may only be used when `type` is 'LoadBalancer'"
     ip = spec.get("loadBalancerIP")
@@ -274,6 +275,29 @@ def _check_load_balancer_fields(spec: dict[str, Any], kind: Any) -> list[Cause]:
                     example = "For example, 10.240.0.0/24,10.250.0.0/24 "
                     message = f'Invalid value: "{cidr}": must be a list of IP ranges. {example}'
                     causes.append(Cause(f"spec.loadBalancerSourceRanges[{i}]", message))
+    return causes
+
+
+SOURCE_RANGES_ANNOTATION = "service.beta.kubernetes.io/load-balancer-source-ranges"
+"""The annotation form of loadBalancerSourceRanges, honoured when the field is empty (as upstream)."""
+
+
+def check_source_ranges_annotation(annotations: Any, kind: Any) -> list[Cause]:
+    """Upstream's check of the source-ranges annotation: LoadBalancer only, comma-separated ranges."""
+    if not isinstance(annotations, dict) or SOURCE_RANGES_ANNOTATION not in annotations:
+        return []
+    path = f"metadata.annotations[{SOURCE_RANGES_ANNOTATION}]"
+    causes: list[Cause] = []
+    if kind != "LoadBalancer":
+        causes.append(_forbidden(path, "may only be used when `type` is 'LoadBalancer'"))
+    value = str(annotations.get(SOURCE_RANGES_ANNOTATION) or "").strip()
+    for cidr in value.split(",") if value else []:
+        try:
+            ipaddress.IPv4Network(cidr.strip(), strict=False)
+        except ValueError:
+            example = "For example, 10.240.0.0/24,10.250.0.0/24 "
+            message = f'Invalid value: "{cidr.strip()}": must be a list of IP ranges. {example}'
+            causes.append(Cause(path, message))
     return causes
 
 
@@ -309,4 +333,12 @@ def check_spec(spec: Any) -> list[Cause]:
     return causes
 
 
-__all__ = ["NODEPORT_REASON", "check_ip", "check_port_name", "check_port_number", "check_spec"]
+__all__ = [
+    "NODEPORT_REASON",
+    "SOURCE_RANGES_ANNOTATION",
+    "check_ip",
+    "check_port_name",
+    "check_port_number",
+    "check_source_ranges_annotation",
+    "check_spec",
+]

@@ -183,6 +183,19 @@ def addresses(apiserver: ApiServer, service: str, field: str = "addresses") -> l
     return sorted(a["ip"] for s in subsets(apiserver, service) for a in s.get(field) or [])
 
 
+def two_ready_pods(apiserver: ApiServer, name: str, prefix: str) -> tuple[str, str]:
+    """A Service ``name`` over its own pods ``name-1`` and ``name-2`` (``prefix``.11 and .12), both
+    ready and in its Endpoints and slice: a test using it needs no other test to have run."""
+    make_service(apiserver, name, [{"name": "http", "port": 80, "targetPort": 8080}], {"app": name})
+    first, second = f"{prefix}.11", f"{prefix}.12"
+    for index, ip in ((1, first), (2, second)):
+        make_pod(apiserver, f"{name}-{index}", name)
+        set_status(apiserver, f"{name}-{index}", ip, ready=True)
+    wait_until(lambda: addresses(apiserver, name) == [first, second], f"endpoints of {name}")
+    wait_until(lambda: endpoint_states(apiserver, name) == {first: True, second: True}, f"slice of {name}")
+    return first, second
+
+
 def test_ready_pods_appear_in_endpoints_and_slices(apiserver: ApiServer, controllers: Controllers) -> None:
     svc = make_service(apiserver, "web", [{"name": "http", "port": 80, "targetPort": 8080}], {"app": "web"})
     for index in (1, 2):
@@ -215,71 +228,67 @@ def test_ready_pods_appear_in_endpoints_and_slices(apiserver: ApiServer, control
 
 
 def test_not_ready_pod_moves_and_the_change_is_fast(apiserver: ApiServer, controllers: Controllers) -> None:
-    wait_until(lambda: addresses(apiserver, "web") == ["198.19.1.11", "198.19.1.12"], "endpoints of web")
+    first, second = two_ready_pods(apiserver, "flip", "198.19.3")
 
     def flipped(obj: Obj) -> bool:
         return any(
-            e["addresses"] == ["198.19.1.12"] and e["conditions"].get("ready") is False
+            e["addresses"] == [second] and e["conditions"].get("ready") is False
             for e in obj.get("endpoints") or []
         )
 
     seen, when = controllers.on_slice(flipped)
     started = time.monotonic()
-    set_status(apiserver, "web-2", "198.19.1.12", ready=False)
-    assert seen.wait(30), "the slice never showed web-2 not ready"
+    set_status(apiserver, "flip-2", second, ready=False)
+    assert seen.wait(30), "the slice never showed flip-2 not ready"
     print(f"\npod status change -> EndpointSlice update seen by a watcher: {when[0] - started:.3f}s")
-    wait_until(lambda: addresses(apiserver, "web", "notReadyAddresses") == ["198.19.1.12"], "web-2 not ready")
-    assert addresses(apiserver, "web") == ["198.19.1.11"]
-    endpoint = endpoint_states(apiserver, "web")
-    assert endpoint == {"198.19.1.11": True, "198.19.1.12": False}
-    set_status(apiserver, "web-2", "198.19.1.12", ready=True)
-    wait_until(lambda: addresses(apiserver, "web") == ["198.19.1.11", "198.19.1.12"], "web-2 ready again")
+    wait_until(lambda: addresses(apiserver, "flip", "notReadyAddresses") == [second], "flip-2 not ready")
+    assert addresses(apiserver, "flip") == [first]
+    assert endpoint_states(apiserver, "flip") == {first: True, second: False}
+    set_status(apiserver, "flip-2", second, ready=True)
+    wait_until(lambda: addresses(apiserver, "flip") == [first, second], "flip-2 ready again")
 
 
 def test_no_write_when_nothing_changed(apiserver: ApiServer, controllers: Controllers) -> None:
     """A Service event that changes no endpoint is synced by both controllers and writes nothing."""
-    wait_until(lambda: addresses(apiserver, "web") == ["198.19.1.11", "198.19.1.12"], "endpoints of web")
-    wait_until(
-        lambda: endpoint_states(apiserver, "web") == {"198.19.1.11": True, "198.19.1.12": True}, "slice"
-    )
-    key = f"{NS}/web"
+    two_ready_pods(apiserver, "quiet", "198.19.4")
+    key = f"{NS}/quiet"
     before = {name: controllers.syncs.get((name, key), 0) for name in ("endpoint", "endpointslice")}
     writes = controllers.client.writes
     patch = {"metadata": {"annotations": {"note": "touched"}}}
     code, body = apiserver.request(
-        "PATCH", f"{CORE}/services/web", patch, content_type="application/merge-patch+json"
+        "PATCH", f"{CORE}/services/quiet", patch, content_type="application/merge-patch+json"
     )
     assert code == 200, body
     wait_until(
         lambda: all(controllers.syncs.get((name, key), 0) > count for name, count in before.items()),
-        "both controllers synced web after the annotation",
+        "both controllers synced quiet after the annotation",
     )
     assert controllers.client.writes == writes
 
 
 def test_terminating_then_deleted_pod(apiserver: ApiServer, controllers: Controllers) -> None:
-    wait_until(lambda: addresses(apiserver, "web") == ["198.19.1.11", "198.19.1.12"], "endpoints of web")
+    first, second = two_ready_pods(apiserver, "term", "198.19.5")
     # a bound pod deleted gracefully stays, terminating, until its agent confirms (none here)
-    code, body = apiserver.request("DELETE", f"{CORE}/pods/web-2")
+    code, body = apiserver.request("DELETE", f"{CORE}/pods/term-2")
     assert code == 200, body
     assert body["metadata"].get("deletionTimestamp"), body
-    wait_until(lambda: addresses(apiserver, "web") == ["198.19.1.11"], "web-2 out of the Endpoints")
-    assert addresses(apiserver, "web", "notReadyAddresses") == []
+    wait_until(lambda: addresses(apiserver, "term") == [first], "term-2 out of the Endpoints")
+    assert addresses(apiserver, "term", "notReadyAddresses") == []
 
     def terminating() -> bool:
-        found = [e for s in slices_of(apiserver, "web") for e in s.get("endpoints") or []
-                 if e["addresses"] == ["198.19.1.12"]]  # fmt: skip
+        found = [e for s in slices_of(apiserver, "term") for e in s.get("endpoints") or []
+                 if e["addresses"] == [second]]  # fmt: skip
         return bool(found) and found[0]["conditions"] == {
             "ready": False,
             "serving": True,
             "terminating": True,
         }
 
-    wait_until(terminating, "web-2 terminating in the slice (ready False, serving True)")
+    wait_until(terminating, "term-2 terminating in the slice (ready False, serving True)")
     # the agent confirms: the pod is gone
-    assert apiserver.request("DELETE", f"{CORE}/pods/web-2?gracePeriodSeconds=0")[0] == 200
-    wait_until(lambda: endpoint_states(apiserver, "web") == {"198.19.1.11": True}, "web-2 out of the slice")
-    assert addresses(apiserver, "web") == ["198.19.1.11"]
+    assert apiserver.request("DELETE", f"{CORE}/pods/term-2?gracePeriodSeconds=0")[0] == 200
+    wait_until(lambda: endpoint_states(apiserver, "term") == {first: True}, "term-2 out of the slice")
+    assert addresses(apiserver, "term") == [first]
 
 
 def test_named_target_port_resolves_per_pod(apiserver: ApiServer, controllers: Controllers) -> None:

@@ -4,11 +4,14 @@
 
       client "c" 10.66.0.2 ──veth── 10.66.0.1 "mgmt"  host "h"  bridge nlpods 10.77.1.1/24
       (management network, the                          ├── veth ── pod "p1" 10.77.1.11  http :8080 "p1"
-       outer machine's stand-in)                        ├── veth ── pod "p2" 10.77.1.12  http :8080 "p2"
-                                                        └── veth ── pod "p3" 10.77.1.13  (client only)
+       outer machine's stand-in;                        ├── veth ── pod "p2" 10.77.1.12  http :8080 "p2"
+       also 10.77.2.11 on lo: a pod                     └── veth ── pod "p3" 10.77.1.13  (client only)
+       of another host, routed over
+       the management network)
 
 The host forwards, has no default route (as lab nodes) but nestlab-proxy's route for the Services
-CIDR, and listens on :9090 (answering "host"); the client listens on 10.66.0.2:9091 ("mgmt"). Every
+CIDR and one to the other host's pod subnet (10.77.2.0/24) via the client, and listens on :9090
+(answering "host"); the client listens on 10.66.0.2:9091 ("mgmt"). Every
 namespace, and with it every link, is deleted by :meth:`NetLab.close`; every server is stopped by
 PID. Nothing here touches the machine's own network namespace.
 """
@@ -36,6 +39,8 @@ PODS_CIDR, POD_SUBNET, MANAGEMENT = "10.77.0.0/16", "10.77.1.0/24", "10.66.0.0/2
 SERVICES_CIDR = "10.96.0.0/24"
 GATEWAY, HOST_MGMT, CLIENT = "10.77.1.1", "10.66.0.1", "10.66.0.2"
 PODS = {"p1": "10.77.1.11", "p2": "10.77.1.12", "p3": "10.77.1.13"}
+REMOTE_POD, REMOTE_SUBNET = "10.77.2.11", "10.77.2.0/24"
+"""A pod of another host: its packets reach this host over the management network, not the bridge."""
 BRIDGE = "nlpods"
 POD_PORT, HOST_PORT, CLIENT_PORT = 8080, 9090, 9091
 READY_S = 30.0  # servers answering after start, on a loaded machine
@@ -49,6 +54,20 @@ for _ in range(count):
             print(answer.read().decode().strip(), flush=True)
     except Exception as exc:
         print("ERR:" + type(getattr(exc, "reason", exc)).__name__, flush=True)
+"""
+
+CONNECT = r"""
+import socket, sys
+address, port, timeout, source = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+with socket.socket() as sock:
+    sock.settimeout(timeout)
+    if source:
+        sock.bind((source, 0))
+    try:
+        sock.connect((address, port))
+        print("open")
+    except OSError as exc:
+        print("ERR:" + type(exc).__name__)
 """
 
 
@@ -108,6 +127,8 @@ class NetLab:
         self.ip("c", "addr", "add", f"{CLIENT}/24", "dev", "eth0")
         self.ip("c", "link", "set", "eth0", "up")
         self.ip("c", "route", "add", "default", "via", HOST_MGMT)
+        self.ip("c", "addr", "add", f"{REMOTE_POD}/32", "dev", "lo")
+        self.ip("h", "route", "add", REMOTE_SUBNET, "via", CLIENT)
         # no default route on the host, as on lab nodes: ClusterIPs are reachable through the route
         # nestlab-proxy installs at start
         hostroute.ensure(SERVICES_CIDR, prefix=["ip", "netns", "exec", self.host])
@@ -148,6 +169,11 @@ class NetLab:
         ]
         done = proc.run(argv, timeout=30 + count * (timeout + 1))
         return done.stdout.split()
+
+    def connect(self, ns: str, address: str, port: int, source: str = "", timeout: float = 5.0) -> str:
+        """A TCP connection from ``ns`` (from ``source`` when given): ``open`` or ``ERR:<reason>``."""
+        argv = ["ip", "netns", "exec", self.ns(ns), sys.executable, "-c", CONNECT, address, str(port)]
+        return proc.run([*argv, str(timeout), source], timeout=30 + timeout).stdout.strip()
 
     def wait_answer(self, ns: str, url: str) -> None:
         deadline = time.monotonic() + READY_S

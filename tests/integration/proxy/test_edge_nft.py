@@ -31,6 +31,7 @@ from typing import Any, cast
 import pytest
 
 from nestlab.api.client import ApiClient
+from nestlab.proxy.desired import SOURCE_RANGES_ANNOTATION
 from nestlab.proxy.edgeproxy import EdgeProxy, install_routes
 from nestlab.proxy.nft import Nft
 from nestlab.runtime import proc
@@ -45,6 +46,7 @@ PODS = {"p1": "10.77.1.11", "p2": "10.77.1.12"}
 WEB_IP, POD_PORT = "10.88.0.5", 8080
 REQUESTS = 30  # both pods unseen in 30 random picks: probability 2 * 2**-30
 READY_S = 30.0  # servers answering after start, on a loaded machine
+DROP_TIMEOUT_S = 2.0  # how long a probe waits for an answer to a dropped SYN
 
 SERVER = r"""
 import http.server, sys
@@ -291,3 +293,29 @@ def test_client_ip_affinity_sticks_and_follows_endpoint_changes(lab: EdgeLab) ->
     )
     assert "aff/" not in listing.stdout
     assert "ep/" not in listing.stdout
+
+
+def test_source_ranges_drop_other_clients_field_or_annotation(lab: EdgeLab) -> None:
+    install_routes({IPv4Network(POD_SUBNET): HOST}, run=lab.in_ns("l"))
+    proxy = edge(lab)
+    url = "http://10.88.0.8/"
+    outside = service("ranged", "10.88.0.8", loadBalancerSourceRanges=["10.99.0.0/16"])
+    proxy.services.apply("ADDED", outside)
+    proxy.slices.apply("ADDED", endpoint_slice("ranged", PODS["p1"]))
+    asyncio.run(proxy.rebuild())
+    assert lab.fetch("o", url, 1, DROP_TIMEOUT_S) == ["ERR:TimeoutError"]  # dropped, not refused
+
+    inside = service("ranged", "10.88.0.8", loadBalancerSourceRanges=["10.99.0.0/16", f"{OUTER}/32"])
+    proxy.services.apply("MODIFIED", inside)
+    asyncio.run(proxy.sync("demo/ranged"))
+    assert set(lab.fetch("o", url, 3)) == {f"p1@{LB_HOSTSIDE}"}
+
+    annotated = service("ranged", "10.88.0.8")  # the field empty: the annotation is honoured
+    annotated["metadata"]["annotations"] = {SOURCE_RANGES_ANNOTATION: "10.99.0.0/16"}
+    proxy.services.apply("MODIFIED", annotated)
+    asyncio.run(proxy.sync("demo/ranged"))
+    assert lab.fetch("o", url, 1, DROP_TIMEOUT_S) == ["ERR:TimeoutError"]
+    annotated["metadata"]["annotations"] = {SOURCE_RANGES_ANNOTATION: f"10.99.0.0/16, {OUTER}/32"}
+    proxy.services.apply("MODIFIED", annotated)
+    asyncio.run(proxy.sync("demo/ranged"))
+    assert set(lab.fetch("o", url, 3)) == {f"p1@{LB_HOSTSIDE}"}

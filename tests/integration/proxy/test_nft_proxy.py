@@ -1,5 +1,6 @@
 """The real rendered ruleset in a real kernel: ClusterIP spreading, incremental updates, affinity,
-rejection without endpoints, and the baseline isolation of pods, from pods, the host and a
+rejection without endpoints, loadBalancerSourceRanges on ingress IPs, and the baseline isolation of
+pods (local ones and another host's) from the host's own ports, from pods, the host and a
 management peer (see :mod:`tests.integration.proxy.netns` for the namespaces).
 """
 
@@ -19,6 +20,7 @@ from tests.integration.proxy.netns import (
     HOST_PORT,
     POD_PORT,
     PODS,
+    REMOTE_POD,
     NetLab,
     netlab,
 )
@@ -27,6 +29,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.root]
 __all__ = ["netlab"]  # the fixture, imported so that pytest finds it here
 
 WEB_IP, STICKY_IP, EMPTY_IP, HOST_SVC_IP, MGMT_SVC_IP = (f"10.96.0.{n}" for n in (10, 11, 12, 20, 21))
+RANGED_IP, LB_IP = "10.96.0.30", "10.66.0.100"  # a LoadBalancer ingress IP is on the management network
+SSH, AGENT = 22, 10250  # the host's own services a pod must never reach (here: HTTP servers, no sshd)
 REQUESTS = 30  # both endpoints unseen in 30 random picks: probability 2 * 2**-30
 DROP_TIMEOUT_S = 2.0  # a dropped SYN is retried for longer; this is how long a probe waits for it
 
@@ -112,3 +116,59 @@ def test_pods_reach_the_host_and_management_only_through_services(netlab: NetLab
     assert netlab.fetch("c", f"http://{PODS['p1']}:{POD_PORT}/who") == ["p1"]  # management -> pods stays open
     assert netlab.fetch("h", f"http://{PODS['p2']}:{POD_PORT}/who") == ["p2"]
     assert netlab.fetch("p3", f"http://{PODS['p1']}:{POD_PORT}/who") == ["p1"]  # pod to pod stays open
+
+
+@pytest.fixture(scope="module")
+def host_ports(netlab: NetLab) -> NetLab:
+    """The host namespace also listening on SSH's and the agent's ports."""
+    for number, who in ((SSH, "ssh"), (AGENT, "agent")):
+        netlab.serve("h", "0.0.0.0", number, who)
+        netlab.wait_answer("c", f"http://{HOST_MGMT}:{number}/who")
+    return netlab
+
+
+def test_no_pod_reaches_the_hosts_ssh_or_agent_on_its_pod_gateway(host_ports: NetLab) -> None:
+    """A local pod (by the bridge) and another host's pod (by the management network, pod source
+    address) both target the pod gateway's SSH and agent ports: both dropped."""
+    lab = host_ports
+    lab.nft.apply([f"add table {rules.FAMILY_TABLE}", f"delete table {rules.FAMILY_TABLE}"])
+    for number in (SSH, AGENT):  # without the rules both get in: the test can fail
+        assert lab.connect("p3", GATEWAY, number) == "open", number
+        assert lab.connect("c", GATEWAY, number, source=REMOTE_POD) == "open", number
+
+    lab.nft.apply(rules.full(lab.network, ALL))
+    for number in (SSH, AGENT):
+        assert lab.connect("p3", GATEWAY, number, timeout=DROP_TIMEOUT_S) == "ERR:TimeoutError", number
+        remote = lab.connect("c", GATEWAY, number, source=REMOTE_POD, timeout=DROP_TIMEOUT_S)
+        assert remote == "ERR:TimeoutError", f"another host's pod reached the pod gateway's port {number}"
+        assert lab.connect("c", GATEWAY, number) == "open", number  # the management network still does
+
+
+def served(lab: NetLab, ns: str, address: str, count: int) -> bool:
+    """Whether every one of ``count`` fetches from ``ns`` was answered by a pod behind the Service."""
+    got = answers(lab, ns, address, count)
+    return len(got) == count and set(got) <= {"p1", "p2"}
+
+
+def test_source_ranges_drop_other_clients_at_the_ingress_ip_not_the_cluster_ip(programmed: NetLab) -> None:
+    lab = programmed
+    ranged = dataclasses.replace(
+        port("ranged", RANGED_IP, P1, P2),
+        addresses=(RANGED_IP, LB_IP),
+        load_balancer_ips=(LB_IP,),
+        source_ranges=(f"{PODS['p1']}/32", f"{HOST_MGMT}/32"),
+    )
+    lab.nft.apply(rules.update([], [ranged]))
+    assert served(lab, "p1", LB_IP, 4)  # inside the ranges: a pod and the host
+    assert served(lab, "h", LB_IP, 4)
+    assert lab.fetch("p3", f"http://{LB_IP}/who", 1, DROP_TIMEOUT_S) == ["ERR:TimeoutError"]
+    assert served(lab, "p3", RANGED_IP, 4)  # the ClusterIP stays open, as upstream
+
+    narrower = dataclasses.replace(ranged, source_ranges=(f"{PODS['p1']}/32",))  # an incremental change
+    lab.nft.apply(rules.update([ranged], [narrower]))
+    assert lab.fetch("h", f"http://{LB_IP}/who", 1, DROP_TIMEOUT_S) == ["ERR:TimeoutError"]
+    assert served(lab, "p1", LB_IP, 2)
+
+    opened = dataclasses.replace(narrower, source_ranges=None)
+    lab.nft.apply(rules.update([narrower], [opened]))
+    assert served(lab, "p3", LB_IP, 4)

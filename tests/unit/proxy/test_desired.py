@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from nestlab.proxy.desired import Endpoint, service_key_of_slice, service_ports
+from nestlab.proxy.desired import (
+    SOURCE_RANGES_ANNOTATION,
+    Endpoint,
+    service_key_of_slice,
+    service_ports,
+    source_ranges_of,
+)
 
 Obj = dict[str, Any]
 
@@ -125,3 +131,43 @@ def test_serving_terminating_endpoints_are_used_only_when_none_is_ready() -> Non
     assert port.endpoints == (Endpoint("198.19.1.2", 8080),)
     (port,) = service_ports(service(), [endpoint_slice(draining, gone)])
     assert port.endpoints == (Endpoint("198.19.1.5", 8080),)
+
+
+def load_balancer(**spec: Any) -> Obj:
+    svc = service(type="LoadBalancer", **spec)
+    svc["status"] = {"loadBalancer": {"ingress": [{"ip": "198.18.8.5"}]}}
+    return svc
+
+
+def test_source_ranges_guard_the_ingress_ips_only() -> None:
+    (port,) = service_ports(load_balancer(loadBalancerSourceRanges=["10.0.0.0/8", " 198.18.0.0/24"]), [])
+    assert port.addresses == ("198.18.32.5", "198.18.8.5")
+    assert port.load_balancer_ips == ("198.18.8.5",)
+    assert port.source_ranges == ("10.0.0.0/8", "198.18.0.0/24")
+    (port,) = service_ports(load_balancer(), [])
+    assert port.source_ranges is None  # no ranges: every client
+    pending = load_balancer(loadBalancerSourceRanges=["10.0.0.0/8"])
+    pending["status"] = {}
+    (port,) = service_ports(pending, [])
+    assert (port.load_balancer_ips, port.source_ranges) == ((), None)  # no ingress IP yet: nothing to guard
+
+
+def test_source_ranges_annotation_is_read_when_the_field_is_empty() -> None:
+    svc = load_balancer()
+    svc["metadata"]["annotations"] = {SOURCE_RANGES_ANNOTATION: "192.168.0.0/16, 10.1.2.3/32 "}
+    assert source_ranges_of(svc) == ("10.1.2.3/32", "192.168.0.0/16")
+    (port,) = service_ports(svc, [])
+    assert port.source_ranges == ("10.1.2.3/32", "192.168.0.0/16")
+    svc["spec"]["loadBalancerSourceRanges"] = ["172.16.0.0/12"]
+    assert source_ranges_of(svc) == ("172.16.0.0/12",)  # the field wins, as upstream
+    svc["metadata"]["annotations"] = {SOURCE_RANGES_ANNOTATION: "  "}
+    del svc["spec"]["loadBalancerSourceRanges"]
+    assert source_ranges_of(svc) is None
+
+
+def test_unusable_source_ranges_close_the_port_instead_of_opening_it() -> None:
+    assert source_ranges_of(load_balancer(loadBalancerSourceRanges=["nonsense", "fd00::/8"])) == ()
+    assert source_ranges_of(load_balancer(loadBalancerSourceRanges="10.0.0.0/8")) == ()
+    assert source_ranges_of(load_balancer(loadBalancerSourceRanges=["nonsense", "10.0.0.0/8"])) == (
+        "10.0.0.0/8",
+    )

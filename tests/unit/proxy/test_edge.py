@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from nestlab.errors import UsageError
-from nestlab.proxy.desired import Endpoint
+from nestlab.proxy.desired import SOURCE_RANGES_ANNOTATION, Endpoint
 from nestlab.proxy.edge import EdgePort, edge_ports, render_delete, render_full, render_update
 from nestlab.proxy.edgemain import parse_args
 from nestlab.proxy.edgeproxy import install_routes, parse_routes
@@ -80,6 +80,16 @@ def test_source_ranges() -> None:
     (http, _) = edge_ports(service(loadBalancerSourceRanges=["10.0.0.0/8", " 192.168.1.0/24"]), [SLICE], POOL)
     assert http.source_ranges == ("10.0.0.0/8", "192.168.1.0/24")
     assert edge_ports(service(loadBalancerSourceRanges=["nonsense"]), [SLICE], POOL) == ()  # closed, not open
+
+
+def test_source_ranges_annotation_when_the_field_is_empty() -> None:
+    annotated = service()
+    annotated["metadata"]["annotations"] = {SOURCE_RANGES_ANNOTATION: " 192.168.1.0/24 , 10.0.0.0/8"}
+    (http, _) = edge_ports(annotated, [SLICE], POOL)
+    assert http.source_ranges == ("10.0.0.0/8", "192.168.1.0/24")
+    annotated["spec"]["loadBalancerSourceRanges"] = ["172.16.0.0/12"]  # the field wins
+    (http, _) = edge_ports(annotated, [SLICE], POOL)
+    assert http.source_ranges == ("172.16.0.0/12",)
 
 
 P1, P2 = Endpoint("198.19.1.5", 8080), Endpoint("198.19.2.7", 8080)

@@ -21,6 +21,10 @@ def port(name: str = "web", *endpoints: Endpoint, ip: str = "198.18.32.5", **cha
 
 WEB = port("web", A, B)
 API = port("api", C, ip="198.18.32.6")
+LB_IP = "198.18.8.5"
+GUARDED = port(
+    "web", A, B, addresses=("198.18.32.5", LB_IP), load_balancer_ips=(LB_IP,), source_ranges=("10.0.0.0/8",)
+)
 
 
 def test_full_table_hooks_the_services_map_and_isolation() -> None:
@@ -35,10 +39,60 @@ def test_full_table_hooks_the_services_map_and_isolation() -> None:
         "ct status dnat ip saddr 198.19.1.0/24 ip daddr 198.19.1.0/24 masquerade fully-random" in masquerade
     )
     assert 'iifname "nlpods" jump pod-guard' in table.chains["filter-input"]
+    assert "ip saddr 198.19.0.0/16 jump pod-guard" in table.chains["filter-input"]
     assert 'iifname "nlpods" ip daddr 198.18.0.0/24 jump pod-guard' in table.chains["filter-forward"]
     guard = table.chains["pod-guard"]
     assert guard[:2] == ["ct state established,related return", "ct status dnat return"]
     assert guard[2].startswith("counter drop")
+
+
+def test_other_hosts_pods_are_guarded_on_input_whatever_the_interface() -> None:
+    """A pod on another host reaching this host's pod gateway (198.19.1.1:22) arrives by the
+    management interface with a pod source, not by the bridge: only the pod-source rule guards it
+    (the issue's pods reaching another host's SSH), and it runs before anything accepts."""
+    chain = load(rules.full(NETWORK, [])).chains["filter-input"]
+    bridge, pods = 'iifname "nlpods" jump pod-guard', "ip saddr 198.19.0.0/16 jump pod-guard"
+    assert bridge in chain
+    assert pods in chain
+    assert not [rule for rule in chain if "accept" in rule]
+    assert [rule for rule in chain if "pod-guard" in rule] == [bridge, pods]
+
+
+def test_source_ranges_guard_the_ingress_ips_before_dnat() -> None:
+    commands = rules.full(NETWORK, [GUARDED])
+    table = load(commands)
+    for hook in ("prerouting", "output"):
+        assert (
+            f"add chain ip nestlab filter-{hook}-pre-dnat "
+            f"{{ type filter hook {hook} priority -110; policy accept; }}" in commands
+        )
+        assert table.chains[f"filter-{hook}-pre-dnat"] == ["jump firewall-check"]
+    assert table.chains["firewall-check"] == ["ip daddr . meta l4proto . th dport vmap @firewall-ips"]
+    firewall = rules.fw_chain(GUARDED)
+    assert table.maps["firewall-ips"] == {f"{LB_IP} . tcp . 80": f"goto {firewall}"}  # not the ClusterIP
+    assert table.chains[firewall] == [
+        'ip saddr != { 10.0.0.0/8 } counter drop comment "outside loadBalancerSourceRanges"'
+    ]
+    assert set(table.maps["service-ips"]) == {"198.18.32.5 . tcp . 80", f"{LB_IP} . tcp . 80"}
+
+
+def test_no_source_ranges_no_firewall_and_unusable_ranges_drop_everyone() -> None:
+    open_port = dataclasses.replace(GUARDED, source_ranges=None)
+    table = load(rules.full(NETWORK, [open_port]))
+    assert table.maps["firewall-ips"] == {}
+    assert not [name for name in table.chains if name.startswith("fw-")]
+    closed = dataclasses.replace(GUARDED, source_ranges=())
+    table = load(rules.full(NETWORK, [closed]))
+    assert table.chains[rules.fw_chain(closed)] == ['counter drop comment "outside loadBalancerSourceRanges"']
+    no_ingress = dataclasses.replace(GUARDED, load_balancer_ips=())  # no LB address yet: nothing to guard
+    assert load(rules.full(NETWORK, [no_ingress])).maps["firewall-ips"] == {}
+
+
+def test_source_ranges_apply_with_no_endpoints_too() -> None:
+    empty = dataclasses.replace(GUARDED, endpoints=())
+    table = load(rules.full(NETWORK, [empty]))
+    assert table.maps["firewall-ips"] == {f"{LB_IP} . tcp . 80": f"goto {rules.fw_chain(empty)}"}
+    assert f"{LB_IP} . tcp . 80" in table.maps["no-endpoint-services"]
 
 
 def test_full_table_replaces_the_old_one_in_one_transaction() -> None:
@@ -114,6 +168,10 @@ STATES = {
     "renamed port": (port("web", A, B, port_name="www"),),
     "udp": (port("web", A, B, protocol="udp"),),
     "two ports": (WEB, port("web", A, port_name="https", port=443)),
+    "source ranges": (GUARDED,),
+    "other source ranges": (dataclasses.replace(GUARDED, source_ranges=("10.0.0.0/8", "192.168.0.0/16")),),
+    "closed ranges": (dataclasses.replace(GUARDED, source_ranges=()),),
+    "ranges, no endpoints": (dataclasses.replace(GUARDED, endpoints=()),),
     "deleted": (),
 }
 
