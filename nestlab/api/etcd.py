@@ -113,6 +113,17 @@ class RangeResult:
 
 
 @dataclass(frozen=True)
+class Reads:
+    """What one read-only transaction of several ranges returned, all at one store revision."""
+
+    revision: int
+    values: dict[str, KeyValue | None]
+    """By key: the key's value, or None when it does not exist."""
+    lists: dict[str, tuple[KeyValue, ...]]
+    """By prefix: the keys under it, sorted by key."""
+
+
+@dataclass(frozen=True)
 class WatchEvent:
     """A change to one key: ``kind`` is PUT or DELETE; ``prev`` is the value before it, if any."""
 
@@ -276,10 +287,11 @@ class EtcdClient:
             raise _QuorumLostError
         return request.result()
 
-    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST to a member, moving on to the next ones as the module docstring says."""
+    async def _post(self, path: str, body: dict[str, Any], *, read: bool = False) -> dict[str, Any]:
+        """POST to a member, moving on to the next ones as the module docstring says; ``read`` marks
+        a transaction that only reads (retried like a range)."""
         self._poll.start()
-        write = path not in _READS
+        write = path not in _READS and not read
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout
         errors: list[str] = []
@@ -367,6 +379,21 @@ class EtcdClient:
         payload = await self._post("/v3/kv/txn", {"compare": compares})
         return bool(payload.get("succeeded", False))
 
+    async def read(self, keys: Sequence[str] = (), prefixes: Sequence[str] = ()) -> Reads:
+        """Several keys and ranges in one read-only transaction: one round trip, one revision (a
+        linearizable read, like :meth:`range`)."""
+        ops = [{"request_range": {"key": _b64(key)}} for key in keys]
+        ops += [
+            {"request_range": {"key": _b64(prefix), "range_end": _end_b64(prefix)}} for prefix in prefixes
+        ]
+        payload = await self._post("/v3/kv/txn", {"success": ops}, read=True)
+        answers = [_range_answer(raw) for raw in payload.get("responses", [])]
+        if len(answers) != len(ops):
+            raise EtcdError(f"etcd answered {len(answers)} of the {len(ops)} reads of a transaction")
+        values = {key: (found[0] if found else None) for key, found in zip(keys, answers, strict=False)}
+        lists = dict(zip(prefixes, answers[len(keys) :], strict=True))
+        return Reads(int(payload["header"]["revision"]), values, lists)
+
     async def _txn(self, compare: dict[str, Any], success: dict[str, Any], key: str) -> tuple[bool, int]:
         payload = await self._post(
             "/v3/kv/txn",
@@ -400,6 +427,27 @@ class EtcdClient:
             key,
         )
         return revision if ok else None
+
+    async def delete_listing(
+        self, key: str, mod_revision: int, prefix: str
+    ) -> tuple[int | None, tuple[KeyValue, ...]]:
+        """:meth:`delete`, also reading the keys under ``prefix`` in the same transaction (as they
+        are right after the deletion): (the revision or None, those keys; none when not deleted)."""
+        payload = await self._post(
+            "/v3/kv/txn",
+            {
+                "compare": [{"target": "MOD", "key": _b64(key), "mod_revision": mod_revision}],
+                "success": [
+                    {"request_delete_range": {"key": _b64(key)}},
+                    {"request_range": {"key": _b64(prefix), "range_end": _end_b64(prefix)}},
+                ],
+            },
+        )
+        if not payload.get("succeeded", False):
+            return None, ()
+        responses = payload.get("responses", [])
+        listed = _range_answer(responses[1]) if len(responses) > 1 else ()
+        return int(payload["header"]["revision"]), listed
 
     async def write_all(
         self,
@@ -470,6 +518,14 @@ class EtcdClient:
             except (aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
                 raise EtcdUnavailableError(f"etcd watch at {url} broke: {exc}") from exc
         raise EtcdUnavailableError("no etcd endpoint accepted a watch: " + "; ".join(errors))
+
+
+def _range_answer(raw: dict[str, Any]) -> tuple[KeyValue, ...]:
+    """The keys of one ``response_range`` of a transaction's answer."""
+    found = raw.get("response_range")
+    if not isinstance(found, dict):
+        raise EtcdError(f"etcd answered a transaction's read with {sorted(raw)}")
+    return tuple(parse_kv(kv) for kv in found.get("kvs", []))
 
 
 def _watch_batch(message: dict[str, Any]) -> tuple[int, list[WatchEvent]]:

@@ -23,12 +23,12 @@ from contextvars import ContextVar
 from decimal import Decimal
 from typing import Any
 
-from nestlab.api import quantity, status
+from nestlab.api import admitreads, quantity, status
 from nestlab.api.kinds.common import as_dict, as_list
 from nestlab.api.kinds.limitrange import CLAIM, CONTAINER, POD, items
 from nestlab.api.registry import Hook
 from nestlab.api.resources import LIMITRANGES, PERSISTENTVOLUMECLAIMS, PODS, Resource
-from nestlab.api.store import Obj, Store
+from nestlab.api.store import Obj, Store, Wanted
 
 ANNOTATION = "kubernetes.io/limit-ranger"
 Resources = dict[str, Any]
@@ -212,16 +212,24 @@ def aggregate(messages: list[str]) -> str:
 _LISTED: ContextVar[tuple[int, str, list[Obj]] | None] = ContextVar("nestlab_limitranges", default=None)
 
 
-def hooks(store: Store) -> tuple[Hook, Hook]:
-    """(mutating, validating) registry hooks reading the namespace's LimitRanges from ``store``."""
+def _wants(resource: Resource, namespace: str, _new: Obj) -> list[Wanted]:
+    """The reads of a create (:mod:`nestlab.api.admitreads`): the LimitRanges, for pods and claims."""
+    return [Wanted(LIMITRANGES, namespace)] if resource in (PODS, PERSISTENTVOLUMECLAIMS) else []
 
-    async def ranges(namespace: str) -> list[Obj]:
-        found, _revision = await store.list(LIMITRANGES, namespace, lambda _obj: True)
+
+def hooks(store: Store) -> tuple[Hook, Hook]:
+    """(mutating, validating) registry hooks reading the namespace's LimitRanges from ``store``
+    (on create, from the create's admission reads)."""
+
+    async def ranges(namespace: str, new: Obj) -> list[Obj]:
+        found = admitreads.known_list(new, Wanted(LIMITRANGES, namespace))
+        if found is None:
+            found, _revision = await store.list(LIMITRANGES, namespace, lambda _obj: True)
         return sorted(found, key=lambda r: str(r["metadata"].get("name", "")))
 
     async def mutate(resource: Resource, namespace: str, new: Obj, old: Obj | None) -> None:
         if resource is PODS and old is None:
-            found = await ranges(namespace)
+            found = await ranges(namespace, new)
             _LISTED.set((id(new), namespace, found))
             apply_defaults(found, new)
 
@@ -230,13 +238,15 @@ def hooks(store: Store) -> tuple[Hook, Hook]:
             listed = _LISTED.get()
             _LISTED.set(None)
             same = listed is not None and listed[0] == id(new) and listed[1] == namespace
-            found = pod_violations(listed[2] if listed is not None and same else await ranges(namespace), new)
+            found = pod_violations(
+                listed[2] if listed is not None and same else await ranges(namespace, new), new
+            )
         elif resource is PERSISTENTVOLUMECLAIMS:
-            found = claim_violations(await ranges(namespace), new)
+            found = claim_violations(await ranges(namespace, new), new)
         else:
             return
         if found:
             name = str(new["metadata"].get("name", ""))
             raise status.admission_forbidden(resource.plural, resource.group, name, aggregate(found))
 
-    return mutate, validate
+    return admitreads.ReadingHook(mutate, _wants), admitreads.ReadingHook(validate, _wants)

@@ -191,19 +191,32 @@ class QuotaAdmission:
         """(group, plural) -> the served Resource, for counting what exists when a quota is made."""
 
     async def _each(
-        self, namespace: str, names: list[str] | None, act: Callable[[str], Awaitable[None]]
+        self,
+        namespace: str,
+        names: list[str] | None,
+        act: Callable[[str, Obj | None], Awaitable[None]],
+        known: list[Obj] | None = None,
     ) -> None:
-        if names is None:
-            quotas, _ = await self.store.list(QUOTAS, namespace, lambda _obj: True)
-            names = [q["metadata"]["name"] for q in quotas]
-        for name in names:
-            await act(name)
+        """``act(name, copy read a moment ago or None)`` for each named quota (all of the namespace's
+        when ``names`` is None: ``known``, when given, is that list as just read)."""
+        if names is None and known is None:
+            known, _ = await self.store.list(QUOTAS, namespace, lambda _obj: True)
+        read = {q["metadata"]["name"]: q for q in known or []}
+        for name in list(read) if names is None else names:
+            await act(name, read.get(name))
 
-    async def admit(self, resource: Resource, namespace: str, obj: Obj) -> list[str]:
-        """Charge every quota of ``namespace`` for ``obj``; the names charged (for rollback)."""
+    async def admit(
+        self, resource: Resource, namespace: str, obj: Obj, known: list[Obj] | None = None
+    ) -> list[str]:
+        """Charge every quota of ``namespace`` for ``obj``; the names charged (for rollback).
+
+        ``known`` is the namespace's quotas as read for this create (the admission reads of
+        :mod:`nestlab.api.admitreads`); each charge is a compare-and-swap on the copy it starts
+        from, so a quota changed since is read again, never overwritten."""
         if resource is PERSISTENTVOLUMECLAIMS:
             await storageclasses.default_claim_class(self.store, obj)
-        return await self._charge(resource, namespace, obj["metadata"]["name"], usage_of(resource, obj))
+        usage = usage_of(resource, obj)
+        return await self._charge(resource, namespace, obj["metadata"]["name"], usage, known)
 
     async def admit_update(self, resource: Resource, namespace: str, new: Obj, old: Obj) -> list[str]:
         """Admit a claim whose storage request grows: only when its class allows expansion (upstream
@@ -221,46 +234,57 @@ class QuotaAdmission:
         """Take back what :meth:`admit_update` charged for a write that did not happen."""
         await self._release(namespace, growth_of(new, old), names)
 
-    async def _charge(self, resource: Resource, namespace: str, name: str, usage: Usage) -> list[str]:
+    async def _charge(
+        self, resource: Resource, namespace: str, name: str, usage: Usage, known: list[Obj] | None = None
+    ) -> list[str]:
         if not usage:
             return []
         charged: list[str] = []
 
-        async def add_to(quota: str) -> None:
+        async def add_to(quota: str, read: Obj | None) -> None:
             async def add(current: Obj) -> Obj:
                 return charge(current, usage, name, resource)
 
-            await self.store.mutate(QUOTAS, namespace, quota, add)
+            await self.store.mutate(QUOTAS, namespace, quota, add, read)
             charged.append(quota)
 
         try:
-            await self._each(namespace, None, add_to)
+            await self._each(namespace, None, add_to, known)
         except status.ApiError:
             await self._release(namespace, usage, charged)
             raise
         return charged
 
     async def refund(
-        self, resource: Resource, namespace: str, obj: Obj, names: list[str] | None = None
+        self,
+        resource: Resource,
+        namespace: str,
+        obj: Obj,
+        names: list[str] | None = None,
+        *,
+        known: list[Obj] | None = None,
     ) -> None:
-        """Take ``obj``'s usage back out of the named quotas (all of the namespace's by default)."""
-        await self._release(namespace, usage_of(resource, obj), names)
+        """Take ``obj``'s usage back out of the named quotas (all of the namespace's by default;
+        ``known``: those quotas as just read, with the object's removal)."""
+        await self._release(namespace, usage_of(resource, obj), names, known)
 
-    async def _release(self, namespace: str, usage: Usage, names: list[str] | None) -> None:
+    async def _release(
+        self, namespace: str, usage: Usage, names: list[str] | None, known: list[Obj] | None = None
+    ) -> None:
         if not usage:
             return
 
-        async def take_from(name: str) -> None:
+        async def take_from(name: str, read: Obj | None) -> None:
             async def sub(current: Obj) -> Obj:
                 return release(current, usage)
 
             try:
-                await self.store.mutate(QUOTAS, namespace, name, sub)
+                await self.store.mutate(QUOTAS, namespace, name, sub, read)
             except status.ApiError as exc:
                 if exc.code != 404:
                     raise
 
-        await self._each(namespace, names, take_from)
+        await self._each(namespace, names, take_from, known)
 
     async def initial_status(self, namespace: str, quota: Obj) -> Obj:
         """A new quota's status, counting the objects that already exist."""

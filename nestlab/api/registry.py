@@ -15,14 +15,14 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from nestlab.api import admitreads, graceful, kinds, status
 from nestlab.api import apply as fieldmanager
-from nestlab.api import graceful, kinds, status
-from nestlab.api.kinds.base import Kind
+from nestlab.api.kinds.base import Kind, no_claims
 from nestlab.api.namespaces import NamespaceLifecycle
 from nestlab.api.patch import apply_patch
 from nestlab.api.quota import QuotaAdmission
 from nestlab.api.resources import NAMESPACES, PODS, QUOTAS, Resource
-from nestlab.api.store import ClaimTakenError, DryRunStore, Obj, Predicate, Store, now
+from nestlab.api.store import ClaimTakenError, DryRunStore, Obj, Predicate, Snapshot, Store, Wanted, now
 
 _RETRIES = 8  # read-modify-write attempts: enough for a few writers racing on one object
 FOREGROUND, ORPHAN = "foregroundDeletion", "orphan"  # the garbage collector's finalizers, as upstream
@@ -92,8 +92,17 @@ class Registry:
             obj["metadata"] = {}
         return obj
 
-    async def _namespace_open(self, resource: Resource, namespace: str, name: str) -> None:
-        ns = await self.store.get(NAMESPACES, "", namespace)
+    async def _namespace_open(
+        self, resource: Resource, namespace: str, name: str, known: Snapshot | None = None
+    ) -> None:
+        wanted = Wanted(NAMESPACES, "", namespace)
+        if known is not None and wanted in known.objects:
+            found = known.objects[wanted]
+            if found is None:
+                raise status.not_found(NAMESPACES.plural, NAMESPACES.group, namespace)
+            ns = found
+        else:
+            ns = await self.store.get(NAMESPACES, "", namespace)
         if ns["metadata"].get("deletionTimestamp"):
             reason = f"unable to create new content in namespace {namespace} because it is being terminated"
             raise status.admission_forbidden(resource.plural, resource.group, name, reason)
@@ -132,20 +141,40 @@ class Registry:
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = f"{meta['generateName']}{secrets.token_hex(3)[:5]}"
         self._prepare_new(resource, obj)
-        await self._admit_new(resource, namespace, obj)
-        if manager:
-            fieldmanager.record_update(None, obj, manager, resource.group_version)
-        if resource.namespaced:
-            await self._namespace_open(resource, namespace, meta["name"])
-        if resource is QUOTAS:
-            obj = await self.quota.initial_status(namespace, obj)
-        charged = await self.quota.admit(resource, namespace, obj) if resource.namespaced else []
+        known = await self._admission_reads(resource, namespace, obj)
+        token = admitreads.CURRENT.set(None if known is None else (obj, known))
+        try:
+            await self._admit_new(resource, namespace, obj)
+            if manager:
+                fieldmanager.record_update(None, obj, manager, resource.group_version)
+            if resource.namespaced:
+                await self._namespace_open(resource, namespace, meta["name"], known)
+            if resource is QUOTAS:
+                obj = await self.quota.initial_status(namespace, obj)
+            quotas = None if known is None else known.lists.get(Wanted(QUOTAS, namespace))
+            charged = await self.quota.admit(resource, namespace, obj, quotas) if resource.namespaced else []
+        finally:
+            admitreads.CURRENT.reset(token)
         try:
             return await self._store_new(resource, namespace, obj)
         except status.ApiError:
             if charged:
                 await self.quota.refund(resource, namespace, obj, charged)
             raise
+
+    async def _admission_reads(self, resource: Resource, namespace: str, obj: Obj) -> Snapshot | None:
+        """What the admission of a new namespaced object reads (its namespace, the namespace's
+        quotas, and what each :class:`~nestlab.api.admitreads.ReadingHook` wants), in one etcd
+        round trip: see :mod:`nestlab.api.admitreads`. None for cluster-scoped objects."""
+        if not resource.namespaced or not namespace:
+            return None
+        wanted = [Wanted(NAMESPACES, "", namespace)]
+        if resource is not QUOTAS:
+            wanted.append(Wanted(QUOTAS, namespace))
+        for hook in (*self.mutating, *self.validating):
+            if isinstance(hook, admitreads.ReadingHook):
+                wanted += hook.wants(resource, namespace, obj)
+        return await self.store.read_together(wanted)
 
     async def _admit_new(self, resource: Resource, namespace: str, obj: Obj) -> None:
         """The mutating hooks (then validation again), then the validating hooks."""
@@ -162,6 +191,10 @@ class Registry:
     async def _store_new(self, resource: Resource, namespace: str, obj: Obj) -> Obj:
         """Allocate what the object needs from shared pools and store it; a lost race re-picks."""
         if self.allocation is None:
+            return await self.store.create(resource, namespace, obj)
+        if kinds.of(resource).claims is no_claims:
+            # Nothing it holds can be taken meanwhile, so nothing is picked again: no copy to retry from.
+            await self.allocation(resource, obj, None)
             return await self.store.create(resource, namespace, obj)
         for attempt in range(_RETRIES):
             candidate = copy.deepcopy(obj)
@@ -513,9 +546,12 @@ class Registry:
         )
 
     async def _finalize(self, resource: Resource, namespace: str, current: Obj) -> Obj:
-        removed = await self.store.remove(resource, namespace, current)
-        if resource.namespaced:
-            await self.quota.refund(resource, namespace, removed)
+        if not resource.namespaced or resource is QUOTAS:
+            return await self.store.remove(resource, namespace, current)
+        # The namespace's quotas are read in the deletion's own transaction, as they are right
+        # after it: the refund needs no read of its own.
+        removed, quotas = await self.store.remove_listing(resource, namespace, current, QUOTAS)
+        await self.quota.refund(resource, namespace, removed, known=quotas)
         return removed
 
     def dry_run(self) -> Registry:

@@ -19,11 +19,12 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from nestlab.api import status
+from nestlab.api import admitreads, status
 from nestlab.api.kinds.serviceaccount import DEFAULT_NAME
 from nestlab.api.registry import Hook
 from nestlab.api.resources import PODS, SERVICEACCOUNTS, Resource
 from nestlab.api.satokens import Get
+from nestlab.api.store import Wanted
 
 Obj = dict[str, Any]
 MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -94,11 +95,21 @@ def mount(spec: Obj, suffix: Callable[[], str] = random_suffix) -> None:
         spec["volumes"] = [*volumes, token_volume(name)]
 
 
-async def look_up(get: Get, namespace: str, name: str, sleep: Sleep = asyncio.sleep) -> Obj | None:
+async def look_up(
+    get: Get, namespace: str, name: str, sleep: Sleep = asyncio.sleep, pod: Obj | None = None
+) -> Obj | None:
     """The ServiceAccount, or None when it does not exist (``default``: after a few more looks, as
-    upstream's getServiceAccount)."""
+    upstream's getServiceAccount). The first look is the create's admission read when ``pod``'s
+    create made it (:mod:`nestlab.api.admitreads`)."""
     attempts = DEFAULT_LOOKUPS if name == DEFAULT_NAME else 1
-    for attempt in range(attempts):
+    read, account = (
+        admitreads.known_object(pod, Wanted(SERVICEACCOUNTS, namespace, name))
+        if pod is not None
+        else (False, None)
+    )
+    if account is not None:
+        return account
+    for attempt in range(1 if read else 0, attempts):
         if attempt:
             await sleep(0.1 + random.random() / 10)  # noqa: S311 - jitter, not a secret
         try:
@@ -112,9 +123,9 @@ async def look_up(get: Get, namespace: str, name: str, sleep: Sleep = asyncio.sl
 async def admit(get: Get, namespace: str, pod: Obj, sleep: Sleep = asyncio.sleep) -> None:
     """Default the ServiceAccount, refuse a missing one, mount its token (the pod is changed)."""
     spec = pod.setdefault("spec", {})
-    name = str(spec.get("serviceAccountName") or spec.get("serviceAccount") or DEFAULT_NAME)
+    name = account_name(pod)
     spec["serviceAccountName"] = spec["serviceAccount"] = name  # upstream keeps the alias equal
-    account = await look_up(get, namespace, name, sleep)
+    account = await look_up(get, namespace, name, sleep, pod)
     if account is None:
         raise status.admission_forbidden(
             PODS.plural,
@@ -126,6 +137,18 @@ async def admit(get: Get, namespace: str, pod: Obj, sleep: Sleep = asyncio.sleep
         mount(spec)
 
 
+def account_name(pod: Obj) -> str:
+    """The ServiceAccount a new pod runs as (``default`` when it names none)."""
+    spec = pod.get("spec")
+    spec = spec if isinstance(spec, dict) else {}
+    return str(spec.get("serviceAccountName") or spec.get("serviceAccount") or DEFAULT_NAME)
+
+
+def _wants(resource: Resource, namespace: str, new: Obj) -> list[Wanted]:
+    """The read of a pod create (:mod:`nestlab.api.admitreads`): its ServiceAccount."""
+    return [Wanted(SERVICEACCOUNTS, namespace, account_name(new))] if resource is PODS else []
+
+
 def hook(get: Get, sleep: Sleep = asyncio.sleep) -> Hook:
     """The registry's mutating hook (pods only, on create)."""
 
@@ -133,4 +156,4 @@ def hook(get: Get, sleep: Sleep = asyncio.sleep) -> Hook:
         if resource is PODS and old is None:
             await admit(get, namespace, new, sleep)
 
-    return admit_pod
+    return admitreads.ReadingHook(admit_pod, _wants)

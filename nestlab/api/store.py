@@ -23,9 +23,10 @@ from typing import Any, TypeVar
 
 from nestlab.api import kinds, status
 from nestlab.api.encryption import IDENTITY, Transformer, TransformError
-from nestlab.api.etcd import EtcdClient, EtcdCompactedError, EtcdError, EtcdInDoubtError, KeyValue
+from nestlab.api.etcd import EtcdClient, EtcdCompactedError, EtcdError, EtcdInDoubtError, KeyValue, Reads
 from nestlab.api.kinds.base import Claim
 from nestlab.api.resources import Resource
+from nestlab.api.watchfeed import Feeds
 
 Obj = dict[str, Any]
 Predicate = Callable[[Obj], bool]
@@ -40,6 +41,26 @@ _WATCH_MEMO = 1024
 def now() -> str:
     """The current time as Kubernetes writes timestamps (RFC 3339, seconds, Z)."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """One read of a :meth:`Store.read_together`: an object (``name``) or a whole list (no name)."""
+
+    resource: Resource
+    namespace: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Objects and lists read together at one store revision (:meth:`Store.read_together`)."""
+
+    revision: int
+    objects: dict[Wanted, Obj | None]
+    """By read: the object, or None when it does not exist."""
+    lists: dict[Wanted, list[Obj]]
+    """By read (no name): every object of the list, sorted by key."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +138,8 @@ class Store:
         self.transformer = transformer if transformer is not None else _configured[0]
         self._seen: OrderedDict[tuple[str, int, int | None], Obj] = OrderedDict()
         """Objects decoded for watches, by (key, mod_revision, revision shown): see :meth:`_watched`."""
+        self._feeds = Feeds(etcd)
+        """The etcd watches every watch of this store shares (:mod:`nestlab.api.watchfeed`)."""
 
     def _encode(self, resource: Resource, key: str, obj: Obj) -> bytes:
         """The bytes written to etcd at ``key`` (encrypted when the configuration says so)."""
@@ -138,6 +161,26 @@ class Store:
         if kv is None:
             raise status.not_found(resource.plural, resource.group, name)
         return self._decode(resource, kv)
+
+    async def read_together(self, wanted: Sequence[Wanted]) -> Snapshot:
+        """Several objects and lists in one etcd round trip, all at one revision (a linearizable
+        read, as :meth:`get` and :meth:`list` each are): the admission reads of a create."""
+        objects = [w for w in dict.fromkeys(wanted) if w.name]
+        lists = [w for w in dict.fromkeys(wanted) if not w.name]
+        keys = [w.resource.key(w.namespace, w.name) for w in objects]
+        prefixes = [w.resource.prefix(w.namespace) for w in lists]
+        found: Reads = await _guard(self.etcd.read(keys, prefixes))
+        return Snapshot(
+            found.revision,
+            {
+                w: (None if (kv := found.values[key]) is None else self._decode(w.resource, kv))
+                for w, key in zip(objects, keys, strict=True)
+            },
+            {
+                w: [self._decode(w.resource, kv) for kv in found.lists[prefix]]
+                for w, prefix in zip(lists, prefixes, strict=True)
+            },
+        )
 
     async def list(self, resource: Resource, namespace: str, predicate: Predicate) -> tuple[list[Obj], int]:
         """Matching objects and the store revision of the read (the list's resourceVersion)."""
@@ -244,11 +287,20 @@ class Store:
         return obj
 
     async def mutate(
-        self, resource: Resource, namespace: str, name: str, change: Callable[[Obj], Awaitable[Obj | None]]
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        change: Callable[[Obj], Awaitable[Obj | None]],
+        read: Obj | None = None,
     ) -> Obj:
-        """Read-modify-write with retries on contention; ``change`` returns None to leave it alone."""
-        for _ in range(_CAS_ATTEMPTS):
-            current = await self.get(resource, namespace, name)
+        """Read-modify-write with retries on contention; ``change`` returns None to leave it alone.
+
+        ``read`` is a copy of the object read a moment ago (with its resourceVersion): the first
+        attempt starts from it instead of reading again; the write is a compare on its revision,
+        so a copy that is no longer current costs one retry, never a lost update."""
+        for attempt in range(_CAS_ATTEMPTS):
+            current = read if read is not None and not attempt else await self.get(resource, namespace, name)
             expected = int(current["metadata"]["resourceVersion"])
             updated = await change(json.loads(json.dumps(current)))
             if updated is None:
@@ -275,6 +327,24 @@ class Store:
             raise status.conflict(resource.plural, resource.group, name)
         obj["metadata"]["resourceVersion"] = str(revision)
         return obj
+
+    async def remove_listing(
+        self, resource: Resource, namespace: str, obj: Obj, listed: Resource
+    ) -> tuple[Obj, Objs]:
+        """:meth:`remove`, also listing ``listed`` in ``namespace`` as it is right after the deletion,
+        in the same etcd transaction (the quotas a removed object's usage goes back to)."""
+        name = obj["metadata"]["name"]
+        if _claims(resource, obj):
+            removed = await self.remove(resource, namespace, obj)
+            return removed, (await self.list(listed, namespace, _everything))[0]
+        key, expected = resource.key(namespace, name), int(obj["metadata"]["resourceVersion"])
+        revision, kvs = await _guard(self.etcd.delete_listing(key, expected, listed.prefix(namespace)))
+        if revision is None:
+            if await _guard(self.etcd.get(key)) is None:
+                raise status.not_found(resource.plural, resource.group, name)
+            raise status.conflict(resource.plural, resource.group, name)
+        obj["metadata"]["resourceVersion"] = str(revision)
+        return obj, [self._decode(listed, kv) for kv in kvs]
 
     async def open_watch(
         self, resource: Resource, namespace: str, since: str, predicate: Predicate
@@ -305,7 +375,7 @@ class Store:
         for item in replay:
             yield WatchEvent("ADDED", item)
         try:
-            async for _rev, events in self.etcd.watch(resource.prefix(namespace), revision + 1):
+            async for _rev, events in self._feeds.watch(resource.prefix(namespace), revision + 1):
                 for event in events:
                     translated = self._translate(resource, event.kind, event.kv, event.prev, predicate)
                     if translated is not None:
@@ -346,6 +416,10 @@ class Store:
         if was:
             return WatchEvent("DELETED", new)
         return None
+
+
+def _everything(_obj: Obj) -> bool:
+    return True
 
 
 def _encode_continue(revision: int, start: str) -> str:
@@ -405,3 +479,9 @@ class DryRunStore(Store):
             resource, namespace, obj["metadata"]["name"], int(obj["metadata"]["resourceVersion"])
         )
         return obj
+
+    async def remove_listing(
+        self, resource: Resource, namespace: str, obj: Obj, listed: Resource
+    ) -> tuple[Obj, Objs]:
+        removed = await self.remove(resource, namespace, obj)
+        return removed, (await self.list(listed, namespace, _everything))[0]

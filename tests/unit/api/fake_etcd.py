@@ -8,9 +8,9 @@ integration tests run the same code against a real cluster).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 
-from nestlab.api.etcd import EtcdCompactedError, KeyValue, RangeResult, WatchEvent, prefix_end
+from nestlab.api.etcd import EtcdCompactedError, KeyValue, RangeResult, Reads, WatchEvent, prefix_end
 
 
 class FakeEtcd:
@@ -37,6 +37,13 @@ class FakeEtcd:
         end = prefix_end(prefix)
         kvs = tuple(self.data[k] for k in sorted(self.data) if (start or prefix) <= k < end)
         return RangeResult(kvs[:limit] if limit else kvs, self.rev, bool(limit and len(kvs) > limit))
+
+    async def read(self, keys: Sequence[str] = (), prefixes: Sequence[str] = ()) -> Reads:
+        await asyncio.sleep(0)
+        lists = {
+            p: tuple(self.data[k] for k in sorted(self.data) if p <= k < prefix_end(p)) for p in prefixes
+        }
+        return Reads(self.rev, {key: self.data.get(key) for key in keys}, lists)
 
     async def revision(self) -> int:
         return self.rev
@@ -77,6 +84,14 @@ class FakeEtcd:
         self.history.append((self.rev, WatchEvent("DELETE", KeyValue(key, b"", 0, self.rev), current)))
         await self._notify()
         return self.rev
+
+    async def delete_listing(
+        self, key: str, mod_revision: int, prefix: str
+    ) -> tuple[int | None, tuple[KeyValue, ...]]:
+        revision = await self.delete(key, mod_revision)
+        if revision is None:
+            return None, ()
+        return revision, tuple(self.data[k] for k in sorted(self.data) if prefix <= k < prefix_end(prefix))
 
     async def compact(self, revision: int) -> None:
         self.compacted = revision

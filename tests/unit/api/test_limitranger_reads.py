@@ -1,5 +1,6 @@
-"""A pod create reads the namespace's LimitRanges once: the validating hook uses what the mutating
-hook of the same create listed, and a hook call for another object lists again."""
+"""A pod create reads the namespace's LimitRanges once, with its other admission reads (one etcd round
+trip, :mod:`nestlab.api.admitreads`): both hooks use that list; called on their own, the validating
+hook uses what the mutating hook of the same object listed, and a call for another object lists again."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from nestlab.api import limitranger
 from nestlab.api import resources as r
 from nestlab.api.status import ApiError
-from nestlab.api.store import Store
+from nestlab.api.store import Snapshot, Store, Wanted
 from tests.unit.api.test_limitranger import container, pod, ranged, registry_with
 
 Obj = dict[str, Any]
@@ -30,15 +31,31 @@ def _counting(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return listed
 
 
+def _reads_together(monkeypatch: pytest.MonkeyPatch) -> list[list[Wanted]]:
+    batches: list[list[Wanted]] = []
+    real = Store.read_together
+
+    async def counted(self: Store, wanted: Any) -> Snapshot:
+        batches.append(list(wanted))
+        return await real(self, wanted)
+
+    monkeypatch.setattr(Store, "read_together", counted)
+    return batches
+
+
 def test_a_pod_create_lists_limitranges_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def scenario() -> tuple[Obj, list[str]]:
+    async def scenario() -> tuple[Obj, list[str], list[list[Wanted]]]:
         registry = await registry_with(ranged({"type": "Container", "defaultRequest": {"cpu": "100m"}}))
         listed = _counting(monkeypatch)
+        batches = _reads_together(monkeypatch)
         created = await registry.create(r.PODS, "demo", pod())
-        return created, listed
+        return created, listed, batches
 
-    created, listed = asyncio.run(scenario())
-    assert listed == ["demo"]
+    created, listed, batches = asyncio.run(scenario())
+    assert listed == []  # no list of its own: the one read of the create held them
+    assert len(batches) == 1
+    assert batches[0].count(Wanted(r.LIMITRANGES, "demo")) == 2  # both hooks asked; read once
+    assert {w.resource for w in batches[0]} == {r.NAMESPACES, r.QUOTAS, r.LIMITRANGES}
     assert created["spec"]["containers"][0]["resources"]["requests"] == {"cpu": "100m"}
 
 

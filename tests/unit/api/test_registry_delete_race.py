@@ -19,9 +19,11 @@ Obj = dict[str, Any]
 def _racing_status_write(monkeypatch: pytest.MonkeyPatch, registry: Registry, times: int) -> list[int]:
     """Before each of the first ``times`` removals, another writer reports the pod's status."""
     raced: list[int] = []
-    real = Store.remove
+    real = Store.remove_listing
 
-    async def remove(self: Store, resource: Any, namespace: str, obj: Obj) -> Obj:
+    async def remove(
+        self: Store, resource: Any, namespace: str, obj: Obj, listed: Any
+    ) -> tuple[Obj, list[Obj]]:
         if len(raced) < times:
             raced.append(1)
             body = {"status": {"phase": "Running", "message": f"report {len(raced)}"}}
@@ -33,9 +35,9 @@ def _racing_status_write(monkeypatch: pytest.MonkeyPatch, registry: Registry, ti
                 body,
                 subresource="status",
             )
-        return await real(self, resource, namespace, obj)
+        return await real(self, resource, namespace, obj, listed)
 
-    monkeypatch.setattr(Store, "remove", remove)
+    monkeypatch.setattr(Store, "remove_listing", remove)  # a pod is removed with its quotas listed
     return raced
 
 
