@@ -117,6 +117,20 @@ async def spread(clients: list[ApiClient], count: int, work: Callable[[ApiClient
     return latencies
 
 
+async def unbound(client: ApiClient, namespace: str) -> list[Any]:
+    """The pods of ``namespace`` not bound yet; a 5xx is retried as :func:`spread` does (the API
+    that just failed a pass may fail the next request too, and the run should not end there)."""
+    for attempt in range(RETRIES + 1):
+        try:
+            return list((await client.list(PODS, namespace, fields="spec.nodeName="))["items"])
+        except status.ApiError as exc:
+            if exc.code < 500 or attempt == RETRIES:
+                raise
+            RETRIED[0] += 1
+            await asyncio.sleep(RETRY_S)
+    raise AssertionError("unreachable")
+
+
 async def one_run(clients: list[ApiClient], fleet: Fleet, count: int, in_flight: int) -> Run:
     namespace = f"bench-tput-{uuid.uuid4().hex[:6]}"
     admin = clients[0]
@@ -140,7 +154,7 @@ async def one_run(clients: list[ApiClient], fleet: Fleet, count: int, in_flight:
                     raise
                 RETRIED[0] += 1
                 await asyncio.sleep(RETRY_S)
-                bound = count - len((await admin.list(PODS, namespace, fields="spec.nodeName="))["items"])
+                bound = count - len(await unbound(admin, namespace))
         binding = time.perf_counter() - start
         print(f"    created {count / created:6.1f}/s, bound {count / binding:6.1f}/s", flush=True)
         await scheduler.flush()

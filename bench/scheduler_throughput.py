@@ -1,7 +1,7 @@
 """Scheduler throughput: pods bound per second with 100 pending pods, and how they spread.
 
-Stands up on loopback a one-member etcd and the real nestlab-apiserver, registers three Ready Node
-objects (no agents: nothing boots, only placement and binding are measured), then per run creates
+Stands up on loopback a one-member etcd and the real nestlab-apiserver, registers ``--nodes`` (3)
+Ready Node objects (no agents: nothing boots, only placement and binding are measured), then per run creates
 ``--pods`` pending pods of one label set, runs :class:`nestlab.controller.scheduler.Scheduler`
 passes until every pod is bound, and times that. Each run is repeated with the scheduler limited
 to one request in flight (one pod after the other, as the scheduler bound before) to show what
@@ -11,6 +11,7 @@ placement decisions for the same pods without any API call, so the split between
 binding is visible. Prints per-run figures, the median of the runs and the spread of pods over the nodes.
 
     .venv/bin/python bench/scheduler_throughput.py --pods 100 --runs 5
+    .venv/bin/python bench/scheduler_throughput.py --pods 2000 --nodes 50 --runs 3   # the 50 x 40 shape
 """
 
 from __future__ import annotations
@@ -37,14 +38,18 @@ from nestlab.runtime import proc
 from tests.integration.api.conftest import ADMIN_TOKEN, ApiServer, start_apiserver
 
 NS = "bench-sched"
-NODES = ("esx-01", "esx-02", "esx-03")
+NODES = 3  # hosts registered unless --nodes says otherwise
 CREATE_IN_FLIGHT = 16  # concurrent pod creations while preparing a run (not measured)
 MAX_PASSES = 20  # one pass should bind them all; more means something is wrong: stop, do not spin
 
 
-def register_nodes(api: ApiServer) -> None:
-    """Three Ready hosts of 4 cpu / 8Gi / 110 pods, as an agent would register them."""
-    for name in NODES:
+def node_names(count: int) -> list[str]:
+    return [f"esx-{i:02d}" for i in range(1, count + 1)]
+
+
+def register_nodes(api: ApiServer, names: list[str]) -> None:
+    """Ready hosts of 4 cpu / 8Gi / 110 pods, as an agent would register them."""
+    for name in names:
         code, created = api.request(
             "POST", "/api/v1/nodes", {"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}}}
         )
@@ -112,8 +117,8 @@ async def one_run(client: ApiClient, count: int, in_flight: int) -> tuple[float,
     return elapsed, with_events, hosts, passes
 
 
-def decisions_only(count: int) -> float:
-    """Seconds to decide ``count`` placements in one snapshot, no API involved."""
+def decisions_only(count: int, names: list[str]) -> float:
+    """Seconds to decide ``count`` placements in one snapshot of ``names``, no API involved."""
     nodes = [
         {
             "metadata": {"name": n, "labels": {"kubernetes.io/hostname": n}},
@@ -123,7 +128,7 @@ def decisions_only(count: int) -> float:
                 "allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
             },
         }
-        for n in NODES
+        for n in names
     ]
     pods = [{**bench_pod(i), "status": {"phase": "Pending"}} for i in range(count)]
     for pod in pods:
@@ -137,7 +142,7 @@ def decisions_only(count: int) -> float:
     return time.perf_counter() - start
 
 
-async def measure(api: ApiServer, count: int, runs: int) -> None:
+async def measure(api: ApiServer, count: int, runs: int, names: list[str]) -> None:
     client = ApiClient(Credentials(api.url, ca=api.pki.ca, token=ADMIN_TOKEN))
     try:
         for in_flight in (1, MAX_IN_FLIGHT):
@@ -160,7 +165,7 @@ async def measure(api: ApiServer, count: int, runs: int) -> None:
             )
     finally:
         await client.close()
-    pure = statistics.median(decisions_only(count) for _ in range(runs))
+    pure = statistics.median(decisions_only(count, names) for _ in range(runs))
     print(f"placement decisions alone: {count} pods in {pure * 1000:.1f} ms (median of {runs})")
 
 
@@ -168,6 +173,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pods", type=int, default=100)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--nodes", type=int, default=NODES, help="Ready hosts of 110 pods each")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="nlsched-"))
     started: list[proc.Process] = []
@@ -178,10 +184,11 @@ def main() -> int:
         url, api_proc, log = start_apiserver(certs, [etcd_url], work)
         started.append(api_proc)
         api = ApiServer(url, certs, log, api_proc)
-        register_nodes(api)
+        names = node_names(args.nodes)
+        register_nodes(api, names)
         api.request("POST", "/api/v1/namespaces", {"metadata": {"name": NS}})
-        print(f"{args.pods} pending pods, {len(NODES)} nodes, {args.runs} runs per setting:", flush=True)
-        asyncio.run(measure(api, args.pods, args.runs))
+        print(f"{args.pods} pending pods, {len(names)} nodes, {args.runs} runs per setting:", flush=True)
+        asyncio.run(measure(api, args.pods, args.runs, names))
     finally:
         for process in reversed(started):
             process.stop()

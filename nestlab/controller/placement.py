@@ -6,7 +6,10 @@ pod, the filters in upstream order (NodeUnschedulable, TaintToleration, NodeAffi
 NodeResourcesFit, PodTopologySpread, InterPodAffinity; a node's first failing plugin gives its
 reasons) and then, over the feasible nodes, the scores with upstream's normalisation to 0-100 and
 default weights. :meth:`Snapshot.assume` adds a pod as soon as it is placed, so the next pod of
-the same pass sees it (upstream "assumes" pods before binding them): replicas spread at once. When
+the same pass sees it (upstream "assumes" pods before binding them): replicas spread at once; what
+the filters and scores count over placed pods is kept up to date as pods are assumed
+(:mod:`nestlab.controller.podindex`), so deciding a pod without inter-pod terms of its own costs
+O(nodes), not O(pods). When
 no node fits, the :class:`Decision` says why in upstream's ``0/3 nodes are available: ...`` shape.
 
 This module is the decision; what it reads from pods and nodes is :mod:`nestlab.controller.podinfo`
@@ -24,6 +27,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from nestlab.controller.podindex import PodIndex
 from nestlab.controller.podinfo import (
     DEFAULT_HOST_SKEW,
     DEFAULT_MEMORY,
@@ -100,6 +104,7 @@ CONFLICT = "pod affinity terms conflict"  # upstream NodeAffinity errReasonConfl
 NOT_HELPFUL = "Preemption is not helpful for scheduling"
 NO_VICTIMS = "No preemption victims found for incoming pod"
 NEVER_PREEMPTS = "not eligible due to preemptionPolicy=Never."
+_CORDON = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}  # what a cordon means
 
 
 @dataclass(frozen=True)
@@ -163,13 +168,19 @@ class Snapshot:
         self.nodes = {
             n["metadata"]["name"]: NodeInfo.of(n) for n in sorted(nodes, key=lambda n: n["metadata"]["name"])
         }
+        self.index = PodIndex(self.nodes)
+        """Kept as pods are assumed and forgotten, so that one decision does not rescan every pod."""
         self._where: dict[tuple[str, str], str] = {}
+        self._chosen: tuple[Obj, PodInfo] | None = None
+        """The last pod :meth:`choose` read, so that assuming it right after does not read it again."""
         for pod in pods:
             node = (pod.get("spec") or {}).get("nodeName")
             if node and (pod.get("status") or {}).get("phase") not in _TERMINAL:
                 self.assume(pod, node)
 
     def _pod(self, pod: Obj) -> PodInfo:
+        if self._chosen is not None and self._chosen[0] is pod:
+            return self._chosen[1]
         return PodInfo.of(pod, self.namespaces)
 
     def assume(self, pod: Obj, node: str) -> None:
@@ -178,7 +189,9 @@ class Snapshot:
         key = (pod["metadata"].get("namespace", ""), pod["metadata"]["name"])
         if info is None or key in self._where:
             return
-        info.add(self._pod(pod))
+        placed = self._pod(pod)
+        info.add(placed)
+        self.index.added(placed, info)
         self._where[key] = node
 
     def forget(self, pod: Obj) -> None:
@@ -186,14 +199,19 @@ class Snapshot:
         key = (pod["metadata"].get("namespace", ""), pod["metadata"]["name"])
         node = self._where.pop(key, None)
         if node is not None:
-            self.nodes[node].remove(key)
+            info = self.nodes[node]
+            placed = info.pods.get(key)
+            info.remove(key)
+            if placed is not None:
+                self.index.removed(placed, info)
 
     def choose(self, pod: Obj) -> Decision:
         """The node for ``pod``, or a Decision whose message says, per node, why none fits."""
         if not self.nodes:
             return Decision(None)
         info = self._pod(pod)
-        cycle = Cycle(info, list(self.nodes.values()))
+        self._chosen = (pod, info)
+        cycle = Cycle(info, list(self.nodes.values()), self.index)
         named = cycle.named_nodes()
         if named is not None and not named:
             verdicts = dict.fromkeys(self.nodes, Refusal((CONFLICT,), True))
@@ -222,11 +240,10 @@ class Snapshot:
 
     def _refusal(self, pod: Obj, info: PodInfo, node: NodeInfo, cycle: Cycle) -> Refusal | None:
         """The first failing filter plugin's verdict, in upstream's order; None when the node fits."""
-        cordon = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
-        if node.unschedulable and not tolerates(pod, cordon):
+        if node.unschedulable and not cycle.tolerates(_CORDON):
             return Refusal((UNSCHEDULABLE,), True)
         for taint in node.taints:
-            if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(pod, taint):
+            if taint.get("effect") in ("NoSchedule", "NoExecute") and not cycle.tolerates(taint):
                 text = f"node(s) had untolerated taint {{{taint.get('key', '')}: {taint.get('value', '')}}}"
                 return Refusal((text,), True)
         if not cycle.node_affinity_ok(node):

@@ -3,12 +3,14 @@
 Each pass lists the pending pods, then (at once, concurrently) the nodes and every pod, builds one
 :class:`placement.Snapshot`, and decides for each pending pod in turn (oldest first), assuming
 each placement in the snapshot before deciding the next one, so replicas created together spread
-at once (upstream's scheduler cache "assumes" a pod before binding it). Bindings then go out
-concurrently, at most ``max_in_flight`` requests at a time (upstream binds asynchronously too);
-each is a pods/binding POST, which succeeds only once per pod, so a deposed leader racing the new
-one cannot double-place: its late binding gets 409 and is dropped (and un-assumed). A pod that
-fits nowhere gets the PodScheduled=False/Unschedulable condition and a FailedScheduling Event
-with the upstream message, and is retried on the next pass.
+at once (upstream's scheduler cache "assumes" a pod before binding it). Each binding goes out as
+soon as its pod is decided, while the next pod is being decided (upstream's binding cycle runs
+apart from the scheduling cycle too), at most ``max_in_flight`` requests at a time; the loop is
+given back after every decision, so a pass over thousands of pods never holds up the process's
+other tasks. Each binding is a pods/binding POST, which succeeds only once per pod, so a deposed
+leader racing the new one cannot double-place: its late binding gets 409 and is dropped (and
+un-assumed). A pod that fits nowhere gets the PodScheduled=False/Unschedulable condition and a
+FailedScheduling Event with the upstream message, and is retried on the next pass.
 
 Before looking at nodes, a pod's PersistentVolumeClaims are checked as upstream's volume
 PreFilters do (:mod:`nestlab.controller.claims`): a missing claim or an unbound Immediate one keeps
@@ -121,16 +123,23 @@ class Scheduler:
         snapshot = placement.Snapshot(nodes["items"], pods["items"], await self._namespaces(pods["items"]))
         volumes = await self._claims(candidates, pods["items"])
         limit = asyncio.Semaphore(self.max_in_flight)
-        work = []
-        for pod in candidates:
-            verdict = volumes.check(pod)
-            decision = _refused(pod, verdict.refusal, len(snapshot.nodes)) or snapshot.choose(pod)
-            select: list[str] = []
-            if decision.node is not None:
-                snapshot.assume(pod, decision.node)
-                volumes.assume(pod)
-                select = volumes.to_select(pod, verdict.select, decision.node)
-            work.append(self._settle(pod, decision, snapshot, limit, select))
+        work: list[asyncio.Task[Placed]] = []
+        try:
+            for pod in candidates:
+                verdict = volumes.check(pod)
+                decision = _refused(pod, verdict.refusal, len(snapshot.nodes)) or snapshot.choose(pod)
+                select: list[str] = []
+                if decision.node is not None:
+                    snapshot.assume(pod, decision.node)
+                    volumes.assume(pod)
+                    select = volumes.to_select(pod, verdict.select, decision.node)
+                work.append(asyncio.ensure_future(self._settle(pod, decision, snapshot, limit, select)))
+                await asyncio.sleep(0)  # the binding starts now, while the next pod is decided
+        except BaseException:
+            for task in work:
+                task.cancel()
+            await asyncio.gather(*work, return_exceptions=True)
+            raise
         results = await asyncio.gather(*work, return_exceptions=True)
         outcomes = [r for r in results if isinstance(r, Placed)]
         bound = [

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterable, Mapping
 
 from nestlab.api.matching import (
     as_dict,
@@ -20,7 +21,8 @@ from nestlab.api.matching import (
     node_selector_matches,
     node_selector_term_matches,
 )
-from nestlab.controller.podinfo import HOSTNAME, NodeInfo, PodInfo, Spread, int_or, spreads_of, tolerates
+from nestlab.controller.podindex import PodIndex
+from nestlab.controller.podinfo import HOSTNAME, NodeInfo, Obj, PodInfo, Spread, int_or, spreads_of, tolerates
 
 SPREAD = "node(s) didn't match pod topology spread constraints"
 SPREAD_LABEL = SPREAD + " (missing required label)"
@@ -78,11 +80,14 @@ def _balanced(pod: PodInfo, node: NodeInfo) -> int:
 class Cycle:
     """Everything one pod's placement computes once over all nodes (upstream PreFilter/PreScore)."""
 
-    def __init__(self, pod: PodInfo, nodes: list[NodeInfo]) -> None:
+    def __init__(self, pod: PodInfo, nodes: list[NodeInfo], index: PodIndex | None = None) -> None:
         self.pod, self.nodes = pod, nodes
+        self.index = index or PodIndex({n.name: n for n in nodes})
+        """The placed pods with affinity terms and the kept spread counts (over exactly ``nodes``)."""
         self.spec = as_dict(pod.obj.get("spec"))
         self.node_affinity = as_dict(as_dict(self.spec.get("affinity")).get("nodeAffinity"))
         self._node_affinity: dict[str, bool] = {}
+        self._tolerated: dict[tuple[object, object, object], bool] = {}
         self.hard, _ = spreads_of(pod, hard=True)
         self.hard_counts = [
             self._domains(c, [n for n in nodes if all(h.key in n.labels for h in self.hard)])
@@ -91,8 +96,12 @@ class Cycle:
         self.near: Counter[tuple[str, str]] = Counter()  # pods matching all required affinity terms
         self.far: Counter[tuple[str, str]] = Counter()  # pods our required anti-affinity repels
         self.repelled: Counter[tuple[str, str]] = Counter()  # domains where others' anti-affinity repels us
-        for node in nodes:
-            for other in node.pods.values():
+        if pod.affinity or pod.anti_affinity:
+            for node in nodes:
+                for other in node.pods.values():
+                    self._count(other, node)
+        else:  # only others' required anti-affinity can matter (upstream: PodsWithRequiredAntiAffinity)
+            for other, node in self.index.required_anti.values():
                 self._count(other, node)
 
     def _count(self, other: PodInfo, node: NodeInfo) -> None:
@@ -115,18 +124,32 @@ class Cycle:
     def _domains(self, spread: Spread, nodes: list[NodeInfo]) -> dict[str, int]:
         """Matching pods per topology value, over the nodes the constraint's inclusion policies admit."""
         counts: dict[str, int] = {}
+        matching = self._matching(spread)
         for node in nodes:
             if spread.key not in node.labels or not self._included(spread, node):
                 continue
             value = node.labels[spread.key]
-            counts[value] = counts.get(value, 0) + sum(spread.counts(p, self.pod) for p in node.pods.values())
+            counts[value] = counts.get(value, 0) + matching.get(node.name, 0)
         return counts
+
+    def _matching(self, spread: Spread) -> Mapping[str, int]:
+        """Per node name, the placed pods that count towards ``spread`` (kept by the index)."""
+        return self.index.matching(spread, self.pod)
 
     def _included(self, spread: Spread, node: NodeInfo) -> bool:
         if spread.honor_affinity and not self.node_affinity_ok(node):
             return False
         blocking = (t for t in node.taints if t.get("effect") in ("NoSchedule", "NoExecute"))
-        return not spread.honor_taints or all(tolerates(self.pod.obj, t) for t in blocking)
+        return not spread.honor_taints or all(self.tolerates(t) for t in blocking)
+
+    def tolerates(self, taint: Obj) -> bool:
+        """:func:`podinfo.tolerates` for this pod, worked out once per distinct taint (nodes share them)."""
+        key = (taint.get("key"), taint.get("value"), taint.get("effect"))
+        if not all(v is None or isinstance(v, str) for v in key):
+            return tolerates(self.pod.obj, taint)
+        if key not in self._tolerated:
+            self._tolerated[key] = tolerates(self.pod.obj, taint)
+        return self._tolerated[key]
 
     def node_affinity_ok(self, node: NodeInfo) -> bool:
         """NodeAffinity filter: the nodeSelector and the required node affinity both hold."""
@@ -240,13 +263,14 @@ class Cycle:
             for c in soft
         ]
         sizes = [len(scored) if c.key == HOSTNAME else len(d) for c, d in zip(soft, domains, strict=True)]
+        on_host = [self._matching(c) if c.key == HOSTNAME else {} for c in soft]
         for node in scored:
             total = 0.0
-            for spread, counts, size in zip(soft, domains, sizes, strict=True):
+            for spread, counts, size, mine in zip(soft, domains, sizes, on_host, strict=True):
                 if spread.key not in node.labels:
                     continue
                 if spread.key == HOSTNAME:
-                    matched = sum(spread.counts(p, self.pod) for p in node.pods.values())
+                    matched = mine.get(node.name, 0)
                 else:
                     matched = counts.get(node.labels[spread.key], 0)
                 total += matched * math.log(size + 2) + spread.max_skew - 1
@@ -265,18 +289,22 @@ class Cycle:
         """InterPodAffinity score: preferred terms both ways, and others' required affinity (weight 1)."""
         pod, topology = self.pod, Counter[tuple[str, str]]()
         own = pod.preferred_affinity or pod.preferred_anti_affinity
-        for node in self.nodes:
-            for other in node.pods.values():
-                if not own and not other.has_affinity:
-                    continue
-                for terms, subject, sign in (
-                    (pod.preferred_affinity, other, 1), (pod.preferred_anti_affinity, other, -1),
-                    (other.affinity, pod, 1), (other.preferred_affinity, pod, 1),
-                    (other.preferred_anti_affinity, pod, -1),
-                ):  # fmt: skip
-                    for t in terms:
-                        if t.key in node.labels and t.matches(subject):
-                            topology[(t.key, node.labels[t.key])] += sign * t.weight
+        # without preferred terms of its own, only placed pods with terms can score (upstream:
+        # PodsWithAffinity); the order of the sum does not matter
+        placed: Iterable[tuple[PodInfo, NodeInfo]] = (
+            ((p, n) for n in self.nodes for p in n.pods.values())
+            if own
+            else self.index.with_affinity.values()
+        )
+        for other, node in placed:
+            for terms, subject, sign in (
+                (pod.preferred_affinity, other, 1), (pod.preferred_anti_affinity, other, -1),
+                (other.affinity, pod, 1), (other.preferred_affinity, pod, 1),
+                (other.preferred_anti_affinity, pod, -1),
+            ):  # fmt: skip
+                for t in terms:
+                    if t.key in node.labels and t.matches(subject):
+                        topology[(t.key, node.labels[t.key])] += sign * t.weight
         if not topology:
             return {n.name: 0 for n in feasible}
         raw = {

@@ -11,10 +11,12 @@ import pytest
 from nestlab.api import status
 from nestlab.api.client import ApiClient
 from nestlab.api.resources import EVENTS, NAMESPACES, NODES, PODS, Resource
+from nestlab.controller import placement
 from nestlab.controller.scheduler import Scheduler
 from tests.unit.controller.test_placement import node, pod
 
 Obj = dict[str, Any]
+BIND_YIELDS = 3  # a request yields to the loop a few times (send, wait, read): binds overlap decisions
 
 
 class FakeApi:
@@ -46,7 +48,8 @@ class FakeApi:
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
-            await asyncio.sleep(0)
+            for _ in range(BIND_YIELDS):
+                await asyncio.sleep(0)
             if name in self.refuse:
                 raise self.refuse[name]
             self.pods[name]["spec"]["nodeName"] = node_name
@@ -163,3 +166,26 @@ def test_namespace_labels_are_listed_only_when_a_term_selects_by_them() -> None:
     plain = FakeApi([node("esx-01")], [pod("new")])
     run(plain, scheduler_for(plain))
     assert plain.namespace_lists == 0
+
+
+def test_bindings_go_out_while_later_pods_are_still_being_decided(monkeypatch: pytest.MonkeyPatch) -> None:
+    api = FakeApi([node("esx-01"), node("esx-02")], [replica(f"web-{i}") for i in range(6)])
+    decided: list[str] = []
+    choose = placement.Snapshot.choose
+
+    def counting(self: placement.Snapshot, pod: Obj) -> placement.Decision:
+        decided.append(pod["metadata"]["name"])
+        return choose(self, pod)
+
+    monkeypatch.setattr(placement.Snapshot, "choose", counting)
+    bind = api.bind
+    decided_at_bind: list[int] = []
+
+    async def recording(namespace: str, name: str, node_name: str) -> Obj:
+        decided_at_bind.append(len(decided))
+        return await bind(namespace, name, node_name)
+
+    monkeypatch.setattr(api, "bind", recording)
+    outcomes = run(api, scheduler_for(api, in_flight=2))
+    assert len([o for o in outcomes if o.node]) == 6
+    assert decided_at_bind[0] == 1  # the first binding did not wait for the other five decisions
