@@ -9,9 +9,7 @@ user the API server knows (``system:serviceaccount:<ns>:default``, 403 not 401),
 
 from __future__ import annotations
 
-import shutil
 import ssl
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -21,7 +19,6 @@ import jwt
 import pytest
 
 from nestlab.images import oci
-from nestlab.provision.pki import ensure_signing_key
 from tests.integration.agent.conftest import (
     NODE,
     AgentProcess,
@@ -31,7 +28,7 @@ from tests.integration.agent.conftest import (
     stop_agent,
     wait_until,
 )
-from tests.integration.api.conftest import ApiServer, EtcdMember, Pki, start_apiserver
+from tests.integration.api.conftest import ApiServer, EtcdMember, Pki, service_account_apiserver
 
 pytestmark = pytest.mark.integration
 NS = "agent-sa"
@@ -42,18 +39,8 @@ SCRIPT = f'cat {DIR}/token; echo; echo "NS $(cat {DIR}/namespace)"; cat {DIR}/ca
 
 @pytest.fixture
 def sa_api(pki: Pki, etcd_cluster: list[EtcdMember]) -> Iterator[ApiServer]:
-    directory = Path(tempfile.mkdtemp(prefix="nestlab-sa-agent-"))
-    key = ensure_signing_key(directory, "service-account.key")
-    url, process, log = start_apiserver(
-        pki, [m.client_url for m in etcd_cluster], directory, "--service-account-signing-key-file", str(key)
-    )
-    try:
-        yield ApiServer(url, pki, log, process)
-    finally:
-        process.stop()
-        text = log.read_text()
-        shutil.rmtree(directory, ignore_errors=True)
-    assert "Traceback" not in text, text[-4000:]
+    with service_account_apiserver(pki, etcd_cluster, "nestlab-sa-agent-") as server:
+        yield server
 
 
 @pytest.fixture

@@ -344,6 +344,24 @@ def start_apiserver(
     return url, process, log
 
 
+@contextmanager
+def service_account_apiserver(pki: Pki, etcd_cluster: list[EtcdMember], prefix: str) -> Iterator[ApiServer]:
+    """A nestlab-apiserver that signs bound service-account tokens (its own key in a temporary
+    directory named ``prefix``...), stopped by PID after; its log must hold no traceback."""
+    directory = Path(tempfile.mkdtemp(prefix=prefix))
+    key = ensure_signing_key(directory, "service-account.key")
+    url, process, log = start_apiserver(
+        pki, [m.client_url for m in etcd_cluster], directory, "--service-account-signing-key-file", str(key)
+    )
+    try:
+        yield ApiServer(url, pki, log, process)
+    finally:
+        process.stop()
+        text = log.read_text()
+        shutil.rmtree(directory, ignore_errors=True)
+    assert "Traceback" not in text, text[-4000:]
+
+
 @pytest.fixture(scope="session")
 def apiserver(
     pki: Pki, etcd_cluster: list[EtcdMember], tmp_path_factory: pytest.TempPathFactory

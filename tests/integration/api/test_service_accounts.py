@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -27,7 +25,6 @@ from nestlab.api.resources import CONFIGMAPS, NAMESPACES, SERVICEACCOUNTS
 from nestlab.api.status import ApiError
 from nestlab.controller import serviceaccounts
 from nestlab.controller.manager import Term
-from nestlab.provision.pki import ensure_signing_key
 from nestlab.runtime import proc
 from tests.integration.api.conftest import (
     ADMIN_TOKEN,
@@ -36,7 +33,7 @@ from tests.integration.api.conftest import (
     ApiServer,
     EtcdMember,
     Pki,
-    start_apiserver,
+    service_account_apiserver,
     wait_until,
     write_kubeconfig,
 )
@@ -47,18 +44,8 @@ Obj = dict[str, Any]
 
 @pytest.fixture(scope="module")
 def sa_api(pki: Pki, etcd_cluster: list[EtcdMember]) -> Iterator[ApiServer]:
-    directory = Path(tempfile.mkdtemp(prefix="nestlab-sa-"))
-    key = ensure_signing_key(directory, "service-account.key")
-    url, process, log = start_apiserver(
-        pki, [m.client_url for m in etcd_cluster], directory, "--service-account-signing-key-file", str(key)
-    )
-    try:
-        yield ApiServer(url, pki, log, process)
-    finally:
-        process.stop()
-        text = log.read_text()
-        shutil.rmtree(directory, ignore_errors=True)
-    assert "Traceback" not in text, text[-4000:]
+    with service_account_apiserver(pki, etcd_cluster, "nestlab-sa-") as server:
+        yield server
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ kubectl 1.27, which asks only v1beta1/v1alpha1 (off in upstream 1.30) and meets 
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,14 +14,13 @@ from typing import Any
 import pytest
 import yaml
 
-from nestlab.provision.pki import ensure_signing_key
 from nestlab.runtime import proc
 from tests.integration.api.conftest import (
     ADMIN_TOKEN,
     ApiServer,
     EtcdMember,
     Pki,
-    start_apiserver,
+    service_account_apiserver,
     write_kubeconfig,
 )
 
@@ -36,18 +33,8 @@ KUBECTL_127 = SDK / "kubectl.1.27"
 
 @pytest.fixture(scope="module")
 def api(pki: Pki, etcd_cluster: list[EtcdMember]) -> Iterator[ApiServer]:
-    directory = Path(tempfile.mkdtemp(prefix="nestlab-whoami-"))
-    key = ensure_signing_key(directory, "service-account.key")
-    url, process, log = start_apiserver(
-        pki, [m.client_url for m in etcd_cluster], directory, "--service-account-signing-key-file", str(key)
-    )
-    try:
-        yield ApiServer(url, pki, log, process)
-    finally:
-        process.stop()
-        text = log.read_text()
-        shutil.rmtree(directory, ignore_errors=True)
-    assert "Traceback" not in text, text[-4000:]
+    with service_account_apiserver(pki, etcd_cluster, "nestlab-whoami-") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
