@@ -12,7 +12,7 @@ from nestlab.api.kinds.volumeattachment import attachment_name
 from nestlab.api.resources import PERSISTENTVOLUMECLAIMS, PERSISTENTVOLUMES, PODS, VOLUMEATTACHMENTS
 from nestlab.controller.attacher import AttacherController, multi_attach_message, needs_volume, one_vm_message
 from nestlab.datastore.errors import DatastoreUnavailableError
-from tests.unit.controller.volumefakes import FakeApi, FakeDatastore
+from tests.unit.controller.volumefakes import FakeApi, FakeDatastore, drain
 
 Obj = dict[str, Any]
 PV = "pvc-u-data"
@@ -61,13 +61,7 @@ class Setup:
         )
 
     async def drain(self) -> None:
-        while len(self.controller.queue):
-            key = await self.controller.queue.get()
-            assert key is not None
-            try:
-                await self.controller.sync(key)
-            finally:
-                self.controller.queue.done(key)
+        await drain(self.controller)
 
     def attachments(self) -> list[tuple[str, Any, Any]]:
         return [

@@ -20,7 +20,7 @@ from nestlab.controller.provisioner import (
     requested_bytes,
 )
 from nestlab.datastore.errors import DatastoreFullError
-from tests.unit.controller.volumefakes import FakeApi, FakeDatastore
+from tests.unit.controller.volumefakes import FakeApi, FakeDatastore, drain
 
 Obj = dict[str, Any]
 MIB = 1024 * 1024
@@ -65,14 +65,7 @@ class Setup:
         self.api.informers.informer(PERSISTENTVOLUMECLAIMS).apply("ADDED", obj)
 
     async def drain(self) -> None:
-        """Sync every queued key (and what those syncs queue) until the queue is empty."""
-        while len(self.controller.queue):
-            key = await self.controller.queue.get()
-            assert key is not None
-            try:
-                await self.controller.sync(key)
-            finally:
-                self.controller.queue.done(key)
+        await drain(self.controller)
 
     def claim(self, name: str) -> Obj:
         found = self.api.informers.informer(PERSISTENTVOLUMECLAIMS).get(f"demo/{name}")

@@ -10,7 +10,7 @@ from nestlab.api.kinds import persistentvolumeclaim as pvcs
 from nestlab.api.resources import PERSISTENTVOLUMECLAIMS, PODS, Resource
 from nestlab.controller import main as controller_main
 from nestlab.controller.pvcprotection import PVCProtectionController, uses
-from tests.unit.controller.volumefakes import FakeApi
+from tests.unit.controller.volumefakes import FakeApi, drain
 
 Obj = dict[str, Any]
 PROTECTION = "kubernetes.io/pvc-protection"
@@ -74,13 +74,7 @@ class Setup:
         self.pods = self.api.informers.informer(PODS)
 
     async def drain(self) -> None:
-        while len(self.controller.queue):
-            key = await self.controller.queue.get()
-            assert key is not None
-            try:
-                await self.controller.sync(key)
-            finally:
-                self.controller.queue.done(key)
+        await drain(self.controller)
 
 
 def test_the_api_server_gives_every_new_claim_the_finalizer() -> None:

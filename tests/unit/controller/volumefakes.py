@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import copy
 import itertools
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from nestlab.api import status
 from nestlab.api.client import ApiClient
 from nestlab.api.resources import EVENTS, Resource
 from nestlab.controller.informer import InformerFactory
+from nestlab.controller.workqueue import WorkQueue
 from nestlab.datastore.client import VolumeInfo
 from nestlab.datastore.errors import DatastoreError, VolumeConflictError
 
@@ -29,6 +30,25 @@ def merge(target: Obj, patch: Obj) -> Obj:
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+class Queued(Protocol):
+    """A controller as :func:`drain` drives it: its work queue and its sync."""
+
+    queue: WorkQueue
+
+    async def sync(self, key: str) -> None: ...
+
+
+async def drain(controller: Queued) -> None:
+    """Sync every key the controller's queue holds, until it is empty (what its workers would do)."""
+    while len(controller.queue):
+        key = await controller.queue.get()
+        assert key is not None
+        try:
+            await controller.sync(key)
+        finally:
+            controller.queue.done(key)
 
 
 class FakeApi:
