@@ -9,8 +9,10 @@ apart from the scheduling cycle too), at most ``max_in_flight`` requests at a ti
 given back after every decision, so a pass over thousands of pods never holds up the process's
 other tasks. Each binding is a pods/binding POST, which succeeds only once per pod, so a deposed
 leader racing the new one cannot double-place: its late binding gets 409 and is dropped (and
-un-assumed). A pod that fits nowhere gets the PodScheduled=False/Unschedulable condition and a
-FailedScheduling Event with the upstream message, and is retried on the next pass.
+un-assumed). A binding the API answers 5xx or 429 (a control-plane node failing over) un-assumes
+only that pod, which the next pass retries: the pass and its other bindings stand. A pod that fits
+nowhere gets the PodScheduled=False/Unschedulable condition and a FailedScheduling Event with the
+upstream message, and is retried on the next pass.
 
 Before looking at nodes, a pod's PersistentVolumeClaims are checked as upstream's volume
 PreFilters do (:mod:`nestlab.controller.claims`): a missing claim or an unbound Immediate one keeps
@@ -210,7 +212,14 @@ class Scheduler:
             snapshot.forget(pod)
             if exc.code in (404, 409):  # deleted meanwhile, or bound by someone else: nothing to do
                 return Placed(namespace, name, None, exc.message)
-            raise
+            if exc.code < 500 and exc.code != 429:
+                raise
+            # upstream's binding-cycle failure: un-assume this pod and retry it next pass; the
+            # other pods of the pass keep their bindings, and the pass does not fail for one pod
+            log.warning(
+                "binding %s/%s to %s failed (%d): %s", namespace, name, decision.node, exc.code, exc.message
+            )
+            return Placed(namespace, name, None, f"Binding rejected: {exc.message}")
         log.info("bound %s/%s to %s", namespace, name, decision.node)
         return Placed(namespace, name, decision.node)
 

@@ -115,12 +115,23 @@ def test_lost_binding_is_dropped_and_others_proceed() -> None:
     assert [e["involvedObject"]["name"] for e in api.events] == ["web-1"]
 
 
-def test_unavailable_api_fails_the_pass_after_settling_the_rest() -> None:
+def test_unavailable_api_requeues_only_that_pod_and_the_next_pass_binds_it() -> None:
     api = FakeApi([node("esx-01")], [replica("web-0"), replica("web-1")])
     api.refuse["web-0"] = status.unavailable("etcd is away")
-    with pytest.raises(status.ApiError):
-        run(api, scheduler_for(api))
+    scheduler = scheduler_for(api)
+    outcomes = {o.pod: o for o in run(api, scheduler)}
+    assert outcomes["web-0"].node is None
+    assert outcomes["web-0"].message == "Binding rejected: etcd is away"
     assert api.pods["web-1"]["spec"]["nodeName"] == "esx-01"
+    del api.refuse["web-0"]
+    assert [(o.pod, o.node) for o in run(api, scheduler)] == [("web-0", "esx-01")]
+
+
+def test_a_refused_binding_still_fails_the_pass() -> None:
+    api = FakeApi([node("esx-01")], [replica("web-0")])
+    api.refuse["web-0"] = status.ApiError(403, "Forbidden", "scheduler may not bind")
+    with pytest.raises(status.ApiError, match="may not bind"):
+        run(api, scheduler_for(api))
 
 
 def test_unschedulable_pod_gets_condition_and_event_once() -> None:
