@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from nestlab.api import (
     registrytoken,
     saadmission,
     satokens,
+    schemas,
     status,
     tokenrequest,
 )
@@ -53,6 +55,11 @@ _BOOTSTRAP = web.AppKey("bootstrap", asyncio.Task[None])
 _BOOTSTRAP_RETRY = 1.0  # seconds between attempts to create the system namespaces while etcd is away
 _CLOSE_GRACE = 2.0  # seconds open requests get to finish when the listener closes
 _DRAIN = 1.0  # seconds between "not ready" and closing the listener, for load balancers to notice
+_WARM = web.AppKey("warm", asyncio.Future[Any])
+_WARM_MODELS = ("V1Pod",)
+"""Kinds written in bulk whose field tree (for unknown-field checks) is built at start, in a
+thread, rather than by the first write: the Pod's takes 1-2 s of CPU, which held every request of
+the event loop behind the first pod create."""
 
 
 @dataclass(frozen=True)
@@ -222,6 +229,17 @@ async def _bootstrap(
             return
 
 
+def _warm_schemas() -> None:
+    for model in _WARM_MODELS:
+        started = time.monotonic()
+        try:
+            schemas.known_fields(model)
+        except schemas.SchemaUnavailableError as exc:  # the first write says so to its client
+            log.warning("%s", exc)
+            return
+        log.info("field tree of %s built in %.1f s (unknown-field checks)", model, time.monotonic() - started)
+
+
 def build_app(config: ServerConfig) -> tuple[web.Application, Handlers]:
     """The application and its handlers (whose ``shutting_down`` flag drives /readyz)."""
     tokens = auth.load_tokens(config.tokens_file) if config.tokens_file is not None else {}
@@ -285,11 +303,13 @@ def build_app(config: ServerConfig) -> tuple[web.Application, Handlers]:
             _bootstrap(registry, handlers, service_range, config)
         )
         handlers.authorizer.start()  # the RBAC cache's watches
+        app[_WARM] = asyncio.get_running_loop().run_in_executor(None, _warm_schemas)
 
     async def close(_app: web.Application) -> None:
         app[_BOOTSTRAP].cancel()
         await asyncio.gather(app[_BOOTSTRAP], return_exceptions=True)
         await handlers.authorizer.stop()
+        await asyncio.gather(app[_WARM], return_exceptions=True)
         await registry.close()
         await etcd.close()
 

@@ -23,7 +23,7 @@ import pytest
 from nestlab.runtime import proc
 from tests.integration.api import hostile_cases
 from tests.integration.api.bad_cases import CASES, NS, PODS, pod
-from tests.integration.api.conftest import ADMIN_TOKEN, ApiServer
+from tests.integration.api.conftest import ADMIN_TOKEN, ApiServer, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -184,3 +184,13 @@ def test_bad_spec_plan(tmp_path: Path, spec: bytes, fragment: str) -> None:
     assert problems, output
     for line in problems:  # one line per problem, each naming the file
         assert str(path) in line or line.startswith("error:"), output
+
+
+def test_pod_field_tree_is_built_at_start_not_by_the_first_pod_write(apiserver: ApiServer) -> None:
+    """The Pod's known-field tree (1-2 s of CPU) is built by a thread the server starts with, so
+    the first pod create does not hold every other request of the event loop behind it."""
+    wait_until(
+        lambda: "field tree of V1Pod built in" in apiserver.log.read_text(),
+        "the start-up build of the Pod's field tree",
+        timeout=60,
+    )
