@@ -11,6 +11,12 @@ Each run, in a fresh namespace of its own:
 3. the simulated hosts (:mod:`nestlab.sim`, ``--hosts`` of them, tainted so that nothing but these
    pods lands there) report them Running; then every pod is deleted (grace 0) and the namespace.
 
+With ``--watchers N`` every run is made twice, side by side: without watchers, then with ``N``
+clients (each its own connection) watching every pod of the bench cluster-wide for the whole run,
+each ready (it has seen a marker pod appear) before the first create; the medians of both and
+their ratio show what the watchers cost the writes, and the events each watcher received show
+that they were served.
+
 Prints per-run figures and the medians: creates/s with the create latency p50/p99, binds/s,
 Running/s, deletes/s; with ``--loopback`` also the CPU time the API server and etcd spent per pod
 (a figure the machine's other load hardly moves), etcd's database size and the RSS of etcd and the
@@ -18,12 +24,14 @@ API server after the last run. The simulated hosts' Nodes and Leases are removed
 
     .venv/bin/python bench/pod_throughput.py --lab e2e --clients 32 --pods 500 --hosts 5 --runs 3
     .venv/bin/python bench/pod_throughput.py --loopback --hosts 50 --pods 2000 --runs 1   # 50 x 40
+    .venv/bin/python bench/pod_throughput.py --lab e2e --pods 300 --runs 3 --watchers 100
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -52,6 +60,7 @@ from nestlab.sim.hosts import Fleet
 from tests.integration.api.conftest import ADMIN_TOKEN, start_apiserver
 
 SCHEDULER = "nestlab-bench"
+NOBODY = "nestlab-bench-nobody"  # the watchers' marker pod: a scheduler that does not run
 BIND_IN_FLIGHT = 16  # the scheduler's own default (upstream's parallelism)
 MAX_PASSES = 50  # one pass should bind them all; more means something is wrong: stop, do not spin
 RUNNING_WAIT_S = 300.0  # deadline for the simulated hosts to report every pod Running
@@ -67,6 +76,70 @@ class Run:
     binds_s: float
     running_s: float
     deletes_s: float
+    watchers: int = 0
+    events_min: int = 0  # the fewest events one watcher received during the run
+
+
+class Watchers:
+    """``count`` clients, each with one watch on every bench pod (label ``app=tput``) cluster-wide.
+
+    Entering returns once every watch is serving: each has seen the ADDED event of a marker pod
+    (a scheduler nobody runs, so it is never bound), which is then deleted."""
+
+    def __init__(self, connect: Callable[[], ApiClient], count: int) -> None:
+        self.clients = [connect() for _ in range(count)]
+        self.events = [0] * count
+        self._marker = f"tp-watch-marker-{uuid.uuid4().hex[:6]}"
+        self._seen = [asyncio.Event() for _ in range(count)]
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def _watch(self, index: int) -> None:
+        client = self.clients[index]
+        while True:
+            try:
+                async for _kind, obj in client.watch(PODS, labels="app=tput", timeout=3600):
+                    self.events[index] += 1
+                    if obj.get("metadata", {}).get("name") == self._marker:
+                        self._seen[index].set()
+            except status.ApiError as exc:  # a failing-over API: watch again, as clients do
+                if exc.code < 500:
+                    raise
+                RETRIED[0] += 1
+                await asyncio.sleep(RETRY_S)
+
+    async def __aenter__(self) -> Watchers:
+        if not self.clients:
+            return self
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._watch(i)) for i in range(len(self.clients))]
+        admin = self.clients[0]
+        marker = {
+            "metadata": {"name": self._marker, "labels": {"app": "tput"}},
+            "spec": {
+                "schedulerName": NOBODY,
+                "containers": [{"name": "c", "image": "busybox:1.36"}],
+            },
+        }
+        deadline = time.monotonic() + 60
+        while not all(seen.is_set() for seen in self._seen):  # a watch connecting late misses it
+            if time.monotonic() > deadline:
+                raise SystemExit("the watchers did not all start within 60 s")
+            with contextlib.suppress(status.ApiError):
+                await admin.delete(PODS, "default", self._marker, grace=0)
+            await admin.create(PODS, "default", marker)
+            waits = [loop.create_task(seen.wait()) for seen in self._seen]
+            _done, pending = await asyncio.wait(waits, timeout=2)
+            for waiting in pending:
+                waiting.cancel()
+        await admin.delete(PODS, "default", self._marker, grace=0)
+        self.events = [0] * len(self.clients)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*(c.close() for c in self.clients))
 
 
 def bench_pod(index: int) -> dict[str, Any]:
@@ -209,15 +282,20 @@ async def measure(connect: Callable[[], ApiClient], args: argparse.Namespace) ->
         async with Fleet(connect, names, args.max_pods or -(-args.pods // args.hosts)) as fleet:
             print(f"{len(names)} simulated hosts registered ({names[0]}..{names[-1]})", flush=True)
             for number in range(args.runs):
-                run = await one_run(clients, fleet, args.pods, args.bind_in_flight)
-                runs.append(run)
-                print(
-                    f"  run {number + 1}: {run.creates_s:6.1f} creates/s (p50 {run.create_p50_ms:5.1f} ms,"
-                    f" p99 {run.create_p99_ms:6.1f} ms)  {run.binds_s:6.1f} binds/s"
-                    f"  {run.running_s:6.1f} Running/s  {run.deletes_s:6.1f} deletes/s"
-                    + (f"  ({RETRIED[0]} requests retried so far)" if RETRIED[0] else ""),
-                    flush=True,
-                )
+                for count in (0, args.watchers) if args.watchers else (0,):
+                    async with Watchers(connect, count) as watchers:
+                        run = await one_run(clients, fleet, args.pods, args.bind_in_flight)
+                        run.watchers, run.events_min = count, min(watchers.events, default=0)
+                    runs.append(run)
+                    print(
+                        f"  run {number + 1}: {run.creates_s:6.1f} creates/s"
+                        f" (p50 {run.create_p50_ms:5.1f} ms, p99 {run.create_p99_ms:6.1f} ms)"
+                        f"  {run.binds_s:6.1f} binds/s"
+                        f"  {run.running_s:6.1f} Running/s  {run.deletes_s:6.1f} deletes/s"
+                        + (f"  {count} watchers, each got >= {run.events_min} events" if count else "")
+                        + (f"  ({RETRIED[0]} requests retried so far)" if RETRIED[0] else ""),
+                        flush=True,
+                    )
             if fleet.tally.failures:
                 print(f"simulated hosts: {fleet.tally.failures} status writes refused", flush=True)
     finally:
@@ -225,17 +303,28 @@ async def measure(connect: Callable[[], ApiClient], args: argparse.Namespace) ->
     return runs
 
 
-def report(runs: list[Run], args: argparse.Namespace) -> None:
-    def med(pick: Callable[[Run], float]) -> float:
-        return statistics.median(pick(r) for r in runs)
+def report(all_runs: list[Run], args: argparse.Namespace) -> None:
+    medians: dict[int, float] = {}
+    for count in sorted({r.watchers for r in all_runs}):
+        runs = [r for r in all_runs if r.watchers == count]
 
-    print(
-        f"median of {len(runs)} runs, {args.pods} pods, {args.clients} clients, {args.hosts} hosts: "
-        f"{med(lambda r: r.creates_s):.1f} creates/s (p50 {med(lambda r: r.create_p50_ms):.1f} ms, "
-        f"p99 {med(lambda r: r.create_p99_ms):.1f} ms), {med(lambda r: r.binds_s):.1f} binds/s, "
-        f"{med(lambda r: r.running_s):.1f} Running/s, {med(lambda r: r.deletes_s):.1f} deletes/s",
-        flush=True,
-    )
+        def med(pick: Callable[[Run], float], runs: list[Run] = runs) -> float:
+            return statistics.median(pick(r) for r in runs)
+
+        medians[count] = med(lambda r: r.creates_s)
+        print(
+            f"median of {len(runs)} runs, {args.pods} pods, {args.clients} clients, {args.hosts} hosts"
+            + (f", {count} watchers" if count else "")
+            + f": {med(lambda r: r.creates_s):.1f} creates/s (p50 {med(lambda r: r.create_p50_ms):.1f} ms, "
+            f"p99 {med(lambda r: r.create_p99_ms):.1f} ms), {med(lambda r: r.binds_s):.1f} binds/s, "
+            f"{med(lambda r: r.running_s):.1f} Running/s, {med(lambda r: r.deletes_s):.1f} deletes/s",
+            flush=True,
+        )
+    if args.watchers and medians.get(0):
+        print(
+            f"creates/s with {args.watchers} watchers / without: {medians[args.watchers] / medians[0]:.2f}",
+            flush=True,
+        )
 
 
 def lab_connect(name: str) -> Callable[[], ApiClient]:
@@ -299,6 +388,12 @@ def main() -> int:
     )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--bind-in-flight", type=int, default=BIND_IN_FLIGHT)
+    parser.add_argument(
+        "--watchers",
+        type=int,
+        default=0,
+        help="also make every run with this many clients watching the bench's pods (side by side)",
+    )
     args = parser.parse_args()
     if args.loopback:
         loopback(args)
