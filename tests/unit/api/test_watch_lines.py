@@ -1,0 +1,73 @@
+"""A watch line is encoded once for every watch sent the same stored object, never reused for another."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from nestlab.api import reads, status
+from nestlab.api.store import WatchEvent
+
+
+def _pod(name: str) -> dict[str, Any]:
+    return {"metadata": {"name": name, "resourceVersion": "7"}, "spec": {"nodeName": "esx-01"}}
+
+
+def test_one_object_sent_to_many_watches_is_encoded_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[Any] = []
+    real = json.dumps
+
+    def counting(value: Any, **kwargs: Any) -> str:
+        calls.append(value)
+        return real(value, **kwargs)
+
+    monkeypatch.setattr(reads.json, "dumps", counting)
+    pod = _pod("web-0")
+    lines = {reads.watch_line("MODIFIED", pod) for _ in range(100)}
+    assert len(calls) == 1
+    assert lines == {real({"type": "MODIFIED", "object": pod}).encode() + b"\n"}
+
+
+def test_the_event_type_and_the_object_identity_are_part_of_the_key() -> None:
+    pod, twin = _pod("web-0"), _pod("web-0")
+    added, modified = reads.watch_line("ADDED", pod), reads.watch_line("MODIFIED", pod)
+    assert json.loads(added)["type"] == "ADDED"
+    assert json.loads(modified)["type"] == "MODIFIED"
+    twin["spec"]["nodeName"] = "esx-02"  # an equal-looking, separate object: encoded on its own
+    assert json.loads(reads.watch_line("ADDED", twin))["object"]["spec"]["nodeName"] == "esx-02"
+
+
+def test_the_memo_is_bounded_and_keeps_its_objects_alive() -> None:
+    for index in range(reads._LINES_KEPT + 50):
+        reads.watch_line("ADDED", _pod(f"p-{index}"))  # each object is dropped by the caller at once
+    assert len(reads._LINES) == reads._LINES_KEPT
+    for (identity, _kind), (obj, line) in reads._LINES.items():
+        assert id(obj) == identity  # never an identity reused by another object
+        assert json.loads(line)["object"]["metadata"]["name"] == obj["metadata"]["name"]
+
+
+def _event(kind: str, name: str, rv: str) -> WatchEvent:
+    return WatchEvent(kind, {"metadata": {"name": name, "resourceVersion": rv}})
+
+
+def _line(kind: str, obj: dict[str, Any]) -> bytes:
+    return json.dumps({"type": kind, "object": obj}).encode() + b"\n"
+
+
+def test_a_burst_goes_out_as_one_write_and_remembers_the_last_revision() -> None:
+    data, last, ended = reads._lines([_event("ADDED", "a", "5"), _event("MODIFIED", "a", "6")], _line, "4")
+    assert [json.loads(x)["type"] for x in data.splitlines()] == ["ADDED", "MODIFIED"]
+    assert (last, ended) == ("6", False)
+
+
+def test_the_end_and_an_error_stop_the_batch_there() -> None:
+    data, last, ended = reads._lines([_event("ADDED", "a", "5"), None, _event("ADDED", "b", "9")], _line, "")
+    assert len(data.splitlines()) == 1
+    assert (last, ended) == ("5", True)
+    gone = status.gone("too old resource version: 3")
+    data, last, ended = reads._lines([gone, _event("ADDED", "b", "9")], _line, "2")
+    assert json.loads(data)["type"] == "ERROR"
+    assert json.loads(data)["object"]["code"] == 410
+    assert (last, ended) == ("2", True)
