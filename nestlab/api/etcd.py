@@ -47,6 +47,8 @@ _RETRY_PAUSE = 0.05  # between attempts while etcd elects: elections take hundre
 _POLL_INTERVAL = 0.2
 _POLL_TIMEOUT = 0.35
 _READS = ("/v3/kv/range",)
+WATCH_MESSAGE_LIMIT = 256 * 2**20
+"""The largest watch message read (etcd batches at most 1000 revisions' events into one)."""
 # etcd errors after which a request can be sent again: the member refused it before proposing it
 # (or, for reads, it changes nothing). "request timed out" after a write was proposed is in doubt.
 _RETRY_READ = ("leader changed", "no leader", "proposal dropped", "request timed out", "too many requests")
@@ -504,7 +506,7 @@ class EtcdClient:
                 ) as resp:
                     self._current = index
                     try:
-                        async for line in resp.content:
+                        async for line in _lines(resp.content):
                             if line.strip():
                                 yield _watch_batch(json.loads(line))
                     finally:
@@ -526,6 +528,29 @@ def _range_answer(raw: dict[str, Any]) -> tuple[KeyValue, ...]:
     if not isinstance(found, dict):
         raise EtcdError(f"etcd answered a transaction's read with {sorted(raw)}")
     return tuple(parse_kv(kv) for kv in found.get("kvs", []))
+
+
+async def _lines(content: aiohttp.StreamReader, limit: int = WATCH_MESSAGE_LIMIT) -> AsyncIterator[bytes]:
+    """The stream's newline-separated messages, however long (up to ``limit`` bytes each).
+
+    aiohttp's own line reader refuses a line over 512 KiB (``LineTooLong``), and a watch that
+    catches up from an old revision gets messages of up to 1000 revisions' events with their
+    previous values: megabytes. That error used to escape the watch, which then never delivered
+    anything again while its Kubernetes watch kept sending bookmarks.
+    """
+    buffer = bytearray()
+    searched = 0  # the buffer holds no newline before this offset
+    async for chunk in content.iter_any():
+        buffer += chunk
+        while (end := buffer.find(b"\n", searched)) >= 0:
+            yield bytes(buffer[:end])
+            del buffer[: end + 1]
+            searched = 0
+        searched = len(buffer)
+        if len(buffer) > limit:
+            raise EtcdUnavailableError(f"etcd sent a watch message over {limit} bytes")
+    if buffer:
+        yield bytes(buffer)
 
 
 def _watch_batch(message: dict[str, Any]) -> tuple[int, list[WatchEvent]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 
@@ -22,6 +23,7 @@ from nestlab.api.kinds.base import Resource
 from nestlab.api.kinds.printing import table
 from nestlab.api.store import Obj, WatchEvent
 
+log = logging.getLogger(__name__)
 BOOKMARK_EVERY_S = 2.0
 """How often a quiet watch (with allowWatchBookmarks) still says "alive, up to revision N". Clients
 give a connection up after a few intervals of silence (nestlab.api.client.WATCH_IDLE_S, 8 s), so
@@ -156,6 +158,11 @@ async def stream(
             await queue.put(None)
         except status.ApiError as exc:
             await queue.put(exc)
+        except Exception as exc:  # the watch must end, not go quiet behind its bookmarks
+            log.exception("watch of %s failed", resource.plural)
+            await queue.put(
+                status.unavailable(f"the watch of {resource.plural} failed: {exc!r}; watch again")
+            )
 
     def line(kind: str, obj: Obj) -> bytes:
         if kind in ("ERROR", "BOOKMARK"):

@@ -107,3 +107,34 @@ def test_untrusted_server_is_refused(tls_etcd: str, tmp_path: Path) -> None:
     )  # fmt: skip
     with pytest.raises(EtcdUnavailableError):
         asyncio.run(_revision([tls_etcd], TLSFiles(other_ca)))
+
+
+def test_a_watch_catching_up_reads_messages_of_megabytes(tls_etcd: str, pki: Pki) -> None:
+    """A watch from an old revision gets up to 1000 revisions' events (with previous values) in one
+    message; aiohttp's line reader refused any over 512 KiB, and the watch then delivered nothing."""
+    value = b"v" * 8192
+
+    async def scenario() -> None:
+        etcd = EtcdClient([tls_etcd], TLSFiles(pki.ca, pki.alice_cert, pki.alice_key))
+        try:
+            first = await etcd.create("/big/0", value)
+            assert first is not None
+            revision = first
+            for index in range(1, 200):  # 200 revisions of 8 KiB, each with its previous value
+                written = await etcd.update("/big/0", value + str(index).encode(), revision)
+                assert written is not None
+                revision = written
+            seen, largest = 0, 0
+            stream = etcd.watch("/big/", first)
+            async for _revision, events in stream:
+                seen += len(events)
+                largest = max(largest, len(events))
+                if seen >= 200:
+                    break
+            await stream.aclose()
+            assert seen == 200
+            assert largest * 2 * len(value) > 512 * 1024  # one message was over aiohttp's limit
+        finally:
+            await etcd.close()
+
+    asyncio.run(scenario())
