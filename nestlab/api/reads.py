@@ -32,9 +32,9 @@ about once a minute, for resumption only; here they are also the heartbeat. A bo
 bytes: 100 quiet watchers cost 50 small writes a second."""
 _META_GROUP = "meta.k8s.io"
 _LINES: OrderedDict[tuple[int, str], tuple[Obj, bytes]] = OrderedDict()
-_LINES_KEPT = 4096
-_BATCH = 64  # watch events at most in one write
 """Watch lines recently encoded, by (object identity, event type): see :func:`watch_line`."""
+_LINES_KEPT = 1024  # the objects are mostly the store's shared ones: the lines add ~3 KiB each
+_BATCH = 64  # watch events at most in one write
 FORMS = ("Table", "PartialObjectMetadata", "PartialObjectMetadataList")
 
 
