@@ -9,7 +9,11 @@ test's namespace still exists). It writes into ``<nestlab home>/e2e-artifacts/<t
 - in the test's namespace: ``describe`` and ``-o yaml`` of each workload kind;
 - per host: every pod's console (``<agent state dir>/pods/<uid>/vm/console.log``, with the pod's
   record naming it), the QEMU processes, and ``journalctl -u nestlab-agent`` since the test began;
-- per control-plane node: the journals of nestlab-controller and nestlab-apiserver since then.
+- per control-plane node: the journals of nestlab-controller and nestlab-apiserver since then;
+- per load balancer: the journals of nestlab-edge, keepalived and HAProxy since then, its addresses
+  (who holds the VIP) and its ``ip nestlab-edge`` table (what LoadBalancer traffic meets there);
+- on the outer machine: its neighbour entries and routes on the lab bridge (where the VIP and the
+  ingress range are sent).
 
 The ``artifacts_dir`` fixture (autouse) clears a previous run's directory when the test starts.
 Collection is best effort and bounded: each command has a timeout, the whole collection a budget,
@@ -53,6 +57,8 @@ CONSOLES = (
     " echo '=== QEMU processes'; pgrep -af '[q]emu-system' || true"
 )
 
+LB_NETWORK = "ip -o addr show; ip route show; nft list table ip nestlab-edge"
+
 
 def root() -> Path:
     """Where the per-test directories go."""
@@ -94,6 +100,11 @@ def _jobs(lab: LiveLab, namespace: str | None, since: datetime) -> dict[str, lis
         elif role == "control-plane":
             for unit in ("nestlab-controller", "nestlab-apiserver"):
                 jobs[f"{name}-{unit}.log"] = [*ssh, f"{journal} -u {unit}"]
+        elif role == "load-balancer":
+            for unit in ("nestlab-edge", "keepalived", "haproxy"):
+                jobs[f"{name}-{unit}.log"] = [*ssh, f"{journal} -u {unit}"]
+            jobs[f"{name}-network.txt"] = [*ssh, LB_NETWORK]
+    jobs["outer-network.txt"] = ["sh", "-c", f"ip neigh show; ip route show; ip route get {document['vip']}"]
     return jobs
 
 

@@ -231,11 +231,17 @@ def test_restarted_proxy_keeps_and_restores_rules(web: LiveLab) -> None:
     wait_rules(web, hosts, gone=set(), kept=after)
 
 
+FETCH_ERRORS: dict[str, str] = {}
+"""The last error of :func:`fetch` per URL, for the failure message (refused: no rule; timed out:
+no route or no answer)."""
+
+
 def fetch(url: str) -> str | None:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (http:// built above)
             return str(response.read().decode()).strip()
-    except OSError:
+    except OSError as exc:
+        FETCH_ERRORS[url] = repr(exc)
         return None
 
 
@@ -266,7 +272,10 @@ def test_load_balancer_answers_from_outside_and_survives_its_lb(web: LiveLab) ->
             failed += not answered
             slowest = max(slowest, time.monotonic() - began) if answered else slowest
             time.sleep(0.1)
-        wait_for(lambda: fetch(url) is not None, f"{url} with {holder} stopped", timeout=60)
+        try:
+            wait_for(lambda: fetch(url) is not None, f"{url} with {holder} stopped", timeout=60)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the last fetch: {FETCH_ERRORS.get(url)}") from exc
         print(f"\nLoadBalancer {ingress[0]}: {holder} lost power; over the next 30 s {failed} fetch(es) failed "
               f"(2 s timeout each), the slowest answer took {slowest:.2f} s")  # fmt: skip
     finally:
