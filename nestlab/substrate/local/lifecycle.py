@@ -29,7 +29,7 @@ from nestlab.substrate.base import DownResult as DownResult  # noqa: PLC0414 - r
 from nestlab.substrate.base import NodeState as NodeState  # noqa: PLC0414
 from nestlab.substrate.base import NodeStatus as NodeStatus  # noqa: PLC0414
 from nestlab.substrate.local import bridge as br
-from nestlab.substrate.local import mounts, orphans, pids, ssh
+from nestlab.substrate.local import cgroups, mounts, orphans, pids, ssh
 from nestlab.substrate.local import routes as rt
 from nestlab.substrate.local import state as st
 from nestlab.substrate.local.errors import LabClashError, LocalSubstrateError, UnknownNodeError
@@ -101,6 +101,7 @@ def _context(
         kvm=kvm,
         run=run,
         spawn=spawn,
+        cgroup_roots=tuple(cgroups.mounted()),
     )
 
 
@@ -333,6 +334,12 @@ def down(name: str, *, lab_root: Path | None = None, run: proc.Runner = proc.run
         pids.stop_all(running, hard=True)
         for pid in orphans.find(layout.root / "nodes").values():
             orphans.end(run, pid)
+        busy = cgroups.remove(cgroups.lab_dirs(cgroups.mounted(), cgroups.lab_key(name, layout.root)))
+        if busy:
+            raise LocalSubstrateError(
+                f"processes still run in the lab's cgroups {', '.join(map(str, busy))} after its nodes "
+                "were stopped: see their cgroup.procs, end them, and run `nestlab down` again"
+            )
         unmounted = tuple(mounts.mounts_under(layout.root))
         mounts.unmount_all(run, layout.root)
         # Only this lab's bridge: recorded in its state, or tagged with its directory (the state

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from nestlab.runtime import proc
 from nestlab.spec import PlannedNode, Role
-from nestlab.substrate.local import mounts, orphans, pids
+from nestlab.substrate.local import cgroups, mounts, orphans, pids
 from nestlab.substrate.local import state as st
 from nestlab.substrate.local.layout import BridgeName, LabLayout, machine_name
 from nestlab.substrate.local.nodefiles import NodeIdentity, new_machine_id, write_node_files
@@ -40,6 +40,8 @@ class Context:
     """Bind /dev/kvm into hosts (only when the accelerator probe chose KVM)."""
     run: proc.Runner
     spawn: Spawner
+    cgroup_roots: tuple[Path, ...]
+    """The cgroup hierarchies each node gets a cgroup of its own in (:mod:`.cgroups`)."""
 
 
 def machine_id(layout: LabLayout, node: PlannedNode) -> str:
@@ -90,9 +92,11 @@ def boot(ctx: Context, lab: st.LabState, node: PlannedNode) -> tuple[st.LabState
         tun=node.role is Role.HOST,
         kvm=ctx.kvm and node.role is Role.HOST,
     )
+    own = cgroups.node_dirs(ctx.cgroup_roots, cgroups.lab_key(layout.name, layout.root), node.name)
+    cgroups.create(own)
     log = layout.console_log(node.name)
     log.parent.mkdir(parents=True, exist_ok=True)
-    pid = pids.adopt(ctx.spawn(argv, log=log))
+    pid = pids.adopt(ctx.spawn(cgroups.enter_argv(own, argv), log=log))
     lab = st.started(lab, node.name, pid)
     st.save(layout.state_file, lab)
     return lab, pid, True
@@ -106,10 +110,17 @@ def clear_orphan(run: proc.Runner, layout: LabLayout, node: PlannedNode) -> None
 
 
 def halt(
-    run: proc.Runner, layout: LabLayout, lab: st.LabState, node: PlannedNode, *, hard: bool = False
+    run: proc.Runner,
+    layout: LabLayout,
+    lab: st.LabState,
+    node: PlannedNode,
+    *,
+    hard: bool = False,
+    cgroup_roots: Sequence[Path] | None = None,
 ) -> st.LabState:
-    """Stop ``node`` (clean poweroff, or with ``hard`` its power pulled) and unmount its overlay; its
-    writable layer is kept."""
+    """Stop ``node`` (clean poweroff, or with ``hard`` its power pulled), unmount its overlay and
+    remove its cgroups (in ``cgroup_roots``, this machine's hierarchies when None); its writable
+    layer is kept."""
     machine = machine_name(layout.name, node.name)
     record = lab.nodes.get(node.name)
     if record is None:
@@ -120,6 +131,8 @@ def halt(
         pids.stop(record.pid, machine)
     clear_orphan(run, layout, node)
     mounts.unmount_all(run, layout.merged(node.name))
+    roots = cgroups.mounted() if cgroup_roots is None else cgroup_roots
+    cgroups.remove(cgroups.node_dirs(roots, cgroups.lab_key(layout.name, layout.root), node.name))
     lab = st.stopped(lab, node.name)
     st.save(layout.state_file, lab)
     return lab

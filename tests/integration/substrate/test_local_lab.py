@@ -22,8 +22,8 @@ from nestlab.paths import LabFiles
 from nestlab.runtime import proc
 from nestlab.spec import Plan, make_plan, parse_spec
 from nestlab.substrate.local import bridge as br
+from nestlab.substrate.local import cgroups, orphans
 from nestlab.substrate.local import lifecycle as lc
-from nestlab.substrate.local import orphans
 from nestlab.substrate.local import routes as rt
 from nestlab.substrate.local.errors import LabClashError
 from nestlab.substrate.local.layout import bridge_name
@@ -124,6 +124,19 @@ def test_small_lab_lifecycle(lab_factory: list[Lab], tmp_path: Path) -> None:
         assert f"inet {node.address}/24" in address_line
         assert default_route == []
     assert all(s.state == "running" and s.reachable for s in lc.status(lab.plan, lab_root=lab.root))
+    # Each node's systemd keeps its units in the node's own cgroup: nspawn runs in
+    # nestlab/<lab>-<digest>/<node>/supervisor, the node below .../payload (before, every node of every lab
+    # shared /payload, and units that two nodes started at once failed with status=219/CGROUP).
+    roots = cgroups.mounted()
+    assert roots, "no cgroup hierarchy found in /proc/self/mounts"
+    key = cgroups.lab_key("h3small", lab.root)
+    for node in lab.plan.nodes:
+        for own in cgroups.node_dirs(roots, key, node.name):
+            assert (own / "payload" / "system.slice").is_dir(), own
+        lines = Path(f"/proc/{pids[node.name]}/cgroup").read_text().splitlines()
+        assert any(line.endswith(f"/nestlab/{key}/{node.name}/supervisor") for line in lines), lines
+        journal = _ssh(lab, node.name, "journalctl -b --no-pager --grep 'status=219/CGROUP'")
+        assert journal.stdout.strip() in ("", "-- No entries --"), journal.stdout
     # The outer machine reaches esx-01's pods through esx-01; the rest of the pod range never
     # follows the default route out (198.19.241.0/26 is esx-01's, .100 is in no host's subnet).
     assert f"via 198.18.241.31 dev {bridge_name(lab.plan.lab.name)}" in _route_get("198.19.241.5").stdout
@@ -176,6 +189,7 @@ def test_small_lab_lifecycle(lab_factory: list[Lab], tmp_path: Path) -> None:
     assert not [veth for veth in veths if f"{veth}:" in _links() or f"{veth}@" in _links()]
     assert str(lab.root) not in _mountinfo()
     assert not lab.root.exists()
+    assert not any(d.exists() for d in cgroups.lab_dirs(roots, key))
     assert len(done.routes_removed) == len(rt.route_plan(lab.plan))
     assert _lab_routes(lab.plan) == []
     assert lc.down(lab.plan.lab.name, lab_root=lab.root) == lc.DownResult((), (), False)  # idempotent

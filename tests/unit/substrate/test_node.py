@@ -11,7 +11,7 @@ import pytest
 from nestlab.runtime import proc
 from nestlab.runtime.proc import Result
 from nestlab.spec import Plan, PlannedNode, load_spec, make_plan
-from nestlab.substrate.local import pids
+from nestlab.substrate.local import cgroups, pids
 from nestlab.substrate.local import state as st
 from nestlab.substrate.local.layout import LabLayout, bridge_name
 from nestlab.substrate.local.node import Context, boot
@@ -66,6 +66,7 @@ def _context(plan: Plan, tmp_path: Path, recorder: Recorder) -> Context:
         kvm=False,
         run=recorder.run,
         spawn=recorder.spawn,
+        cgroup_roots=(tmp_path / "cgroup-systemd", tmp_path / "cgroup-unified"),
     )
 
 
@@ -73,7 +74,8 @@ def _boot(ctx: Context, lab: st.LabState, node: PlannedNode) -> tuple[st.LabStat
     try:
         return boot(ctx, lab, node)
     finally:
-        pids._children.clear()  # the fakes are not processes to keep
+        for pid in [pid for pid, child in pids._children.items() if isinstance(child, FakeProcess)]:
+            del pids._children[pid]  # the fakes are not processes to keep (real ones from other tests are)
 
 
 def test_boot_mounts_configures_spawns_and_records(plan: Plan, tmp_path: Path) -> None:
@@ -91,6 +93,16 @@ def test_boot_mounts_configures_spawns_and_records(plan: Plan, tmp_path: Path) -
     assert mount[-1] == str(merged)
 
     argv, log = recorder.spawned[0]
+    # nspawn starts in the node's own cgroup of each hierarchy, made beforehand (no shared payload).
+    key = cgroups.lab_key(plan.lab.name, ctx.layout.root)
+    own = [
+        tmp_path / "cgroup-systemd/nestlab" / key / "esx-01",
+        tmp_path / "cgroup-unified/nestlab" / key / "esx-01",
+    ]
+    assert argv[:2] == ["sh", "-c"]
+    assert argv[3:6] == ["sh", str(own[0]), str(own[1])]
+    assert argv[6] == "systemd-nspawn"
+    assert all(directory.is_dir() for directory in own)
     assert f"--directory={merged}" in argv
     assert "--bind=/dev/net/tun" in argv
     assert "--bind=/dev/kvm" not in argv  # the probe did not choose KVM
