@@ -137,6 +137,8 @@ def test_small_lab_lifecycle(lab_factory: list[Lab], tmp_path: Path) -> None:
         assert any(line.endswith(f"/nestlab/{key}/{node.name}/supervisor") for line in lines), lines
         journal = _ssh(lab, node.name, "journalctl -b --no-pager --grep 'status=219/CGROUP'")
         assert journal.stdout.strip() in ("", "-- No entries --"), journal.stdout
+        failed = _ssh(lab, node.name, "systemctl list-units --failed --no-legend --plain")
+        assert failed.stdout.strip() == "", f"{node.name}: {failed.stdout}"  # a node boots clean
     # The outer machine reaches esx-01's pods through esx-01; the rest of the pod range never
     # follows the default route out (198.19.241.0/26 is esx-01's, .100 is in no host's subnet).
     assert f"via 198.18.241.31 dev {bridge_name(lab.plan.lab.name)}" in _route_get("198.19.241.5").stdout
@@ -151,8 +153,8 @@ def test_small_lab_lifecycle(lab_factory: list[Lab], tmp_path: Path) -> None:
     tpm = _ssh(lab, "cp-1", "tpm2_getcap properties-fixed")
     assert tpm.returncode == 0, tpm.stderr
     assert 'value: "2.0"' in tpm.stdout
-    services = _ssh(lab, "cp-1", "systemctl is-enabled etcd haproxy keepalived nginx docker-registry")
-    assert services.stdout.split() == ["disabled"] * 5
+    services = _ssh(lab, "cp-1", "systemctl is-enabled etcd haproxy keepalived nginx docker-registry unbound")
+    assert services.stdout.split() == ["disabled"] * 6
     tap = _ssh(lab, "esx-01", "ip tuntap add dev nltap0 mode tap && ip link del dev nltap0")
     assert tap.returncode == 0, tap.stderr  # a host can make the tap devices its pods need
 
