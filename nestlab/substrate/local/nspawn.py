@@ -49,5 +49,10 @@ def nspawn_argv(
 
 
 def is_node_process(cmdline: list[str], machine: MachineName) -> bool:
-    """Whether a process command line is the nspawn of ``machine`` (guards against PID reuse)."""
-    return bool(cmdline) and Path(cmdline[0]).name == NSPAWN and f"--machine={machine}" in cmdline
+    """Whether a process command line is the nspawn of ``machine`` (guards against PID reuse), or the
+    shell that enters the node's cgroups and then becomes that nspawn (for the moment before its
+    ``exec``; :func:`nestlab.substrate.local.cgroups.enter_argv`)."""
+    if not cmdline or f"--machine={machine}" not in cmdline:
+        return False
+    program = Path(cmdline[0]).name
+    return program == NSPAWN or (program == "sh" and cmdline[1:2] == ["-c"] and NSPAWN in cmdline)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from nestlab.spec import NodeName
+from nestlab.substrate.local.cgroups import enter_argv
 from nestlab.substrate.local.layout import BridgeName, MachineName, bridge_name, machine_name
 from nestlab.substrate.local.nspawn import is_node_process, nspawn_argv
 
@@ -49,6 +50,11 @@ def test_pid_reuse_is_not_mistaken_for_the_node() -> None:
     assert not is_node_process(argv, MachineName("b-esx-01"))
     assert not is_node_process(["sleep", "--machine=a-esx-01"], MachineName("a-esx-01"))
     assert not is_node_process([], MachineName("a-esx-01"))
+    # spawned, the node is a shell entering its cgroups for a moment, then (same PID) the nspawn
+    wrapped = enter_argv([Path("/sys/fs/cgroup/systemd/nestlab/a-1234/esx-01")], argv)
+    assert is_node_process(wrapped, MachineName("a-esx-01"))
+    assert not is_node_process(wrapped, MachineName("b-esx-01"))
+    assert not is_node_process(["sh", "-c", "sleep 1", "--machine=a-esx-01"], MachineName("a-esx-01"))
 
 
 def test_names_keep_labs_apart_and_fit_interface_limits() -> None:
