@@ -391,6 +391,10 @@ class PodStreams:
             if self._closed:
                 return
             self._closed = True
+        # The socket's name goes now, in the caller's thread: a new listener bound at the same path
+        # right after this call (an agent taking the VM over) must never lose its file to a teardown
+        # that runs later on the loop (tmpfs reuses the inode number, so the check could not tell).
+        self._unlink()
         loop = self._loop
         if loop is not None and not loop.is_closed():
             try:
@@ -411,6 +415,8 @@ class PodStreams:
             with contextlib.suppress(RuntimeError):  # the loop is closed: so is the transport
                 conn.writer.close()
         self._listener.close()
+
+    def _unlink(self) -> None:
         with contextlib.suppress(OSError):
             if os.stat(self.path).st_ino == self._inode:  # not a newer VM's socket at the same path
                 self.path.unlink()
