@@ -59,14 +59,14 @@ def lab_key(name: str, root: Path) -> str:
     return f"{name}-{digest}"
 
 
-def node_dirs(mounted: Sequence[Path], lab: str, node: NodeName) -> list[Path]:
-    """The node's own cgroup in each hierarchy (``lab``: its :func:`lab_key`)."""
-    return [base / ROOT / lab / node for base in mounted]
-
-
 def lab_dirs(mounted: Sequence[Path], lab: str) -> list[Path]:
     """The lab's directory in each hierarchy (``lab``: its :func:`lab_key`; its nodes' cgroups below)."""
     return [base / ROOT / lab for base in mounted]
+
+
+def node_dirs(mounted: Sequence[Path], lab: str, node: NodeName) -> list[Path]:
+    """The node's own cgroup in each hierarchy (``lab``: its :func:`lab_key`)."""
+    return [directory / node for directory in lab_dirs(mounted, lab)]
 
 
 def enter_argv(dirs: Sequence[Path], argv: Sequence[str]) -> list[str]:
