@@ -78,7 +78,13 @@ def test_volumes_modes_sharing_and_a_live_update(launch_pod: LaunchPod, image: P
             Container(
                 ContainerName("writer"),
                 IMAGE,
-                ("sh", "-c", "echo hello-from-writer > /shared/msg; sleep 600"),
+                # Written under another name and renamed: the reader waits for the name, and
+                # `echo > msg` would show it an empty file between the create and the write.
+                (
+                    "sh",
+                    "-c",
+                    "echo hello-from-writer > /shared/.msg && mv /shared/.msg /shared/msg; sleep 600",
+                ),
                 mounts=(Mount("shared", "/shared"),),
             ),
             Container(
