@@ -554,10 +554,18 @@ async def _lines(content: aiohttp.StreamReader, limit: int = WATCH_MESSAGE_LIMIT
 
 
 def _watch_batch(message: dict[str, Any]) -> tuple[int, list[WatchEvent]]:
-    """One gateway watch message as (revision, events); raises on cancel/compaction."""
+    """One gateway watch message as (revision, events); raises on cancel/compaction.
+
+    A message without events is a progress notification (the watch has sent every change up to
+    the revision; the watch asks for them with ``progress_notify``) or the creation answer, whose
+    revision is reported as 0."""
     if "error" in message:
         raise EtcdUnavailableError(f"etcd watch failed: {message['error']}")
     result = message.get("result", {})
+    if result.get("created"):
+        # The header of the answer that creates a watch is the store's revision, not how far the
+        # watch has sent: a watch from an older revision still has those events to send.
+        return 0, []
     if result.get("canceled"):
         compacted = int(result.get("compact_revision", 0))
         if compacted:

@@ -246,7 +246,9 @@ class Handlers:
             shape = reads.form(
                 accept.replace("PartialObjectMetadataList", "PartialObjectMetadata"), listing=False
             )
-            events = await self.registry.store.open_watch(target.resource, target.namespace, since, predicate)
+            events = await self.registry.store.open_watch(
+                target.resource, target.namespace, since, predicate, progress=True
+            )
             return await reads.stream(
                 request, target.resource, events, seconds=seconds, since=since, shape=shape, query=query
             )

@@ -4,7 +4,10 @@
 ``PartialObjectMetadata``/``PartialObjectMetadataList`` (metadata-only clients such as the
 garbage collector and ``kubectl get --show-kind`` helpers). Watches resume from a
 resourceVersion and, when the client sets ``allowWatchBookmarks``, carry a BOOKMARK every few
-seconds, so a client that hears nothing for longer knows its connection is dead.
+seconds, so a client that hears nothing for longer knows its connection is dead. A bookmark carries
+how far the watch has seen etcd (its progress notifications, and changes the watch's selectors
+filtered out), not only the last event sent: a client of a quiet kind resumes from a recent
+revision, not from one compacted away (which would cost it a 410 and a full list).
 """
 
 from __future__ import annotations
@@ -142,7 +145,6 @@ async def stream(
     query: Mapping[str, str],
 ) -> web.StreamResponse:
     """Send ``events`` as a watch stream for ``seconds``, with BOOKMARKs when the client allows them."""
-    include = query.get("includeObject", "Metadata")
     bookmarks = flag(query.get("allowWatchBookmarks"))
     response = web.StreamResponse(
         headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"}
@@ -164,28 +166,24 @@ async def stream(
                 status.unavailable(f"the watch of {resource.plural} failed: {exc!r}; watch again")
             )
 
-    def line(kind: str, obj: Obj) -> bytes:
-        if kind in ("ERROR", "BOOKMARK"):
-            return json.dumps({"type": kind, "object": obj}).encode() + b"\n"
-        shaped = shaped_one(resource, obj, shape, include)
-        if shaped is obj:  # the stored object itself, shared with the other watches
-            return watch_line(kind, obj)
-        return json.dumps({"type": kind, "object": shaped}).encode() + b"\n"  # made for this watch
-
-    task = asyncio.get_running_loop().create_task(pump())
+    line = _liner(resource, shape, query.get("includeObject", "Metadata"))
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(pump())
     try:
         async with asyncio.timeout(seconds):
             ended = False
+            quiet_until = loop.time() + BOOKMARK_EVERY_S  # a bookmark is due then unless we write
             while not ended:
                 try:
                     item = (
-                        await asyncio.wait_for(queue.get(), BOOKMARK_EVERY_S)
+                        await asyncio.wait_for(queue.get(), max(0.0, quiet_until - loop.time()))
                         if bookmarks
                         else await queue.get()
                     )
                 except TimeoutError:
                     if last:
                         await response.write(line("BOOKMARK", _bookmark(resource, last)))
+                    quiet_until = loop.time() + BOOKMARK_EVERY_S
                     continue
                 # What else is queued goes out in the same write: one TLS record and one send for
                 # a burst instead of one per event, for every watch.
@@ -193,8 +191,9 @@ async def stream(
                 while len(batch) < _BATCH and not queue.empty():
                     batch.append(queue.get_nowait())
                 data, last, ended = _lines(batch, line, last)
-                if data:
+                if data:  # (PROGRESS alone writes nothing, so it does not put the bookmark off)
                     await response.write(data)
+                    quiet_until = loop.time() + BOOKMARK_EVERY_S
     except TimeoutError:
         pass
     except ConnectionResetError:
@@ -209,6 +208,20 @@ async def stream(
     return response
 
 
+def _liner(resource: Resource, shape: str, include: str) -> Callable[[str, Obj], bytes]:
+    """How one watch writes an event: the shared line of a stored object, or one made for it."""
+
+    def line(kind: str, obj: Obj) -> bytes:
+        if kind in ("ERROR", "BOOKMARK"):
+            return json.dumps({"type": kind, "object": obj}).encode() + b"\n"
+        shaped = shaped_one(resource, obj, shape, include)
+        if shaped is obj:  # the stored object itself, shared with the other watches
+            return watch_line(kind, obj)
+        return json.dumps({"type": kind, "object": shaped}).encode() + b"\n"  # made for this watch
+
+    return line
+
+
 def _lines(
     batch: list[WatchEvent | status.ApiError | None], line: Callable[[str, Obj], bytes], last: str
 ) -> tuple[bytes, str, bool]:
@@ -221,7 +234,12 @@ def _lines(
         if isinstance(queued, status.ApiError):
             lines.append(line("ERROR", queued.status()))
             return b"".join(lines), last, True
-        last = str(queued.object.get("metadata", {}).get("resourceVersion") or last)
+        revision = str(queued.object.get("metadata", {}).get("resourceVersion") or last)
+        if queued.type == "PROGRESS":  # nothing to send; the next bookmark says how far it got
+            if not last or int(revision) > int(last):
+                last = revision
+            continue
+        last = revision
         lines.append(line(queued.type, queued.object))
     return b"".join(lines), last, False
 

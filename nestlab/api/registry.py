@@ -426,14 +426,28 @@ class Registry:
         pinned: bool,
     ) -> Obj:
         """Run ``change`` on the latest copy; lost compare-and-swap races are retried unless the
-        client pinned a resourceVersion (then the 409 is the answer it asked for)."""
+        client pinned a resourceVersion (then the 409 is the answer it asked for).
+
+        It starts from the newest copy this server has seen (:meth:`Store.latest`), as upstream
+        starts from its watch cache's copy; the write compares that copy's revision. A refusal
+        or a no-change answer reached on such a copy, which may be stale, is decided again on a
+        fresh read, so a client only ever gets an answer about the object as it is in etcd."""
+        current, fresh = self.store.latest(resource, namespace, name), False
         for _ in range(_RETRIES):
-            current = await self.store.get(resource, namespace, name)
+            if current is None:
+                current, fresh = await self.store.get(resource, namespace, name), True
             try:
-                return await change(current)
+                result = await change(current)
             except status.ApiError as exc:
-                if exc.reason != "Conflict" or pinned or "has been modified" not in exc.message:
+                if fresh and (exc.reason != "Conflict" or pinned or "has been modified" not in exc.message):
                     raise
+                # a lost race, or a copy that may be stale: the copy the failed write found, or a read
+                current, fresh = (self.store.latest(resource, namespace, name) if fresh else None), False
+                continue
+            if result is current and not fresh:  # "nothing changed" on a copy that may be stale
+                current = None
+                continue
+            return result
         raise status.conflict(resource.plural, resource.group, name)
 
     async def bind(self, namespace: str, name: str, body: Any) -> Obj:

@@ -5,6 +5,12 @@ Kubernetes semantics. An update names the revision it read; etcd applies it only
 still at that revision, which is how two writers racing on one object get a 409 instead of a lost
 update. etcd failures become 503 (retryable), compacted revisions become 410 (re-list).
 
+Updates start from the newest copy of the object this server has seen (:meth:`Store.latest`:
+written, read or delivered by a watch) instead of reading it again, as kube-apiserver's
+GuaranteedUpdate starts from its watch cache's copy: the compare-and-swap makes a stale copy cost a
+retry on a fresh read, never a lost update, and an update that a possibly stale copy refused or
+found unchanged is decided again on a fresh read.
+
 It is also the one place values are transformed on their way to etcd and back (encryption at rest,
 :mod:`nestlab.api.encryption`): :meth:`Store._encode` and :meth:`Store._decode` are the only
 writers and readers of stored bytes, so a Secret is ciphertext in etcd and plain everywhere above.
@@ -23,7 +29,15 @@ from typing import Any, TypeVar
 
 from nestlab.api import kinds, status
 from nestlab.api.encryption import IDENTITY, Transformer, TransformError
-from nestlab.api.etcd import EtcdClient, EtcdCompactedError, EtcdError, EtcdInDoubtError, KeyValue, Reads
+from nestlab.api.etcd import (
+    EtcdClient,
+    EtcdCompactedError,
+    EtcdError,
+    EtcdInDoubtError,
+    KeyValue,
+    Reads,
+)
+from nestlab.api.etcd import WatchEvent as EtcdEvent
 from nestlab.api.kinds.base import Claim
 from nestlab.api.resources import Resource
 from nestlab.api.watchfeed import Feeds
@@ -36,6 +50,9 @@ _CAS_ATTEMPTS = 16  # retries of a read-modify-write under contention before ans
 # Decoded watch objects kept for the other watches of the same change: every watcher receives a
 # change within moments of the others, so the last thousand cover a burst (~10 KiB each decoded).
 _WATCH_MEMO = 1024
+# Newest stored copies kept for updates (Store.latest), least recently touched dropped first: a
+# pod's stored bytes are 2-5 KiB, so this is tens of MiB at most.
+_COPIES = 8192
 
 
 def now() -> str:
@@ -68,8 +85,14 @@ class WatchEvent:
     """One event as a Kubernetes watch stream delivers it."""
 
     type: str
-    """ADDED, MODIFIED, DELETED (or ERROR, with a Status object)."""
+    """ADDED, MODIFIED, DELETED (or ERROR, with a Status object); PROGRESS (only for a watch opened
+    with ``progress=True``): no change for this watch up to the object's resourceVersion."""
     object: Obj
+
+
+def progress(revision: int) -> WatchEvent:
+    """A PROGRESS event: the watch has seen every change up to ``revision``; never sent as is."""
+    return WatchEvent("PROGRESS", {"metadata": {"resourceVersion": str(revision)}})
 
 
 def decode(kv: KeyValue, revision: int | None = None) -> Obj:
@@ -138,8 +161,47 @@ class Store:
         self.transformer = transformer if transformer is not None else _configured[0]
         self._seen: OrderedDict[tuple[str, int, int | None], Obj] = OrderedDict()
         """Objects decoded for watches, by (key, mod_revision, revision shown): see :meth:`_watched`."""
-        self._feeds = Feeds(etcd)
+        self._copies: OrderedDict[str, KeyValue] = OrderedDict()
+        """The newest stored value seen of each key, by key: see :meth:`latest`."""
+        self._feeds = Feeds(etcd, self._observe)
         """The etcd watches every watch of this store shares (:mod:`nestlab.api.watchfeed`)."""
+
+    def _remember(self, kv: KeyValue) -> None:
+        """Keep ``kv`` as its key's newest copy unless a newer one is known."""
+        known = self._copies.get(kv.key)
+        if known is not None and known.mod_revision >= kv.mod_revision:
+            return
+        self._copies[kv.key] = kv
+        self._copies.move_to_end(kv.key)
+        if len(self._copies) > _COPIES:
+            self._copies.popitem(last=False)
+
+    def _forget(self, key: str, revision: int) -> None:
+        """``key`` was deleted at ``revision``: drop its copy unless it is newer."""
+        known = self._copies.get(key)
+        if known is not None and known.mod_revision < revision:
+            del self._copies[key]
+
+    def _observe(self, events: list[EtcdEvent]) -> None:
+        """Every change a shared watch feed receives updates the copies (each server sees the
+        writes of the others this way, as upstream's watch cache does)."""
+        for event in events:
+            if event.kind == "DELETE":
+                self._forget(event.kv.key, event.kv.mod_revision)
+            else:
+                self._remember(event.kv)
+
+    def _wrote(self, key: str, value: bytes, revision: int) -> None:
+        self._remember(KeyValue(key, value, revision, revision))
+
+    def latest(self, resource: Resource, namespace: str, name: str) -> Obj | None:
+        """The newest copy of the object this server has seen (written, read or watched), or None.
+
+        Not a read: the object may have changed or gone since. It is where updates start
+        (:meth:`mutate`, :meth:`nestlab.api.registry.Registry.update`/``patch``), never what a
+        read answers (GET reads etcd, as upstream's GET without a resourceVersion does)."""
+        kv = self._copies.get(resource.key(namespace, name))
+        return None if kv is None else self._decode(resource, kv)
 
     def _encode(self, resource: Resource, key: str, obj: Obj) -> bytes:
         """The bytes written to etcd at ``key`` (encrypted when the configuration says so)."""
@@ -157,9 +219,12 @@ class Store:
 
     async def get(self, resource: Resource, namespace: str, name: str) -> Obj:
         """The object, or a 404 ApiError."""
-        kv = await _guard(self.etcd.get(resource.key(namespace, name)))
+        key = resource.key(namespace, name)
+        kv = await _guard(self.etcd.get(key))
         if kv is None:
+            self._copies.pop(key, None)
             raise status.not_found(resource.plural, resource.group, name)
+        self._remember(kv)
         return self._decode(resource, kv)
 
     async def read_together(self, wanted: Sequence[Wanted]) -> Snapshot:
@@ -229,21 +294,22 @@ class Store:
         else:
             meta.pop("namespace", None)
         key, claims = resource.key(namespace, meta["name"]), _claims(resource, obj)
+        stored = self._encode(resource, key, obj)
         if claims:
             revision = await _guard(
                 self.etcd.write_all(
-                    absent=[key, *claims],
-                    puts={key: self._encode(resource, key, obj), **{c: key.encode() for c in claims}},
+                    absent=[key, *claims], puts={key: stored, **{c: key.encode() for c in claims}}
                 )
             )
         else:
-            revision = await _guard(self.etcd.create(key, self._encode(resource, key, obj)))
+            revision = await _guard(self.etcd.create(key, stored))
         if revision is None:
             if not claims or await _guard(self.etcd.get(key)) is not None:
                 raise status.already_exists(resource.plural, resource.group, meta["name"])
             await self._check_claims(resource, meta["name"], claims)
             # a claim was held at the write and freed before the check: the caller may try again
             raise status.conflict(resource.plural, resource.group, meta["name"])
+        self._wrote(key, stored, revision)
         meta["resourceVersion"] = str(revision)
         return obj
 
@@ -265,24 +331,28 @@ class Store:
         before, after = _claims(resource, old), _claims(resource, obj) if old is not None else {}
         added = {k: c for k, c in after.items() if k not in before}
         dropped = [k for k in before if k not in after]
+        stored = self._encode(resource, key, obj)
         if added or dropped:
             revision = await _guard(
                 self.etcd.write_all(
                     absent=list(added),
                     unchanged={key: expected},
-                    puts={key: self._encode(resource, key, obj), **{k: key.encode() for k in added}},
+                    puts={key: stored, **{k: key.encode() for k in added}},
                     deletes=dropped,
                 )
             )
         else:
-            revision = await _guard(self.etcd.update(key, self._encode(resource, key, obj), expected))
+            revision = await _guard(self.etcd.update(key, stored, expected))
         if revision is None:
             current = await _guard(self.etcd.get(key))
             if current is None:
+                self._copies.pop(key, None)
                 raise status.not_found(resource.plural, resource.group, name)
+            self._remember(current)  # where the caller's next attempt starts
             if current.mod_revision == expected:
                 await self._check_claims(resource, name, added)
             raise status.conflict(resource.plural, resource.group, name)
+        self._wrote(key, stored, revision)
         obj["metadata"]["resourceVersion"] = str(revision)
         return obj
 
@@ -296,20 +366,36 @@ class Store:
     ) -> Obj:
         """Read-modify-write with retries on contention; ``change`` returns None to leave it alone.
 
-        ``read`` is a copy of the object read a moment ago (with its resourceVersion): the first
-        attempt starts from it instead of reading again; the write is a compare on its revision,
-        so a copy that is no longer current costs one retry, never a lost update."""
-        for attempt in range(_CAS_ATTEMPTS):
-            current = read if read is not None and not attempt else await self.get(resource, namespace, name)
+        The first attempt starts from ``read`` (a copy of the object read a moment ago, with its
+        resourceVersion) or else from :meth:`latest`, a retry after a lost race from the copy the
+        failed write found; only without either is the object read first. The write is a compare
+        on the copy's revision, so a copy that is no longer current costs one retry, never a lost
+        update; and what ``change`` refuses (raises) or leaves alone (None) on a copy that was not
+        just read is decided again on a fresh read, as upstream's GuaranteedUpdate does."""
+        current = read if read is not None else self.latest(resource, namespace, name)
+        fresh = False
+        for _attempt in range(_CAS_ATTEMPTS):
+            if current is None:
+                current, fresh = await self.get(resource, namespace, name), True
             expected = int(current["metadata"]["resourceVersion"])
-            updated = await change(json.loads(json.dumps(current)))
+            try:
+                updated = await change(json.loads(json.dumps(current)))
+            except status.ApiError:
+                if fresh:
+                    raise
+                current = None  # a copy that may be stale refused it: decide again on a read
+                continue
             if updated is None:
-                return current
+                if fresh:
+                    return current
+                current = None
+                continue
             try:
                 return await self.replace(resource, namespace, updated, expected)
             except status.ApiError as exc:
                 if exc.reason != "Conflict":
                     raise
+            current, fresh = self.latest(resource, namespace, name), False
         raise status.conflict(resource.plural, resource.group, name, "too many concurrent writers; try again")
 
     async def remove(self, resource: Resource, namespace: str, obj: Obj) -> Obj:
@@ -325,6 +411,7 @@ class Store:
             if await _guard(self.etcd.get(resource.key(namespace, name))) is None:
                 raise status.not_found(resource.plural, resource.group, name)
             raise status.conflict(resource.plural, resource.group, name)
+        self._forget(key, revision)
         obj["metadata"]["resourceVersion"] = str(revision)
         return obj
 
@@ -343,13 +430,18 @@ class Store:
             if await _guard(self.etcd.get(key)) is None:
                 raise status.not_found(resource.plural, resource.group, name)
             raise status.conflict(resource.plural, resource.group, name)
+        self._forget(key, revision)
         obj["metadata"]["resourceVersion"] = str(revision)
         return obj, [self._decode(listed, kv) for kv in kvs]
 
     async def open_watch(
-        self, resource: Resource, namespace: str, since: str, predicate: Predicate
+        self, resource: Resource, namespace: str, since: str, predicate: Predicate, *, progress: bool = False
     ) -> AsyncIterator[WatchEvent]:
         """Check ``since`` (400 if malformed, 410 if compacted) and return the event stream.
+
+        With ``progress``, the stream also says how far it has seen when nothing it carries
+        changed (PROGRESS events: etcd's progress notifications, and changes the predicate
+        filtered out), so the watch's bookmarks can carry etcd's progress, as upstream's do.
 
         Checking before streaming lets those refusals be plain HTTP answers; later failures
         (compaction while watching, etcd lost) arrive as an ERROR event, as upstream.
@@ -367,19 +459,34 @@ class Store:
             current = await _guard(self.etcd.revision())
             if revision < current:
                 await _guard(self.etcd.range(resource.prefix(namespace), limit=1, revision=revision + 1))
-        return self._events(resource, namespace, revision, replay, predicate)
+        return self._events(resource, namespace, revision, replay, predicate, report_progress=progress)
 
     async def _events(
-        self, resource: Resource, namespace: str, revision: int, replay: Sequence[Obj], predicate: Predicate
+        self,
+        resource: Resource,
+        namespace: str,
+        revision: int,
+        replay: Sequence[Obj],
+        predicate: Predicate,
+        *,
+        report_progress: bool,
     ) -> AsyncIterator[WatchEvent]:
         for item in replay:
             yield WatchEvent("ADDED", item)
         try:
-            async for _rev, events in self._feeds.watch(resource.prefix(namespace), revision + 1):
+            async for rev, events in self._feeds.watch(resource.prefix(namespace), revision + 1):
+                sent = False
                 for event in events:
                     translated = self._translate(resource, event.kind, event.kv, event.prev, predicate)
                     if translated is not None:
+                        sent = True
                         yield translated
+                # Events: seen up to the newest of them. No events: etcd's progress notification
+                # (every change up to the header's revision was sent; rev is 0 on the answer that
+                # creates the watch, which promises nothing).
+                seen = max(e.kv.mod_revision for e in events) if events else rev
+                if report_progress and not sent and seen > revision:
+                    yield progress(seen)
         except EtcdCompactedError as exc:
             raise status.gone(f"too old resource version: {revision} ({exc})") from exc
         except EtcdError as exc:

@@ -4,7 +4,9 @@ Each Kubernetes watch used to open its own etcd watch: etcd encoded every change
 value) once per watcher, and this server parsed it once per watcher, so each host agent's pod
 watch cost etcd ~0.8 ms and the server ~0.5 ms of CPU per pod change, whether or not its field
 selector matched (measured with 5 and 20 watchers). kube-apiserver avoids that with its watch cache;
-this is its smallest part: the etcd stream is shared, nothing is cached.
+this is its smallest part: the etcd stream is shared, and every change it brings keeps the store's
+newest copy of that object current (``observe``: updates start from it, :meth:`Store.latest`), but no
+list or watch is served from memory.
 
 A watch starting at revision S joins the prefix's running feed when the feed has delivered no event
 at or after S yet (``S >= feed.next``), and skips the feed's events older than S; a watch resuming
@@ -19,7 +21,7 @@ when its last subscriber leaves.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 from nestlab.api.etcd import EtcdCompactedError, EtcdError, EtcdUnavailableError, WatchEvent
@@ -60,6 +62,8 @@ class _Feed:
             async for revision, events in self.feeds.etcd.watch(self.prefix, start):
                 if events:
                     self.next = max(self.next, max(e.kv.mod_revision for e in events) + 1)
+                    if self.feeds.observe is not None:
+                        self.feeds.observe(events)
                 for queue in list(self.queues):
                     if queue.qsize() >= BACKLOG - 1:
                         self.queues.discard(queue)
@@ -89,8 +93,10 @@ def _again(failure: BaseException) -> BaseException:
 class Feeds:
     """The shared etcd watches of one store, by prefix."""
 
-    def __init__(self, etcd: Watcher) -> None:
+    def __init__(self, etcd: Watcher, observe: Callable[[list[WatchEvent]], None] | None = None) -> None:
         self.etcd = etcd
+        self.observe = observe
+        """Called once with every batch of events a feed receives (the store's latest copies)."""
         self._feeds: dict[str, _Feed] = {}
 
     def forget(self, feed: _Feed) -> None:

@@ -54,12 +54,14 @@ def test_etcd_runs_with_the_lab_timeouts_and_cpu_priority(host: Host) -> None:
     assert 'ETCD_PRE_VOTE="true"' in env
     assert 'ETCD_AUTO_COMPACTION_MODE="periodic"' in env
     assert 'ETCD_AUTO_COMPACTION_RETENTION="5m"' in env
+    assert 'ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL="5s"' in env
     assert host.service("etcd").is_running
     assert host.service("etcd").is_enabled
     pid = host.check_output("systemctl show -p MainPID --value etcd")
     assert int(host.check_output(f"ps -o nice= -p {pid}")) < 0
     running = host.check_output(f"tr '\\0' '\\n' < /proc/{pid}/environ").splitlines()
     assert "ETCD_AUTO_COMPACTION_MODE=periodic" in running  # the running member compacts, not just the file
+    assert "ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL=5s" in running
 
 
 def test_api_server_and_controller_units_run(host: Host) -> None:

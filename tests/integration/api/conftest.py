@@ -224,7 +224,8 @@ def etcd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Etcd
     root = tmp_path_factory.mktemp("etcd")
     # A loaded 2-core machine: slower heartbeats keep elections from churning.
     timing = ("--heartbeat-interval", "250", "--election-timeout", "2500")
-    with running(etcd_members(root, "e", *timing), root) as members:
+    progress = ("--experimental-watch-progress-notify-interval", "1s")  # the lab's is 5s
+    with running(etcd_members(root, "e", *timing, *progress), root) as members:
         yield members
 
 
