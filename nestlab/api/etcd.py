@@ -21,11 +21,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import socket
 import ssl
+import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -33,7 +35,13 @@ from nestlab.api import etcdquorum
 from nestlab.api.etcdquorum import ClusterView
 from nestlab.errors import NestlabError
 
-_CLOSE_TURNS = 3  # event-loop turns an aborted TLS transport needs to release its socket
+if TYPE_CHECKING:
+    from aiohappyeyeballs import AddrInfoType  # aiohttp's own dependency: the pool's address type
+
+# How long close() waits for the pool's sockets to be closed: a request cancelled just after its TLS
+# handshake (a timeout, the poll stopping) leaves a transport shutting TLS down with the member,
+# which takes one round trip; one the loop still held when it closed would leak its socket.
+_CLOSE_WAIT = 2.0
 _REQUEST_TIMEOUT = 5.0  # seconds: etcd answers in milliseconds; 5 s covers a loaded 2-core machine
 # One read attempt at one member: longer than an election (1-2 s with the role's 100/1000 ms
 # timing) so a read sent as the leader dies is answered by the new one, short enough that a
@@ -192,6 +200,7 @@ class EtcdClient:
         self._timeout = timeout
         self._ssl = _ssl_context(tls)
         self._session: aiohttp.ClientSession | None = None
+        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
         self._poll_timeout = poll_timeout
         self._poll = etcdquorum.MemberPoll(
             self.endpoints, self._member_status, poll_interval, membership=self._cluster_size
@@ -199,8 +208,16 @@ class EtcdClient:
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self._ssl or True))
+            connector = aiohttp.TCPConnector(ssl=self._ssl or True, socket_factory=self._open_socket)
+            self._session = aiohttp.ClientSession(connector=connector)
         return self._session
+
+    def _open_socket(self, addr_info: AddrInfoType) -> socket.socket:
+        """Every socket of the pool is made here, so close() can wait until each one is closed."""
+        family, kind, protocol, _, _ = addr_info
+        sock = socket.socket(family=family, type=kind, proto=protocol)
+        self._sockets.add(sock)
+        return sock
 
     async def close(self) -> None:
         """Stop the member poll and close the connection pool."""
@@ -208,10 +225,13 @@ class EtcdClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
-            # Aborted TLS connections (a watch the caller stopped) finish closing on the next
-            # turns of the event loop; give them those turns so no socket outlives the client.
-            for _ in range(_CLOSE_TURNS):
-                await asyncio.sleep(0)
+        # Aborted connections close on the next turn of the event loop; one whose request was
+        # cancelled after its TLS handshake first says goodbye to the member (_CLOSE_WAIT).
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _CLOSE_WAIT
+        await asyncio.sleep(0)
+        while any(sock.fileno() != -1 for sock in self._sockets) and loop.time() < deadline:
+            await asyncio.sleep(0.01)
 
     # --- the member-status view (module docstring: quorum rule) ------------------------------------
 

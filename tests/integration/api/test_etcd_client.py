@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from nestlab.api.etcd import EtcdClient, EtcdCompactedError, EtcdUnavailableError, TLSFiles
+from nestlab.api.etcd import EtcdClient, EtcdCompactedError, EtcdError, EtcdUnavailableError, TLSFiles
 from nestlab.runtime import proc
 from tests.integration.api.conftest import Pki, free_port, wait_until
 
@@ -96,6 +97,29 @@ def test_fails_over_to_the_next_endpoint(tls_etcd: str, pki: Pki) -> None:
 def test_without_a_client_certificate_etcd_is_unavailable(tls_etcd: str, pki: Pki) -> None:
     with pytest.raises(EtcdUnavailableError, match="no etcd endpoint answered"):
         asyncio.run(_revision([tls_etcd], TLSFiles(pki.ca)))
+
+
+@pytest.mark.parametrize("certificate", [True, False], ids=["with-certificate", "without"])
+def test_requests_cancelled_at_any_moment_leave_no_socket_open(
+    tls_etcd: str, pki: Pki, certificate: bool
+) -> None:
+    """A timeout or the poll stopping can cancel a request in the middle of its TLS handshake or just
+    after it; ``close()`` must still leave no socket open when the event loop ends (the test suite
+    turns the ResourceWarning of a leaked one into an error). Stop 22's CI failed on this."""
+    tls = TLSFiles(pki.ca, pki.alice_cert, pki.alice_key) if certificate else TLSFiles(pki.ca)
+    rng = random.Random(1)  # noqa: S311 - moments to cancel at, not secrets
+
+    async def once(cancel_after: float, poll_timeout: float) -> None:
+        etcd = EtcdClient([tls_etcd], tls, timeout=3, poll_timeout=poll_timeout)
+        try:
+            await asyncio.wait_for(etcd.revision(), cancel_after)
+        except (TimeoutError, EtcdError):
+            pass  # cancelled or refused: either way the request ends here
+        finally:
+            await etcd.close()
+
+    for _ in range(120):
+        asyncio.run(once(rng.uniform(0.0, 0.03), rng.uniform(0.001, 0.02)))
 
 
 def test_untrusted_server_is_refused(tls_etcd: str, tmp_path: Path) -> None:
