@@ -1,8 +1,9 @@
-"""The one module that talks to etcd: its v3 gRPC-JSON gateway over HTTP(S), with endpoint failover.
+"""The one module that talks to etcd: its v3 gRPC API, with endpoint failover.
 
 Kubernetes keeps every object in etcd and borrows etcd's revision as ``resourceVersion``; so do we.
-Going through the JSON gateway (instead of gRPC) keeps the dependency list to aiohttp. Keys and
-values travel base64-encoded and int64 fields travel as strings; this module hides both.
+The client speaks gRPC, as kube-apiserver does (messages in :mod:`nestlab.api.etcdwire`): etcd's
+JSON gateway, which it used before, cost etcd twice the CPU per request. One channel per member,
+each a single HTTP/2 connection that carries every request and watch to that member.
 
 Failover rule: a request that could not be *sent* (connection refused, TLS failure, DNS) moves on
 to the next endpoint; a read is also retried elsewhere after a timeout and while etcd elects a
@@ -19,29 +20,19 @@ own request timeout.
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
-import socket
-import ssl
-import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+from urllib.parse import urlsplit
 
-import aiohttp
+import grpc
+import grpc.aio
 
-from nestlab.api import etcdquorum
+from nestlab.api import etcdquorum, etcdwire
 from nestlab.api.etcdquorum import ClusterView
 from nestlab.errors import NestlabError
 
-if TYPE_CHECKING:
-    from aiohappyeyeballs import AddrInfoType  # aiohttp's own dependency: the pool's address type
-
-# How long close() waits for the pool's sockets to be closed: a request cancelled just after its TLS
-# handshake (a timeout, the poll stopping) leaves a transport shutting TLS down with the member,
-# which takes one round trip; one the loop still held when it closed would leak its socket.
-_CLOSE_WAIT = 2.0
 _REQUEST_TIMEOUT = 5.0  # seconds: etcd answers in milliseconds; 5 s covers a loaded 2-core machine
 # One read attempt at one member: longer than an election (1-2 s with the role's 100/1000 ms
 # timing) so a read sent as the leader dies is answered by the new one, short enough that a
@@ -54,13 +45,28 @@ _RETRY_PAUSE = 0.05  # between attempts while etcd elects: elections take hundre
 # local request per member (no raft round trip).
 _POLL_INTERVAL = 0.2
 _POLL_TIMEOUT = 0.35
-_READS = ("/v3/kv/range",)
-WATCH_MESSAGE_LIMIT = 256 * 2**20
-"""The largest watch message read (etcd batches at most 1000 revisions' events into one)."""
+_READS = (etcdwire.RANGE,)
 # etcd errors after which a request can be sent again: the member refused it before proposing it
 # (or, for reads, it changes nothing). "request timed out" after a write was proposed is in doubt.
 _RETRY_READ = ("leader changed", "no leader", "proposal dropped", "request timed out", "too many requests")
 _RETRY_WRITE = ("no leader", "proposal dropped", "too many requests")
+# What gRPC says when it never got a connection to send on (nothing reached etcd).
+_NOT_SENT = ("failed to connect", "dns resolution failed", "empty address list", "ssl handshake failed")
+# The channel to each member. Reconnect quickly once a member is back (gRPC's default backoff grows
+# to two minutes, during which the poll would count the member as gone); ping a connection that
+# carries a request or watch every 10 s, so a half-open one (its member powered off) fails within
+# 15 s (etcd accepts pings every 5 s and more; none on an idle connection); no size limit on what
+# etcd sends (a watch catching up gets up to 1000 revisions' events in one message).
+_CHANNEL_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.keepalive_permit_without_calls", 0),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.max_receive_message_length", -1),
+)
 
 
 class EtcdError(NestlabError):
@@ -142,9 +148,8 @@ class WatchEvent:
     prev: KeyValue | None
 
 
-def _b64(text: str | bytes) -> str:
-    raw = text.encode() if isinstance(text, str) else text
-    return base64.b64encode(raw).decode()
+def _key(text: str) -> bytes:
+    return text.encode()
 
 
 def prefix_end(prefix: str) -> str:
@@ -158,31 +163,85 @@ def prefix_end(prefix: str) -> str:
     return "\0"
 
 
-def _end_b64(prefix: str) -> str:
-    return _b64(prefix_end(prefix).encode("latin-1"))
+def _end(prefix: str) -> bytes:
+    return prefix_end(prefix).encode("latin-1")
 
 
-def parse_kv(raw: dict[str, Any]) -> KeyValue:
-    """A gateway ``kv`` object as a :class:`KeyValue`."""
+def parse_kv(raw: Any) -> KeyValue:
+    """An etcd ``mvccpb.KeyValue`` message as a :class:`KeyValue`."""
     return KeyValue(
-        key=base64.b64decode(raw.get("key", "")).decode(),
-        value=base64.b64decode(raw.get("value", "")),
-        create_revision=int(raw.get("create_revision", 0)),
-        mod_revision=int(raw.get("mod_revision", 0)),
+        key=raw.key.decode(),
+        value=raw.value,
+        create_revision=raw.create_revision,
+        mod_revision=raw.mod_revision,
     )
 
 
-def _ssl_context(tls: TLSFiles | None) -> ssl.SSLContext | None:
+def _credentials(tls: TLSFiles | None) -> grpc.ChannelCredentials:
+    """TLS for https endpoints: the lab CA and client certificate, or the system's CAs."""
     if tls is None:
-        return None
-    context = ssl.create_default_context(cafile=str(tls.ca))
-    if tls.cert is not None:
-        context.load_cert_chain(str(tls.cert), None if tls.key is None else str(tls.key))
-    return context
+        return grpc.ssl_channel_credentials()
+    return grpc.ssl_channel_credentials(
+        root_certificates=tls.ca.read_bytes(),
+        private_key=None if tls.key is None else tls.key.read_bytes(),
+        certificate_chain=None if tls.cert is None else tls.cert.read_bytes(),
+    )
+
+
+def _target(endpoint: str) -> tuple[str, bool]:
+    """``https://host:port`` as (gRPC target, TLS or not)."""
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname or not parts.port:
+        raise EtcdError(f"etcd endpoint {endpoint!r} is not http(s)://host:port")
+    return parts.netloc, parts.scheme == "https"
+
+
+def _compare(target: int, key: str, **value: Any) -> Any:
+    return etcdwire.new("Compare", target=target, key=_key(key), **value)
+
+
+def _range_op(key: str, range_end: bytes = b"") -> Any:
+    return etcdwire.new(
+        "RequestOp", request_range=etcdwire.new("RangeRequest", key=_key(key), range_end=range_end)
+    )
+
+
+def _put_op(key: str, value: bytes) -> Any:
+    return etcdwire.new("RequestOp", request_put=etcdwire.new("PutRequest", key=_key(key), value=value))
+
+
+def _delete_op(key: str) -> Any:
+    return etcdwire.new("RequestOp", request_delete_range=etcdwire.new("DeleteRangeRequest", key=_key(key)))
+
+
+class _FailureError(Exception):
+    """Internal: one attempt at one member failed in the transport; ``sent`` says whether the
+    request may have reached etcd, ``timed_out`` whether it was its deadline."""
+
+    def __init__(self, detail: str, *, sent: bool, timed_out: bool = False) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.sent = sent
+        self.timed_out = timed_out
+
+
+def _classify(error: grpc.aio.AioRpcError) -> tuple[str, _FailureError | None]:
+    """etcd's own message (second item None), or the transport failure the error is."""
+    code, detail = error.code(), error.details() or ""
+    if detail.startswith("etcdserver:") or code not in (
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.CANCELLED,
+    ):
+        return detail or code.name, None
+    if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+        return detail, _FailureError(f"no answer in time ({detail})", sent=True, timed_out=True)
+    sent = not any(word in detail.lower() for word in _NOT_SENT)
+    return detail, _FailureError(f"{code.name}: {detail}", sent=sent)
 
 
 class EtcdClient:
-    """Async etcd v3 client over the JSON gateway; create one per event loop and ``close()`` it."""
+    """Async etcd v3 gRPC client; create one per event loop and ``close()`` it."""
 
     def __init__(
         self,
@@ -196,42 +255,48 @@ class EtcdClient:
         if not endpoints:
             raise EtcdError("no etcd endpoints given (pass --etcd-servers=https://host:2379,...)")
         self.endpoints = tuple(endpoint.rstrip("/") for endpoint in endpoints)
+        self._targets = tuple(_target(endpoint) for endpoint in self.endpoints)
         self._current = 0
         self._timeout = timeout
-        self._ssl = _ssl_context(tls)
-        self._session: aiohttp.ClientSession | None = None
-        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+        self._credentials = _credentials(tls)
+        self._channels: dict[int, grpc.aio.Channel] = {}
         self._poll_timeout = poll_timeout
         self._poll = etcdquorum.MemberPoll(
             self.endpoints, self._member_status, poll_interval, membership=self._cluster_size
         )
 
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(ssl=self._ssl or True, socket_factory=self._open_socket)
-            self._session = aiohttp.ClientSession(connector=connector)
-        return self._session
-
-    def _open_socket(self, addr_info: AddrInfoType) -> socket.socket:
-        """Every socket of the pool is made here, so close() can wait until each one is closed."""
-        family, kind, protocol, _, _ = addr_info
-        sock = socket.socket(family=family, type=kind, proto=protocol)
-        self._sockets.add(sock)
-        return sock
+    def _channel(self, index: int) -> grpc.aio.Channel:
+        channel = self._channels.get(index)
+        if channel is None:
+            target, secure = self._targets[index]
+            if secure:
+                channel = grpc.aio.secure_channel(target, self._credentials, options=_CHANNEL_OPTIONS)
+            else:
+                channel = grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS)
+            self._channels[index] = channel
+        return channel
 
     async def close(self) -> None:
-        """Stop the member poll and close the connection pool."""
+        """Stop the member poll and close every channel (their calls end at once)."""
         await self._poll.stop()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-        # Aborted connections close on the next turn of the event loop; one whose request was
-        # cancelled after its TLS handshake first says goodbye to the member (_CLOSE_WAIT).
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + _CLOSE_WAIT
-        await asyncio.sleep(0)
-        while any(sock.fileno() != -1 for sock in self._sockets) and loop.time() < deadline:
-            await asyncio.sleep(0.01)
+        channels, self._channels = list(self._channels.values()), {}
+        for channel in channels:
+            await channel.close()
+
+    async def _unary(self, index: int, method: str, request: Any, timeout: float) -> Any:
+        """One call to one member; raises :class:`_FailureError` for a transport failure and
+        :class:`EtcdError` (with etcd's message) when etcd refused it."""
+        _request_type, response_type = etcdwire.METHODS[method]
+        call = self._channel(index).unary_unary(
+            method, request_serializer=etcdwire.encode, response_deserializer=etcdwire.decoder(response_type)
+        )
+        try:
+            return await call(request, timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            message, failure = _classify(exc)
+            if failure is not None:
+                raise failure from exc
+            raise _RefusedError(message) from exc
 
     # --- the member-status view (module docstring: quorum rule) ------------------------------------
 
@@ -240,37 +305,28 @@ class EtcdClient:
         return await self._poll.current()
 
     async def _member_status(self, endpoint: str) -> etcdquorum.MemberStatus:
+        index = self.endpoints.index(endpoint)
         try:
-            async with self._http().post(
-                endpoint + "/v3/maintenance/status",
-                json={},
-                timeout=aiohttp.ClientTimeout(total=self._poll_timeout),
-            ) as response:
-                payload: dict[str, Any] = await response.json(content_type=None)
-        except TimeoutError:
-            return etcdquorum.unanswered(endpoint, etcdquorum.NO_ANSWER)
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
-            return etcdquorum.unanswered(endpoint, type(exc).__name__)
-        if "error" in payload or "code" in payload:
-            return etcdquorum.unanswered(endpoint, str(payload.get("message") or payload.get("error")))
-        return etcdquorum.parse_status(endpoint, payload)
+            answer = await self._unary(
+                index, etcdwire.STATUS, etcdwire.new("StatusRequest"), self._poll_timeout
+            )
+        except _FailureError as exc:
+            return etcdquorum.unanswered(endpoint, etcdquorum.NO_ANSWER if exc.timed_out else exc.detail)
+        except _RefusedError as exc:
+            return etcdquorum.unanswered(endpoint, str(exc))
+        return etcdquorum.parse_status(endpoint, answer.header.member_id, answer.leader, answer.raftTerm)
 
     async def _cluster_size(self, endpoint: str) -> int:
         """Voting members in the member list of the member at ``endpoint`` (answered from its local
         state, also without quorum); 0 when it does not answer."""
+        index = self.endpoints.index(endpoint)
         try:
-            async with self._http().post(
-                endpoint + "/v3/cluster/member/list",
-                json={},
-                timeout=aiohttp.ClientTimeout(total=self._poll_timeout),
-            ) as response:
-                payload: dict[str, Any] = await response.json(content_type=None)
-        except (TimeoutError, aiohttp.ClientError, OSError, ValueError):
+            answer = await self._unary(
+                index, etcdwire.MEMBER_LIST, etcdwire.new("MemberListRequest"), self._poll_timeout
+            )
+        except (_FailureError, _RefusedError):
             return 0
-        members = payload.get("members") if isinstance(payload, dict) else None
-        if not isinstance(members, list):
-            return 0
-        return sum(1 for m in members if isinstance(m, dict) and not m.get("isLearner"))
+        return sum(1 for member in answer.members if not member.isLearner)
 
     def _refusal(self, write: bool) -> str | None:
         view = self._poll.view
@@ -286,34 +342,26 @@ class EtcdClient:
 
     # --- requests -------------------------------------------------------------------------------
 
-    async def _send(self, url: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
-        """One POST; raises :class:`_QuorumLostError` when the view loses the quorum before the answer."""
-
-        async def post() -> dict[str, Any]:
-            async with self._http().post(
-                url, json=body, timeout=aiohttp.ClientTimeout(total=timeout)
-            ) as response:
-                payload: dict[str, Any] = await response.json(content_type=None)
-                return payload
-
-        request = asyncio.ensure_future(post())
+    async def _send(self, index: int, method: str, request: Any, timeout: float) -> Any:
+        """One call; raises :class:`_QuorumLostError` when the view loses the quorum before the answer."""
+        call = asyncio.ensure_future(self._unary(index, method, request, timeout))
         lost = asyncio.ensure_future(self._poll.lost.wait())
         try:
-            await asyncio.wait((request, lost), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait((call, lost), return_when=asyncio.FIRST_COMPLETED)
         finally:
             lost.cancel()
-            if not request.done():
-                request.cancel()
-                await asyncio.gather(request, return_exceptions=True)
-        if request.cancelled():
+            if not call.done():
+                call.cancel()
+                await asyncio.gather(call, return_exceptions=True)
+        if call.cancelled():
             raise _QuorumLostError
-        return request.result()
+        return call.result()
 
-    async def _post(self, path: str, body: dict[str, Any], *, read: bool = False) -> dict[str, Any]:
-        """POST to a member, moving on to the next ones as the module docstring says; ``read`` marks
+    async def _call(self, method: str, request: Any, *, read: bool = False) -> Any:
+        """Call a member, moving on to the next ones as the module docstring says; ``read`` marks
         a transaction that only reads (retried like a range)."""
         self._poll.start()
-        write = path not in _READS and not read
+        write = method not in _READS and not read
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout
         errors: list[str] = []
@@ -323,130 +371,114 @@ class EtcdClient:
             if refusal is not None:
                 raise EtcdQuorumError(refusal)
             index = self._order()[0]
-            url = self.endpoints[index] + path
+            endpoint = self.endpoints[index]
             left = max(0.05, deadline - loop.time())
             try:
-                payload = await self._send(url, body, min(left, _READ_ATTEMPT_TIMEOUT) if not write else left)
+                return_value = await self._send(
+                    index, method, request, min(left, _READ_ATTEMPT_TIMEOUT) if not write else left
+                )
             except _QuorumLostError:
                 refusal = self._refusal(write) or "etcd lost its quorum"
                 if write:
                     raise EtcdInDoubtError(
-                        etcdquorum.in_doubt(url, "lost its quorum before answering")
+                        etcdquorum.in_doubt(endpoint, "lost its quorum before answering")
                     ) from None
                 raise EtcdQuorumError(refusal) from None
-            except (aiohttp.ClientConnectionError, OSError, TimeoutError) as exc:
+            except _FailureError as exc:
                 self._current = (index + 1) % len(self.endpoints)  # the next attempt goes elsewhere
-                sent = not isinstance(exc, aiohttp.ClientConnectorError)
-                if sent and write:
-                    why = (
-                        "did not answer in time"
-                        if isinstance(exc, TimeoutError)
-                        else "dropped the connection"
-                    )
-                    raise EtcdInDoubtError(etcdquorum.in_doubt(url, f"{why} ({exc!r})")) from exc
-                errors.append(f"{self.endpoints[index]}: {exc!r}")
+                if exc.sent and write:
+                    why = "did not answer in time" if exc.timed_out else "dropped the connection"
+                    raise EtcdInDoubtError(etcdquorum.in_doubt(endpoint, f"{why} ({exc.detail})")) from exc
+                errors.append(f"{endpoint}: {exc.detail}")
                 unreachable += 1
                 if unreachable >= 2 * len(self.endpoints) or loop.time() >= deadline:
                     raise EtcdUnavailableError(
                         "no etcd endpoint answered: " + "; ".join(errors[-3:])
                     ) from exc
                 continue
+            except _RefusedError as exc:
+                message = str(exc)
+                if "compacted" in message:
+                    raise EtcdCompactedError(message, 0) from exc
+                if any(word in message for word in (_RETRY_WRITE if write else _RETRY_READ)):
+                    errors.append(f"{endpoint}: {message}")
+                    if loop.time() + _RETRY_PAUSE < deadline:
+                        await asyncio.sleep(_RETRY_PAUSE)  # an election is under way: wait for its leader
+                        continue
+                    raise EtcdUnavailableError(
+                        f"etcd has no leader yet after {self._timeout:g} s: {message}"
+                    ) from exc
+                if write and "timed out" in message:
+                    raise EtcdInDoubtError(etcdquorum.in_doubt(endpoint, f"answered {message!r}")) from exc
+                raise EtcdError(f"etcd {method} failed: {message}") from exc
             self._current = index
-            if "error" not in payload and "code" not in payload:
-                return payload
-            message = str(payload.get("message") or payload.get("error"))
-            if "compacted" in message:
-                raise EtcdCompactedError(message, 0)
-            if any(word in message for word in (_RETRY_WRITE if write else _RETRY_READ)):
-                errors.append(f"{self.endpoints[index]}: {message}")
-                if loop.time() + _RETRY_PAUSE < deadline:
-                    await asyncio.sleep(_RETRY_PAUSE)  # an election is under way: wait for its leader
-                    continue
-                raise EtcdUnavailableError(f"etcd has no leader yet after {self._timeout:g} s: {message}")
-            if write and "timed out" in message:
-                raise EtcdInDoubtError(etcdquorum.in_doubt(url, f"answered {message!r}"))
-            raise EtcdError(f"etcd {path} failed: {message}")
+            return return_value
 
     async def get(self, key: str) -> KeyValue | None:
         """The current value of ``key``, or None."""
-        payload = await self._post("/v3/kv/range", {"key": _b64(key)})
-        kvs = payload.get("kvs", [])
-        return parse_kv(kvs[0]) if kvs else None
+        answer = await self._call(etcdwire.RANGE, etcdwire.new("RangeRequest", key=_key(key)))
+        return parse_kv(answer.kvs[0]) if answer.kvs else None
 
     async def range(self, prefix: str, *, start: str = "", limit: int = 0, revision: int = 0) -> RangeResult:
         """Keys under ``prefix`` from ``start`` on (sorted by key), at ``revision`` (0 = latest)."""
-        body: dict[str, Any] = {"key": _b64(start or prefix), "range_end": _end_b64(prefix)}
-        if limit:
-            body["limit"] = limit
-        if revision:
-            body["revision"] = revision
-        payload = await self._post("/v3/kv/range", body)
-        kvs = tuple(parse_kv(raw) for raw in payload.get("kvs", []))
-        return RangeResult(kvs, int(payload["header"]["revision"]), bool(payload.get("more", False)))
+        request = etcdwire.new(
+            "RangeRequest", key=_key(start or prefix), range_end=_end(prefix), limit=limit, revision=revision
+        )
+        answer = await self._call(etcdwire.RANGE, request)
+        return RangeResult(tuple(parse_kv(kv) for kv in answer.kvs), answer.header.revision, answer.more)
 
     async def revision(self) -> int:
         """The current store revision (also a cheap health check)."""
-        payload = await self._post("/v3/kv/range", {"key": _b64("\0"), "limit": 1})
-        return int(payload["header"]["revision"])
+        answer = await self._call(etcdwire.RANGE, etcdwire.new("RangeRequest", key=b"\0", limit=1))
+        return int(answer.header.revision)
 
     async def unchanged_since(self, ranges: Mapping[str, int]) -> bool:
         """Whether no key under each prefix was created or modified after its revision: one read-only
         transaction comparing mod revisions over whole ranges; no value travels (deletions are not
         seen, which is what a caller confirming a denial wants: a deletion grants nothing)."""
         compares = [
-            {"target": "MOD", "key": _b64(prefix), "range_end": _end_b64(prefix), "result": "LESS",
-             "mod_revision": revision + 1}
+            _compare(etcdwire.TARGET_MOD, prefix, range_end=_end(prefix), result=etcdwire.COMPARE_LESS,
+                     mod_revision=revision + 1)
             for prefix, revision in ranges.items()
         ]  # fmt: skip
-        payload = await self._post("/v3/kv/txn", {"compare": compares})
-        return bool(payload.get("succeeded", False))
+        answer = await self._call(etcdwire.TXN, etcdwire.new("TxnRequest", compare=compares), read=True)
+        return bool(answer.succeeded)
 
     async def read(self, keys: Sequence[str] = (), prefixes: Sequence[str] = ()) -> Reads:
         """Several keys and ranges in one read-only transaction: one round trip, one revision (a
         linearizable read, like :meth:`range`)."""
-        ops = [{"request_range": {"key": _b64(key)}} for key in keys]
-        ops += [
-            {"request_range": {"key": _b64(prefix), "range_end": _end_b64(prefix)}} for prefix in prefixes
-        ]
-        payload = await self._post("/v3/kv/txn", {"success": ops}, read=True)
-        answers = [_range_answer(raw) for raw in payload.get("responses", [])]
+        ops = [_range_op(key) for key in keys] + [_range_op(prefix, _end(prefix)) for prefix in prefixes]
+        answer = await self._call(etcdwire.TXN, etcdwire.new("TxnRequest", success=ops), read=True)
+        answers = [_range_answer(raw) for raw in answer.responses]
         if len(answers) != len(ops):
             raise EtcdError(f"etcd answered {len(answers)} of the {len(ops)} reads of a transaction")
         values = {key: (found[0] if found else None) for key, found in zip(keys, answers, strict=False)}
         lists = dict(zip(prefixes, answers[len(keys) :], strict=True))
-        return Reads(int(payload["header"]["revision"]), values, lists)
+        return Reads(int(answer.header.revision), values, lists)
 
-    async def _txn(self, compare: dict[str, Any], success: dict[str, Any], key: str) -> tuple[bool, int]:
-        payload = await self._post(
-            "/v3/kv/txn",
-            {"compare": [compare], "success": [success], "failure": [{"request_range": {"key": _b64(key)}}]},
-        )
-        return bool(payload.get("succeeded", False)), int(payload["header"]["revision"])
+    async def _txn(self, compare: Any, success: Any, key: str) -> tuple[bool, int]:
+        request = etcdwire.new("TxnRequest", compare=[compare], success=[success], failure=[_range_op(key)])
+        answer = await self._call(etcdwire.TXN, request)
+        return bool(answer.succeeded), int(answer.header.revision)
 
     async def create(self, key: str, value: bytes) -> int | None:
         """Store ``key`` only if it does not exist; the new revision, or None when it exists."""
         ok, revision = await self._txn(
-            {"target": "CREATE", "key": _b64(key), "create_revision": 0},
-            {"request_put": {"key": _b64(key), "value": _b64(value)}},
-            key,
+            _compare(etcdwire.TARGET_CREATE, key, create_revision=0), _put_op(key, value), key
         )
         return revision if ok else None
 
     async def update(self, key: str, value: bytes, mod_revision: int) -> int | None:
         """Replace ``key`` only if it is still at ``mod_revision``; the new revision, or None."""
         ok, revision = await self._txn(
-            {"target": "MOD", "key": _b64(key), "mod_revision": mod_revision},
-            {"request_put": {"key": _b64(key), "value": _b64(value)}},
-            key,
+            _compare(etcdwire.TARGET_MOD, key, mod_revision=mod_revision), _put_op(key, value), key
         )
         return revision if ok else None
 
     async def delete(self, key: str, mod_revision: int) -> int | None:
         """Delete ``key`` only if it is still at ``mod_revision``; the revision, or None."""
         ok, revision = await self._txn(
-            {"target": "MOD", "key": _b64(key), "mod_revision": mod_revision},
-            {"request_delete_range": {"key": _b64(key)}},
-            key,
+            _compare(etcdwire.TARGET_MOD, key, mod_revision=mod_revision), _delete_op(key), key
         )
         return revision if ok else None
 
@@ -455,21 +487,16 @@ class EtcdClient:
     ) -> tuple[int | None, tuple[KeyValue, ...]]:
         """:meth:`delete`, also reading the keys under ``prefix`` in the same transaction (as they
         are right after the deletion): (the revision or None, those keys; none when not deleted)."""
-        payload = await self._post(
-            "/v3/kv/txn",
-            {
-                "compare": [{"target": "MOD", "key": _b64(key), "mod_revision": mod_revision}],
-                "success": [
-                    {"request_delete_range": {"key": _b64(key)}},
-                    {"request_range": {"key": _b64(prefix), "range_end": _end_b64(prefix)}},
-                ],
-            },
+        request = etcdwire.new(
+            "TxnRequest",
+            compare=[_compare(etcdwire.TARGET_MOD, key, mod_revision=mod_revision)],
+            success=[_delete_op(key), _range_op(prefix, _end(prefix))],
         )
-        if not payload.get("succeeded", False):
+        answer = await self._call(etcdwire.TXN, request)
+        if not answer.succeeded:
             return None, ()
-        responses = payload.get("responses", [])
-        listed = _range_answer(responses[1]) if len(responses) > 1 else ()
-        return int(payload["header"]["revision"]), listed
+        listed = _range_answer(answer.responses[1]) if len(answer.responses) > 1 else ()
+        return int(answer.header.revision), listed
 
     async def write_all(
         self,
@@ -482,121 +509,105 @@ class EtcdClient:
         """Apply ``puts`` and ``deletes`` in one transaction, only if no ``absent`` key exists and every
         ``unchanged`` key is still at its mod revision; the new revision, or None when a compare failed.
         """
-        compares: list[dict[str, Any]] = [
-            {"target": "CREATE", "key": _b64(key), "create_revision": 0} for key in absent
-        ]
+        compares = [_compare(etcdwire.TARGET_CREATE, key, create_revision=0) for key in absent]
         compares += [
-            {"target": "MOD", "key": _b64(key), "mod_revision": revision}
+            _compare(etcdwire.TARGET_MOD, key, mod_revision=revision)
             for key, revision in (unchanged or {}).items()
         ]
-        success: list[dict[str, Any]] = [
-            {"request_put": {"key": _b64(key), "value": _b64(value)}} for key, value in (puts or {}).items()
-        ]
-        success += [{"request_delete_range": {"key": _b64(key)}} for key in deletes]
-        payload = await self._post("/v3/kv/txn", {"compare": compares, "success": success})
-        return int(payload["header"]["revision"]) if payload.get("succeeded", False) else None
+        success = [_put_op(key, value) for key, value in (puts or {}).items()]
+        success += [_delete_op(key) for key in deletes]
+        answer = await self._call(etcdwire.TXN, etcdwire.new("TxnRequest", compare=compares, success=success))
+        return int(answer.header.revision) if answer.succeeded else None
 
     async def compact(self, revision: int) -> None:
         """Discard history before ``revision`` (used by tests and by maintenance)."""
-        await self._post("/v3/kv/compaction", {"revision": revision, "physical": True})
+        await self._call(
+            etcdwire.COMPACT, etcdwire.new("CompactionRequest", revision=revision, physical=True)
+        )
 
     async def watch(self, prefix: str, start_revision: int) -> AsyncIterator[tuple[int, list[WatchEvent]]]:
         """Yield (revision, events) for every change under ``prefix`` from ``start_revision`` on.
 
         Raises :class:`EtcdCompactedError` when ``start_revision`` is older than the compacted history,
         and :class:`EtcdUnavailableError` when the stream breaks (the caller resumes or reports).
+        A member that cannot be reached before the watch starts is skipped for the next one.
         """
-        body = {
-            "create_request": {
-                "key": _b64(prefix),
-                "range_end": _end_b64(prefix),
-                "start_revision": start_revision,
-                "prev_kv": True,
-                "progress_notify": True,
-            }
-        }
+        create = etcdwire.new(
+            "WatchCreateRequest",
+            key=_key(prefix),
+            range_end=_end(prefix),
+            start_revision=start_revision,
+            prev_kv=True,
+            progress_notify=True,
+        )
+        request = etcdwire.new("WatchRequest", create_request=create)
         errors: list[str] = []
         start = self._current
         for attempt in range(len(self.endpoints)):
             index = (start + attempt) % len(self.endpoints)
-            url = self.endpoints[index] + "/v3/watch"
+            endpoint = self.endpoints[index]
+            call = self._channel(index).stream_stream(
+                etcdwire.WATCH,
+                request_serializer=etcdwire.encode,
+                response_deserializer=etcdwire.decoder("WatchResponse"),
+            )()
+            answered = False
             try:
-                async with self._http().post(
-                    url, json=body, timeout=aiohttp.ClientTimeout(total=None)
-                ) as resp:
-                    self._current = index
-                    try:
-                        async for line in _lines(resp.content):
-                            if line.strip():
-                                yield _watch_batch(json.loads(line))
-                    finally:
-                        # A watch ends early (caller stopped, compaction): abort the connection
-                        # rather than start a TLS goodbye that could outlive the event loop.
-                        if resp.connection is not None and resp.connection.transport is not None:
-                            resp.connection.transport.abort()
-                    raise EtcdUnavailableError(f"etcd at {url} closed the watch stream")
-            except aiohttp.ClientConnectorError as exc:
-                errors.append(f"{self.endpoints[index]}: {exc}")
-            except (aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
-                raise EtcdUnavailableError(f"etcd watch at {url} broke: {exc}") from exc
+                await call.write(request)
+                while True:
+                    answer = await call.read()
+                    if answer is grpc.aio.EOF:
+                        raise EtcdUnavailableError(f"etcd at {endpoint} closed the watch stream")
+                    if not answered:
+                        answered, self._current = True, index
+                    yield _watch_batch(answer)
+            except grpc.aio.AioRpcError as exc:
+                message, failure = _classify(exc)
+                if failure is not None and not failure.sent and not answered:
+                    errors.append(f"{endpoint}: {failure.detail}")
+                    continue
+                raise EtcdUnavailableError(f"etcd watch at {endpoint} broke: {message}") from exc
+            except asyncio.InvalidStateError as exc:  # the call ended before the request was written
+                errors.append(f"{endpoint}: {exc}")
+                continue
+            finally:
+                call.cancel()
         raise EtcdUnavailableError("no etcd endpoint accepted a watch: " + "; ".join(errors))
 
 
-def _range_answer(raw: dict[str, Any]) -> tuple[KeyValue, ...]:
+class _RefusedError(Exception):
+    """Internal: etcd answered the call with an error; the message is etcd's."""
+
+
+def _range_answer(raw: Any) -> tuple[KeyValue, ...]:
     """The keys of one ``response_range`` of a transaction's answer."""
-    found = raw.get("response_range")
-    if not isinstance(found, dict):
-        raise EtcdError(f"etcd answered a transaction's read with {sorted(raw)}")
-    return tuple(parse_kv(kv) for kv in found.get("kvs", []))
+    if raw.WhichOneof("response") != "response_range":
+        raise EtcdError(f"etcd answered a transaction's read with {raw.WhichOneof('response')}")
+    return tuple(parse_kv(kv) for kv in raw.response_range.kvs)
 
 
-async def _lines(content: aiohttp.StreamReader, limit: int = WATCH_MESSAGE_LIMIT) -> AsyncIterator[bytes]:
-    """The stream's newline-separated messages, however long (up to ``limit`` bytes each).
-
-    aiohttp's own line reader refuses a line over 512 KiB (``LineTooLong``), and a watch that
-    catches up from an old revision gets messages of up to 1000 revisions' events with their
-    previous values: megabytes. That error used to escape the watch, which then never delivered
-    anything again while its Kubernetes watch kept sending bookmarks.
-    """
-    buffer = bytearray()
-    searched = 0  # the buffer holds no newline before this offset
-    async for chunk in content.iter_any():
-        buffer += chunk
-        while (end := buffer.find(b"\n", searched)) >= 0:
-            yield bytes(buffer[:end])
-            del buffer[: end + 1]
-            searched = 0
-        searched = len(buffer)
-        if len(buffer) > limit:
-            raise EtcdUnavailableError(f"etcd sent a watch message over {limit} bytes")
-    if buffer:
-        yield bytes(buffer)
-
-
-def _watch_batch(message: dict[str, Any]) -> tuple[int, list[WatchEvent]]:
-    """One gateway watch message as (revision, events); raises on cancel/compaction.
+def _watch_batch(message: Any) -> tuple[int, list[WatchEvent]]:
+    """One ``WatchResponse`` as (revision, events); raises on cancel/compaction.
 
     A message without events is a progress notification (the watch has sent every change up to
     the revision; the watch asks for them with ``progress_notify``) or the creation answer, whose
     revision is reported as 0."""
-    if "error" in message:
-        raise EtcdUnavailableError(f"etcd watch failed: {message['error']}")
-    result = message.get("result", {})
-    if result.get("created"):
+    if message.created:
         # The header of the answer that creates a watch is the store's revision, not how far the
         # watch has sent: a watch from an older revision still has those events to send.
         return 0, []
-    if result.get("canceled"):
-        compacted = int(result.get("compact_revision", 0))
-        if compacted:
-            raise EtcdCompactedError(f"revision compacted (oldest kept is {compacted})", compacted)
-        raise EtcdUnavailableError(f"etcd cancelled the watch: {result.get('cancel_reason', 'no reason')}")
+    if message.canceled:
+        if message.compact_revision:
+            raise EtcdCompactedError(
+                f"revision compacted (oldest kept is {message.compact_revision})", message.compact_revision
+            )
+        raise EtcdUnavailableError(f"etcd cancelled the watch: {message.cancel_reason or 'no reason'}")
     events = [
         WatchEvent(
-            kind=raw.get("type", "PUT"),
-            kv=parse_kv(raw["kv"]),
-            prev=parse_kv(raw["prev_kv"]) if "prev_kv" in raw else None,
+            kind="DELETE" if raw.type == etcdwire.EVENT_DELETE else "PUT",
+            kv=parse_kv(raw.kv),
+            prev=parse_kv(raw.prev_kv) if raw.HasField("prev_kv") else None,
         )
-        for raw in result.get("events", [])
+        for raw in message.events
     ]
-    return int(result.get("header", {}).get("revision", 0)), events
+    return int(message.header.revision), events

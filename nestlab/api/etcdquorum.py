@@ -10,7 +10,7 @@ now" (:func:`quorum_problem`). etcd's client (clientv3) keeps no such view; kube
 its /readyz etcd check from a request with a deadline. The lab wants the refusal within a second.
 
 The view and the messages are pure; :class:`MemberPoll` runs the rounds with a probe it is given
-(the etcd client's one HTTP request per member), so its timing rules are tested with a fake one.
+(the etcd client's one status request per member), so its timing rules are tested with a fake one.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 NO_LEADER = "0"  # etcd's raft.None: the member follows nobody (election under way, or no quorum)
 NO_ANSWER = "no answer in time"  # the error of a member whose status did not come within the timeout
@@ -33,7 +32,7 @@ class MemberStatus:
     answered: bool
     """Whether it answered within the poll's timeout."""
     member_id: str = ""
-    """Its member id (decimal, as the gateway prints uint64)."""
+    """Its member id (decimal)."""
     leader_id: str = NO_LEADER
     """The member it follows as leader; ``NO_LEADER`` during an election or without quorum."""
     raft_term: int = 0
@@ -87,15 +86,15 @@ class ClusterView:
         return len(self.answering) >= self.majority
 
 
-def parse_status(endpoint: str, payload: dict[str, Any]) -> MemberStatus:
-    """A gateway ``/v3/maintenance/status`` answer (uint64 fields arrive as strings)."""
-    header = payload.get("header") or {}
+def parse_status(endpoint: str, member_id: int, leader: int, raft_term: int) -> MemberStatus:
+    """A member's ``Maintenance/Status`` answer: its id (from the header), the leader it follows
+    (0 while it follows nobody) and its raft term."""
     return MemberStatus(
         endpoint=endpoint,
         answered=True,
-        member_id=str(header.get("member_id", "")),
-        leader_id=str(payload.get("leader") or NO_LEADER),
-        raft_term=int(payload.get("raftTerm") or header.get("raft_term") or 0),
+        member_id=str(member_id),
+        leader_id=str(leader) if leader else NO_LEADER,
+        raft_term=raft_term,
     )
 
 

@@ -11,13 +11,12 @@ sends them.
 from __future__ import annotations
 
 import asyncio
-import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
-from nestlab.api import limitranger, saadmission
+from nestlab.api import etcdwire, limitranger, saadmission
 from nestlab.api import resources as r
 from nestlab.api.etcd import EtcdClient, KeyValue, Reads
 from nestlab.api.registry import Registry
@@ -196,49 +195,51 @@ def test_a_missing_default_account_is_looked_for_again_after_the_read() -> None:
     assert len(naps) == saadmission.DEFAULT_LOOKUPS - 1
 
 
-def _b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
+def _kv(key: str, value: str, rev: int) -> Any:
+    return etcdwire.new(
+        "KeyValue", key=key.encode(), value=value.encode(), create_revision=rev, mod_revision=rev
+    )
 
 
-def _kv(key: str, value: str, rev: int) -> Obj:
-    return {"key": _b64(key), "value": _b64(value), "create_revision": str(rev), "mod_revision": str(rev)}
+def _ranged(*kvs: Any) -> Any:
+    return etcdwire.new("ResponseOp", response_range=etcdwire.new("RangeResponse", kvs=list(kvs)))
 
 
 def test_the_client_parses_a_read_only_transaction_and_a_delete_that_lists() -> None:
-    sent: list[tuple[str, Obj, bool]] = []
-    answers: list[Obj] = [
-        {
-            "header": {"revision": "9"},
-            "succeeded": True,
-            "responses": [
-                {"response_range": {"header": {}, "kvs": [_kv("/ns/demo", "{}", 3)], "count": "1"}},
-                {"response_range": {"header": {}}},
-                {
-                    "response_range": {
-                        "header": {},
-                        "kvs": [_kv("/q/demo/a", "1", 4), _kv("/q/demo/b", "2", 5)],
-                    }
-                },
+    sent: list[tuple[str, Any, bool]] = []
+    header = etcdwire.new("ResponseHeader", revision=9)
+    answers: list[Any] = [
+        etcdwire.new(
+            "TxnResponse",
+            header=header,
+            succeeded=True,
+            responses=[
+                _ranged(_kv("/ns/demo", "{}", 3)),
+                _ranged(),
+                _ranged(_kv("/q/demo/a", "1", 4), _kv("/q/demo/b", "2", 5)),
             ],
-        },
-        {
-            "header": {"revision": "10"},
-            "succeeded": True,
-            "responses": [
-                {"response_delete_range": {"deleted": "1"}},
-                {"response_range": {"kvs": [_kv("/q/demo/a", "1", 4)]}},
+        ),
+        etcdwire.new(
+            "TxnResponse",
+            header=etcdwire.new("ResponseHeader", revision=10),
+            succeeded=True,
+            responses=[
+                etcdwire.new(
+                    "ResponseOp", response_delete_range=etcdwire.new("DeleteRangeResponse", deleted=1)
+                ),
+                _ranged(_kv("/q/demo/a", "1", 4)),
             ],
-        },
-        {"header": {"revision": "10"}},
+        ),
+        etcdwire.new("TxnResponse", header=etcdwire.new("ResponseHeader", revision=10)),
     ]
 
-    async def post(path: str, body: Mapping[str, Any], *, read: bool = False) -> Obj:
-        sent.append((path, dict(body), read))
+    async def call(method: str, request: Any, *, read: bool = False) -> Any:
+        sent.append((method, request, read))
         return answers.pop(0)
 
     async def scenario() -> tuple[Reads, Any, Any]:
         client = EtcdClient(["http://127.0.0.1:1"])
-        client._post = post  # type: ignore[method-assign]
+        client._call = call  # type: ignore[method-assign]
         found = await client.read(["/ns/demo", "/sa/demo/default"], ["/q/demo/"])
         removed = await client.delete_listing("/pods/demo/web", 8, "/q/demo/")
         refused = await client.delete_listing("/pods/demo/web", 8, "/q/demo/")
@@ -250,10 +251,11 @@ def test_the_client_parses_a_read_only_transaction_and_a_delete_that_lists() -> 
     assert found.values["/ns/demo"].mod_revision == 3
     assert found.values["/sa/demo/default"] is None
     assert [kv.value for kv in found.lists["/q/demo/"]] == [b"1", b"2"]
-    assert sent[0][0] == "/v3/kv/txn"
+    assert sent[0][0] == etcdwire.TXN
     assert sent[0][2] is True
-    assert "compare" not in sent[0][1]
-    assert len(sent[0][1]["success"]) == 3
+    assert len(sent[0][1].compare) == 0
+    assert len(sent[0][1].success) == 3
+    assert sent[0][1].success[2].request_range.range_end == b"/q/demo0"
     assert removed[0] == 10
     assert [kv.key for kv in removed[1]] == ["/q/demo/a"]
     assert refused == (None, ())

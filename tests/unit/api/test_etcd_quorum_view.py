@@ -16,20 +16,13 @@ def _down(n: int, error: str = "ClientConnectorError") -> MemberStatus:
     return etcdquorum.unanswered(f"https://cp-{n}:2379", error)
 
 
-def test_parse_status_reads_the_gateways_strings() -> None:
-    payload = {
-        "header": {"cluster_id": "1", "member_id": "1234", "revision": "9", "raft_term": "4"},
-        "version": "3.4.23",
-        "leader": "5678",
-        "raftIndex": "20",
-        "raftTerm": "4",
-    }
-    status = etcdquorum.parse_status("https://cp-1:2379", payload)
+def test_parse_status_names_the_member_and_its_leader() -> None:
+    status = etcdquorum.parse_status("https://cp-1:2379", 1234, 5678, 4)
     assert status == MemberStatus("https://cp-1:2379", True, member_id="1234", leader_id="5678", raft_term=4)
 
 
 def test_parse_status_without_a_leader() -> None:
-    status = etcdquorum.parse_status("e", {"header": {"member_id": "1"}, "errors": ["etcdserver: no leader"]})
+    status = etcdquorum.parse_status("e", 1, 0, 4)
     assert status.leader_id == NO_LEADER
 
 

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from nestlab.api import reads
+from nestlab.api import etcdwire, reads
 from nestlab.api.etcd import WatchEvent as EtcdEvent
 from nestlab.api.etcd import _watch_batch
 from nestlab.api.resources import CONFIGMAPS
@@ -17,8 +17,8 @@ Obj = dict[str, Any]
 
 
 def test_the_creation_answer_promises_nothing_and_a_notification_its_revision() -> None:
-    created = {"result": {"header": {"revision": "90"}, "created": True}}
-    notified = {"result": {"header": {"revision": "120"}}}
+    created = etcdwire.new("WatchResponse", header=etcdwire.new("ResponseHeader", revision=90), created=True)
+    notified = etcdwire.new("WatchResponse", header=etcdwire.new("ResponseHeader", revision=120))
     assert _watch_batch(created) == (0, [])
     assert _watch_batch(notified) == (120, [])
 
