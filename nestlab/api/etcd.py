@@ -191,8 +191,12 @@ def _credentials(tls: TLSFiles | None) -> grpc.ChannelCredentials:
 def _target(endpoint: str) -> tuple[str, bool]:
     """``https://host:port`` as (gRPC target, TLS or not)."""
     parts = urlsplit(endpoint)
-    if parts.scheme not in ("http", "https") or not parts.hostname or not parts.port:
-        raise EtcdError(f"etcd endpoint {endpoint!r} is not http(s)://host:port")
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number, or out of range
+        port = None
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port or parts.path:
+        raise EtcdError(f"etcd endpoint {endpoint!r} is not http(s)://host:port (as in --etcd-servers)")
     return parts.netloc, parts.scheme == "https"
 
 

@@ -7,7 +7,14 @@ import pytest
 from grpc.aio import AioRpcError, Metadata
 
 from nestlab.api import etcdwire
-from nestlab.api.etcd import EtcdCompactedError, EtcdUnavailableError, _classify, _watch_batch
+from nestlab.api.etcd import (
+    EtcdClient,
+    EtcdCompactedError,
+    EtcdError,
+    EtcdUnavailableError,
+    _classify,
+    _watch_batch,
+)
 
 
 def test_a_create_compare_sends_its_zero_revision() -> None:
@@ -104,3 +111,13 @@ def test_etcds_refusals_are_told_from_transport_failures(
     else:
         assert failure.sent == sent
         assert failure.timed_out == (code is grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    ["127.0.0.1:2379", "https://cp-1", "https://cp-1:port", "unix:///run/etcd.sock", "https://cp-1:2379/v3"],
+)
+def test_an_endpoint_that_is_not_http_host_port_is_refused_by_name(endpoint: str) -> None:
+    with pytest.raises(EtcdError, match="is not http\\(s\\)://host:port") as refused:
+        EtcdClient(["https://cp-2:2379", endpoint])
+    assert repr(endpoint) in str(refused.value)
