@@ -264,6 +264,7 @@ class EtcdClient:
         self._timeout = timeout
         self._credentials = _credentials(tls)
         self._channels: dict[int, grpc.aio.Channel] = {}
+        self._stubs: dict[tuple[int, str], Any] = {}
         self._poll_timeout = poll_timeout
         self._poll = etcdquorum.MemberPoll(
             self.endpoints, self._member_status, poll_interval, membership=self._cluster_size
@@ -283,19 +284,32 @@ class EtcdClient:
     async def close(self) -> None:
         """Stop the member poll and close every channel (their calls end at once)."""
         await self._poll.stop()
-        channels, self._channels = list(self._channels.values()), {}
+        channels, self._channels, self._stubs = list(self._channels.values()), {}, {}
         for channel in channels:
             await channel.close()
 
+    def _stub(self, index: int, method: str) -> Any:
+        """The callable of ``method`` on member ``index``'s channel (made once, then reused)."""
+        stub = self._stubs.get((index, method))
+        if stub is None:
+            kind = (
+                self._channel(index).stream_stream
+                if method == etcdwire.WATCH
+                else self._channel(index).unary_unary
+            )
+            stub = kind(
+                method,
+                request_serializer=etcdwire.encode,
+                response_deserializer=etcdwire.decoder(etcdwire.ANSWERS[method]),
+            )
+            self._stubs[(index, method)] = stub
+        return stub
+
     async def _unary(self, index: int, method: str, request: Any, timeout: float) -> Any:
         """One call to one member; raises :class:`_FailureError` for a transport failure and
-        :class:`EtcdError` (with etcd's message) when etcd refused it."""
-        _request_type, response_type = etcdwire.METHODS[method]
-        call = self._channel(index).unary_unary(
-            method, request_serializer=etcdwire.encode, response_deserializer=etcdwire.decoder(response_type)
-        )
+        :class:`_RefusedError` (with etcd's message) when etcd refused it."""
         try:
-            return await call(request, timeout=timeout)
+            return await self._stub(index, method)(request, timeout=timeout)
         except grpc.aio.AioRpcError as exc:
             message, failure = _classify(exc)
             if failure is not None:
@@ -550,11 +564,7 @@ class EtcdClient:
         for attempt in range(len(self.endpoints)):
             index = (start + attempt) % len(self.endpoints)
             endpoint = self.endpoints[index]
-            call = self._channel(index).stream_stream(
-                etcdwire.WATCH,
-                request_serializer=etcdwire.encode,
-                response_deserializer=etcdwire.decoder("WatchResponse"),
-            )()
+            call = self._stub(index, etcdwire.WATCH)()
             answered = False
             try:
                 await call.write(request)

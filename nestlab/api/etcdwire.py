@@ -5,7 +5,7 @@ the CPU per request (it decodes the JSON and calls its own gRPC server over TLS)
 largest CPU consumer of the lab's control plane (docs/control-plane.md). Only the messages the
 client sends or reads are declared, with the field numbers of etcd's ``api/etcdserverpb/rpc.proto``
 and ``api/mvccpb/kv.proto``; protobuf skips unknown fields of an answer, so leaving out the rest
-loses nothing the client uses. Enums travel as their numbers (``COMPARE_*``, ``TARGET_*``,
+loses nothing the client uses. Enums travel as their numbers (``COMPARE_LESS``, ``TARGET_*``,
 ``EVENT_*``). The descriptors are built once, at import, into protobuf's own (C) message classes.
 """
 
@@ -147,26 +147,22 @@ _MESSAGES: Final[dict[str, list[_Field]]] = {
     ],
 }
 
-COMPARE_EQUAL, COMPARE_GREATER, COMPARE_LESS = 0, 1, 2  # Compare.CompareResult
-TARGET_VERSION, TARGET_CREATE, TARGET_MOD = 0, 1, 2  # Compare.CompareTarget
+COMPARE_LESS = 2  # Compare.CompareResult (EQUAL 0, GREATER 1, LESS 2)
+TARGET_CREATE, TARGET_MOD = 1, 2  # Compare.CompareTarget (VERSION 0, CREATE 1, MOD 2)
 EVENT_PUT, EVENT_DELETE = 0, 1  # mvccpb.Event.EventType
 
-# gRPC method -> (request message, response message, streaming both ways)
-METHODS: Final[dict[str, tuple[str, str]]] = {
-    "/etcdserverpb.KV/Range": ("RangeRequest", "RangeResponse"),
-    "/etcdserverpb.KV/Txn": ("TxnRequest", "TxnResponse"),
-    "/etcdserverpb.KV/Compact": ("CompactionRequest", "CompactionResponse"),
-    "/etcdserverpb.Watch/Watch": ("WatchRequest", "WatchResponse"),
-    "/etcdserverpb.Maintenance/Status": ("StatusRequest", "StatusResponse"),
-    "/etcdserverpb.Cluster/MemberList": ("MemberListRequest", "MemberListResponse"),
-}
-RANGE, TXN, COMPACT, WATCH = (
-    "/etcdserverpb.KV/Range",
-    "/etcdserverpb.KV/Txn",
-    "/etcdserverpb.KV/Compact",
-    "/etcdserverpb.Watch/Watch",
-)
+RANGE, TXN, COMPACT = "/etcdserverpb.KV/Range", "/etcdserverpb.KV/Txn", "/etcdserverpb.KV/Compact"
+WATCH = "/etcdserverpb.Watch/Watch"  # a stream both ways; the others are one request, one answer
 STATUS, MEMBER_LIST = "/etcdserverpb.Maintenance/Status", "/etcdserverpb.Cluster/MemberList"
+ANSWERS: Final[dict[str, str]] = {
+    RANGE: "RangeResponse",
+    TXN: "TxnResponse",
+    COMPACT: "CompactionResponse",
+    WATCH: "WatchResponse",
+    STATUS: "StatusResponse",
+    MEMBER_LIST: "MemberListResponse",
+}
+"""The message each gRPC method answers with."""
 
 
 def _file() -> descriptor_pb2.FileDescriptorProto:
