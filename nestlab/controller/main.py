@@ -31,7 +31,7 @@ from nestlab.controller.gc import GarbageCollector
 from nestlab.controller.informer import ControllerFactory
 from nestlab.controller.job import JobController
 from nestlab.controller.leader import LeaderElector, LeaseConfig
-from nestlab.controller.manager import Pass, run_while_leading
+from nestlab.controller.manager import PassFactory, run_while_leading
 from nestlab.controller.nodelifecycle import GRACE, NodeLifecycle
 from nestlab.controller.podgc import PodGC
 from nestlab.controller.pvcprotection import PVCProtectionController
@@ -40,6 +40,7 @@ from nestlab.controller.scheduler import Scheduler
 from nestlab.controller.statefulset import StatefulSetController
 from nestlab.controller.taintmanager import TaintManager
 from nestlab.controller.verifier import PeriodicAttestation, Verifier, VerifierSettings, agent_tls
+from nestlab.controller.views import Cached
 from nestlab.datastore.client import DatastoreClient, DatastoreConfig
 from nestlab.errors import NestlabError, UsageError
 
@@ -184,11 +185,13 @@ async def run(options: Options) -> None:
         loop.add_signal_handler(signum, stop.set)
     # A failed host: taint it and mark its pods (lifecycle), evict them (taint manager), release
     # the ones its agent can never confirm (PodGC); then the scheduler places the replacements.
-    passes: list[Pass] = [
-        NodeLifecycle(client, options.node_grace).pass_once,
-        TaintManager(client).pass_once,
-        PodGC(client).pass_once,
-        Scheduler(client).pass_once,
+    # Each term builds them on its informers: they read pods and nodes from the caches.
+    grace = options.node_grace
+    passes: list[PassFactory] = [
+        lambda c, informers: NodeLifecycle(c, grace, view=Cached(informers)).pass_once,
+        lambda c, informers: TaintManager(c, view=Cached(informers)).pass_once,
+        lambda c, informers: PodGC(c, view=Cached(informers)).pass_once,
+        lambda c, informers: Scheduler(c, view=Cached(informers)).pass_once,
     ]
     datastore = None if options.datastore is None else DatastoreClient(options.datastore)
     attesting = None
@@ -198,7 +201,8 @@ async def run(options: Options) -> None:
             options.attestation_policy, options.attestation_ca, agent_tls(creds.ca, creds.cert, creds.key)
         )
         attesting = PeriodicAttestation(Verifier(client, settings), options.attest_interval)
-        passes.append(attesting.pass_once)
+        attest = attesting.pass_once
+        passes.append(lambda _c, _informers: attest)
     try:
         elector = LeaderElector(client, options.lease)
         controllers = [

@@ -3,8 +3,11 @@
 Like kube-controller-manager: every control-plane node runs the same controllers, the Lease picks
 the one that acts. Two styles live side by side:
 
-- *passes* (scheduler, node lifecycle, attestation): called one after the other every tick; a pass
-  that fails (API unreachable for a moment) is logged and retried on the next tick;
+- *passes* (scheduler, node lifecycle, taint manager, PodGC, attestation): called one after the
+  other every tick; a pass that fails (API unreachable for a moment) is logged and retried on the
+  next tick. Each term builds its passes afresh from their factories, on the term's informers
+  (they read pods and nodes from its caches, :mod:`nestlab.controller.views`), and runs none
+  before those informers have their first lists;
 - *controllers* on shared informers and work queues (:mod:`nestlab.controller.informer`): on
   gaining the Lease a :class:`Term` builds them on fresh informers, waits for the informers' first
   lists, then runs their workers; on losing the Lease (or stopping) the term is cancelled whole,
@@ -25,20 +28,29 @@ from nestlab.controller.workqueue import run_workers
 
 log = logging.getLogger(__name__)
 Pass = Callable[[], Awaitable[object]]
+PassFactory = Callable[[ApiClient, InformerFactory], Pass]
+"""Builds a term's pass from the client and the term's shared informers."""
 
 
 class Term:
-    """The informer-based controllers of one leadership term."""
+    """The informer-based controllers and the passes of one leadership term."""
 
     def __init__(
         self,
         client: ApiClient,
         factories: Sequence[ControllerFactory],
         informers: InformerFactory | None = None,
+        passes: Sequence[PassFactory] = (),
     ) -> None:
         self.informers = informers or InformerFactory(client)
         self.controllers = [factory(client, self.informers) for factory in factories]
+        self.passes = [factory(client, self.informers) for factory in passes]
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def synced(self) -> bool:
+        """Whether every informer of the term has its first list (passes may trust the caches)."""
+        return all(informer.synced.is_set() for informer in self.informers.informers())
 
     def start(self) -> None:
         """Start informers, then (once they listed) every controller's workers."""
@@ -63,27 +75,28 @@ class Term:
 
 async def run_while_leading(
     elector: LeaderElector,
-    passes: Sequence[Pass],
+    passes: Sequence[PassFactory],
     interval: float,
     stop: asyncio.Event,
     controllers: Sequence[ControllerFactory] = (),
 ) -> None:
-    """Every ``interval`` seconds: renew or acquire the Lease; while leading run each pass and keep
-    the informer-based ``controllers`` running (started on gaining the Lease, stopped on losing it)."""
+    """Every ``interval`` seconds: renew or acquire the Lease; while leading keep a term running
+    (its informer-based ``controllers`` and ``passes`` built on gaining the Lease, stopped on
+    losing it) and, once its informers have listed, run each pass."""
     term: Term | None = None
     try:
         while not stop.is_set():
             leading = await elector.ensure()
-            if leading and term is None and controllers:
+            if leading and term is None:
                 log.info("leading: starting controllers")
-                term = Term(elector.client, controllers)
+                term = Term(elector.client, controllers, passes=passes)
                 term.start()
             elif not leading and term is not None:
                 log.warning("lost the Lease: stopping controllers")
                 await term.stop()
                 term = None
-            if leading:
-                for one_pass in passes:
+            if term is not None and term.synced:
+                for one_pass in term.passes:
                     try:
                         await one_pass()
                     except status.ApiError as exc:

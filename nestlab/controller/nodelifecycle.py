@@ -34,6 +34,7 @@ from nestlab.api.client import ApiClient, path_of
 from nestlab.api.resources import EVENTS, LEASES, NODES, PODS
 from nestlab.api.tolerations import NO_EXECUTE, NO_SCHEDULE, NOT_READY, UNREACHABLE
 from nestlab.controller.leader import parse_time
+from nestlab.controller.views import Listed, View
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -198,11 +199,18 @@ class NodeLifecycle:
     the pods of every node that is not Ready as not ready."""
 
     def __init__(
-        self, client: ApiClient, grace: int = GRACE, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self,
+        client: ApiClient,
+        grace: int = GRACE,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        view: View | None = None,
     ) -> None:
         self.client = client
         self.grace = grace
         self.clock = clock
+        self.view: View = view or Listed(client)
+        """Where the pods of a node that is not Ready are read (nodes and Leases are always listed
+        fresh: a change written from a stale copy would say NodeNotReady twice)."""
 
     async def pass_once(self) -> list[NodeChange]:
         """Check every node once; the changes written."""
@@ -244,7 +252,7 @@ class NodeLifecycle:
         return True
 
     async def _mark_pods_not_ready(self, node: str, now: datetime) -> None:
-        pods = (await self.client.list(PODS, fields=f"spec.nodeName={node}"))["items"]
+        pods = await self.view.pods(node)
         for pod in pods:
             condition = ready_false(pod, now)
             if condition is None:

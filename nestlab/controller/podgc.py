@@ -28,7 +28,8 @@ from typing import Any
 
 from nestlab.api import status
 from nestlab.api.client import ApiClient, path_of
-from nestlab.api.resources import NODES, PODS
+from nestlab.api.resources import PODS
+from nestlab.controller.views import Listed, View, node_of
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -94,19 +95,23 @@ class PodGC:
         client: ApiClient,
         quarantine: float = QUARANTINE_S,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        view: View | None = None,
     ) -> None:
         self.client = client
         self.quarantine = quarantine
         self.clock = clock
+        self.view: View = view or Listed(client)
+        """Where pods and nodes are read (default: listed from the API on every pass)."""
         self._missing: dict[str, datetime] = {}
         """Node names pods are bound to but no Node has, and since when."""
 
     async def pass_once(self) -> list[Collect]:
         """One pass; the pods collected."""
         # Pods first, then nodes: a pod is bound only to an existing node, so a node missing from
-        # the later list was deleted, not created after the pods were listed.
-        pods = [p for p in (await self.client.list(PODS))["items"] if (p.get("spec") or {}).get("nodeName")]
-        nodes = {n["metadata"]["name"]: n for n in (await self.client.list(NODES))["items"]}
+        # the later read was deleted, not created after the pods were read. (From informer caches
+        # the two may lag each other by a watch event: the quarantine covers that too.)
+        pods = [p for p in await self.view.pods() if node_of(p)]
+        nodes = {n["metadata"]["name"]: n for n in await self.view.nodes()}
         now = self.clock()
         missing = {p["spec"]["nodeName"] for p in pods} - set(nodes)
         self._missing = {name: self._missing.get(name, now) for name in missing}

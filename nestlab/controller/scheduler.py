@@ -1,6 +1,6 @@
 """The scheduler loop: while leading, bind every pending pod to a node, or say why it cannot.
 
-Each pass lists the pending pods, then (at once, concurrently) the nodes and every pod, builds one
+Each pass reads the pending pods, then the nodes and every pod (see below), builds one
 :class:`placement.Snapshot`, and decides for each pending pod in turn (oldest first), assuming
 each placement in the snapshot before deciding the next one, so replicas created together spread
 at once (upstream's scheduler cache "assumes" a pod before binding it). Each binding goes out as
@@ -19,6 +19,13 @@ PreFilters do (:mod:`nestlab.controller.claims`): a missing claim or an unbound 
 the pod Pending with upstream's reason; an unbound WaitForFirstConsumer claim is annotated
 ``volume.kubernetes.io/selected-node`` with the chosen node just before the pod is bound, which is
 what the provisioner waits for. Claims and classes are listed only when a pending pod uses a claim.
+
+The pass reads pods and nodes through a :mod:`~nestlab.controller.views` view: in
+``nestlab-controller`` the leadership term's informer caches, as upstream's scheduler does (no list
+request per pass). A cache may not have seen a binding of the last pass yet, so the scheduler keeps
+the pods it bound ("assumed", as upstream's cache does) until the view shows them bound or gone:
+they are neither placed twice nor left out of the next pass's counts. Likewise it remembers what it
+last said of an unschedulable pod, so a stale copy does not make it say it twice.
 
 The ``Scheduled`` Events are written after the pass's bindings, in the background (upstream's
 event broadcaster is asynchronous too): they are half the requests of a pass, and a pod should
@@ -39,8 +46,9 @@ from nestlab.api import status
 from nestlab.api.affinity import as_dict, as_list
 from nestlab.api.client import ApiClient
 from nestlab.api.kinds.persistentvolumeclaim import SELECTED_NODE
-from nestlab.api.resources import EVENTS, NAMESPACES, NODES, PERSISTENTVOLUMECLAIMS, PODS, STORAGECLASSES
+from nestlab.api.resources import EVENTS, NAMESPACES, PERSISTENTVOLUMECLAIMS, PODS, STORAGECLASSES
 from nestlab.controller import claims, placement
+from nestlab.controller.views import Listed, View
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -69,6 +77,11 @@ def _oldest_first(pod: Obj) -> tuple[str, str, str]:
     return meta.get("creationTimestamp", ""), meta.get("namespace", ""), meta["name"]
 
 
+def _uid(pod: Obj) -> str:
+    meta = pod["metadata"]
+    return str(meta.get("uid") or f"{meta.get('namespace', '')}/{meta['name']}")
+
+
 def _uses_namespace_selector(pods: list[Obj]) -> bool:
     """Whether any pod's affinity terms select namespaces by label (then namespaces are listed)."""
     for pod in pods:
@@ -92,13 +105,23 @@ class Scheduler:
     """Binds pending pods (run it only while holding the Lease: see :mod:`manager`)."""
 
     def __init__(
-        self, client: ApiClient, max_in_flight: int = MAX_IN_FLIGHT, name: str = SCHEDULER_NAME
+        self,
+        client: ApiClient,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        name: str = SCHEDULER_NAME,
+        view: View | None = None,
     ) -> None:
         self.client = client
         self.max_in_flight = max_in_flight
         self.name = name
         """The ``spec.schedulerName`` this scheduler serves (a bench runs its own beside the lab's)."""
+        self.view: View = view or Listed(client)
+        """Where pods and nodes are read (default: listed from the API on every pass)."""
         self._recording: asyncio.Task[None] | None = None
+        self._assumed: dict[str, tuple[Obj, str]] = {}
+        """Pods bound by this scheduler (uid -> (pod, node)) that the view still shows pending."""
+        self._said: dict[str, str] = {}
+        """The Unschedulable message last written per pending pod (uid)."""
 
     async def flush(self) -> None:
         """Wait until the ``Scheduled`` Events of the last pass are written."""
@@ -109,21 +132,25 @@ class Scheduler:
     async def pass_once(self) -> list[Placed]:
         """One scheduling pass over every pending pod (oldest first)."""
         await self.flush()
-        pending = await self.client.list(PODS, fields="spec.nodeName=,status.phase=Pending")
+        pending = await self.view.pending()
+        self._forget_settled(pending)
         candidates = sorted(
             (
                 p
-                for p in pending["items"]
+                for p in pending
                 if not p["metadata"].get("deletionTimestamp")
                 and (p.get("spec") or {}).get("schedulerName", SCHEDULER_NAME) == self.name
+                and _uid(p) not in self._assumed
             ),
             key=_oldest_first,
         )
         if not candidates:
             return []
-        nodes, pods = await asyncio.gather(self.client.list(NODES), self.client.list(PODS))
-        snapshot = placement.Snapshot(nodes["items"], pods["items"], await self._namespaces(pods["items"]))
-        volumes = await self._claims(candidates, pods["items"])
+        nodes, pods = await asyncio.gather(self.view.nodes(), self.view.pods())
+        snapshot = placement.Snapshot(nodes, pods, await self._namespaces(pods))
+        for earlier, node in self._assumed.values():
+            snapshot.assume(earlier, node)
+        volumes = await self._claims(candidates, pods)
         limit = asyncio.Semaphore(self.max_in_flight)
         work: list[asyncio.Task[Placed]] = []
         try:
@@ -153,6 +180,13 @@ class Scheduler:
         if failures:
             raise failures[0]  # the others were settled; the manager logs this and retries next tick
         return outcomes
+
+    def _forget_settled(self, pending: list[Obj]) -> None:
+        """Keep the assumed pods and the messages said only for pods the view still shows pending
+        (a pod seen bound or gone needs neither any more)."""
+        still = {_uid(p) for p in pending}
+        self._assumed = {uid: placed for uid, placed in self._assumed.items() if uid in still}
+        self._said = {uid: message for uid, message in self._said.items() if uid in still}
 
     async def _record(self, bound: list[tuple[Obj, str]]) -> None:
         limit = asyncio.Semaphore(self.max_in_flight)
@@ -221,12 +255,15 @@ class Scheduler:
             )
             return Placed(namespace, name, None, f"Binding rejected: {exc.message}")
         log.info("bound %s/%s to %s", namespace, name, decision.node)
+        self._assumed[_uid(pod)] = (pod, decision.node)
         return Placed(namespace, name, decision.node)
 
     async def _unschedulable(self, pod: Obj, message: str) -> None:
         conditions = (pod.get("status") or {}).get("conditions") or []
         current = next((c for c in conditions if c.get("type") == "PodScheduled"), None)
-        if current is not None and current.get("message") == message:
+        if self._said.get(_uid(pod)) == message or (
+            current is not None and current.get("message") == message
+        ):
             return  # already said so; no write, no new event
         condition = {
             "type": "PodScheduled",
@@ -245,6 +282,7 @@ class Scheduler:
             if exc.code != 404:
                 raise
             return
+        self._said[_uid(pod)] = message
         await self._event(pod, "Warning", "FailedScheduling", message)
 
     async def _event(self, pod: Obj, kind: str, reason: str, message: str) -> None:

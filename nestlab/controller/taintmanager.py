@@ -34,9 +34,10 @@ from typing import Any
 
 from nestlab.api import status
 from nestlab.api.client import ApiClient, path_of
-from nestlab.api.resources import EVENTS, NODES, PODS
+from nestlab.api.resources import EVENTS, PODS
 from nestlab.api.tolerations import NO_EXECUTE, tolerates
 from nestlab.controller.leader import parse_time
+from nestlab.controller.views import Listed, View
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -133,6 +134,14 @@ def assess_pods(
     return result
 
 
+def _key(pod: Obj) -> tuple[str, str]:
+    return pod["metadata"].get("namespace", ""), pod["metadata"].get("name", "")
+
+
+def _uid(pod: Obj) -> str:
+    return str(pod["metadata"].get("uid") or "/".join(_key(pod)))
+
+
 def taint_id(node: str, taint: Obj) -> str:
     """A taint's identity on a node, for remembering when one without timeAdded appeared."""
     return f"{node}/{taint.get('key', '')}/{taint.get('effect', '')}"
@@ -145,9 +154,18 @@ def _iso(moment: datetime) -> str:
 class TaintManager:
     """Evicts pods from NoExecute-tainted nodes (run it only while holding the Lease)."""
 
-    def __init__(self, client: ApiClient, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self,
+        client: ApiClient,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        view: View | None = None,
+    ) -> None:
         self.client = client
         self.clock = clock
+        self.view: View = view or Listed(client)
+        """Where pods and nodes are read (default: listed from the API on every pass)."""
+        self._evicted: set[str] = set()
+        """Pods (uid) this manager deleted, while the view still shows them not terminating."""
         self._first_seen: dict[str, datetime] = {}
         self._scheduled: dict[tuple[str, str], datetime] = {}
         """Pods with an eviction pending, to say so when it is cancelled (upstream's event)."""
@@ -156,15 +174,24 @@ class TaintManager:
         """One pass over every pod on a NoExecute-tainted node; the evictions done or pending."""
         now = self.clock()
         tainted = {}
-        for node in (await self.client.list(NODES))["items"]:
+        for node in await self.view.nodes():
             taints = no_execute_taints(node)
             if taints:
                 tainted[node["metadata"]["name"]] = taints
         self._remember(tainted, now)
         pods: list[Obj] = []
         for name in sorted(tainted):
-            pods += (await self.client.list(PODS, fields=f"spec.nodeName={name}"))["items"]
-        evictions = assess_pods(tainted, pods, now, self._first_seen)
+            pods += await self.view.pods(name)
+        # a pod deleted by an earlier pass but not yet seen terminating (a cache one event behind)
+        # is not evicted twice
+        live = {_key(p): _uid(p) for p in pods if not p["metadata"].get("deletionTimestamp")}
+        self._evicted &= set(live.values())
+        evicted = {key for key, uid in live.items() if uid in self._evicted}
+        evictions = [
+            e
+            for e in assess_pods(tainted, pods, now, self._first_seen)
+            if (e.namespace, e.pod) not in evicted
+        ]
         pending = {(e.namespace, e.pod): e.at for e in evictions if not e.done}
         for namespace, pod in sorted(set(self._scheduled) - set(pending)):
             if not any((e.namespace, e.pod) == (namespace, pod) for e in evictions):
@@ -176,6 +203,7 @@ class TaintManager:
         for eviction in evictions:
             if eviction.done:
                 await self._evict(eviction)
+                self._evicted.add(live.get((eviction.namespace, eviction.pod), ""))
         return evictions
 
     def _remember(self, tainted: Mapping[str, list[Obj]], now: datetime) -> None:
