@@ -12,9 +12,10 @@ up: bootstrap
 	$(VENV)/nestlab up $(SPEC) --name $(NAME)
 	$(VENV)/nestlab verify --name $(NAME)
 
-## Install everything, run the checks and the whole test suite.
-test: bootstrap lint
-	$(VENV)/pytest
+## Install everything, run the checks and the whole test suite (the slow cached builds start at
+## once, in the background: scripts/test.sh).
+test: bootstrap
+	@bash scripts/test.sh
 
 bootstrap:
 	@bash scripts/bootstrap.sh

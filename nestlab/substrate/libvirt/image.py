@@ -15,6 +15,7 @@ directory is a symlink to the newest one, the path the Pulumi stacks name.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -213,19 +214,37 @@ def ensure_vm_image(
             node_recipe, mirror=mirror, cache=root_cache, run=run, progress=progress
         )
         digest = image_digest(node_recipe.digest, vm_recipe.digest)
-        work = Path(tempfile.mkdtemp(prefix=f".vm-{digest[:12]}-", dir=root_cache))
-        try:
-            built = build_disk(
-                tree.root, vm_recipe, work, digest, debs=root_cache / "debs", run=run, progress=progress
-            )
-            built.chmod(0o644)
-            built.rename(vm_image_path(digest, root_cache))
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        found = VmImage(vm_image_path(digest, root_cache), digest)
-        progress(f"VM image {digest[:12]} ready")
+        # one build per digest at a time: a second caller (the suite's prebuild) waits for the first
+        with (root_cache / f"vm-{digest}.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            found = cached_vm_image(node_recipe, vm_recipe, root_cache)
+            if found is None:
+                found = _build(tree.root, vm_recipe, root_cache, digest, run=run, progress=progress)
     link(found.path, root_cache / LINK_NAME)
     return found
+
+
+def _build(
+    tree: Path,
+    vm_recipe: Recipe,
+    root_cache: Path,
+    digest: str,
+    *,
+    run: proc.Runner,
+    progress: node_image.Progress,
+) -> VmImage:
+    """Build the disk beside its final place and rename it there (the caller holds the lock)."""
+    work = Path(tempfile.mkdtemp(prefix=f".vm-{digest[:12]}-", dir=root_cache))
+    try:
+        built = build_disk(
+            tree, vm_recipe, work, digest, debs=root_cache / "debs", run=run, progress=progress
+        )
+        built.chmod(0o644)
+        built.rename(vm_image_path(digest, root_cache))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    progress(f"VM image {digest[:12]} ready")
+    return VmImage(vm_image_path(digest, root_cache), digest)
 
 
 def link(target: Path, name: Path) -> None:

@@ -9,6 +9,7 @@ progress step of :data:`STAGES` stages (debootstrap, package lists, packages, fi
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -83,10 +84,21 @@ def ensure_image(
     found = cached_image(chosen, cache)
     if found is not None:
         return found
-    source = mirror or default_mirror()
-    check(source, SUITE)
     root_cache = (cache or image_cache()).absolute()  # debootstrap and nspawn need absolute paths
     root_cache.mkdir(parents=True, exist_ok=True)
+    # one build per recipe at a time: a second `up` (or the suite's prebuild) waits for the first
+    with (root_cache / f"node-{chosen.digest}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        found = cached_image(chosen, root_cache)
+        if found is not None:
+            return found
+        source = mirror or default_mirror()
+        check(source, SUITE)
+        return _build(chosen, source, root_cache, run, progress)
+
+
+def _build(chosen: Recipe, source: str, root_cache: Path, run: proc.Runner, progress: Progress) -> NodeImage:
+    """Build the image of ``chosen`` into the cache (the caller holds the recipe's lock)."""
     final = image_dir(chosen.digest, root_cache)
     work = Path(tempfile.mkdtemp(prefix=f".node-{chosen.digest[:12]}-", dir=root_cache))
     step = as_progress(progress).step(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -86,7 +88,7 @@ def test_a_failed_build_leaves_no_image(recipe_dir: Path, tmp_path: Path) -> Non
     cache = tmp_path / "cache"
     with pytest.raises(ProcessError, match="install failed"):
         ensure_image(recipe, mirror="http://m", cache=cache, run=FakeBuilder("install"), check=_mirror_ok)
-    assert sorted(p.name for p in cache.iterdir()) == ["debs"]
+    assert sorted(p.name for p in cache.iterdir() if p.suffix != ".lock") == ["debs"]
 
 
 def test_unreachable_mirror_stops_before_building(recipe_dir: Path, tmp_path: Path) -> None:
@@ -97,3 +99,30 @@ def test_unreachable_mirror_stops_before_building(recipe_dir: Path, tmp_path: Pa
     with pytest.raises(ImageError, match="cannot reach"):
         ensure_image(load_recipe(recipe_dir), mirror="http://m", cache=tmp_path, run=fake, check=unreachable)
     assert fake.calls == []
+
+
+def test_a_build_already_running_is_waited_for_not_repeated(recipe_dir: Path, tmp_path: Path) -> None:
+    recipe = load_recipe(recipe_dir)
+    cache = tmp_path / "cache"
+    entered = threading.Event()
+
+    class SlowBuilder(FakeBuilder):
+        def __call__(self, argv: list[str], *, timeout: float, check: bool = True, **_: object) -> Result:
+            if "debootstrap" in argv:
+                entered.set()
+                time.sleep(0.3)  # the second caller arrives while this build runs
+            return super().__call__(argv, timeout=timeout, check=check)
+
+    first, second = SlowBuilder(), FakeBuilder()
+    images = []
+    thread = threading.Thread(
+        target=lambda: images.append(
+            ensure_image(recipe, mirror="http://m", cache=cache, run=first, check=_mirror_ok)
+        )
+    )
+    thread.start()
+    assert entered.wait(10)
+    images.append(ensure_image(recipe, mirror="http://m", cache=cache, run=second, check=_mirror_ok))
+    thread.join(10)
+    assert images[0] == images[1]
+    assert second.calls == []  # it waited for the first build and took its image
