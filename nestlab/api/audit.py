@@ -30,7 +30,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from nestlab.api import auditfacts, auth, decode, status
+from nestlab.api import auditfacts, auth, decode, jsoncodec, status
 from nestlab.api.auditevent import (
     Facts,
     Target,
@@ -243,7 +243,7 @@ class Auditor:
         if facts is None or decision is None or self.sink is None or stage in decision.omit_stages:
             return
         record = event(facts, decision, stage, stage_time or self.clock(), code=code, response_body=body)
-        self.sink.write(json.dumps(record, separators=(",", ":"), default=str).encode() + b"\n")
+        self.sink.write(jsoncodec.dumps(record, default=str) + b"\n")
 
 
 def _noted(request: web.Request) -> auditfacts.AuditFacts:

@@ -29,7 +29,7 @@ from typing import Any
 
 import aiohttp
 
-from nestlab.api import status
+from nestlab.api import jsoncodec, status
 from nestlab.api.resources import Resource
 
 log = logging.getLogger(__name__)
@@ -173,7 +173,7 @@ class ApiClient:
         except aiohttp.ClientError as exc:
             raise status.unavailable(f"API server {self.credentials.server} unreachable: {exc!r}") from exc
         try:
-            payload = json.loads(raw) if raw else {}
+            payload = jsoncodec.loads(raw) if raw else {}
         except ValueError:
             payload = raw.decode(errors="replace")
         if code >= 400:
@@ -289,7 +289,7 @@ class ApiClient:
                     async for line in response.content:
                         if not line.strip():
                             continue
-                        event = json.loads(line)
+                        event = jsoncodec.loads(line)
                         if event.get("type") == "ERROR":
                             obj = event.get("object") or {}
                             raise _error(int(obj.get("code", 500)), obj, "WATCH", path)

@@ -12,20 +12,19 @@ start-up objects (the bootstrap RBAC roles among them) it is not ready either.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from nestlab.api import auth, discovery, openapi, status
+from nestlab.api import auth, discovery, jsoncodec, openapi, status
 from nestlab.api.etcd import EtcdClient
 from nestlab.api.etcdquorum import quorum_problem
 
 
 def json_response(body: Any, code: int = 200) -> web.Response:
     """A JSON answer with the content type clients expect."""
-    return web.Response(text=json.dumps(body), status=code, content_type="application/json")
+    return web.Response(body=jsoncodec.dumps(body), status=code, content_type="application/json")
 
 
 class MetaRoutes:

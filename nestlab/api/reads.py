@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 
 from aiohttp import web
 
-from nestlab.api import kinds, status
+from nestlab.api import jsoncodec, kinds, status
 from nestlab.api.kinds.base import Resource
 from nestlab.api.kinds.printing import table
 from nestlab.api.store import Obj, WatchEvent
@@ -123,7 +122,7 @@ def watch_line(kind: str, obj: Obj) -> bytes:
     found = _LINES.get(key)
     if found is not None and found[0] is obj:
         return found[1]
-    line = json.dumps({"type": kind, "object": obj}).encode() + b"\n"
+    line = jsoncodec.dumps({"type": kind, "object": obj}) + b"\n"
     _LINES[key] = (obj, line)
     if len(_LINES) > _LINES_KEPT:
         _LINES.popitem(last=False)
@@ -213,11 +212,11 @@ def _liner(resource: Resource, shape: str, include: str) -> Callable[[str, Obj],
 
     def line(kind: str, obj: Obj) -> bytes:
         if kind in ("ERROR", "BOOKMARK"):
-            return json.dumps({"type": kind, "object": obj}).encode() + b"\n"
+            return jsoncodec.dumps({"type": kind, "object": obj}) + b"\n"
         shaped = shaped_one(resource, obj, shape, include)
         if shaped is obj:  # the stored object itself, shared with the other watches
             return watch_line(kind, obj)
-        return json.dumps({"type": kind, "object": shaped}).encode() + b"\n"  # made for this watch
+        return jsoncodec.dumps({"type": kind, "object": shaped}) + b"\n"  # made for this watch
 
     return line
 

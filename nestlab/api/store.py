@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from nestlab.api import kinds, status
+from nestlab.api import jsoncodec, kinds, status
 from nestlab.api.encryption import IDENTITY, Transformer, TransformError
 from nestlab.api.etcd import (
     EtcdClient,
@@ -97,7 +97,7 @@ def progress(revision: int) -> WatchEvent:
 
 def decode(kv: KeyValue, revision: int | None = None) -> Obj:
     """The stored object with its resourceVersion filled from etcd."""
-    obj: Obj = json.loads(kv.value)
+    obj: Obj = jsoncodec.loads(kv.value)
     obj.setdefault("metadata", {})["resourceVersion"] = str(
         revision if revision is not None else kv.mod_revision
     )
@@ -108,7 +108,7 @@ def encode(obj: Obj) -> bytes:
     """The bytes stored in etcd (resourceVersion is never stored: etcd is its source)."""
     stored = dict(obj)
     stored["metadata"] = {k: v for k, v in obj.get("metadata", {}).items() if k != "resourceVersion"}
-    return json.dumps(stored, separators=(",", ":"), sort_keys=True).encode()
+    return jsoncodec.dumps(stored, sort_keys=True)
 
 
 class ClaimTakenError(status.ApiError):
@@ -379,7 +379,7 @@ class Store:
                 current, fresh = await self.get(resource, namespace, name), True
             expected = int(current["metadata"]["resourceVersion"])
             try:
-                updated = await change(json.loads(json.dumps(current)))
+                updated = await change(jsoncodec.copy(current))
             except status.ApiError:
                 if fresh:
                     raise
