@@ -27,4 +27,3 @@ def test_builds_run_side_by_side_and_a_failure_is_reported_not_raised(
     assert "prebuild: node image ready after" in out
     assert "prebuild: pod kernel failed after" in out
     assert "make: no rule" in out
-
