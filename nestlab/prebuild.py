@@ -17,6 +17,7 @@ and is not fatal: the test that needs the artifact builds it again and fails wit
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 import time
@@ -61,7 +62,16 @@ def prebuild(builds: Sequence[Build] = BUILDS) -> list[str]:
 
 
 def main() -> int:
-    """Entry point: exit 1 when a build failed (scripts/test.sh only reports it)."""
+    """Entry point: exit 1 when a build failed (scripts/test.sh only reports it).
+
+    scripts/test.sh ends a prebuild still running with SIGTERM to its whole process group: the
+    build tools die with it, and each build then cleans up after itself (its temporary tree or
+    work directory) before this process exits, instead of leaving them in the cache."""
+
+    def stopping(_signum: int, _frame: object) -> None:
+        print("prebuild: stopped; cleaning up the builds in progress", flush=True)
+
+    signal.signal(signal.SIGTERM, stopping)
     return 1 if prebuild() else 0
 
 

@@ -92,6 +92,8 @@ def ensure_image(
         found = cached_image(chosen, root_cache)
         if found is not None:
             return found
+        for stale in root_cache.glob(f".node-{chosen.digest[:12]}-*"):  # a build killed outright
+            shutil.rmtree(stale, ignore_errors=True)
         source = mirror or default_mirror()
         check(source, SUITE)
         return _build(chosen, source, root_cache, run, progress)

@@ -126,3 +126,15 @@ def test_a_build_already_running_is_waited_for_not_repeated(recipe_dir: Path, tm
     thread.join(10)
     assert images[0] == images[1]
     assert second.calls == []  # it waited for the first build and took its image
+
+
+def test_a_build_killed_outright_leaves_nothing_behind_for_long(recipe_dir: Path, tmp_path: Path) -> None:
+    recipe = load_recipe(recipe_dir)
+    cache = tmp_path / "cache"
+    stale = cache / f".node-{recipe.digest[:12]}-killed" / "rootfs"
+    stale.mkdir(parents=True)  # what a SIGKILLed build leaves
+    other = cache / ".node-0123456789ab-another-recipe"
+    other.mkdir()
+    ensure_image(recipe, mirror="http://m", cache=cache, run=FakeBuilder(), check=_mirror_ok)
+    assert not stale.parent.exists()  # the next build of the same recipe removes it
+    assert other.is_dir()  # another recipe's build may be running: not touched
