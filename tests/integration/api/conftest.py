@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -29,6 +29,9 @@ from nestlab import paths
 from nestlab.api import encryption
 from nestlab.provision.pki import ensure_signing_key
 from nestlab.runtime import proc
+
+if TYPE_CHECKING:
+    from tests.integration.api.workloads import LoopThread
 
 ADMIN_TOKEN = "admin-token-0123456789"  # noqa: S105 - a test credential
 BOB_TOKEN = "bob-token-0123456789"  # noqa: S105
@@ -384,6 +387,18 @@ def apiserver(
         process.stop()
     text = log.read_text()
     assert "Traceback" not in text, text[-4000:]
+
+
+@pytest.fixture
+def loop() -> Iterator[LoopThread]:
+    """An event loop on a thread of its own for the test's asyncio clients, stopped at the end."""
+    from tests.integration.api.workloads import LoopThread  # workloads imports this module
+
+    thread = LoopThread()
+    try:
+        yield thread
+    finally:
+        thread.stop()
 
 
 def write_kubeconfig(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -32,15 +31,6 @@ NS = "cached-passes"
 SCHEDULER = "cached-test-scheduler"
 PASS_EVERY_S = 0.02  # passes back to back: a pass may start before the watch brought the last bindings
 Obj = dict[str, Any]
-
-
-@pytest.fixture
-def loop() -> Iterator[LoopThread]:
-    thread = LoopThread()
-    try:
-        yield thread
-    finally:
-        thread.stop()
 
 
 def _pod(name: str) -> Obj:

@@ -9,7 +9,6 @@ never taken over.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,15 +26,6 @@ NS = "sim-hosts"
 SCHEDULER = "sim-test-scheduler"
 PREFIX = "simt"
 Obj = dict[str, Any]
-
-
-@pytest.fixture
-def loop() -> Iterator[LoopThread]:
-    thread = LoopThread()
-    try:
-        yield thread
-    finally:
-        thread.stop()
 
 
 def _pod(name: str, *, tolerates: bool = True) -> Obj:
