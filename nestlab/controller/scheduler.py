@@ -48,7 +48,7 @@ from nestlab.api.client import ApiClient
 from nestlab.api.kinds.persistentvolumeclaim import SELECTED_NODE
 from nestlab.api.resources import EVENTS, NAMESPACES, PERSISTENTVOLUMECLAIMS, PODS, STORAGECLASSES
 from nestlab.controller import claims, placement
-from nestlab.controller.views import Listed, View
+from nestlab.controller.views import Listed, View, uid_of
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -75,11 +75,6 @@ def _now() -> str:
 def _oldest_first(pod: Obj) -> tuple[str, str, str]:
     meta = pod["metadata"]
     return meta.get("creationTimestamp", ""), meta.get("namespace", ""), meta["name"]
-
-
-def _uid(pod: Obj) -> str:
-    meta = pod["metadata"]
-    return str(meta.get("uid") or f"{meta.get('namespace', '')}/{meta['name']}")
 
 
 def _uses_namespace_selector(pods: list[Obj]) -> bool:
@@ -140,7 +135,7 @@ class Scheduler:
                 for p in pending
                 if not p["metadata"].get("deletionTimestamp")
                 and (p.get("spec") or {}).get("schedulerName", SCHEDULER_NAME) == self.name
-                and _uid(p) not in self._assumed
+                and uid_of(p) not in self._assumed
             ),
             key=_oldest_first,
         )
@@ -184,7 +179,7 @@ class Scheduler:
     def _forget_settled(self, pending: list[Obj]) -> None:
         """Keep the assumed pods and the messages said only for pods the view still shows pending
         (a pod seen bound or gone needs neither any more)."""
-        still = {_uid(p) for p in pending}
+        still = {uid_of(p) for p in pending}
         self._assumed = {uid: placed for uid, placed in self._assumed.items() if uid in still}
         self._said = {uid: message for uid, message in self._said.items() if uid in still}
 
@@ -255,13 +250,13 @@ class Scheduler:
             )
             return Placed(namespace, name, None, f"Binding rejected: {exc.message}")
         log.info("bound %s/%s to %s", namespace, name, decision.node)
-        self._assumed[_uid(pod)] = (pod, decision.node)
+        self._assumed[uid_of(pod)] = (pod, decision.node)
         return Placed(namespace, name, decision.node)
 
     async def _unschedulable(self, pod: Obj, message: str) -> None:
         conditions = (pod.get("status") or {}).get("conditions") or []
         current = next((c for c in conditions if c.get("type") == "PodScheduled"), None)
-        if self._said.get(_uid(pod)) == message or (
+        if self._said.get(uid_of(pod)) == message or (
             current is not None and current.get("message") == message
         ):
             return  # already said so; no write, no new event
@@ -282,7 +277,7 @@ class Scheduler:
             if exc.code != 404:
                 raise
             return
-        self._said[_uid(pod)] = message
+        self._said[uid_of(pod)] = message
         await self._event(pod, "Warning", "FailedScheduling", message)
 
     async def _event(self, pod: Obj, kind: str, reason: str, message: str) -> None:

@@ -37,7 +37,7 @@ from nestlab.api.client import ApiClient, path_of
 from nestlab.api.resources import EVENTS, PODS
 from nestlab.api.tolerations import NO_EXECUTE, tolerates
 from nestlab.controller.leader import parse_time
-from nestlab.controller.views import Listed, View
+from nestlab.controller.views import Listed, View, uid_of
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -138,10 +138,6 @@ def _key(pod: Obj) -> tuple[str, str]:
     return pod["metadata"].get("namespace", ""), pod["metadata"].get("name", "")
 
 
-def _uid(pod: Obj) -> str:
-    return str(pod["metadata"].get("uid") or "/".join(_key(pod)))
-
-
 def taint_id(node: str, taint: Obj) -> str:
     """A taint's identity on a node, for remembering when one without timeAdded appeared."""
     return f"{node}/{taint.get('key', '')}/{taint.get('effect', '')}"
@@ -184,7 +180,7 @@ class TaintManager:
             pods += await self.view.pods(name)
         # a pod deleted by an earlier pass but not yet seen terminating (a cache one event behind)
         # is not evicted twice
-        live = {_key(p): _uid(p) for p in pods if not p["metadata"].get("deletionTimestamp")}
+        live = {_key(p): uid_of(p) for p in pods if not p["metadata"].get("deletionTimestamp")}
         self._evicted &= set(live.values())
         evicted = {key for key, uid in live.items() if uid in self._evicted}
         evictions = [
@@ -203,7 +199,7 @@ class TaintManager:
         for eviction in evictions:
             if eviction.done:
                 await self._evict(eviction)
-                self._evicted.add(live.get((eviction.namespace, eviction.pod), ""))
+                self._evicted.add(live[(eviction.namespace, eviction.pod)])  # assessed pods are live ones
         return evictions
 
     def _remember(self, tainted: Mapping[str, list[Obj]], now: datetime) -> None:

@@ -30,6 +30,12 @@ def node_of(pod: Obj) -> str:
     return str((pod.get("spec") or {}).get("nodeName") or "")
 
 
+def uid_of(pod: Obj) -> str:
+    """The pod's uid (``namespace/name`` for an object without one, as in unit tests' fakes)."""
+    meta = pod["metadata"]
+    return str(meta.get("uid") or f"{meta.get('namespace', '')}/{meta.get('name', '')}")
+
+
 def is_pending(pod: Obj) -> bool:
     """Unbound and in phase Pending: what the scheduler looks at (the field selector
     ``spec.nodeName=,status.phase=Pending``)."""
