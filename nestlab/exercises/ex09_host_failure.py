@@ -203,7 +203,7 @@ def check(lab: Lab) -> list[str]:
 def reset(lab: Lab) -> None:
     """Start esx-02 (and anything else stopped), wait for a healthy lab, delete namespace ex09."""
     restore_lab(lab)
-    delete_namespaces(lab, NAMESPACE)
+    delete_namespaces(lab, NAMESPACE, force=True)
 
 
 EXERCISE = Exercise(

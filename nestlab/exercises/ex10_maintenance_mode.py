@@ -61,7 +61,7 @@ def check(lab: Lab) -> list[str]:
 def reset(lab: Lab) -> None:
     """Take esx-03 out of maintenance mode (and restore anything else), delete namespace ex10."""
     restore_lab(lab)
-    delete_namespaces(lab, NAMESPACE)
+    delete_namespaces(lab, NAMESPACE, force=True)
 
 
 EXERCISE = Exercise(

@@ -66,7 +66,7 @@ def reset(lab: Lab) -> None:
     restore_lab(lab)
     if not package_intact(lab):
         lab.ssh(HOST, REINSTALL)
-    delete_namespaces(lab, NAMESPACE)
+    delete_namespaces(lab, NAMESPACE, force=True)
 
 
 EXERCISE = Exercise(

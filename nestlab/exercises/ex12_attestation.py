@@ -75,7 +75,7 @@ def reset(lab: Lab) -> None:
     if attest_problem(lab) is not None:
         lab.ssh(HOST, TPM_RESET)
         wait_until(lambda: attest_problem(lab), ATTEST_TIMEOUT_S)
-    delete_namespaces(lab, NAMESPACE)
+    delete_namespaces(lab, NAMESPACE, force=True)
 
 
 EXERCISE = Exercise(

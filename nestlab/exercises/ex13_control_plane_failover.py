@@ -79,7 +79,7 @@ def reset(lab: Lab) -> None:
     """Start every stopped node, wait until lb-1 holds the VIP and etcd is whole, delete ex13."""
     restore_lab(lab)
     wait_until(lambda: control_plane_problem(lab), CONTROL_PLANE_TIMEOUT_S)
-    delete_namespaces(lab, NAMESPACE)
+    delete_namespaces(lab, NAMESPACE, force=True)
 
 
 EXERCISE = Exercise(

@@ -24,7 +24,7 @@ from nestlab.exercises.runner import Outcome, Runner, StepError, lab_environment
 from nestlab.paths import repo_root
 from tests.e2e import riders
 from tests.e2e.conftest import LiveLab
-from tests.e2e.rider import Rider
+from tests.e2e.rider import Rider, When
 
 pytestmark = pytest.mark.e2e
 ORDERED = sorted(catalog.EXERCISES, key=lambda e: (e.destructive, e.number))
@@ -50,19 +50,29 @@ def clean(link: LabLink, request: pytest.FixtureRequest) -> Iterator[Exercise]:
     exercise.reset(link)
 
 
-def run_with_rider(runner: Runner, exercise: Exercise, rider: Rider) -> list[Outcome]:
+def run_with_rider(runner: Runner, exercise: Exercise, rider: Rider, timeline: list[str]) -> list[Outcome]:
     """Every command of the exercise's Markdown (as :meth:`Runner.run_file`), the rider's cues around
-    them; StepError at the first command that does not do what the Markdown says."""
+    them; StepError at the first command that does not do what the Markdown says. ``timeline`` gets
+    one entry per command and per rider pass that took a second or more: where the minutes go."""
     path = catalog.markdown_path(exercise)
     source = str(path.relative_to(repo_root()))
     document = markdown.parse(path.read_text(encoding="utf-8"))
     if document.errors:
         raise StepError(f"{source}: " + "; ".join(document.errors))
+
+    def riding(text: str, when: When, line: int) -> None:
+        started = time.monotonic()
+        rider.step(text, when)
+        if (took := time.monotonic() - started) >= 1:
+            timeline.append(f"rider {when} line {line}: {took:.0f}s")
+
     steps = []
     for command in document.commands():
-        rider.step(command.text, "before")
-        steps.append(runner.step(source, command))
-        rider.step(command.text, "after")
+        riding(command.text, "before", command.line)
+        steps.append(outcome := runner.step(source, command))
+        if outcome.seconds >= 1:
+            timeline.append(f"line {command.line}: {outcome.seconds:.0f}s ({outcome.tries} tries)")
+        riding(command.text, "after", command.line)
     return steps
 
 
@@ -81,14 +91,18 @@ def test_exercise(
     runner = Runner(lab_environment(agents.name, agents.files.kubeconfig), rewrite=_rewrite)
     rider = riders.for_exercise(exercise.number, agents, lambda: str(request.getfixturevalue("kubectl_120")))
     steps: list[Outcome] = []
+    timeline: list[str] = []
     failure = ""
     try:
+        prepared = time.monotonic()
         rider.prepare()
-        steps = run_with_rider(runner, exercise, rider)
+        timeline.append(f"rider prepare: {time.monotonic() - prepared:.0f}s")
+        steps = run_with_rider(runner, exercise, rider, timeline)
     except StepError as exc:
         failure = str(exc)
     finally:
         rider.cleanup()
+        record_property("timeline", "; ".join(timeline))
     if failure:
         pytest.fail(failure, pytrace=False)  # outside the except: no "during handling" chain
     assert rider.missed() == [], f"exercise {exercise.number}: checks riding on it never ran"

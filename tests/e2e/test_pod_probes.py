@@ -91,7 +91,6 @@ def test_readiness_decides_whether_the_pod_is_in_its_services_endpoints(
         return pod(name, namespace, [container], labels={"app": "probed"})
 
     serve = ["httpd", "-f", "-p", "80", "-h", "/www"]
-    late = ["sh", "-c", "(sleep 120; echo ok > /www/late) & exec httpd -f -p 80 -h /www"]
     service = {
         "apiVersion": "v1",
         "kind": "Service",
@@ -100,23 +99,25 @@ def test_readiness_decides_whether_the_pod_is_in_its_services_endpoints(
     }
     apply(agents, service)
     apply(agents, web("always", "/", serve))
-    apply(agents, web("later", "/late", late))
+    apply(agents, web("later", "/late", serve))  # /late exists once the test writes it
     ready_ip = wait_phase(agents, namespace, "always", ("Running",))
     wait_phase(agents, namespace, "later", ("Running",))
 
     always_ip = ready_ip["status"]["podIP"]
     wait_for(lambda: always_ip in ready_addresses(agents, namespace, "probed"), "pod always in the endpoints")
-    endpoints = ready_addresses(agents, namespace, "probed")  # read before the pod: Ready only turns true
+    # The first probes may find httpd not listening yet (connection refused); the 404 follows.
+    expected = ("Unhealthy", "Readiness probe failed: HTTP probe failed with statuscode: 404")
+    wait_for(lambda: expected in events_of(agents, namespace, "later"), "a 404 readiness Event")
     later = pod_json(agents, namespace, "later")
-    if condition(later, "Ready") == "False":  # /late does not exist yet: readiness keeps it out
-        assert later["status"]["podIP"] not in endpoints
-        assert container_status(later, "web")["ready"] is False
-        assert status_column(agents, namespace, "later") == "Running"
-        # The first probes may find httpd not listening yet (connection refused); the 404 follows.
-        expected = ("Unhealthy", "Readiness probe failed: HTTP probe failed with statuscode: 404")
-        wait_for(lambda: expected in events_of(agents, namespace, "later"), "a 404 readiness Event")
-    both = wait_endpoints(agents, namespace, "probed", 2)  # /late appears: readiness turns true
+    assert condition(later, "Ready") == "False"
+    assert container_status(later, "web")["ready"] is False
+    assert status_column(agents, namespace, "later") == "Running"
+    assert later["status"]["podIP"] not in ready_addresses(agents, namespace, "probed")
+
+    kubectl(agents, "exec", "later", "-n", namespace, "--", "sh", "-c", "echo ok > /www/late")
+    both = wait_endpoints(agents, namespace, "probed", 2)  # /late answers 200: readiness turns true
     assert always_ip in both
+    assert later["status"]["podIP"] in both
     assert condition(pod_json(agents, namespace, "later"), "Ready") == "True"
 
 
@@ -167,7 +168,7 @@ def test_a_failing_init_container_blocks_the_pod(agents: LiveLab, namespace: str
 def test_a_pod_past_its_active_deadline_fails(agents: LiveLab, namespace: str) -> None:
     apply(
         agents,
-        pod("deadline", namespace, [{"name": "app", "command": ["sleep", "600"]}], activeDeadlineSeconds=60),
+        pod("deadline", namespace, [{"name": "app", "command": ["sleep", "600"]}], activeDeadlineSeconds=15),
     )
     obj = wait_phase(agents, namespace, "deadline", ("Failed",))
     assert obj["status"]["reason"] == "DeadlineExceeded"

@@ -211,7 +211,7 @@ def test_reset_restores_before_it_deletes_the_namespace() -> None:
     ex09.reset(lab)
     order = [c[1] for c in lab.calls if c[0] == "nestlab" or c[:3] == ("kubectl", "delete", "namespace")]
     assert order.index("node") < order.index("delete")
-    assert lab.commands("kubectl")[-1][:3] == ("delete", "namespace", "ex09")
+    assert lab.commands("kubectl")[-1][:3] == ("wait", "--for=delete", "namespace/ex09")
 
 
 def test_nodes_a_lab_does_not_have_are_skipped() -> None:

@@ -69,4 +69,4 @@ def test_reset_takes_esx_03_out_of_maintenance_and_deletes_the_namespace(done: F
     done.objects["/api/v1/nodes/esx-03"]["spec"]["unschedulable"] = True
     ex10.reset(done)
     assert ("host", "maintenance", "exit", "esx-03") in done.commands("nestlab")
-    assert done.commands("kubectl")[-1][:3] == ("delete", "namespace", "ex10")
+    assert done.commands("kubectl")[-1][:3] == ("wait", "--for=delete", "namespace/ex10")

@@ -59,4 +59,4 @@ def test_reset_reinstalls_only_a_broken_package(done: FakeLab) -> None:
     broken = FakeLab()
     ex11.reset(broken)
     assert ("esx-03", ex11.REINSTALL) in broken.commands("ssh")
-    assert broken.commands("kubectl")[-1][:3] == ("delete", "namespace", "ex11")
+    assert broken.commands("kubectl")[-1][:3] == ("wait", "--for=delete", "namespace/ex11")

@@ -71,4 +71,4 @@ def test_reset_resets_the_tpm_only_when_esx_02_fails_and_waits_for_a_pass(done: 
     failing.ssh_answers.append(("esx-02", "nestlab-swtpm", reset_tpm))
     ex12.reset(failing)
     assert ("esx-02", ex12.TPM_RESET) in failing.commands("ssh")
-    assert failing.commands("kubectl")[-1][:3] == ("delete", "namespace", "ex12")
+    assert failing.commands("kubectl")[-1][:3] == ("wait", "--for=delete", "namespace/ex12")

@@ -66,4 +66,4 @@ def test_reset_starts_the_stopped_leader_and_waits_for_etcd(done: FakeLab) -> No
     done.running["cp-1"] = False
     ex13.reset(done)
     assert ("node", "start", "cp-1") in done.commands("nestlab")
-    assert done.commands("kubectl")[-1][:3] == ("delete", "namespace", "ex13")
+    assert done.commands("kubectl")[-1][:3] == ("wait", "--for=delete", "namespace/ex13")
