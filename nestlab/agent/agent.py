@@ -229,7 +229,9 @@ class Agent:
     def _free(self) -> tuple[int, int]:
         cpu, mem = self.config.cpu_m, self.config.memory_mib
         for uid, record in self.records.items():
-            if record.phase not in podstate.TERMINAL and uid in self.tasks:
+            # upstream admission counts a terminal pod whose containers are still being killed
+            active = record.phase not in podstate.TERMINAL or uid in self.handles
+            if active and uid in self.tasks:
                 plan_file = self.pods_dir / uid / "requests"
                 if plan_file.exists():
                     used_cpu, used_mem = (int(x) for x in plan_file.read_text().split())
@@ -495,21 +497,28 @@ class Agent:
                         "pod %s/%s: volume %s not updated", record.namespace, record.name, event.volume
                     )
                 continue
-            podstate.apply(record, event)
-            for kind, reason, message in podprobes.events(event):
-                await self.reporter.event(pod, kind, reason, message)
-            if (
-                isinstance(event, control.Exited)
-                and record.container(event.container).reason == "CrashLoopBackOff"
-            ):
-                await self.reporter.event(
-                    pod, "Warning", "BackOff", record.container(event.container).message
-                )
-            if isinstance(event, control.PodDone):  # the VM ends first: a terminal pod's PersistentVolumes
-                await self._stop_vm(record, handle)  # are detached at once, so pod-init's sync must be done
-            await self._report(pod, record)
-            if isinstance(event, control.PodDone):
+            if await self._fold(pod, record, handle, event):
                 return False
+
+    async def _fold(
+        self, pod: Obj, record: podstate.PodRecord, handle: vms.PodHandle, event: control.Event
+    ) -> bool:
+        """One pod-init event into the status, its Events and the report; True once the pod is done."""
+        was_terminal = record.phase in podstate.TERMINAL  # a deadline: Failed before PodDone
+        podstate.apply(record, event)
+        for kind, reason, message in podprobes.events(event, was_terminal=was_terminal):
+            await self.reporter.event(pod, kind, reason, message)
+        container = record.container(event.container) if isinstance(event, control.Exited) else None
+        if container is not None and container.reason == "CrashLoopBackOff":
+            await self.reporter.event(pod, "Warning", "BackOff", container.message)
+        done = isinstance(event, control.PodDone)
+        if done:  # the VM ends first: a terminal pod's PersistentVolumes are detached at once, so
+            await self._stop_vm(record, handle)  # pod-init's sync must be done
+        elif not podstate.reportable_while_vm_runs(record):  # the same after a deadline: this status
+            record.save(self.pods_dir / record.uid / "record.json")  # waits for PodDone and the VM's end
+            return False
+        await self._report(pod, record)
+        return done
 
     async def _stop_in_time(self, pod: Obj, record: podstate.PodRecord, handle: vms.PodHandle) -> None:
         """Stop the VM through pod-init, ending it at the deadline of a delete whose grace period is

@@ -177,10 +177,16 @@ EventRecord = tuple[str, str, str]
 """(type, reason, message) of one Kubernetes Event."""
 
 
-def events(event: control.Event) -> list[EventRecord]:
+def events(event: control.Event, *, was_terminal: bool = False) -> list[EventRecord]:
     """The Events the kubelet records for one pod-init report: ``Unhealthy`` for every failed probe
     attempt, ``Killing`` when a failed probe or postStart hook stops a container, the hooks'
-    ``FailedPostStartHook``/``FailedPreStopHook``, and ``DeadlineExceeded``."""
+    ``FailedPostStartHook``/``FailedPreStopHook``, and ``DeadlineExceeded``.
+
+    ``DeadlineExceeded`` is recorded once, when the deadline makes the pod terminal: at pod-init's
+    ``deadline`` event, not again at the ``pod`` event that follows it (``was_terminal``: the pod was
+    terminal before this report). A pod-init that sends no ``deadline`` event (an older one, in a VM
+    a restarted agent adopted) still gets its Event with the ``pod`` event.
+    """
     if isinstance(event, control.ProbeResult) and not event.ok:
         return [("Warning", "Unhealthy", f"{event.probe.capitalize()} probe failed: {event.message}")]
     if isinstance(event, control.Killing):
@@ -195,6 +201,9 @@ def events(event: control.Event) -> list[EventRecord]:
         return [
             ("Warning", reason, f"{event.hook} hook for container {event.container} failed: {event.message}")
         ]
-    if isinstance(event, control.PodDone) and event.reason == "DeadlineExceeded":
+    deadline = isinstance(event, control.DeadlineExceeded) or (
+        isinstance(event, control.PodDone) and event.reason == "DeadlineExceeded"
+    )
+    if deadline and not was_terminal:
         return [("Warning", "DeadlineExceeded", DEADLINE_EXCEEDED)]
     return []

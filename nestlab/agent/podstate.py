@@ -18,6 +18,10 @@ each container's ``ready`` and ``started``, and :func:`status` derives the Initi
 ContainersReady and Ready conditions from them as the kubelet's status generator does (a
 container without a readiness probe is ready once started), which takes an unready pod out of
 its Services' endpoints.
+
+A terminal phase is final, as upstream: pod-init's ``deadline`` event makes the pod Failed
+(DeadlineExceeded) at once, while its containers are still being stopped, and a container that
+exits after that is terminated for good (never CrashLoopBackOff: a terminal pod restarts nothing).
 """
 
 from __future__ import annotations
@@ -158,6 +162,20 @@ def _will_restart(policy: str, c: ContainerState, code: int) -> bool:
     return policy == "Always" or (policy == "OnFailure" and code != 0)
 
 
+def _settle_back_offs(record: PodRecord) -> None:
+    """Containers waiting to restart in a pod that ended (deadline, host stop) never will: each
+    one's last exit is its final state, and the restart it was waiting for is not counted."""
+    for c in record.all():
+        if c.state == "waiting" and c.reason == "CrashLoopBackOff" and c.last:
+            last, c.last, c.restarts = c.last, None, max(c.restarts - 1, 0)
+            c.state, c.reason, c.message = "terminated", str(last["reason"]), ""
+            c.exit_code, c.signal = int(last["exitCode"]), int(last.get("signal") or 0)
+            c.started_at, c.finished_at = (
+                str(last.get("startedAt") or ""),
+                str(last.get("finishedAt") or ""),
+            )
+
+
 def _lifecycle(record: PodRecord, event: control.Event) -> None:
     if isinstance(event, control.ProbeResult):
         c = record.container(event.container)
@@ -167,16 +185,11 @@ def _lifecycle(record: PodRecord, event: control.Event) -> None:
             c.started_ok = True
     elif isinstance(event, control.Killing):
         record.container(event.container).restart_pending = event.restart
+    elif isinstance(event, control.DeadlineExceeded):  # the kubelet: Failed at the deadline, kills after
+        record.phase, record.reason, record.message = "Failed", "DeadlineExceeded", DEADLINE_EXCEEDED
+        _settle_back_offs(record)
     elif isinstance(event, control.PodDone):
-        for c in record.all():  # stopped (deadline, host) before a restart: its last exit is final
-            if c.state == "waiting" and c.reason == "CrashLoopBackOff" and c.last:
-                last, c.last, c.restarts = c.last, None, max(c.restarts - 1, 0)
-                c.state, c.reason, c.message = "terminated", str(last["reason"]), ""
-                c.exit_code, c.signal = int(last["exitCode"]), int(last.get("signal") or 0)
-                c.started_at, c.finished_at = (
-                    str(last.get("startedAt") or ""),
-                    str(last.get("finishedAt") or ""),
-                )
+        _settle_back_offs(record)
         if event.reason == "DeadlineExceeded":
             record.message = DEADLINE_EXCEEDED
 
@@ -189,7 +202,8 @@ def apply(record: PodRecord, event: control.Event, when: str | None = None) -> N
         c.state, c.reason, c.message, c.exit_code = "running", "", "", None
         c.started_at, c.restarts = stamp, c.base + event.restarts
         c.ready, c.started_ok, c.restart_pending = False, not c.has_startup, False
-        if all(i is not c for i in record.init_containers):  # upstream: Pending while initializing
+        app = all(i is not c for i in record.init_containers)  # upstream: Pending while initializing
+        if app and record.phase not in TERMINAL:
             record.phase = "Running"
     elif isinstance(event, control.Exited):
         c = record.container(event.container)
@@ -202,7 +216,9 @@ def apply(record: PodRecord, event: control.Event, when: str | None = None) -> N
             "finishedAt": stamp,
         }
         c.ready = c.started_ok = False
-        restart, c.restart_pending = _will_restart(record.restart_policy, c, event.code), False
+        # a terminal pod's containers are being killed, never restarted (the deadline passed)
+        restart = record.phase not in TERMINAL and _will_restart(record.restart_policy, c, event.code)
+        c.restart_pending = False
         if restart:
             c.state, c.reason, c.last = "waiting", "CrashLoopBackOff", terminated
             c.message = f"back-off restarting failed container {c.name} (exit code {event.code})"
@@ -287,6 +303,17 @@ def succeeded(record: PodRecord) -> bool:
     return bool(record.containers) and all(
         c.state == "terminated" and c.exit_code == 0 for c in record.containers
     )
+
+
+def reportable_while_vm_runs(record: PodRecord) -> bool:
+    """Whether ``record`` may be reported while its VM still runs.
+
+    Not a terminal pod without a running container: the attacher keeps a terminal pod's
+    PersistentVolumes only while a container of it is reported running (nestlab's nodes report no
+    ``volumesInUse``), and pod-init syncs and unmounts them after its last container ended. Such a
+    status (a deadline's last kill, or a deadline hit with nothing running) waits for the VM's end.
+    """
+    return record.phase not in TERMINAL or any(c.state == "running" for c in record.all())
 
 
 def restarts_vm(record: PodRecord) -> bool:

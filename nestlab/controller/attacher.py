@@ -8,7 +8,11 @@ both, keyed by PersistentVolume name:
 - the nodes that need a PV are those of pods bound to a node (``spec.nodeName``), not terminated
   (phase neither Succeeded nor Failed), with a ``persistentVolumeClaim`` volume whose claim is bound
   to the PV. A pod being deleted still counts until its object is gone: its VM may still write (the
-  agent confirms the end, or the pod GC force-deletes the pods of a lost node). The
+  agent confirms the end, or the pod GC force-deletes the pods of a lost node). So does a terminated
+  pod while a container of it is reported running: the kubelet reports a pod Failed at its
+  activeDeadlineSeconds and kills the containers after, and upstream's detach waits for the node's
+  ``volumesInUse``, which nestlab's agent does not report; it reports such a pod with no container
+  running only once its VM (and pod-init's sync) ended. The
   ``kubernetes.io/pvc-protection`` finalizer keeps a claim its pods use (:mod:`.pvcprotection`);
   should a claim go anyway (its finalizer removed by hand), the volume stays attached to its pods
   until they end, and only then can the provisioner reclaim it;
@@ -83,10 +87,13 @@ def claim_of(volume: Obj) -> tuple[str, str]:
 
 
 def needs_volume(pod: Obj) -> bool:
-    """Whether a pod still holds its volumes: bound to a node and not terminated (deleting counts)."""
-    return bool((pod.get("spec") or {}).get("nodeName")) and (pod.get("status") or {}).get("phase") not in (
-        "Succeeded",
-        "Failed",
+    """Whether a pod still holds its volumes: bound to a node and not terminated (deleting counts), or
+    terminated with a container still reported running (killed after its deadline: its VM runs)."""
+    status = pod.get("status") or {}
+    listed = [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
+    running = any("running" in (c.get("state") or {}) for c in listed)
+    return bool((pod.get("spec") or {}).get("nodeName")) and (
+        status.get("phase") not in ("Succeeded", "Failed") or running
     )
 
 

@@ -1,7 +1,7 @@
 """The pod control channel: pod-init's events, one JSON object per line, over virtio-serial.
 
-pod-init writes ``init``, ``started``, ``exited``, ``failed`` and ``pod`` events (and, for probes
-and lifecycle hooks, ``probe``, ``killing`` and ``hook``) to the port
+pod-init writes ``init``, ``started``, ``exited``, ``failed`` and ``pod`` events (and, for probes,
+lifecycle hooks and activeDeadlineSeconds, ``probe``, ``killing``, ``hook`` and ``deadline``) to the port
 ``nestlab.control``; QEMU connects that port to a unix socket the host listens on *before* QEMU
 starts, so no event is lost however early pod-init writes it. The host writes ``stop`` to ask for
 a graceful stop, and ``update``/``file``/``commit`` lines to give a ``files`` volume a new
@@ -115,7 +115,28 @@ class HookFailed:
     message: str
 
 
-Event = Init | Started | Exited | Failed | PodDone | VolumeUpdated | ProbeResult | Killing | HookFailed
+@dataclass(frozen=True)
+class DeadlineExceeded:
+    """The pod ran past its activeDeadlineSeconds: pod-init is stopping every container now (preStop,
+    SIGTERM, grace period, SIGKILL) and sends :class:`PodDone` (reason DeadlineExceeded) once all
+    are dead. Sent at the deadline, before any of those exits, because the kubelet reports the pod
+    Failed at the deadline, not after the grace period; no container of it is started again."""
+
+    pod: str
+
+
+Event = (
+    Init
+    | Started
+    | Exited
+    | Failed
+    | PodDone
+    | VolumeUpdated
+    | ProbeResult
+    | Killing
+    | HookFailed
+    | DeadlineExceeded
+)
 
 
 def _int(obj: dict[str, object], name: str, line: str) -> int:
@@ -161,10 +182,15 @@ def _hook(obj: dict[str, object], line: str) -> HookFailed:
     return HookFailed(_str(obj, "container", line), _str(obj, "hook", line), _str(obj, "message", line))
 
 
+def _deadline(obj: dict[str, object], line: str) -> DeadlineExceeded:
+    return DeadlineExceeded(_str(obj, "pod", line))
+
+
 _LIFECYCLE: dict[str, Callable[[dict[str, object], str], Event]] = {
     "probe": _probe,
     "killing": _killing,
     "hook": _hook,
+    "deadline": _deadline,
 }
 
 

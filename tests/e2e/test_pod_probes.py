@@ -52,7 +52,7 @@ def container_status(obj: Obj, name: str, key: str = "containerStatuses") -> Obj
 
 def test_a_liveness_failure_restarts_the_container_with_events(agents: LiveLab, namespace: str) -> None:
     # the client image links no touch or rm applets: its busybox runs rm
-    script = "echo ok > /tmp/healthy; echo started; sleep 20; busybox rm /tmp/healthy; sleep 600"
+    script = "echo ok > /tmp/healthy; echo started; sleep 10; busybox rm /tmp/healthy; sleep 600"
     app = {
         "name": "app",
         "command": ["sh", "-c", script],
@@ -62,7 +62,8 @@ def test_a_liveness_failure_restarts_the_container_with_events(agents: LiveLab, 
             "failureThreshold": 2,
         },
     }
-    apply(agents, pod("live", namespace, [app]))
+    # sh ignores SIGTERM: the liveness kill waits the pod's grace period out (upstream too), so keep it short
+    apply(agents, pod("live", namespace, [app], terminationGracePeriodSeconds=2))
     wait_phase(agents, namespace, "live", ("Running",))
     restarted: Obj = {}
 

@@ -9,7 +9,8 @@
  * reaps it. Results follow the kubelet's prober: consecutive runs against success/failure
  * thresholds, readiness starts failed, liveness starts passed, startup gates the other two, a
  * liveness or startup failure kills the container (preStop, SIGTERM, grace, SIGKILL) and the
- * restart policy decides the rest. Events go to the host as JSON lines (probe, killing, hook).
+ * restart policy decides the rest. Events go to the host as JSON lines (probe, killing, hook, and
+ * deadline the moment activeDeadlineSeconds ends the pod, before its containers are stopped).
  *
  * #included at the end of podinit.c (it uses its globals); see probes.h for the directives.
  */
@@ -563,6 +564,9 @@ static long long lifecycle_tick(long long now, int *stopping, long long *stop_de
 	if (deadline_at_ms && !*stopping) {
 		if (now >= deadline_at_ms) {
 			say("pod %s: activeDeadlineSeconds (%ld) reached", pod_name, deadline_s);
+			/* The kubelet reports the pod Failed at the deadline and kills its containers after:
+			 * the host hears it now, not once the grace period is over ("pod" follows then). */
+			event("{\"event\":\"deadline\",\"pod\":\"%s\"}", pod_name);
 			deadline_hit = *stopping = 1;
 			*stop_deadline = now + grace_s * 1000LL;
 			stop_all();

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 
 from nestlab.runtime import pod
-from nestlab.runtime.control import Event, Exited, Killing, PodDone, ProbeResult, Started
+from nestlab.runtime.control import DeadlineExceeded, Event, Exited, Killing, PodDone, ProbeResult, Started
 from nestlab.runtime.poddesc import Action, Container, ContainerName, PodDescription, Probe
 from tests.integration.runtime.conftest import IMAGE, LaunchPod
 
@@ -139,6 +139,39 @@ def test_failing_init_container_blocks_the_app_until_the_deadline(launch_pod: La
     exits = [(e.container, e.code, e.restarts) for e in vm.events if isinstance(e, Exited)]
     assert exits[:2] == [("bad", 3, 0), ("bad", 3, 1)]  # retried (OnFailure), each time failing
     assert not any(isinstance(e, Started) and e.container == "app" for e in vm.events)
+    deadline = vm.events.index(DeadlineExceeded("blocked"))
+    assert not any(isinstance(e, Started) for e in vm.events[deadline:])  # nothing starts after it
+
+
+def test_the_deadline_is_announced_before_a_container_ignoring_sigterm_is_killed(
+    launch_pod: LaunchPod,
+) -> None:
+    """The kubelet reports the pod Failed at the deadline, then kills its containers with the grace
+    period: pod-init's deadline event comes first, the container's SIGKILL after the grace, and a
+    terminal pod's container is not restarted (restartPolicy Always notwithstanding)."""
+    description = PodDescription(
+        "overdue",
+        # sleep is its pid namespace's init: with no handler it ignores SIGTERM, as a learner's app may
+        (Container(ContainerName("app"), IMAGE, ("sleep", "600")),),
+        restart_policy="Always",
+        backoff_ms=50,
+        grace_s=10,
+        deadline_s=3,
+    )
+    vm = launch_pod(description)
+    done = vm.wait_done(BOOT_TIMEOUT_S)
+    assert done == PodDone("overdue", "Failed", "DeadlineExceeded")
+    events = vm.events
+
+    def index(predicate: Callable[[Event], bool]) -> int:
+        return next(i for i, e in enumerate(events) if predicate(e))
+
+    started = index(lambda e: isinstance(e, Started) and e.container == "app")
+    deadline = events.index(DeadlineExceeded("overdue"))
+    killed = events.index(Exited("app", 137, 9, 0))  # SIGKILL: the grace period ran out
+    assert started < deadline < killed < events.index(done)
+    assert [e for e in events if isinstance(e, Exited)] == [Exited("app", 137, 9, 0)]
+    assert [e for e in events if isinstance(e, Started)] == [events[started]]  # never restarted
 
 
 def test_failing_init_container_with_never_fails_the_pod(launch_pod: LaunchPod) -> None:

@@ -120,9 +120,15 @@ def test_events_as_the_kubelet_records_them() -> None:
     ]
     hook = podprobes.events(control.HookFailed("web", "postStart", "boom"))
     assert hook == [("Warning", "FailedPostStartHook", "postStart hook for container web failed: boom")]
-    assert podprobes.events(control.PodDone("p", "Failed", "DeadlineExceeded")) == [
+    deadline = [
         ("Warning", "DeadlineExceeded", "Pod was active on the node longer than the specified deadline")
     ]
+    assert podprobes.events(control.DeadlineExceeded("p")) == deadline
+    # once: the pod event after pod-init's deadline event records nothing more
+    assert podprobes.events(control.PodDone("p", "Failed", "DeadlineExceeded"), was_terminal=True) == []
+    # a pod-init that sends no deadline event (an adopted VM of an older one): recorded at the end
+    assert podprobes.events(control.PodDone("p", "Failed", "DeadlineExceeded")) == deadline
+    assert podprobes.events(control.PodDone("p", "Failed")) == []
 
 
 def test_a_tcp_socket_hook_is_refused_as_upstream_fails_it() -> None:

@@ -140,6 +140,40 @@ def test_a_pod_past_its_deadline_fails_with_the_kubelets_reason_and_message() ->
     assert (app["state"]["terminated"]["exitCode"], app["restartCount"], app["lastState"]) == (143, 0, {})
 
 
+def test_the_deadline_event_fails_the_pod_at_once_and_later_exits_are_final() -> None:
+    r = initialized()  # restartPolicy Always: an exit would otherwise restart the container
+    podstate.apply(r, control.DeadlineExceeded("web"))
+    status = podstate.status(r)  # the VM still runs: pod-init is killing the containers
+    assert (status["phase"], status["reason"]) == ("Failed", "DeadlineExceeded")
+    assert status["message"] == "Pod was active on the node longer than the specified deadline"
+    assert [list(s["state"]) for s in status["containerStatuses"]] == [["running"], ["running"]]
+    assert conditions(status)["Ready"][0] == "False"
+    assert podstate.reportable_while_vm_runs(r)
+
+    podstate.apply(r, control.Exited("app", 137, 9, 0))  # ignored SIGTERM: SIGKILLed after the grace
+    app = podstate.status(r)["containerStatuses"][0]
+    assert app["state"]["terminated"]["exitCode"] == 137
+    assert (app["state"]["terminated"]["reason"], app["restartCount"], app["lastState"]) == ("Error", 0, {})
+    podstate.apply(r, control.Exited("side", 143, 15, 0))
+    assert not podstate.reportable_while_vm_runs(r)  # nothing runs: reported once the VM ended
+    podstate.apply(r, control.Started("side", 20, 1))  # pod-init starts nothing then; if it did,
+    assert r.phase == "Failed"  # a terminal phase would still be final
+    podstate.apply(r, control.PodDone("web", "Failed", "DeadlineExceeded"))
+    status = podstate.status(r, vm_alive=False)
+    assert (status["phase"], status["reason"]) == ("Failed", "DeadlineExceeded")
+    assert status["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 137
+
+
+def test_a_container_backing_off_at_the_deadline_keeps_its_last_exit() -> None:
+    r = initialized()
+    podstate.apply(r, control.Exited("side", 1, 0, 0))
+    assert podstate.status(r)["containerStatuses"][1]["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    podstate.apply(r, control.DeadlineExceeded("web"))
+    side = podstate.status(r)["containerStatuses"][1]
+    assert (side["state"]["terminated"]["exitCode"], side["restartCount"]) == (1, 0)
+    assert podstate.reportable_while_vm_runs(r)  # app still runs
+
+
 def test_records_with_init_containers_survive_save_and_load(tmp_path: Path) -> None:
     r = initialized()
     podstate.apply(r, control.ProbeResult("app", "readiness", True, True))

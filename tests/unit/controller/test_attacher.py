@@ -103,6 +103,18 @@ def test_terminated_and_unbound_pods_hold_nothing() -> None:
     assert not needs_volume(pod("a", ""))
 
 
+def test_a_failed_pod_whose_container_still_runs_keeps_its_volume() -> None:
+    """Failed at its deadline, killed after: its VM may still write until the agent reports no
+    container running (which it does once the VM ended)."""
+    killing = pod("a", "esx-01", phase="Failed")
+    killing["status"]["containerStatuses"] = [{"name": "c", "state": {"running": {"startedAt": "t"}}}]
+    assert needs_volume(killing)
+    killing["status"]["containerStatuses"][0]["state"] = {"terminated": {"exitCode": 137}}
+    assert not needs_volume(killing)
+    killing["status"]["initContainerStatuses"] = [{"name": "i", "state": {"running": {}}}]
+    assert needs_volume(killing)
+
+
 def test_one_node_at_a_time_and_the_waiting_node_follows() -> None:
     async def scenario() -> None:
         s = Setup()

@@ -21,6 +21,7 @@ def test_probe_killing_and_hook_events_parse() -> None:
     assert control.parse_event(killing) == control.Killing("web", "liveness", True)
     hook = '{"event":"hook","container":"web","hook":"preStop","ok":false,"message":"a \\"quoted\\"\\u000a"}'
     assert control.parse_event(hook) == control.HookFailed("web", "preStop", 'a "quoted"\n')
+    assert control.parse_event('{"event":"deadline","pod":"batch"}') == control.DeadlineExceeded("batch")
 
 
 @pytest.mark.parametrize(
@@ -36,6 +37,7 @@ def test_probe_killing_and_hook_events_parse() -> None:
         ),
         ('{"event":"killing","container":"w","reason":"liveness"}', "'restart' must be true or false"),
         ('{"event":"hook","container":"w","hook":"postStart"}', "'message' must be a string"),
+        ('{"event":"deadline"}', "'pod' must be a string"),
     ],
 )
 def test_malformed_lifecycle_events_are_protocol_errors(line: str, words: str) -> None:
