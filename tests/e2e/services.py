@@ -18,7 +18,7 @@ from typing import Any
 
 from tests.e2e.conftest import LiveLab
 from tests.e2e.labtools import POD_TIMEOUT_S, REGISTRY, kubectl, on_node, wait_for, wait_phase
-from tests.e2e.workloads import LIMITS, WEB
+from tests.e2e.workloads import GRACE_S, LIMITS, WEB
 
 Obj = dict[str, Any]
 CLIENT = f"{REGISTRY}/nestlab/client:1"
@@ -44,7 +44,10 @@ def web_deployment(name: str, namespace: str, replicas: int = 3) -> Obj:
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": {"app": name}},
-            "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [container]}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [container], "terminationGracePeriodSeconds": GRACE_S},
+            },
         },
     }
 

@@ -33,9 +33,16 @@ SERVE = ["httpd", "-f", "-p", "80", "-h", "/www"]
 LIMITS = {"limits": {"memory": "64Mi"}}  # a 96 MiB guest: nine pods fit the hosts' memory easily
 
 
+GRACE_S = 2
+"""The test pods' terminationGracePeriodSeconds: httpd, PID 1 of its container, ignores SIGTERM, so
+each delete, rollout and eviction would wait the default 30 s out (exercise 5 shows that wait; the
+tests check what follows it)."""
+
+
 def template(app: str, image: str = WEB, **spec: Any) -> Obj:
     """A pod template serving the demo page, labelled ``app``."""
     container = {"name": "web", "image": image, "command": SERVE, "resources": LIMITS}
+    spec = {"terminationGracePeriodSeconds": GRACE_S, **spec}
     return {"metadata": {"labels": {"app": app}}, "spec": {"containers": [container], **spec}}
 
 
