@@ -17,7 +17,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,14 +206,56 @@ def etcd_members(root: Path, prefix: str, *timing: str) -> list[EtcdMember]:
     ]
 
 
+START_ATTEMPTS = 3
+"""How often a cluster is started on new ports: a port free_port() found can be taken by another
+process before etcd binds it (seen once in a full run: a member never listened)."""
+
+
+def _why_not_up(members: list[EtcdMember], timeout: float = 60.0) -> str:
+    """Start ``members`` and wait until each is healthy: "" when they are, else what went wrong with
+    the end of each failed member's log (a member whose process exited fails at once)."""
+    for member in members:
+        member.start()
+    problems: list[str] = []
+    for member in members:
+        deadline, last = time.monotonic() + timeout, ""
+        while True:
+            try:
+                if etcd_healthy(member.client_url):
+                    break
+            except (OSError, ValueError) as exc:
+                last = str(exc)
+            exited = member.process is not None and member.process.poll() is not None
+            if exited or time.monotonic() > deadline:
+                tail = member.log.read_text(errors="replace")[-1500:] if member.log.exists() else ""
+                state = "exited" if exited else f"not healthy after {timeout:g}s"
+                problems.append(f"etcd {member.name} {state} (last error: {last}); its log ends:\n{tail}")
+                break
+            time.sleep(0.2)
+    return "\n".join(problems)
+
+
 @contextmanager
-def running(members: list[EtcdMember], root: Path) -> Iterator[list[EtcdMember]]:
-    """Start ``members``, wait until each is healthy; stop them by PID and remove ``root`` after."""
+def running(make: Callable[[Path], list[EtcdMember]], root: Path) -> Iterator[list[EtcdMember]]:
+    """Start the members ``make`` gives for a data root, wait until each is healthy; stop them by PID
+    and remove ``root`` after. A cluster that does not come up is stopped and made again on new
+    ports (``make`` picks them), up to :data:`START_ATTEMPTS` times, then the last reason fails."""
+    members: list[EtcdMember] = []
     try:
-        for member in members:
-            member.start()
-        for member in members:
-            wait_until(lambda m=member: etcd_healthy(m.client_url), f"etcd {member.name}", timeout=60)
+        for attempt in range(1, START_ATTEMPTS + 1):
+            data = root / f"start{attempt}"
+            data.mkdir(parents=True, exist_ok=True)
+            members = make(data)
+            why = _why_not_up(members)
+            if not why:
+                break
+            for member in members:
+                member.stop()
+            if attempt == START_ATTEMPTS:
+                raise AssertionError(
+                    f"the etcd cluster did not come up in {attempt} starts; the last:\n{why}"
+                )
+            print(f"etcd cluster start {attempt} failed, again on new ports:\n{why}", file=sys.stderr)
         yield members
     finally:
         for member in members:
@@ -228,7 +270,7 @@ def etcd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Etcd
     # A loaded 2-core machine: slower heartbeats keep elections from churning.
     timing = ("--heartbeat-interval", "250", "--election-timeout", "2500")
     progress = ("--experimental-watch-progress-notify-interval", "1s")  # the lab's is 5s
-    with running(etcd_members(root, "e", *timing, *progress), root) as members:
+    with running(lambda data: etcd_members(data, "e", *timing, *progress), root) as members:
         yield members
 
 

@@ -39,7 +39,7 @@ def failover_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[
     """Three members of this module's own, with the lab's timing and pre-vote."""
     root = tmp_path_factory.mktemp("etcd-failover")
     timing = ("--heartbeat-interval", "100", "--election-timeout", "1000", "--pre-vote")
-    with running(etcd_members(root, "f", *timing), root) as members:
+    with running(lambda data: etcd_members(data, "f", *timing), root) as members:
         yield members
 
 

@@ -38,9 +38,8 @@ CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
 def quorum_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[EtcdMember]]:
     """Three members of this module's own (others' tests share the session cluster)."""
     root = tmp_path_factory.mktemp("etcd-quorum")
-    with running(
-        etcd_members(root, "q", "--heartbeat-interval", "100", "--election-timeout", "1000"), root
-    ) as members:
+    timing = ("--heartbeat-interval", "100", "--election-timeout", "1000")
+    with running(lambda data: etcd_members(data, "q", *timing), root) as members:
         yield members
 
 
