@@ -197,8 +197,12 @@ class Agent:
 
     # --- one pod ------------------------------------------------------------------------------
 
-    async def _report(self, pod: Obj, record: podstate.PodRecord) -> None:
+    def _save(self, record: podstate.PodRecord) -> None:
+        """Keep ``record`` in its pod's state directory (what a restarted agent reconciles from)."""
         record.save(self.pods_dir / record.uid / "record.json")
+
+    async def _report(self, pod: Obj, record: podstate.PodRecord) -> None:
+        self._save(record)
         handle = self.handles.get(record.uid)
         body = {"status": podstate.status(record, vm_alive=handle is not None and handle.alive())}
         meta = pod.get("metadata") or {}
@@ -515,7 +519,7 @@ class Agent:
         if done:  # the VM ends first: a terminal pod's PersistentVolumes are detached at once, so
             await self._stop_vm(record, handle)  # pod-init's sync must be done
         elif not podstate.reportable_while_vm_runs(record):  # the same after a deadline: this status
-            record.save(self.pods_dir / record.uid / "record.json")  # waits for PodDone and the VM's end
+            self._save(record)  # the report waits for PodDone and the VM's end
             return False
         await self._report(pod, record)
         return done
@@ -554,7 +558,7 @@ class Agent:
         (self.pods_dir / uid / "requests").unlink(missing_ok=True)
         record.vm_pid = 0
         if (self.pods_dir / uid).exists():
-            record.save(self.pods_dir / uid / "record.json")
+            self._save(record)
 
     async def _release_network(self, uid: str) -> None:
         if self.network is None:
