@@ -57,6 +57,7 @@ from nestlab.paths import LabFiles
 from nestlab.runtime import proc
 from nestlab.sim import hollow
 from nestlab.sim.hosts import Fleet
+from nestlab.substrate.local import cgroups
 from tests.integration.api.conftest import ADMIN_TOKEN, start_apiserver
 
 SCHEDULER = "nestlab-bench"
@@ -78,6 +79,46 @@ class Run:
     deletes_s: float
     watchers: int = 0
     events_min: int = 0  # the fewest events one watcher received during the run
+    cpu_ms: dict[str, float] | None = None  # CPU per pod of each measured part (see Meter)
+
+
+Meter = Callable[[], dict[str, float]]
+"""CPU seconds each part has used so far (API servers, etcd, ...; ``bench``: this process, which
+holds the clients, the scheduler, the simulated hosts and the watchers): a run's difference per pod
+is what the run cost each part, a figure the machine's other load hardly moves."""
+
+SERVICES = {"API servers": "nestlab-apiserver", "etcd": "etcd", "HAProxy": "haproxy"}
+
+
+def own_cpu() -> dict[str, float]:
+    return {"bench": time.process_time()}
+
+
+def lab_meter(name: str) -> Meter:
+    """CPU of the lab's services, from each node's cgroup2 ``cpu.stat`` (a local lab: its nodes'
+    cgroups are on this machine, see :mod:`nestlab.substrate.local.cgroups`), and of this process."""
+    key = cgroups.lab_key(name, LabFiles.named(name).root)
+    bases = [
+        base / cgroups.ROOT / key for base in cgroups.mounted() if (base / "cgroup.controllers").exists()
+    ]
+
+    def sample() -> dict[str, float]:
+        used = own_cpu()
+        for part, unit in SERVICES.items():
+            stats = [
+                f for base in bases for f in base.glob(f"*/payload/system.slice/{unit}.service/cpu.stat")
+            ]
+            used[part] = sum(_usage_s(f) for f in stats)
+        return {part: value for part, value in used.items() if value}
+
+    return sample
+
+
+def _usage_s(stat: Path) -> float:
+    for line in stat.read_text().splitlines():
+        if line.startswith("usage_usec "):
+            return int(line.split()[1]) / 1e6
+    return 0.0
 
 
 class Watchers:
@@ -204,16 +245,27 @@ async def unbound(client: ApiClient, namespace: str) -> list[Any]:
     raise AssertionError("unreachable")
 
 
-async def one_run(clients: list[ApiClient], fleet: Fleet, count: int, in_flight: int) -> Run:
+async def one_run(
+    clients: list[ApiClient],
+    fleet: Fleet,
+    count: int,
+    in_flight: int,
+    *,
+    hold: bool = False,
+    meter: Meter = own_cpu,
+) -> Run:
     namespace = f"bench-tput-{uuid.uuid4().hex[:6]}"
     admin = clients[0]
     await admin.create(NAMESPACES, "", {"metadata": {"name": namespace}})
+    used = meter()
     try:
         started = fleet.tally.running
         start = time.perf_counter()
         latencies = await spread(clients, count, lambda c, i: c.create(PODS, namespace, bench_pod(i)))
         created = time.perf_counter() - start
         scheduler = Scheduler(admin, max_in_flight=in_flight, name=SCHEDULER)
+        if hold:
+            fleet.hold()
         bound, passes, start = 0, 0, time.perf_counter()
         bind_start_mono = time.monotonic()
         while bound < count:
@@ -230,6 +282,9 @@ async def one_run(clients: list[ApiClient], fleet: Fleet, count: int, in_flight:
                 bound = count - len(await unbound(admin, namespace))
         binding = time.perf_counter() - start
         print(f"    created {count / created:6.1f}/s, bound {count / binding:6.1f}/s", flush=True)
+        if hold:
+            fleet.release()
+            bind_start_mono = time.monotonic()  # Running/s: from the hosts' release on
         await scheduler.flush()
         deadline = time.monotonic() + RUNNING_WAIT_S
         while fleet.tally.running - started < count:
@@ -241,6 +296,7 @@ async def one_run(clients: list[ApiClient], fleet: Fleet, count: int, in_flight:
         start = time.perf_counter()
         await spread(clients, len(names), lambda c, i: c.delete(PODS, namespace, names[i], grace=0))
         deleting = time.perf_counter() - start
+        now = meter()
     finally:
         await admin.delete(NAMESPACES, "", namespace)
     return Run(
@@ -250,6 +306,7 @@ async def one_run(clients: list[ApiClient], fleet: Fleet, count: int, in_flight:
         count / binding,
         count / running,
         len(names) / deleting,
+        cpu_ms={part: (now[part] - used.get(part, 0.0)) / count * 1000 for part in now},
     )
 
 
@@ -274,7 +331,9 @@ def etcd_db_mib(etcd_url: str) -> float:
     return 0.0
 
 
-async def measure(connect: Callable[[], ApiClient], args: argparse.Namespace) -> list[Run]:
+async def measure(
+    connect: Callable[[], ApiClient], args: argparse.Namespace, meter: Meter = own_cpu
+) -> list[Run]:
     clients = [connect() for _ in range(args.clients)]
     runs: list[Run] = []
     names = hollow.names(args.hosts, args.prefix)
@@ -284,7 +343,9 @@ async def measure(connect: Callable[[], ApiClient], args: argparse.Namespace) ->
             for number in range(args.runs):
                 for count in (0, args.watchers) if args.watchers else (0,):
                     async with Watchers(connect, count) as watchers:
-                        run = await one_run(clients, fleet, args.pods, args.bind_in_flight)
+                        run = await one_run(
+                            clients, fleet, args.pods, args.bind_in_flight, hold=args.hold_hosts, meter=meter
+                        )
                         run.watchers, run.events_min = count, min(watchers.events, default=0)
                     runs.append(run)
                     print(
@@ -293,6 +354,7 @@ async def measure(connect: Callable[[], ApiClient], args: argparse.Namespace) ->
                         f"  {run.binds_s:6.1f} binds/s"
                         f"  {run.running_s:6.1f} Running/s  {run.deletes_s:6.1f} deletes/s"
                         + (f"  {count} watchers, each got >= {run.events_min} events" if count else "")
+                        + f"\n    CPU per pod: {cpu_text(run.cpu_ms or {})}"
                         + (f"  ({RETRIED[0]} requests retried so far)" if RETRIED[0] else ""),
                         flush=True,
                     )
@@ -303,8 +365,13 @@ async def measure(connect: Callable[[], ApiClient], args: argparse.Namespace) ->
     return runs
 
 
+def cpu_text(cpu_ms: dict[str, float]) -> str:
+    return ", ".join(f"{part} {ms:.1f} ms" for part, ms in sorted(cpu_ms.items()))
+
+
 def report(all_runs: list[Run], args: argparse.Namespace) -> None:
     medians: dict[int, float] = {}
+    cpu_medians: dict[int, dict[str, float]] = {}
     for count in sorted({r.watchers for r in all_runs}):
         runs = [r for r in all_runs if r.watchers == count]
 
@@ -312,17 +379,29 @@ def report(all_runs: list[Run], args: argparse.Namespace) -> None:
             return statistics.median(pick(r) for r in runs)
 
         medians[count] = med(lambda r: r.creates_s)
+        parts = sorted({part for r in runs for part in r.cpu_ms or {}})
+        cpu = {part: statistics.median((r.cpu_ms or {}).get(part, 0.0) for r in runs) for part in parts}
+        cpu_medians[count] = cpu
         print(
             f"median of {len(runs)} runs, {args.pods} pods, {args.clients} clients, {args.hosts} hosts"
             + (f", {count} watchers" if count else "")
             + f": {med(lambda r: r.creates_s):.1f} creates/s (p50 {med(lambda r: r.create_p50_ms):.1f} ms, "
             f"p99 {med(lambda r: r.create_p99_ms):.1f} ms), {med(lambda r: r.binds_s):.1f} binds/s, "
-            f"{med(lambda r: r.running_s):.1f} Running/s, {med(lambda r: r.deletes_s):.1f} deletes/s",
+            f"{med(lambda r: r.running_s):.1f} Running/s, {med(lambda r: r.deletes_s):.1f} deletes/s"
+            f"; CPU per pod: {cpu_text(cpu)}",
             flush=True,
         )
     if args.watchers and medians.get(0):
         print(
             f"creates/s with {args.watchers} watchers / without: {medians[args.watchers] / medians[0]:.2f}",
+            flush=True,
+        )
+        with_, without = cpu_medians[args.watchers], cpu_medians[0]
+        print(
+            f"CPU per pod with {args.watchers} watchers / without: "
+            + ", ".join(
+                f"{part} {with_[part] / without[part]:.2f}" for part in sorted(with_) if without.get(part)
+            ),
             flush=True,
         )
 
@@ -350,7 +429,11 @@ def loopback(args: argparse.Namespace) -> None:
         credentials = Credentials(url, ca=work / "ca.crt", token=ADMIN_TOKEN)
         print(f"loopback control plane: etcd {etcd_url}, API server {url} (pid {api_proc.pid})", flush=True)
         used = cpu_s(api_proc.pid), cpu_s(etcd.pid)
-        report(asyncio.run(measure(lambda: ApiClient(credentials), args)), args)
+
+        def meter() -> dict[str, float]:
+            return {"API servers": cpu_s(api_proc.pid), "etcd": cpu_s(etcd.pid), **own_cpu()}
+
+        report(asyncio.run(measure(lambda: ApiClient(credentials), args, meter)), args)
         per_pod = [
             (cpu_s(p.pid) - u) / (args.pods * args.runs) * 1000
             for p, u in zip((api_proc, etcd), used, strict=True)
@@ -389,6 +472,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--bind-in-flight", type=int, default=BIND_IN_FLIGHT)
     parser.add_argument(
+        "--hold-hosts",
+        action="store_true",
+        help="the simulated hosts report nothing Running until every pod is bound: binds/s of the "
+        "scheduler alone, as upstream's scheduler_perf measures it (Nodes without kubelets)",
+    )
+    parser.add_argument(
         "--watchers",
         type=int,
         default=0,
@@ -399,7 +488,7 @@ def main() -> int:
         loopback(args)
     else:
         try:
-            report(asyncio.run(measure(lab_connect(args.lab), args)), args)
+            report(asyncio.run(measure(lab_connect(args.lab), args, lab_meter(args.lab))), args)
         except status.ApiError as exc:
             raise SystemExit(f"the lab's API answered {exc.code} {exc.reason}: {exc.message}") from None
     return 0

@@ -45,6 +45,7 @@ from nestlab.api.resources import PODS, Resource
 from nestlab.api.selectors import compile_selector
 from nestlab.api.store import Obj
 from nestlab.api.tokenrequest import serve as serve_token_request
+from nestlab.api.watchfeed import CLIENT_EVERY_S
 
 _MAX_WATCH = 1800  # seconds a watch stays open without timeoutSeconds (upstream: 30-60 min)
 
@@ -247,7 +248,7 @@ class Handlers:
                 accept.replace("PartialObjectMetadataList", "PartialObjectMetadata"), listing=False
             )
             events = await self.registry.store.open_watch(
-                target.resource, target.namespace, since, predicate, progress=True
+                target.resource, target.namespace, since, predicate, progress=True, every=CLIENT_EVERY_S
             )
             return await reads.stream(
                 request, target.resource, events, seconds=seconds, since=since, shape=shape, query=query

@@ -435,9 +435,19 @@ class Store:
         return obj, [self._decode(listed, kv) for kv in kvs]
 
     async def open_watch(
-        self, resource: Resource, namespace: str, since: str, predicate: Predicate, *, progress: bool = False
+        self,
+        resource: Resource,
+        namespace: str,
+        since: str,
+        predicate: Predicate,
+        *,
+        progress: bool = False,
+        every: float = 0.0,
     ) -> AsyncIterator[WatchEvent]:
         """Check ``since`` (400 if malformed, 410 if compacted) and return the event stream.
+
+        ``every``: take the shared feed's changes at most this often (see
+        :mod:`nestlab.api.watchfeed`; what came meanwhile comes together).
 
         With ``progress``, the stream also says how far it has seen when nothing it carries
         changed (PROGRESS events: etcd's progress notifications, and changes the predicate
@@ -459,7 +469,9 @@ class Store:
             current = await _guard(self.etcd.revision())
             if revision < current:
                 await _guard(self.etcd.range(resource.prefix(namespace), limit=1, revision=revision + 1))
-        return self._events(resource, namespace, revision, replay, predicate, report_progress=progress)
+        return self._events(
+            resource, namespace, revision, replay, predicate, report_progress=progress, every=every
+        )
 
     async def _events(
         self,
@@ -470,11 +482,12 @@ class Store:
         predicate: Predicate,
         *,
         report_progress: bool,
+        every: float,
     ) -> AsyncIterator[WatchEvent]:
         for item in replay:
             yield WatchEvent("ADDED", item)
         try:
-            async for rev, events in self._feeds.watch(resource.prefix(namespace), revision + 1):
+            async for rev, events in self._feeds.watch(resource.prefix(namespace), revision + 1, every):
                 sent = False
                 for event in events:
                     translated = self._translate(resource, event.kind, event.kv, event.prev, predicate)

@@ -58,6 +58,8 @@ class Tally:
     """Status writes or deletions the API refused with something other than 404/409."""
     last_running_at: float = 0.0
     """``time.monotonic()`` of the last pod reported Running."""
+    held: int = 0
+    """Pods bound and waiting for :meth:`Fleet.release` to be reported Running."""
     hosts_running: dict[str, int] = field(default_factory=dict)
     """Pods reported Running, per host."""
 
@@ -65,11 +67,20 @@ class Tally:
 class SimHost:
     """One simulated host: its Node, Lease and pod watch over its own API client."""
 
-    def __init__(self, client: ApiClient, name: str, tally: Tally, max_pods: int = hollow.MAX_PODS) -> None:
+    def __init__(
+        self,
+        client: ApiClient,
+        name: str,
+        tally: Tally,
+        max_pods: int = hollow.MAX_PODS,
+        reporting: asyncio.Event | None = None,
+    ) -> None:
         self.client = client
         self.name = name
         self.tally = tally
         self.max_pods = max_pods
+        self.reporting = reporting or _set(asyncio.Event())
+        """Pods are reported Running only while this is set (see :meth:`Fleet.hold`)."""
         self._writes = asyncio.Semaphore(STATUS_IN_FLIGHT)
         self._tasks: set[asyncio.Task[None]] = set()
         self._handled: set[str] = set()
@@ -147,6 +158,12 @@ class SimHost:
 
     async def _report_running(self, pod: Obj) -> None:
         meta = pod["metadata"]
+        if not self.reporting.is_set():
+            self.tally.held += 1
+            try:
+                await self.reporting.wait()
+            finally:
+                self.tally.held -= 1
         async with self._writes:
             for attempt in range(WRITE_ATTEMPTS):
                 try:
@@ -213,6 +230,11 @@ async def _retried(call: Callable[[], Awaitable[Obj]]) -> Obj | None:
     return None
 
 
+def _set(event: asyncio.Event) -> asyncio.Event:
+    event.set()
+    return event
+
+
 async def _limited(limit: asyncio.Semaphore, work: Any) -> None:
     async with limit:
         await work
@@ -225,7 +247,8 @@ class Fleet:
         self, connect: Callable[[], ApiClient], names: list[str], max_pods: int = hollow.MAX_PODS
     ) -> None:
         self.tally = Tally()
-        self.hosts = [SimHost(connect(), name, self.tally, max_pods) for name in names]
+        self.reporting = _set(asyncio.Event())
+        self.hosts = [SimHost(connect(), name, self.tally, max_pods, self.reporting) for name in names]
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -236,6 +259,15 @@ class Fleet:
         for host in self.hosts:
             self._tasks += [loop.create_task(host.heartbeat()), loop.create_task(host.serve())]
         self._tasks.append(loop.create_task(self.resync()))
+
+    def hold(self) -> None:
+        """Report nothing Running until :meth:`release`: the pods bound meanwhile wait, so that the
+        scheduler can be measured alone (upstream's scheduler_perf binds to Nodes without kubelets)."""
+        self.reporting.clear()
+
+    def release(self) -> None:
+        """Report what :meth:`hold` kept back, and everything after it, as before."""
+        self.reporting.set()
 
     async def resync(self) -> None:
         """Every :data:`RESYNC_S`, one list of every pod, each handed to its host: what a watch that
@@ -257,6 +289,7 @@ class Fleet:
 
     async def stop(self) -> None:
         """Stop every loop, then delete the hosts' pods, Leases and Nodes; close the clients."""
+        self.release()  # a held report would keep settle() waiting
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -2,7 +2,7 @@
 
 A :class:`~nestlab.sim.hosts.Fleet` of three hosts registers tainted, labelled Nodes and their
 Leases; a scheduler of its own binds pods that tolerate the taint, and the hosts report them
-Running (no pod IP); a pod that does not tolerate the taint stays unscheduled; a graceful delete
+Running (no pod IP), and only once released when the fleet was told to hold them; a pod that does not tolerate the taint stays unscheduled; a graceful delete
 is confirmed; stopping the fleet removes its Nodes and Leases; a Node that is not simulated is
 never taken over.
 """
@@ -72,6 +72,7 @@ def test_a_fleet_registers_runs_bound_pods_and_leaves_no_trace(
             == 201
         )
         scheduler = Scheduler(scheduler_client, name=SCHEDULER)
+        fleet.hold()  # the bench's --hold-hosts: bound pods wait until released
         placed = {p.pod: p for p in loop.run(scheduler.pass_once())}
         loop.run(scheduler.flush())
         hosts = sorted(str(placed[f"p{i}"].node) for i in range(6))
@@ -79,12 +80,15 @@ def test_a_fleet_registers_runs_bound_pods_and_leaves_no_trace(
         assert placed["intolerant"].node is None
         assert "untolerated taint" in placed["intolerant"].message
 
-        def all_running() -> bool:
+        def running() -> int:
             items = apiserver.request("GET", f"/api/v1/namespaces/{NS}/pods")[1]["items"]
-            running = [p for p in items if p["status"].get("phase") == "Running"]
-            return len(running) == 6
+            return len([p for p in items if p["status"].get("phase") == "Running"])
 
-        wait_until(all_running, "six pods reported Running by the simulated hosts")
+        wait_until(lambda: fleet.tally.held == 6, "the hosts holding the six pods bound to them")
+        assert (running(), fleet.tally.running) == (0, 0)
+        fleet.release()
+        wait_until(lambda: running() == 6, "six pods reported Running by the simulated hosts")
+        assert fleet.tally.held == 0
         code, pod = _get(apiserver, f"/api/v1/namespaces/{NS}/pods/p0")
         assert "podIP" not in pod["status"]
         assert pod["status"]["containerStatuses"][0]["containerID"].startswith("sim://")

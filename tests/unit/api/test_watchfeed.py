@@ -123,3 +123,41 @@ def test_a_subscriber_that_stops_reading_is_ended_and_the_others_go_on(
     read, stalled = asyncio.run(asyncio.wait_for(scenario(), 5))
     assert len(read) == 6
     assert stalled == ["/p/0", "/p/1", "/p/2"]
+
+
+def test_a_subscriber_with_a_window_takes_the_first_change_at_once_and_the_next_ones_together() -> None:
+    """``every``: a quiet watch is not delayed; changes that follow within the window wait for its
+    end and come in one take (the client watches' batching, :data:`watchfeed.CLIENT_EVERY_S`)."""
+    every = 1.0  # far longer than the three writes below take, so the test does not race them
+
+    async def scenario() -> tuple[list[tuple[float, str]], int, float]:
+        etcd = CountingEtcd()
+        feeds = Feeds(etcd)
+        loop = asyncio.get_running_loop()
+        taken: list[tuple[float, str]] = []
+
+        async def consume() -> None:
+            async for _revision, events in feeds.watch("/p/", 2, every):
+                taken.extend((loop.time(), e.kv.key) for e in events)
+                if len(taken) == 4:
+                    return
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.01)
+        started = loop.time()
+        await etcd.create("/p/a", b"1")
+        while not taken:
+            await asyncio.sleep(0.005)
+        for key in ("/p/b", "/p/c", "/p/d"):
+            await etcd.create(key, b"x")
+            await asyncio.sleep(0.01)
+        seen_meanwhile = len(taken)
+        await task
+        return taken, seen_meanwhile, started
+
+    taken, seen_meanwhile, started = asyncio.run(asyncio.wait_for(scenario(), 5))
+    assert [key for _, key in taken] == ["/p/a", "/p/b", "/p/c", "/p/d"]
+    assert taken[0][0] - started < every  # the first change was not held back
+    assert seen_meanwhile == 1  # the next three waited for the window's end...
+    assert taken[1][0] - taken[0][0] >= every * 0.99
+    assert taken[3][0] - taken[1][0] < every / 10  # ...and came in one take
