@@ -17,14 +17,24 @@ each ready (it has seen a marker pod appear) before the first create; the median
 their ratio show what the watchers cost the writes, and the events each watcher received show
 that they were served.
 
+With ``--hold-hosts`` the simulated hosts report nothing Running until every pod is bound: binds/s
+is then the scheduler's alone, as upstream's scheduler_perf measures it (its Nodes have no kubelet).
+Without it each host reports a pod Running as soon as it is bound, so the binds share the API with
+as many status writes.
+
 Prints per-run figures and the medians: creates/s with the create latency p50/p99, binds/s,
-Running/s, deletes/s; with ``--loopback`` also the CPU time the API server and etcd spent per pod
-(a figure the machine's other load hardly moves), etcd's database size and the RSS of etcd and the
-API server after the last run. The simulated hosts' Nodes and Leases are removed at the end.
+Running/s, deletes/s, and the CPU time per pod of each part: the API servers, etcd and HAProxy (a
+lab's from its nodes' cgroup2 ``cpu.stat``; loopback's from its two processes) and the bench
+process itself (its clients, scheduler, simulated hosts and watchers, which on a lab machine share
+the cores with the control plane). CPU per pod moves less with the machine's other load than rates
+do, but on a nested virtual machine it still moves: compare trees side by side. ``--loopback``
+also prints etcd's database size and the RSS of etcd and the API server after the last run. The
+simulated hosts' Nodes and Leases are removed at the end.
 
     .venv/bin/python bench/pod_throughput.py --lab e2e --clients 32 --pods 500 --hosts 5 --runs 3
     .venv/bin/python bench/pod_throughput.py --loopback --hosts 50 --pods 2000 --runs 1   # 50 x 40
     .venv/bin/python bench/pod_throughput.py --lab e2e --pods 300 --runs 3 --watchers 100
+    .venv/bin/python bench/pod_throughput.py --lab e2e --pods 500 --runs 3 --hold-hosts
 """
 
 from __future__ import annotations
