@@ -95,7 +95,7 @@ class Run:
 Meter = Callable[[], dict[str, float]]
 """CPU seconds each part has used so far (API servers, etcd, ...; ``bench``: this process, which
 holds the clients, the scheduler, the simulated hosts and the watchers): a run's difference per pod
-is what the run cost each part, a figure the machine's other load hardly moves."""
+is what the run cost each part (it moves less with the machine's other load than rates do)."""
 
 SERVICES = {"API servers": "nestlab-apiserver", "etcd": "etcd", "HAProxy": "haproxy"}
 
@@ -111,6 +111,12 @@ def lab_meter(name: str) -> Meter:
     bases = [
         base / cgroups.ROOT / key for base in cgroups.mounted() if (base / "cgroup.controllers").exists()
     ]
+    if not any(base.is_dir() for base in bases):
+        print(
+            f"lab {name}: no cgroup2 directory of its nodes on this machine (not a local lab, or no "
+            "cgroup2 mounted): only the bench process's own CPU is measured",
+            flush=True,
+        )
 
     def sample() -> dict[str, float]:
         used = own_cpu()
@@ -418,6 +424,8 @@ def report(all_runs: list[Run], args: argparse.Namespace) -> None:
 
 def lab_connect(name: str) -> Callable[[], ApiClient]:
     files = LabFiles.named(name)
+    if not files.plan.is_file():
+        raise SystemExit(f"no lab named {name!r} here ({files.plan} is missing): stand it up with nestlab up")
     vip = json.loads(files.plan.read_text())["vip"]
     credentials = Credentials(
         f"https://{vip}:6443",
@@ -438,21 +446,11 @@ def loopback(args: argparse.Namespace) -> None:
         started.append(api_proc)
         credentials = Credentials(url, ca=work / "ca.crt", token=ADMIN_TOKEN)
         print(f"loopback control plane: etcd {etcd_url}, API server {url} (pid {api_proc.pid})", flush=True)
-        used = cpu_s(api_proc.pid), cpu_s(etcd.pid)
 
         def meter() -> dict[str, float]:
             return {"API servers": cpu_s(api_proc.pid), "etcd": cpu_s(etcd.pid), **own_cpu()}
 
         report(asyncio.run(measure(lambda: ApiClient(credentials), args, meter)), args)
-        per_pod = [
-            (cpu_s(p.pid) - u) / (args.pods * args.runs) * 1000
-            for p, u in zip((api_proc, etcd), used, strict=True)
-        ]
-        print(
-            "CPU per pod (create, bind, Running, delete, and the watches' share): "
-            f"API server {per_pod[0]:.2f} ms, etcd {per_pod[1]:.2f} ms",
-            flush=True,
-        )
         print(
             f"etcd database {etcd_db_mib(etcd_url):.1f} MiB; RSS etcd {rss_mib(etcd.pid):.0f} MiB, "
             f"API server {rss_mib(api_proc.pid):.0f} MiB",
