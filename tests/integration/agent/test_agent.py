@@ -108,6 +108,12 @@ def _delete_and_wait_gone(apiserver: ApiServer, name: str) -> None:
     )
 
 
+def _wait_no_pod_state(node_agent: AgentProcess) -> None:
+    wait_until(
+        lambda: not list((node_agent.state / "pods").iterdir()), "the agent forgot every pod", timeout=30
+    )
+
+
 def test_node_registers_ready_with_a_lease(apiserver: ApiServer, node_agent: AgentProcess) -> None:
     def ready() -> bool:
         code, node = apiserver.request("GET", f"/api/v1/nodes/{NODE}")
@@ -164,7 +170,9 @@ def test_jobs_succeed_and_fail_with_exit_codes_and_logs(
 
     for name in ("job-ok", "job-fail"):
         _delete_and_wait_gone(apiserver, name)
-    assert not list((node_agent.state / "pods").iterdir())
+    # a finished pod is removed by the API server at once (grace 0, as upstream); its agent forgets
+    # it when its watch brings the deletion, a moment later
+    _wait_no_pod_state(node_agent)
     assert qemu_pids(node_agent.state) == []
 
 
@@ -203,7 +211,7 @@ def test_running_pod_survives_an_agent_restart_and_delete_leaves_nothing(
 
     _delete_and_wait_gone(apiserver, "sleeper")
     wait_until(lambda: qemu_pids(node_agent.state) == [], "QEMU gone", timeout=60)
-    assert not list((node_agent.state / "pods").iterdir())
+    _wait_no_pod_state(node_agent)  # the agent confirms the deletion, then forgets the pod
     reasons = [e["reason"] for e in _events(apiserver, "sleeper")]
     assert "Killing" in reasons
 
