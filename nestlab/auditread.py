@@ -20,7 +20,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from nestlab.errors import NestlabError, UsageError
-from nestlab.lifecycle import saved_plan
+from nestlab.labnodes import saved_plan
 from nestlab.paths import LabFiles
 from nestlab.provision.remote import SSH_UNREACHABLE, Remote
 from nestlab.spec.model import Role

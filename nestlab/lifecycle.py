@@ -23,6 +23,7 @@ from nestlab.api.resources import NODES
 from nestlab.api.status import ApiError
 from nestlab.errors import NestlabError, UsageError
 from nestlab.images import demo as demo_images
+from nestlab.labnodes import SPEC_FILE, saved_plan, substrate
 from nestlab.paths import LabFiles
 from nestlab.progress import Fanout, PlainProgress, as_progress, stepping
 from nestlab.provision import agentcerts as agent_provisioning
@@ -41,18 +42,15 @@ from nestlab.runtime import initramfs, kernel, machine, proc
 from nestlab.spec import Plan, make_plan, parse_spec
 from nestlab.spec.model import Role, SubstrateType
 from nestlab.spec.precheck import Verdict, precheck
-from nestlab.substrate import pick
-from nestlab.substrate.base import DownResult, NodeStatus, Substrate, load_record, record_type, save_record
+from nestlab.substrate.base import DownResult, NodeStatus, load_record, record_type, save_record
 from nestlab.substrate.local.substrate import LocalSubstrate
 from nestlab.trust.keys import LabKeys, ensure_lab_keys, export_public
 from nestlab.trust.measure import file_digest
 
 Progress = Callable[[str], None]
 DEFAULT_SPEC = "apiVersion: nestlab.dev/v1alpha1\nkind: Lab\n"
-SPEC_FILE = "spec.yaml"
 DEPOT_REGISTRY_PORT = 5000  # roles/depot's docker-registry
 STATUS_API_TIMEOUT_S = 10.0  # status must answer even when the control plane is down
-SSH_SESSION_TIMEOUT_S = 24 * 3600.0  # an interactive session; the timeout only bounds a forgotten one
 
 
 @dataclass(frozen=True)
@@ -85,15 +83,6 @@ def plan_for_up(spec: Path | None, name: str | None) -> tuple[Plan, str]:
     """The plan ``up`` would build, and the spec text to save with the lab."""
     text, source = _spec_text(spec)
     return make_plan(parse_spec(text, source=source, name=name)), text
-
-
-def saved_plan(name: str) -> Plan:
-    """The plan of an existing lab, from the spec saved at its ``up``."""
-    files = LabFiles.named(name)
-    saved = files.root / SPEC_FILE
-    if not saved.exists():
-        raise UsageError(f"no lab named {name!r} (looked in {files.root}); run `nestlab up` first")
-    return make_plan(parse_spec(saved.read_text(encoding="utf-8"), source=str(saved), name=name))
 
 
 def _logging(files: LabFiles, progress: Progress) -> Fanout:
@@ -246,11 +235,6 @@ def kubeconfig(name: str) -> Path:
     return path
 
 
-def substrate(name: str) -> Substrate:
-    """The substrate lab ``name`` runs on, as its ``up`` recorded it (local when it recorded none)."""
-    return pick.for_lab(name, lambda: saved_plan(name))
-
-
 def down(name: str) -> DownResult:
     """Remove everything of lab ``name``; the image cache stays."""
     return substrate(name).down()
@@ -259,22 +243,6 @@ def down(name: str) -> DownResult:
 def status(name: str, *, check_ssh: bool = True) -> list[NodeStatus]:
     """Every node of lab ``name`` with its state and reachability."""
     return substrate(name).status(check_ssh=check_ssh)
-
-
-def ssh(name: str, node: str, command: list[str]) -> int:
-    """Log in to (or run ``command`` on) a node; returns ssh's exit code."""
-    argv = substrate(name).ssh_argv(node, command)
-    return proc.run(argv, timeout=SSH_SESSION_TIMEOUT_S, check=False, capture=False).returncode
-
-
-def node_stop(name: str, node: str, *, hard: bool = False) -> list[str]:
-    """Stop a node (a host with its failure domain), or pull its power; returns the nodes stopped."""
-    return substrate(name).stop_node(node, hard=hard)
-
-
-def node_start(name: str, node: str, progress: Progress) -> list[str]:
-    """Start a node (a host with its failure domain); returns the nodes started."""
-    return substrate(name).start_node(node, progress)
 
 
 ATTEST_COMMAND = "/opt/nestlab/bin/nestlab-attest"  # the verifier's one-shot command on cp nodes
@@ -359,9 +327,7 @@ __all__ = [
     "attestation_summary",
     "down",
     "kubeconfig",
-    "node_start",
-    "node_stop",
-    "ssh",
+    "saved_plan",
     "status",
     "substrate",
     "up",

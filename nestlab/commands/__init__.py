@@ -1,3 +1,4 @@
-"""The ``nestlab`` command's groups beyond the lab lifecycle (users, namespaces, audit, images), one
-module each; :mod:`nestlab.cli` registers them. Each module stays thin: it parses its arguments and
-calls one library function, as the lifecycle commands do."""
+"""The ``nestlab`` command's commands and groups, a module each: the lab's lifecycle (``lab``), single
+nodes (``nodes``, ``host``), users, namespaces, audit, images, the dashboard, exercises and drills.
+:mod:`nestlab.cli` names them in one table and imports a module only when its command runs. Each
+module stays thin: it parses its arguments and calls one library function."""

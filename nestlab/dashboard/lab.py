@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from nestlab import lifecycle
+from nestlab import labnodes, lifecycle
 from nestlab.api.client import Credentials
 from nestlab.dashboard.labfacts import Endpoints, LabWatcher
 from nestlab.dashboard.model import SubstrateNode
@@ -52,7 +52,7 @@ def _short_ssh(
 def for_lab(name: str) -> LabAccess:
     """Lab ``name``'s access; UsageError (exit 2) when it is not up."""
     lab = Lab.named(name)  # UsageError when there is no kubeconfig
-    plan = lifecycle.saved_plan(name)
+    plan = labnodes.saved_plan(name)
     states = lifecycle.status(name, check_ssh=False)
     if not any(n.state == "running" for n in states):
         raise UsageError(f"lab {name!r} is not up (no node running): start it with `nestlab up`")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from nestlab import lifecycle
+from nestlab import labnodes
 from nestlab.drills import probe, report
 from nestlab.drills.base import Drill, Session
 from nestlab.drills.lab import DrillError, wait_until
@@ -30,7 +30,7 @@ def _stop(session: Session, node: str, *, hard: bool = False) -> float:
     session.undo(f"start {node}", lambda: session.lab.node_start(node, session.say))
     if hard:
         session.say(f"break: nestlab node stop --hard {node}")
-        lifecycle.node_stop(session.lab.name, node, hard=True)
+        labnodes.node_stop(session.lab.name, node, hard=True)
     else:
         session.say(f"break: nestlab node stop {node}")
         session.lab.node_stop(node)

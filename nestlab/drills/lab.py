@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from nestlab import lifecycle, maintenance
+from nestlab import labnodes, lifecycle, maintenance
 from nestlab.api.client import ApiClient, Credentials
 from nestlab.api.status import ApiError
 from nestlab.drills import health
@@ -56,7 +56,7 @@ class DrillLab:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.plan = lifecycle.saved_plan(name)  # UsageError: no such lab
+        self.plan = labnodes.saved_plan(name)  # UsageError: no such lab
         self.files = LabFiles.named(name)
         self.credentials: Credentials = maintenance.credentials(name)  # UsageError: never up
         self.remote = Remote(self.files)
@@ -107,11 +107,11 @@ class DrillLab:
 
     def node_stop(self, node: str) -> list[str]:
         """``nestlab node stop NODE`` (a host takes the nodes placed on it down with it)."""
-        return lifecycle.node_stop(self.name, node)
+        return labnodes.node_stop(self.name, node)
 
     def node_start(self, node: str, progress: Progress) -> list[str]:
         """``nestlab node start NODE``."""
-        return lifecycle.node_start(self.name, node, progress)
+        return labnodes.node_start(self.name, node, progress)
 
     def node_states(self) -> dict[str, str]:
         return {str(s.name): str(s.state) for s in lifecycle.status(self.name, check_ssh=False)}

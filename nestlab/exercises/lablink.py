@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nestlab import lifecycle, maintenance
+from nestlab import labnodes, lifecycle, maintenance
 from nestlab.api.client import ApiClient, Credentials
 from nestlab.api.status import ApiError
 from nestlab.errors import NestlabError, UsageError
@@ -101,7 +101,7 @@ class LabLink:
 
     def ssh(self, node: str, command: str, check: bool = True) -> str:
         """A shell command on a lab node as root (what ``nestlab ssh NODE -- COMMAND`` runs)."""
-        argv = local.ssh_argv(lifecycle.saved_plan(self.name), node, [command])
+        argv = local.ssh_argv(labnodes.saved_plan(self.name), node, [command])
         return self._command(argv, check)
 
     def node_running(self, node: str) -> bool:

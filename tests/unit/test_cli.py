@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
-from nestlab.cli import cli
+from nestlab.cli import COMMANDS, LazyGroup, cli
+from nestlab.runtime import proc
 from tests.unit.spec.helpers import spec_yaml
 
 
@@ -137,3 +140,45 @@ def test_a_spec_that_is_not_utf8_is_refused_with_its_line(tmp_path: Path) -> Non
     assert result.exit_code == 2
     assert "line 4: is not UTF-8 (byte 0xe9" in result.output
     assert "save the file as UTF-8" in result.output
+
+
+def test_every_command_of_the_table_loads_under_its_name_and_help_lists_them() -> None:
+    context = click.Context(cli)
+    assert cli.list_commands(context) == sorted(COMMANDS)
+    for name in COMMANDS:
+        command = cli.get_command(context, name)
+        assert command is not None
+        assert command.name == name
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0, result.output
+    listed = result.output.split("Commands:")[1]
+    assert all(f"\n  {name} " in listed for name in COMMANDS)
+    assert cli.get_command(context, "no-such-command") is None
+
+
+def test_a_table_entry_that_is_not_its_command_is_refused() -> None:
+    group = LazyGroup(name="t", lazy={"up": "nestlab.commands.lab:down"})
+    with pytest.raises(TypeError, match="is not the click command 'up'"):
+        group.get_command(click.Context(group), "up")
+
+
+@pytest.mark.parametrize(
+    ("argv", "kept_out"),
+    [
+        (["ssh", "--help"], {"nestlab.lifecycle", "nestlab.maintenance", "nestlab.api.client"}),
+        (["node", "stop", "--help"], {"nestlab.lifecycle", "nestlab.api.client"}),
+        (["credential", "--help"], {"nestlab.lifecycle", "nestlab.provision.pki", "nestlab.dashboard.app"}),
+    ],
+)
+def test_a_command_loads_only_its_own_modules(argv: list[str], kept_out: set[str]) -> None:
+    """`nestlab ssh` and kubectl's credential plugin run hundreds of times: they must not load the
+    lifecycle (the API client, provisioning, image builders) nor the other commands."""
+    script = (
+        "import sys; from nestlab.cli import cli; "
+        f"cli.main({argv!r}, prog_name='nestlab', standalone_mode=False); "
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('nestlab'))))"
+    )
+    result = proc.run([sys.executable, "-c", script], timeout=60)
+    loaded = set(result.stdout.split())
+    assert "nestlab.cli" in loaded
+    assert loaded & kept_out == set(), f"{argv} loaded {sorted(loaded & kept_out)}"

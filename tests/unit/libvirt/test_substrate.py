@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from nestlab import lifecycle
+from nestlab import labnodes, lifecycle
 from nestlab.errors import UsageError
 from nestlab.paths import LabFiles
 from nestlab.runtime import proc
@@ -137,7 +137,7 @@ def test_status_reads_each_domain_state_from_libvirt(
 def test_node_stop_shuts_the_failure_domain_down_placed_nodes_first(
     recorded: LibvirtSubstrate, libvirt: FakeLibvirt
 ) -> None:
-    stopped = lifecycle.node_stop("default", "esx-01")
+    stopped = labnodes.node_stop("default", "esx-01")
     assert stopped == ["esx-01", "lb-1", "cp-1"]
     assert libvirt.verbs("shutdown") == ["default-cp-1", "default-lb-1", "default-esx-01"]
     assert libvirt.verbs("destroy") == []
@@ -147,7 +147,7 @@ def test_node_stop_shuts_the_failure_domain_down_placed_nodes_first(
 
 
 def test_node_stop_hard_pulls_the_power(recorded: LibvirtSubstrate, libvirt: FakeLibvirt) -> None:
-    assert lifecycle.node_stop("default", "cp-2", hard=True) == ["cp-2"]
+    assert labnodes.node_stop("default", "cp-2", hard=True) == ["cp-2"]
     assert libvirt.verbs("destroy") == ["default-cp-2"]
     assert libvirt.verbs("shutdown") == []
 
@@ -175,7 +175,7 @@ def test_node_start_starts_the_domains_and_waits_for_ssh(
     for node in ("esx-01", "lb-1", "cp-1"):
         libvirt.states[f"default-{node}"] = "shut off"
     said: list[str] = []
-    assert lifecycle.node_start("default", "esx-01", said.append) == ["esx-01", "lb-1", "cp-1"]
+    assert labnodes.node_start("default", "esx-01", said.append) == ["esx-01", "lb-1", "cp-1"]
     assert libvirt.verbs("start") == ["default-esx-01", "default-lb-1", "default-cp-1"]
     assert [c[-2] for c in libvirt.calls if c[0] == "ssh"] == ["root@198.18.0.31", "root@198.18.0.11",
                                                               "root@198.18.0.21"]  # fmt: skip
@@ -187,7 +187,7 @@ def test_node_start_of_a_domain_that_is_gone_says_how_to_recreate_it(
 ) -> None:
     del libvirt.states["default-depot"]
     with pytest.raises(UsageError, match=r"up --substrate libvirt"):
-        lifecycle.node_start("default", "depot", lambda _m: None)
+        labnodes.node_start("default", "depot", lambda _m: None)
 
 
 def test_ssh_goes_to_the_nodes_address_with_the_lab_key(
@@ -200,13 +200,13 @@ def test_ssh_goes_to_the_nodes_address_with_the_lab_key(
         return Result(tuple(argv), 3, "", "")
 
     monkeypatch.setattr(proc, "run", run)
-    assert lifecycle.ssh("default", "cp-2", ["hostname"]) == 3
+    assert labnodes.ssh("default", "cp-2", ["hostname"]) == 3
     argv = seen[0]
     assert argv[0] == "ssh"
     assert argv[-2:] == ["root@198.18.0.22", "hostname"]
     assert argv[argv.index("-i") + 1] == str(LabFiles.named("default").ssh_key)
     with pytest.raises(UsageError, match="no node 'cp-9'"):
-        lifecycle.ssh("default", "cp-9", [])
+        labnodes.ssh("default", "cp-9", [])
 
 
 def test_down_destroys_the_recorded_stack_then_removes_the_lab(
@@ -258,7 +258,7 @@ def test_status_shows_the_whole_failure_domain_stopping_while_a_stop_runs(
         return answer(argv, **kwargs)
 
     monkeypatch.setattr(proc, "run", spy)
-    lifecycle.node_stop("default", "esx-01")
+    labnodes.node_stop("default", "esx-01")
     assert {n for n, s in seen[0].items() if s == "stopping"} == {"esx-01", "lb-1", "cp-1"}
     after = {str(n.name): n.state for n in lifecycle.status("default", check_ssh=False)}
     assert {n for n, s in after.items() if s != "running"} == {"esx-01", "lb-1", "cp-1"}
