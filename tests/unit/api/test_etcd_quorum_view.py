@@ -126,6 +126,28 @@ def test_a_member_that_times_out_once_is_not_believed_before_the_second_round() 
     assert not poll.lost.is_set()
 
 
+def test_rounds_where_no_member_answers_in_time_are_believed_only_when_they_last() -> None:
+    """Every member late at once is this process starved, until it lasts ALL_SILENT_ROUNDS rounds."""
+
+    async def probe(endpoint: str) -> MemberStatus:
+        raise AssertionError("not called")
+
+    poll = etcdquorum.MemberPoll(["a", "b", "c"], probe, interval=1)
+    late = etcdquorum.NO_ANSWER
+    silent = ClusterView((_down(1, late), _down(2, late), _down(3, late)))
+    poll.observe(ClusterView((_up(1), _up(2), _up(3))))
+    for _ in range(etcdquorum.ALL_SILENT_ROUNDS):
+        poll.observe(silent)
+        assert not poll.lost.is_set()
+    poll.observe(silent)  # kept the previous view: this round is the first "late" one of each member
+    poll.observe(silent)
+    assert poll.lost.is_set()
+    poll.observe(ClusterView((_up(1), _up(2), _up(3))))
+    assert not poll.lost.is_set()
+    poll.observe(silent)  # the count starts again after a round with answers
+    assert not poll.lost.is_set()
+
+
 def test_members_refusing_connections_are_believed_at_once() -> None:
     async def probe(endpoint: str) -> MemberStatus:
         raise AssertionError("not called")
