@@ -148,7 +148,6 @@ async def stream(
     response = web.StreamResponse(
         headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"}
     )
-    await response.prepare(request)
     queue: asyncio.Queue[WatchEvent | status.ApiError | None] = asyncio.Queue(maxsize=1000)
     last = since if since not in ("", "0") else ""
 
@@ -169,6 +168,8 @@ async def stream(
     loop = asyncio.get_running_loop()
     task = loop.create_task(pump())
     try:
+        # inside the try: a client that left before the headers went out ends the watch quietly
+        await response.prepare(request)
         async with asyncio.timeout(seconds):
             ended = False
             quiet_until = loop.time() + BOOKMARK_EVERY_S  # a bookmark is due then unless we write

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -73,3 +74,32 @@ def test_the_end_and_an_error_stop_the_batch_there() -> None:
     assert json.loads(data)["type"] == "ERROR"
     assert json.loads(data)["object"]["code"] == 410
     assert (last, ended) == ("2", True)
+
+
+def test_a_client_gone_before_the_stream_begins_ends_the_watch_quietly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """aiohttp raises ConnectionResetError from prepare() when the client closed first: the watch ends
+    without a traceback in the server's log and without reading the store."""
+    from aiohttp import web
+    from aiohttp.test_utils import make_mocked_request
+
+    from nestlab.api.resources import PODS
+
+    async def gone(self: web.StreamResponse, request: web.BaseRequest) -> None:
+        raise ConnectionResetError("Cannot write to closing transport")
+
+    monkeypatch.setattr(web.StreamResponse, "prepare", gone)
+    read: list[WatchEvent] = []
+
+    async def events() -> Any:
+        read.append(WatchEvent("ADDED", _pod("never")))
+        yield read[-1]
+
+    async def scenario() -> web.StreamResponse:
+        request = make_mocked_request("GET", "/api/v1/pods?watch=1")
+        return await reads.stream(request, PODS, events(), seconds=5, since="", shape="", query={})
+
+    response = asyncio.run(scenario())
+    assert isinstance(response, web.StreamResponse)
+    assert read == []
