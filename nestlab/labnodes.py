@@ -7,10 +7,9 @@ call them hundreds of times, and a learner's shell as often.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from nestlab.errors import UsageError
 from nestlab.paths import LabFiles
+from nestlab.progress import Report
 from nestlab.runtime import proc
 from nestlab.spec import Plan, make_plan, parse_spec
 from nestlab.substrate import pick
@@ -19,7 +18,6 @@ from nestlab.substrate.base import Substrate
 SPEC_FILE = "spec.yaml"
 """The spec ``up`` saved in the lab's directory (what every later command plans from)."""
 SSH_SESSION_TIMEOUT_S = 24 * 3600.0  # an interactive session; the timeout only bounds a forgotten one
-Progress = Callable[[str], None]
 
 
 def saved_plan(name: str) -> Plan:
@@ -47,6 +45,6 @@ def node_stop(name: str, node: str, *, hard: bool = False) -> list[str]:
     return substrate(name).stop_node(node, hard=hard)
 
 
-def node_start(name: str, node: str, progress: Progress) -> list[str]:
+def node_start(name: str, node: str, progress: Report) -> list[str]:
     """Start a node (a host with its failure domain); returns the nodes started."""
     return substrate(name).start_node(node, progress)

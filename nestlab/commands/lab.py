@@ -22,12 +22,10 @@ from nestlab.spec.model import Lab
 from nestlab.spec.precheck import Verdict, precheck
 from nestlab.tenancy import namespaceapi
 
-DEFAULT_SPEC = "apiVersion: nestlab.dev/v1alpha1\nkind: Lab\n"
-
 
 def _lab(spec: Path | None) -> Lab:
     """The spec file's lab, or the teaching lab (all defaults) when no file is given."""
-    return load_spec(spec) if spec is not None else parse_spec(DEFAULT_SPEC, source="(defaults)")
+    return load_spec(spec) if spec is not None else parse_spec(lifecycle.DEFAULT_SPEC, source="(defaults)")
 
 
 @click.command()
