@@ -14,8 +14,11 @@ Each run, in a fresh namespace of its own:
 With ``--watchers N`` every run is made twice, side by side: without watchers, then with ``N``
 clients (each its own connection) watching every pod of the bench cluster-wide for the whole run,
 each ready (it has seen a marker pod appear) before the first create; the medians of both and
-their ratio show what the watchers cost the writes, and the events each watcher received show
-that they were served.
+their ratio show what the watchers cost the writes, and the events each watcher received (counted
+once every watch has taken the whole run) show that they were served. The watching clients run
+in a process of their own (bench/watch_clients.py) at ``--watchers-nice`` 19: they stand for
+clients on other machines, so they take only the cores the control plane and the writers leave
+idle, and their CPU is reported apart (``watchers``); ``--watchers-nice 0`` makes them compete.
 
 With ``--hold-hosts`` the simulated hosts report nothing Running until every pod is bound: binds/s
 is then the scheduler's alone, as upstream's scheduler_perf measures it (its Nodes have no kubelet).
@@ -25,7 +28,7 @@ as many status writes.
 Prints per-run figures and the medians: creates/s with the create latency p50/p99, binds/s,
 Running/s, deletes/s, and the CPU time per pod of each part: the API servers, etcd and HAProxy (a
 lab's from its nodes' cgroup2 ``cpu.stat``; loopback's from its two processes) and the bench
-process itself (its clients, scheduler, simulated hosts and watchers, which on a lab machine share
+process itself (its clients, scheduler and simulated hosts, which on a lab machine share
 the cores with the control plane). CPU per pod moves less with the machine's other load than rates
 do, but on a nested virtual machine it still moves: compare trees side by side. ``--loopback``
 also prints etcd's database size and the RSS of etcd and the API server after the last run. The
@@ -71,7 +74,9 @@ from nestlab.substrate.local import cgroups
 from tests.integration.api.conftest import ADMIN_TOKEN, start_apiserver
 
 SCHEDULER = "nestlab-bench"
-NOBODY = "nestlab-bench-nobody"  # the watchers' marker pod: a scheduler that does not run
+WATCHERS_NICE = 19  # the watching clients' CPU priority (see Watchers)
+WATCHERS_READY_S = 120.0  # the watching process started and every watch serving
+WATCHERS_CATCH_UP_S = 900.0  # every watch has taken the run's events (at low priority: after the run)
 BIND_IN_FLIGHT = 16  # the scheduler's own default (upstream's parallelism)
 MAX_PASSES = 50  # one pass should bind them all; more means something is wrong: stop, do not spin
 RUNNING_WAIT_S = 300.0  # deadline for the simulated hosts to report every pod Running
@@ -94,7 +99,7 @@ class Run:
 
 Meter = Callable[[], dict[str, float]]
 """CPU seconds each part has used so far (API servers, etcd, ...; ``bench``: this process, which
-holds the clients, the scheduler, the simulated hosts and the watchers): a run's difference per pod
+holds the clients, the scheduler and the simulated hosts): a run's difference per pod
 is what the run cost each part (it moves less with the machine's other load than rates do)."""
 
 SERVICES = {"API servers": "nestlab-apiserver", "etcd": "etcd", "HAProxy": "haproxy"}
@@ -138,65 +143,67 @@ def _usage_s(stat: Path) -> float:
 
 
 class Watchers:
-    """``count`` clients, each with one watch on every bench pod (label ``app=tput``) cluster-wide.
+    """``count`` clients, each with one watch on every bench pod (label ``app=tput``) cluster-wide,
+    in a child process (bench/watch_clients.py) at CPU priority ``nice``: clients that stand for
+    ones on other machines, taking the cores the control plane and the writers leave idle.
 
-    Entering returns once every watch is serving: each has seen the ADDED event of a marker pod
-    (a scheduler nobody runs, so it is never bound), which is then deleted."""
+    Entering returns once every watch is serving (each has seen a marker pod); :meth:`finish`, after
+    the run, waits until every watch has taken every event of the run and returns the fewest events
+    one received and the CPU seconds the watching process used meanwhile."""
 
-    def __init__(self, connect: Callable[[], ApiClient], count: int) -> None:
-        self.clients = [connect() for _ in range(count)]
-        self.events = [0] * count
-        self._marker = f"tp-watch-marker-{uuid.uuid4().hex[:6]}"
-        self._seen = [asyncio.Event() for _ in range(count)]
-        self._tasks: list[asyncio.Task[None]] = []
+    def __init__(self, credentials: Credentials, count: int, nice: int) -> None:
+        self.credentials, self.count, self.nice = credentials, count, nice
+        self._child: asyncio.subprocess.Process | None = None
+        self._cpu_ready = 0.0
 
-    async def _watch(self, index: int) -> None:
-        client = self.clients[index]
-        while True:
-            try:
-                async for _kind, obj in client.watch(PODS, labels="app=tput", timeout=3600):
-                    self.events[index] += 1
-                    if obj.get("metadata", {}).get("name") == self._marker:
-                        self._seen[index].set()
-            except status.ApiError as exc:  # a failing-over API: watch again, as clients do
-                if exc.code < 500:
-                    raise
-                RETRIED[0] += 1
-                await asyncio.sleep(RETRY_S)
+    async def _answer(self, word: str, timeout: float) -> list[str]:
+        if self._child is None or self._child.stdout is None:
+            raise SystemExit("the watching clients' process is not running")
+        line = (await asyncio.wait_for(self._child.stdout.readline(), timeout)).decode().split()
+        if not line or line[0] != word:
+            raise SystemExit(f"the watching clients answered {line!r} instead of {word!r} (see above)")
+        return line[1:]
 
     async def __aenter__(self) -> Watchers:
-        if not self.clients:
+        if not self.count:
             return self
-        loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._watch(i)) for i in range(len(self.clients))]
-        admin = self.clients[0]
-        marker = {
-            "metadata": {"name": self._marker, "labels": {"app": "tput"}},
-            "spec": {
-                "schedulerName": NOBODY,
-                "containers": [{"name": "c", "image": "busybox:1.36"}],
-            },
-        }
-        deadline = time.monotonic() + 60
-        while not all(seen.is_set() for seen in self._seen):  # a watch connecting late misses it
-            if time.monotonic() > deadline:
-                raise SystemExit("the watchers did not all start within 60 s")
-            with contextlib.suppress(status.ApiError):
-                await admin.delete(PODS, "default", self._marker, grace=0)
-            await admin.create(PODS, "default", marker)
-            waits = [loop.create_task(seen.wait()) for seen in self._seen]
-            _done, pending = await asyncio.wait(waits, timeout=2)
-            for waiting in pending:
-                waiting.cancel()
-        await admin.delete(PODS, "default", self._marker, grace=0)
-        self.events = [0] * len(self.clients)
+        creds = self.credentials
+        argv = [
+            "nice",
+            "-n",
+            str(self.nice),
+            sys.executable,
+            str(Path(__file__).with_name("watch_clients.py")),
+        ]
+        argv += ["--server", creds.server, "--count", str(self.count)]
+        for flag, value in (
+            ("--ca", creds.ca),
+            ("--cert", creds.cert),
+            ("--key", creds.key),
+            ("--token", creds.token),
+        ):
+            if value is not None:
+                argv += [flag, str(value)]
+        self._child = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+        )
+        self._cpu_ready = float((await self._answer("ready", WATCHERS_READY_S))[0])
         return self
 
+    async def finish(self) -> tuple[int, float]:
+        """(fewest events one watch received, CPU seconds of the watching process) since ready."""
+        if self._child is None or self._child.stdin is None:
+            return 0, 0.0
+        self._child.stdin.write(b"end\n")
+        await self._child.stdin.drain()
+        events, cpu = await self._answer("events", WATCHERS_CATCH_UP_S)
+        return int(events), float(cpu) - self._cpu_ready
+
     async def __aexit__(self, *exc: object) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await asyncio.gather(*(c.close() for c in self.clients))
+        if self._child is not None and self._child.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._child.terminate()
+            await self._child.wait()
 
 
 def bench_pod(index: int) -> dict[str, Any]:
@@ -347,9 +354,10 @@ def etcd_db_mib(etcd_url: str) -> float:
     return 0.0
 
 
-async def measure(
-    connect: Callable[[], ApiClient], args: argparse.Namespace, meter: Meter = own_cpu
-) -> list[Run]:
+async def measure(credentials: Credentials, args: argparse.Namespace, meter: Meter = own_cpu) -> list[Run]:
+    def connect() -> ApiClient:
+        return ApiClient(credentials)
+
     clients = [connect() for _ in range(args.clients)]
     runs: list[Run] = []
     names = hollow.names(args.hosts, args.prefix)
@@ -358,11 +366,14 @@ async def measure(
             print(f"{len(names)} simulated hosts registered ({names[0]}..{names[-1]})", flush=True)
             for number in range(args.runs):
                 for count in (0, args.watchers) if args.watchers else (0,):
-                    async with Watchers(connect, count) as watchers:
+                    async with Watchers(credentials, count, args.watchers_nice) as watchers:
                         run = await one_run(
                             clients, fleet, args.pods, args.bind_in_flight, hold=args.hold_hosts, meter=meter
                         )
-                        run.watchers, run.events_min = count, min(watchers.events, default=0)
+                        run.watchers = count
+                        run.events_min, watching_s = await watchers.finish()
+                    if count and run.cpu_ms is not None:
+                        run.cpu_ms["watchers"] = watching_s / args.pods * 1000
                     runs.append(run)
                     print(
                         f"  run {number + 1}: {run.creates_s:6.1f} creates/s"
@@ -422,18 +433,17 @@ def report(all_runs: list[Run], args: argparse.Namespace) -> None:
         )
 
 
-def lab_connect(name: str) -> Callable[[], ApiClient]:
+def lab_credentials(name: str) -> Credentials:
     files = LabFiles.named(name)
     if not files.plan.is_file():
         raise SystemExit(f"no lab named {name!r} here ({files.plan} is missing): stand it up with nestlab up")
     vip = json.loads(files.plan.read_text())["vip"]
-    credentials = Credentials(
+    return Credentials(
         f"https://{vip}:6443",
         ca=files.pki / "ca.crt",
         cert=files.pki / "admin.crt",
         key=files.pki / "admin.key",
     )
-    return lambda: ApiClient(credentials)
 
 
 def loopback(args: argparse.Namespace) -> None:
@@ -450,7 +460,7 @@ def loopback(args: argparse.Namespace) -> None:
         def meter() -> dict[str, float]:
             return {"API servers": cpu_s(api_proc.pid), "etcd": cpu_s(etcd.pid), **own_cpu()}
 
-        report(asyncio.run(measure(lambda: ApiClient(credentials), args, meter)), args)
+        report(asyncio.run(measure(credentials, args, meter)), args)
         print(
             f"etcd database {etcd_db_mib(etcd_url):.1f} MiB; RSS etcd {rss_mib(etcd.pid):.0f} MiB, "
             f"API server {rss_mib(api_proc.pid):.0f} MiB",
@@ -491,12 +501,19 @@ def main() -> int:
         default=0,
         help="also make every run with this many clients watching the bench's pods (side by side)",
     )
+    parser.add_argument(
+        "--watchers-nice",
+        type=int,
+        default=WATCHERS_NICE,
+        help="the watching clients' process's nice value: 19 (default) stands for clients on other "
+        "machines, 0 for clients competing with the control plane for these cores",
+    )
     args = parser.parse_args()
     if args.loopback:
         loopback(args)
     else:
         try:
-            report(asyncio.run(measure(lab_connect(args.lab), args, lab_meter(args.lab))), args)
+            report(asyncio.run(measure(lab_credentials(args.lab), args, lab_meter(args.lab))), args)
         except status.ApiError as exc:
             raise SystemExit(f"the lab's API answered {exc.code} {exc.reason}: {exc.message}") from None
     return 0

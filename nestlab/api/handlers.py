@@ -247,11 +247,11 @@ class Handlers:
             shape = reads.form(
                 accept.replace("PartialObjectMetadataList", "PartialObjectMetadata"), listing=False
             )
-            events = await self.registry.store.open_watch(
+            chunks = await self.registry.store.open_watch_chunks(
                 target.resource, target.namespace, since, predicate, progress=True, every=CLIENT_EVERY_S
             )
             return await reads.stream(
-                request, target.resource, events, seconds=seconds, since=since, shape=shape, query=query
+                request, target.resource, chunks, seconds=seconds, since=since, shape=shape, query=query
             )
         limit = params.integer(query, "limit", 0, minimum=0)
         params.resource_version(query)

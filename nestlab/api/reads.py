@@ -16,7 +16,8 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -36,7 +37,6 @@ _META_GROUP = "meta.k8s.io"
 _LINES: OrderedDict[tuple[int, str], tuple[Obj, bytes]] = OrderedDict()
 """Watch lines recently encoded, by (object identity, event type): see :func:`watch_line`."""
 _LINES_KEPT = 1024  # the objects are mostly the store's shared ones: the lines add ~3 KiB each
-_BATCH = 64  # watch events at most in one write
 FORMS = ("Table", "PartialObjectMetadata", "PartialObjectMetadataList")
 
 
@@ -136,76 +136,89 @@ def flag(value: str | None) -> bool:
 async def stream(
     request: web.Request,
     resource: Resource,
-    events: AsyncIterator[WatchEvent],
+    chunks: AsyncIterator[list[WatchEvent]],
     *,
     seconds: int,
     since: str,
     shape: str,
     query: Mapping[str, str],
 ) -> web.StreamResponse:
-    """Send ``events`` as a watch stream for ``seconds``, with BOOKMARKs when the client allows them."""
+    """Send ``chunks`` (:meth:`nestlab.api.store.Store.open_watch_chunks`) as a watch stream for
+    ``seconds``, each list in one write, with BOOKMARKs when the client allows them.
+
+    The request's own task takes the lists from the shared feed and writes them: no task or queue
+    per watch in between, so a hundred watches of a busy kind cost a wake-up and a TLS write each
+    per take of the feed. A watch whose client stops reading stops taking; its feed ends it when it
+    falls too far behind (:mod:`nestlab.api.watchfeed`)."""
     bookmarks = flag(query.get("allowWatchBookmarks"))
     response = web.StreamResponse(
         headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"}
     )
-    queue: asyncio.Queue[WatchEvent | status.ApiError | None] = asyncio.Queue(maxsize=1000)
-    last = since if since not in ("", "0") else ""
-
-    async def pump() -> None:
-        try:
-            async for event in events:
-                await queue.put(event)
-            await queue.put(None)
-        except status.ApiError as exc:
-            await queue.put(exc)
-        except Exception as exc:  # the watch must end, not go quiet behind its bookmarks
-            log.exception("watch of %s failed", resource.plural)
-            await queue.put(
-                status.unavailable(f"the watch of {resource.plural} failed: {exc!r}; watch again")
-            )
-
     line = _liner(resource, shape, query.get("includeObject", "Metadata"))
     loop = asyncio.get_running_loop()
-    task = loop.create_task(pump())
+    state = _Sent(last=since if since not in ("", "0") else "", at=loop.time())
+    beat: asyncio.Task[None] | None = None
     try:
         # inside the try: a client that left before the headers went out ends the watch quietly
         await response.prepare(request)
+        if bookmarks:
+            beat = loop.create_task(_bookmarks(response, resource, line, state))
         async with asyncio.timeout(seconds):
-            ended = False
-            quiet_until = loop.time() + BOOKMARK_EVERY_S  # a bookmark is due then unless we write
-            while not ended:
-                try:
-                    item = (
-                        await asyncio.wait_for(queue.get(), max(0.0, quiet_until - loop.time()))
-                        if bookmarks
-                        else await queue.get()
-                    )
-                except TimeoutError:
-                    if last:
-                        await response.write(line("BOOKMARK", _bookmark(resource, last)))
-                    quiet_until = loop.time() + BOOKMARK_EVERY_S
-                    continue
-                # What else is queued goes out in the same write: one TLS record and one send for
-                # a burst instead of one per event, for every watch.
-                batch = [item]
-                while len(batch) < _BATCH and not queue.empty():
-                    batch.append(queue.get_nowait())
-                data, last, ended = _lines(batch, line, last)
-                if data:  # (PROGRESS alone writes nothing, so it does not put the bookmark off)
-                    await response.write(data)
-                    quiet_until = loop.time() + BOOKMARK_EVERY_S
+            try:
+                async for chunk in chunks:
+                    data, state.last, ended = _lines(chunk, line, state.last)
+                    if data:  # (PROGRESS alone writes nothing, so it does not put the bookmark off)
+                        state.at = loop.time()
+                        await response.write(data)
+                    if ended:
+                        break
+            except status.ApiError as exc:
+                await response.write(line("ERROR", exc.status()))
+            except (TimeoutError, ConnectionResetError, asyncio.CancelledError):
+                raise
+            except Exception as exc:  # the watch must end, not go quiet behind its bookmarks
+                log.exception("watch of %s failed", resource.plural)
+                failed = status.unavailable(f"the watch of {resource.plural} failed: {exc!r}; watch again")
+                await response.write(line("ERROR", failed.status()))
     except TimeoutError:
         pass
     except ConnectionResetError:
         return response
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        await events.aclose()  # type: ignore[attr-defined]
+        if beat is not None:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await beat
+        await chunks.aclose()  # type: ignore[attr-defined]
     with contextlib.suppress(ConnectionResetError):
         await response.write_eof()
     return response
+
+
+@dataclass
+class _Sent:
+    """How far a watch has told its client (the resourceVersion its bookmarks carry), and when it
+    last wrote (a bookmark is due BOOKMARK_EVERY_S after that)."""
+
+    last: str
+    at: float
+
+
+async def _bookmarks(
+    response: web.StreamResponse, resource: Resource, line: Callable[[str, Obj], bytes], state: _Sent
+) -> None:
+    """A watch's BOOKMARK when it has written nothing for BOOKMARK_EVERY_S (its heartbeat)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(max(0.0, state.at + BOOKMARK_EVERY_S - loop.time()))
+        if loop.time() - state.at < BOOKMARK_EVERY_S:
+            continue  # the stream wrote meanwhile
+        state.at = loop.time()
+        if state.last:
+            try:
+                await response.write(line("BOOKMARK", _bookmark(resource, state.last)))
+            except ConnectionResetError:
+                return
 
 
 def _liner(resource: Resource, shape: str, include: str) -> Callable[[str, Obj], bytes]:
@@ -223,10 +236,10 @@ def _liner(resource: Resource, shape: str, include: str) -> Callable[[str, Obj],
 
 
 def _lines(
-    batch: list[WatchEvent | status.ApiError | None], line: Callable[[str, Obj], bytes], last: str
+    batch: Sequence[WatchEvent | status.ApiError | None], line: Callable[[str, Obj], bytes], last: str
 ) -> tuple[bytes, str, bool]:
-    """What to write for queued items: their lines, the last resourceVersion sent, and whether the
-    stream ends with them (None: the events ended; an ApiError: sent as an ERROR event, last)."""
+    """What to write for a list of events: their lines, the last resourceVersion sent, and whether
+    the stream ends with them (None: the events ended; an ApiError: sent as an ERROR event, last)."""
     lines: list[bytes] = []
     for queued in batch:
         if queued is None:

@@ -6,6 +6,7 @@ upstream wording, never silently ignored (a controller that asked for "my pods" 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ _COMMON_FIELDS = ("metadata.name", "metadata.namespace")  # every kind; each uni
 # unset (pkg/registry/core/node/strategy.go: "spec.unschedulable": strconv.FormatBool(...)), so
 # `kubectl get nodes --field-selector spec.unschedulable=false` lists every schedulable node.
 # (Pods' defaulted fields, restartPolicy, schedulerName and status.phase, are stored defaulted.)
+_COMPILED_KEPT = 512  # distinct selector texts (a named watch adds metadata.name=<name>)
 _UNSET_AS: dict[tuple[str, str], str] = {("nodes", "spec.unschedulable"): "false"}
 
 
@@ -134,8 +136,13 @@ def _field(obj: Obj, path: str, plural: str) -> str:
     return value or _UNSET_AS.get((plural, path), "")
 
 
+@functools.lru_cache(maxsize=_COMPILED_KEPT)
 def compile_selector(label_text: str, field_text: str, plural: str) -> Callable[[Obj], bool]:
-    """One predicate for both selectors; raises ApiError(400) on a bad selector."""
+    """One predicate for both selectors; raises ApiError(400) on a bad selector.
+
+    The same texts give the same predicate object (cached; a predicate holds no state): the
+    store's watch path works a change out once per distinct predicate, however many watches
+    share it (:meth:`nestlab.api.store.Store._translate`)."""
     labels = parse_labels(label_text) if label_text else ()
     fields = parse_fields(field_text, plural) if field_text else ()
 

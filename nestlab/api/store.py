@@ -90,6 +90,9 @@ class WatchEvent:
     object: Obj
 
 
+Chunk = list[WatchEvent]  # spelled here: inside Store, "list" names the method
+
+
 def progress(revision: int) -> WatchEvent:
     """A PROGRESS event: the watch has seen every change up to ``revision``; never sent as is."""
     return WatchEvent("PROGRESS", {"metadata": {"resourceVersion": str(revision)}})
@@ -163,6 +166,8 @@ class Store:
         """Objects decoded for watches, by (key, mod_revision, revision shown): see :meth:`_watched`."""
         self._copies: OrderedDict[str, KeyValue] = OrderedDict()
         """The newest stored value seen of each key, by key: see :meth:`latest`."""
+        self._translated: OrderedDict[tuple[Predicate, str, str, int], WatchEvent | None] = OrderedDict()
+        """Watch events as watches with the same predicate see them: see :meth:`_translate`."""
         self._feeds = Feeds(etcd, self._observe)
         """The etcd watches every watch of this store shares (:mod:`nestlab.api.watchfeed`)."""
 
@@ -456,6 +461,24 @@ class Store:
         Checking before streaming lets those refusals be plain HTTP answers; later failures
         (compaction while watching, etcd lost) arrive as an ERROR event, as upstream.
         """
+        chunks = await self.open_watch_chunks(
+            resource, namespace, since, predicate, progress=progress, every=every
+        )
+        return _flattened(chunks)
+
+    async def open_watch_chunks(
+        self,
+        resource: Resource,
+        namespace: str,
+        since: str,
+        predicate: Predicate,
+        *,
+        progress: bool = False,
+        every: float = 0.0,
+    ) -> AsyncIterator[Chunk]:
+        """:meth:`open_watch`'s events in the lists that came together (the initial list's
+        replay, then one list per take of the shared feed; never empty): a client's watch writes
+        each in one go, with no task or queue of its own between the feed and its connection."""
         replay: Sequence[Obj] = ()
         if since in ("", "0"):
             replay, revision = await self.list(resource, namespace, predicate)
@@ -469,11 +492,11 @@ class Store:
             current = await _guard(self.etcd.revision())
             if revision < current:
                 await _guard(self.etcd.range(resource.prefix(namespace), limit=1, revision=revision + 1))
-        return self._events(
+        return self._chunks(
             resource, namespace, revision, replay, predicate, report_progress=progress, every=every
         )
 
-    async def _events(
+    async def _chunks(
         self,
         resource: Resource,
         namespace: str,
@@ -483,23 +506,27 @@ class Store:
         *,
         report_progress: bool,
         every: float,
-    ) -> AsyncIterator[WatchEvent]:
-        for item in replay:
-            yield WatchEvent("ADDED", item)
+    ) -> AsyncIterator[Chunk]:
+        if replay:
+            yield [WatchEvent("ADDED", item) for item in replay]
         try:
-            async for rev, events in self._feeds.watch(resource.prefix(namespace), revision + 1, every):
-                sent = False
-                for event in events:
-                    translated = self._translate(resource, event.kind, event.kv, event.prev, predicate)
-                    if translated is not None:
-                        sent = True
-                        yield translated
-                # Events: seen up to the newest of them. No events: etcd's progress notification
-                # (every change up to the header's revision was sent; rev is 0 on the answer that
-                # creates the watch, which promises nothing).
-                seen = max(e.kv.mod_revision for e in events) if events else rev
-                if report_progress and not sent and seen > revision:
-                    yield progress(seen)
+            async for window in self._feeds.windows(resource.prefix(namespace), revision + 1, every):
+                chunk: Chunk = []
+                for rev, events in window:
+                    sent = False
+                    for event in events:
+                        translated = self._translate(resource, event.kind, event.kv, event.prev, predicate)
+                        if translated is not None:
+                            sent = True
+                            chunk.append(translated)
+                    # Events: seen up to the newest of them. No events: etcd's progress notification
+                    # (every change up to the header's revision was sent; rev is 0 on the answer that
+                    # creates the watch, which promises nothing).
+                    seen = max(e.kv.mod_revision for e in events) if events else rev
+                    if report_progress and not sent and seen > revision:
+                        chunk.append(progress(seen))
+                if chunk:
+                    yield chunk
         except EtcdCompactedError as exc:
             raise status.gone(f"too old resource version: {revision} ({exc})") from exc
         except EtcdError as exc:
@@ -523,7 +550,25 @@ class Store:
     def _translate(
         self, resource: Resource, kind: str, kv: KeyValue, prev: KeyValue | None, predicate: Predicate
     ) -> WatchEvent | None:
-        """An etcd event as the watch event a client filtering with ``predicate`` must see."""
+        """An etcd event as the watch event a client filtering with ``predicate`` must see.
+
+        Worked out once for all the watches with the same predicate (selectors are compiled once
+        per distinct text, :func:`nestlab.api.selectors.compile_selector`): a hundred watchers of
+        one kind with one selector cost one match per change, not a hundred. (key, mod_revision)
+        names one change, its previous value included.
+        """
+        memo = (predicate, kind, kv.key, kv.mod_revision)
+        if memo in self._translated:
+            return self._translated[memo]
+        found = self._translate_once(resource, kind, kv, prev, predicate)
+        self._translated[memo] = found
+        if len(self._translated) > _WATCH_MEMO:
+            self._translated.popitem(last=False)
+        return found
+
+    def _translate_once(
+        self, resource: Resource, kind: str, kv: KeyValue, prev: KeyValue | None, predicate: Predicate
+    ) -> WatchEvent | None:
         old = self._watched(resource, prev, kv.mod_revision) if prev is not None else None
         if kind == "DELETE":
             return WatchEvent("DELETED", old) if old is not None and predicate(old) else None
@@ -536,6 +581,16 @@ class Store:
         if was:
             return WatchEvent("DELETED", new)
         return None
+
+
+async def _flattened(chunks: AsyncIterator[Chunk]) -> AsyncIterator[WatchEvent]:
+    """One event at a time from :meth:`Store.open_watch_chunks`'s lists."""
+    try:
+        async for chunk in chunks:
+            for event in chunk:
+                yield event
+    finally:
+        await chunks.aclose()  # type: ignore[attr-defined]
 
 
 def _everything(_obj: Obj) -> bool:

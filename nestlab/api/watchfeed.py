@@ -19,11 +19,12 @@ when its last subscriber leaves.
 
 A subscriber may take its batches at most once per ``every`` seconds (:data:`CLIENT_EVERY_S` for
 the clients' watches): the first batch after a quiet spell comes at once, and what arrives within
-the next ``every`` seconds comes together. Every client watch is a chain of its own (this queue,
-the store's translation, the stream's queue, a TLS write to its connection); woken once per change,
-100 watches of a busy kind cost the API server more than the writes they watch. Woken once per
-window, each link handles a burst in one go and the client gets it in one write. Upstream's watch
-cache dispatches to its watchers in batches too.
+the next ``every`` seconds comes together (:meth:`Feeds.windows`: one list per take). A client's
+watch is its request's task taking those lists from its queue, translating them (once per
+predicate for all watches, :meth:`nestlab.api.store.Store._translate`) and writing each in one
+TLS write: woken once per change, 100 watches of a busy kind cost the API server more than the
+writes they watch; woken once per window, each handles a burst in one go. Upstream's watch cache
+dispatches to its watchers in batches too.
 """
 
 from __future__ import annotations
@@ -100,6 +101,20 @@ def _again(failure: BaseException) -> BaseException:
     return EtcdUnavailableError(f"etcd watch failed: {failure!r}")
 
 
+def _window(items: list[Item], start: int) -> tuple[list[Batch], BaseException | None]:
+    """The batches of one take of a subscriber's queue (events before ``start`` left out), and
+    what ends the subscription after them: the feed's failure, or _Ended; None if it goes on."""
+    window: list[Batch] = []
+    for item in items:
+        if isinstance(item, BaseException):
+            return window, item
+        revision, events = item
+        mine = [e for e in events if e.kv.mod_revision >= start]
+        if mine or not events:
+            window.append((revision, mine))
+    return window, None
+
+
 class Feeds:
     """The shared etcd watches of one store, by prefix."""
 
@@ -117,10 +132,20 @@ class Feeds:
         """(revision, events) for every change under ``prefix`` from ``start_revision`` on, as
         :meth:`nestlab.api.etcd.EtcdClient.watch` yields them (module docstring: when it is shared,
         and what ``every`` does)."""
+        async for window in self.windows(prefix, start_revision, every):
+            for batch in window:
+                yield batch
+
+    async def windows(
+        self, prefix: str, start_revision: int, every: float = 0.0
+    ) -> AsyncIterator[list[Batch]]:
+        """:meth:`watch`'s batches, as the lists that came together: one per take of the shared
+        feed (everything that arrived within ``every`` seconds), one batch each from a watch of
+        its own. A client's watch handles and writes each list in one go."""
         feed = self._feeds.get(prefix)
         if feed is not None and start_revision < feed.next:
             async for batch in self.etcd.watch(prefix, start_revision):  # further back: its own
-                yield batch
+                yield [batch]
             return
         if feed is None:
             feed = self._feeds[prefix] = _Feed(self, prefix, start_revision)
@@ -134,17 +159,15 @@ class Feeds:
                 if every:
                     if (wait := next_take - loop.time()) > 0:
                         await asyncio.sleep(wait)
-                    items += [queue.get_nowait() for _ in range(queue.qsize())]
                     next_take = loop.time() + every
-                for item in items:
-                    if isinstance(item, _Ended):
-                        return
-                    if isinstance(item, BaseException):
-                        raise _again(item)
-                    revision, events = item
-                    mine = [e for e in events if e.kv.mod_revision >= start_revision]
-                    if mine or not events:
-                        yield revision, mine
+                items += [queue.get_nowait() for _ in range(queue.qsize())]
+                window, end = _window(items, start_revision)
+                if window:
+                    yield window
+                if isinstance(end, _Ended):
+                    return
+                if end is not None:
+                    raise _again(end)
         finally:
             feed.queues.discard(queue)
             if not feed.queues and not feed.task.done():

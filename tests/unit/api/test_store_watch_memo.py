@@ -72,6 +72,41 @@ def test_watchers_share_one_decode_per_change(monkeypatch: pytest.MonkeyPatch) -
     assert decodes <= 5, decodes
 
 
+def test_watches_with_one_predicate_match_each_change_once() -> None:
+    """The translation of a change (ADDED, MODIFIED, DELETED or nothing) is shared by the watches
+    whose predicate is the same object, as compile_selector gives for the same selector texts."""
+    calls = [0]
+
+    def on_a(obj: Obj) -> bool:
+        calls[0] += 1
+        return bool((obj.get("spec") or {}).get("nodeName") == "a")
+
+    async def scenario() -> list[list[WatchEvent]]:
+        store = Store(FakeEtcd())  # type: ignore[arg-type]
+        start = await store.etcd.revision()
+        watches = [await store.open_watch(PODS, "ns", str(start), on_a) for _ in range(WATCHERS)]
+        readers = [asyncio.ensure_future(_take(w, 2)) for w in watches]
+        created = await store.create(PODS, "ns", {"metadata": {"name": "p"}, "spec": {"containers": []}})
+        created["spec"]["nodeName"] = "a"
+        bound = await store.replace(PODS, "ns", created, int(created["metadata"]["resourceVersion"]))
+        await store.remove(PODS, "ns", bound)
+        return list(await asyncio.wait_for(asyncio.gather(*readers), 10))
+
+    seen = asyncio.run(scenario())
+    assert all([e.type for e in events] == ["ADDED", "DELETED"] for events in seen), seen
+    # create: the new object; bind: old and new; delete: the old one. Once, not once per watch.
+    assert calls[0] <= 4, calls[0]
+
+
+def test_the_same_selector_texts_give_the_same_predicate() -> None:
+    from nestlab.api.selectors import compile_selector
+
+    assert compile_selector("app=web", "spec.nodeName=a", "pods") is compile_selector(
+        "app=web", "spec.nodeName=a", "pods"
+    )
+    assert compile_selector("app=web", "", "pods") is not compile_selector("app=db", "", "pods")
+
+
 def test_the_memo_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store_module, "_WATCH_MEMO", 3)
     store = Store(FakeEtcd())  # type: ignore[arg-type]

@@ -94,7 +94,7 @@ def test_a_client_gone_before_the_stream_begins_ends_the_watch_quietly(
 
     async def events() -> Any:
         read.append(WatchEvent("ADDED", _pod("never")))
-        yield read[-1]
+        yield [read[-1]]
 
     async def scenario() -> web.StreamResponse:
         request = make_mocked_request("GET", "/api/v1/pods?watch=1")
