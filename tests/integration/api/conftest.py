@@ -263,9 +263,14 @@ def running(make: Callable[[Path], list[EtcdMember]], root: Path) -> Iterator[li
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def etcd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[EtcdMember]]:
-    """Three etcd members on loopback, stopped by PID at the end."""
+    """Three etcd members on loopback, stopped by PID at the end of the package's tests.
+
+    Package scope, not session: the packages that import this ladder into their conftest (agent,
+    dashboard, exercises, proxy) each get their own, and each is stopped when its package's tests
+    are done. As session fixtures, five idle control planes (15 etcd members, 5 API servers) ran
+    until the end of the suite: half a core through the whole e2e phase."""
     root = tmp_path_factory.mktemp("etcd")
     # A loaded 2-core machine: slower heartbeats keep elections from churning.
     timing = ("--heartbeat-interval", "250", "--election-timeout", "2500")
@@ -408,11 +413,12 @@ def service_account_apiserver(pki: Pki, etcd_cluster: list[EtcdMember], prefix: 
     assert "Traceback" not in text, text[-4000:]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def apiserver(
     pki: Pki, etcd_cluster: list[EtcdMember], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ApiServer]:
-    """``nestlab-apiserver`` over HTTPS against the 3-member cluster, stopped by PID at the end.
+    """``nestlab-apiserver`` over HTTPS against the 3-member cluster, stopped by PID at the end of
+    the package's tests (see :func:`etcd_cluster`).
 
     At the end its log must hold no traceback: whatever the tests sent, the server answered with
     a Status, never an unhandled exception (a 500).

@@ -19,11 +19,11 @@ from nestlab.api.client import ApiClient, Credentials
 from nestlab.api.resources import ENDPOINTSLICES, NAMESPACES, SERVICES
 from nestlab.controller.informer import InformerFactory
 from nestlab.proxy.proxy import Proxy
-from tests.integration.api.conftest import ADMIN_TOKEN, NODE_TOKEN, ApiServer, apiserver, etcd_cluster, pki
+from tests.integration.api.conftest import ADMIN_TOKEN, NODE_TOKEN, ApiServer
 from tests.integration.proxy.netns import POD_PORT, PODS, NetLab, netlab
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
-__all__ = ["apiserver", "etcd_cluster", "netlab", "pki"]  # fixtures, imported so that pytest finds them here
+__all__ = ["netlab"]  # a fixture, imported so that pytest finds it here
 
 NS = "proxy-it"
 DEADLINE_S = 30.0  # for a change to reach the rules on a loaded machine; never asserted on
