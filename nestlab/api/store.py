@@ -25,7 +25,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, Unpack
 
 from nestlab.api import jsoncodec, kinds, status
 from nestlab.api.encryption import IDENTITY, Transformer, TransformError
@@ -91,6 +91,18 @@ class WatchEvent:
 
 
 Chunk = list[WatchEvent]  # spelled here: inside Store, "list" names the method
+
+
+class WatchOptions(TypedDict, total=False):
+    """How a watch is served (:meth:`Store.open_watch`)."""
+
+    progress: bool
+    """Also say how far the watch has seen when nothing it carries changed (PROGRESS events: etcd's
+    progress notifications, and changes the predicate filtered out), so the watch's bookmarks can
+    carry etcd's progress, as upstream's do. Default False."""
+    every: float
+    """Take the shared feed's changes at most this often, in seconds (see
+    :mod:`nestlab.api.watchfeed`; what came meanwhile comes together). Default 0: at once."""
 
 
 def progress(revision: int) -> WatchEvent:
@@ -445,26 +457,14 @@ class Store:
         namespace: str,
         since: str,
         predicate: Predicate,
-        *,
-        progress: bool = False,
-        every: float = 0.0,
+        **options: Unpack[WatchOptions],
     ) -> AsyncIterator[WatchEvent]:
         """Check ``since`` (400 if malformed, 410 if compacted) and return the event stream.
-
-        ``every``: take the shared feed's changes at most this often (see
-        :mod:`nestlab.api.watchfeed`; what came meanwhile comes together).
-
-        With ``progress``, the stream also says how far it has seen when nothing it carries
-        changed (PROGRESS events: etcd's progress notifications, and changes the predicate
-        filtered out), so the watch's bookmarks can carry etcd's progress, as upstream's do.
 
         Checking before streaming lets those refusals be plain HTTP answers; later failures
         (compaction while watching, etcd lost) arrive as an ERROR event, as upstream.
         """
-        chunks = await self.open_watch_chunks(
-            resource, namespace, since, predicate, progress=progress, every=every
-        )
-        return _flattened(chunks)
+        return _flattened(await self.open_watch_chunks(resource, namespace, since, predicate, **options))
 
     async def open_watch_chunks(
         self,
@@ -472,9 +472,7 @@ class Store:
         namespace: str,
         since: str,
         predicate: Predicate,
-        *,
-        progress: bool = False,
-        every: float = 0.0,
+        **options: Unpack[WatchOptions],
     ) -> AsyncIterator[Chunk]:
         """:meth:`open_watch`'s events in the lists that came together (the initial list's
         replay, then one list per take of the shared feed; never empty): a client's watch writes
@@ -493,7 +491,13 @@ class Store:
             if revision < current:
                 await _guard(self.etcd.range(resource.prefix(namespace), limit=1, revision=revision + 1))
         return self._chunks(
-            resource, namespace, revision, replay, predicate, report_progress=progress, every=every
+            resource,
+            namespace,
+            revision,
+            replay,
+            predicate,
+            report_progress=options.get("progress", False),
+            every=options.get("every", 0.0),
         )
 
     async def _chunks(
@@ -540,12 +544,7 @@ class Store:
         object is shared: the watch path only reads it (selectors, shaping, serialising).
         """
         memo = (kv.key, kv.mod_revision, revision)
-        found = self._seen.get(memo)
-        if found is None:
-            found = self._seen[memo] = self._decode(resource, kv, revision)
-            if len(self._seen) > _WATCH_MEMO:
-                self._seen.popitem(last=False)
-        return found
+        return _remembered(self._seen, memo, lambda: self._decode(resource, kv, revision))
 
     def _translate(
         self, resource: Resource, kind: str, kv: KeyValue, prev: KeyValue | None, predicate: Predicate
@@ -558,13 +557,9 @@ class Store:
         names one change, its previous value included.
         """
         memo = (predicate, kind, kv.key, kv.mod_revision)
-        if memo in self._translated:
-            return self._translated[memo]
-        found = self._translate_once(resource, kind, kv, prev, predicate)
-        self._translated[memo] = found
-        if len(self._translated) > _WATCH_MEMO:
-            self._translated.popitem(last=False)
-        return found
+        return _remembered(
+            self._translated, memo, lambda: self._translate_once(resource, kind, kv, prev, predicate)
+        )
 
     def _translate_once(
         self, resource: Resource, kind: str, kv: KeyValue, prev: KeyValue | None, predicate: Predicate
@@ -581,6 +576,20 @@ class Store:
         if was:
             return WatchEvent("DELETED", new)
         return None
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _remembered(memo: OrderedDict[K, V], key: K, work: Callable[[], V]) -> V:
+    """``memo[key]``, from ``work()`` the first time; the oldest of more than _WATCH_MEMO go."""
+    if key in memo:
+        return memo[key]
+    found = memo[key] = work()
+    if len(memo) > _WATCH_MEMO:
+        memo.popitem(last=False)
+    return found
 
 
 async def _flattened(chunks: AsyncIterator[Chunk]) -> AsyncIterator[WatchEvent]:
