@@ -72,6 +72,17 @@ class LogAgent:
     port: int
     following: list[tuple[str, str, str]]
     """The agent's open followed logs (``logs.FOLLOWING``)."""
+    loop: asyncio.AbstractEventLoop
+    """The agent's loop, where the collector's passes run."""
+
+    def between_passes(self, change: Callable[[], None]) -> None:
+        """Run ``change`` on the agent's loop, so that no collector pass sees only part of it.
+
+        A pass reads the pods' records first and their consoles after: a restart marked from the
+        test's thread in the middle of a pass would file the new instance's lines under the old one.
+        """
+        done = asyncio.run_coroutine_threadsafe(_call(change), self.loop)
+        done.result(timeout=30)
 
     def node(self) -> dict[str, Any]:
         return {
@@ -81,6 +92,10 @@ class LogAgent:
                 "daemonEndpoints": {"kubeletEndpoint": {"Port": self.port}},
             },
         }
+
+
+async def _call(change: Callable[[], None]) -> None:
+    change()
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +128,7 @@ def log_agent(apiserver: ApiServer, tmp_path_factory: pytest.TempPathFactory) ->
     code, body = apiserver.request("PUT", f"/api/v1/nodes/{NODE}/status", body)
     assert code == 200, body
     try:
-        yield LogAgent(pods, port, runner.app[logs.FOLLOWING])
+        yield LogAgent(pods, port, runner.app[logs.FOLLOWING], loop)
     finally:
         apiserver.request("DELETE", f"/api/v1/nodes/{NODE}")
 
@@ -170,9 +185,13 @@ def test_logs_options(kubectl: Callable[..., proc.Result], apiserver: ApiServer,
         proc.ProcessError, match=r'previous terminated container "httpd" in pod "web" not found'
     ):
         kubectl("logs", "-n", ns, "web", "--previous")
-    pods.set(ns, "web", ContainerView("httpd", "running", "", 1, True))  # pod-init restarted it
-    pods.fixed_ns = None
-    pods.console(ns, "web", "[httpd] second run 1", "[httpd] second run 2", "[httpd] second run 3")
+
+    def restarted() -> None:
+        pods.set(ns, "web", ContainerView("httpd", "running", "", 1, True))  # pod-init restarted it
+        pods.fixed_ns = None
+        pods.console(ns, "web", "[httpd] second run 1", "[httpd] second run 2", "[httpd] second run 3")
+
+    log_agent.between_passes(restarted)
     collected(log_agent, ns, "web", "httpd", instance=1, text="second run 3")
 
     def logs(*options: str) -> str:

@@ -325,6 +325,22 @@ def test_header_dictionary_matches_kubectl(kubectl: Any, server: Any) -> None:
     assert int.from_bytes(first[2:6], "big") == zlib.adler32(spdy.HEADER_DICTIONARY)
 
 
+def _read_until_closed(client: socket.socket) -> bytes:
+    """Everything the forwarded connection sends until it closes.
+
+    A reset counts as closed: kubectl closes its local end when the pod side refuses, and if it
+    closes before reading the request we sent, the kernel answers that unread data with a reset.
+    """
+    answer = b""
+    deadline = time.monotonic() + 10
+    try:
+        while time.monotonic() < deadline and (chunk := client.recv(4096)):
+            answer += chunk
+    except ConnectionResetError:
+        pass
+    return answer
+
+
 def _fetch_through_port_forward(binary: Path, env: dict[str, str], log: Path, port: int = 8080) -> bytes:
     process = proc.spawn([str(binary), "port-forward", "pod/p", f":{port}"], log=log, env=env)
     try:
@@ -342,11 +358,7 @@ def _fetch_through_port_forward(binary: Path, env: dict[str, str], log: Path, po
         for _ in range(2 if port == 8080 else 1):  # two connections over the same SPDY connection
             with socket.create_connection(("127.0.0.1", found["port"]), timeout=10) as client:
                 client.sendall(b"GET / HTTP/1.0\r\n\r\n")
-                answer = b""
-                deadline = time.monotonic() + 10
-                while time.monotonic() < deadline and (chunk := client.recv(4096)):
-                    answer += chunk
-                answers.append(answer)
+                answers.append(_read_until_closed(client))
         assert len(set(answers)) == 1, answers
         return answers[0]
     finally:
