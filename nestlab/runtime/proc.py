@@ -121,6 +121,20 @@ class Process:
                 self._popen.kill()
         return self._popen.wait()
 
+    def stop_group(self, grace: float = 5.0) -> int:
+        """Like :meth:`stop`, for the whole process group of a child spawned in a session of its own
+        (``new_session``): a command that runs others (``nestlab up`` -> ansible-playbook and its
+        workers) leaves none behind. Whatever of the group outlives ``grace`` gets SIGKILL."""
+        code = self._popen.poll()
+        if code is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = self._popen.wait(grace)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)
+        return code if code is not None else self._popen.wait()
+
 
 def spawn(
     argv: Sequence[str],

@@ -6,6 +6,7 @@ machine. It is stood up with the real ``nestlab`` command and taken down in the 
 a test fails; the lab's logs (ansible, node consoles) are copied to the session's temp directory
 first. ``NESTLAB_E2E_KEEP=1`` leaves the lab up for inspection (``nestlab down --name e2e`` after);
 ``NESTLAB_E2E_REUSE=1`` (with KEEP) uses a lab that is already up as it is, without re-running ``up``.
+In a whole-suite run, ``up`` starts while the last integration tests run (:mod:`tests.e2e.early_up`).
 
 When a test that uses the lab fails, :mod:`tests.e2e.artifacts` keeps what explains it (the API's
 view, pod consoles, agent/controller/API server journals since the test began) in a directory of
@@ -17,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import zlib
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -28,6 +28,7 @@ import pytest
 
 from nestlab.paths import LabFiles, repo_root
 from nestlab.runtime import proc
+from tests.e2e.early_up import EarlyUp, nestlab_command, write_spec
 from tests.integration.api.conftest import kubectl_120  # noqa: F401 - a fixture the e2e modules use
 
 NAME = "e2e"
@@ -36,6 +37,8 @@ COMMAND_TIMEOUT_S = 600.0
 KUBECTL = "kubectl"  # the machine's modern kubectl; Debian's 1.20 comes from the kubectl_120 fixture
 STARTED = pytest.StashKey[datetime]()
 """When the test began (its first fixture): the journals kept on failure start there."""
+EARLY = pytest.StashKey[EarlyUp]()
+"""The lab's ``up`` started alongside the last integration tests (:mod:`tests.e2e.early_up`)."""
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,13 @@ class LiveLab:
 
 def nestlab(*args: str, timeout: float = COMMAND_TIMEOUT_S, check: bool = True) -> proc.Result:
     """Run the real ``nestlab`` command of this venv."""
-    command = [str(Path(sys.executable).parent / "nestlab"), *args]
-    return proc.run(command, timeout=timeout, check=check)
+    return proc.run(nestlab_command(*args), timeout=timeout, check=check)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    early = EarlyUp(NAME, repo_root() / "build" / "e2e", UP_TIMEOUT_S)
+    config.stash[EARLY] = early
+    config.pluginmanager.register(early, "nestlab-e2e-early-up")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -115,19 +123,16 @@ def kubectl_old(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def lab_spec(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The teaching lab's spec, moved to networks of its own."""
-    text = (repo_root() / "stacks" / "default.lab.yaml").read_text()
-    text = text.replace("198.18.0.0/24", "198.18.100.0/24").replace("198.18.0.5", "198.18.100.5")
-    text = text.replace("198.19.0.0/16", "198.19.100.0/22")
-    text = text.replace("198.18.32.0/20", "198.18.132.0/22").replace("198.18.8.0/24", "198.18.108.0/24")
-    spec = tmp_path_factory.mktemp("spec") / "e2e.lab.yaml"
-    spec.write_text(text)
-    return spec
+def lab_spec(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The teaching lab's spec, moved to networks of its own (the early ``up``'s, if it started)."""
+    early = request.config.stash[EARLY]
+    return early.spec or write_spec(tmp_path_factory.mktemp("spec"))
 
 
 @pytest.fixture(scope="session")
-def lab_up(lab_spec: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveLab]:
+def lab_up(
+    request: pytest.FixtureRequest, lab_spec: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveLab]:
     """The teaching lab, up and provisioned; removed at the end of the session whatever happens."""
     if os.geteuid() != 0:
         pytest.skip("a local lab needs root (bridges, nspawn, mounts)")
@@ -137,8 +142,10 @@ def lab_up(lab_spec: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             # Several people test against one running lab: nobody re-ups it under the others.
             yield LiveLab(NAME, lab_spec, files, "reused: NESTLAB_E2E_REUSE=1")
             return
-        result = nestlab("up", str(lab_spec), "--name", NAME, timeout=UP_TIMEOUT_S)
-        yield LiveLab(NAME, lab_spec, files, result.stdout)
+        output = request.config.stash[EARLY].take()
+        if output is None:
+            output = nestlab("up", str(lab_spec), "--name", NAME, timeout=UP_TIMEOUT_S).stdout
+        yield LiveLab(NAME, lab_spec, files, output)
     finally:
         if files.logs.is_dir():
             shutil.copytree(files.logs, tmp_path_factory.mktemp("lab-logs"), dirs_exist_ok=True)
