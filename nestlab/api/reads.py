@@ -166,12 +166,10 @@ async def stream(
         async with asyncio.timeout(seconds):
             try:
                 async for chunk in chunks:
-                    data, state.last, ended = _lines(chunk, line, state.last)
+                    data, state.last = _lines(chunk, line, state.last)
                     if data:  # (PROGRESS alone writes nothing, so it does not put the bookmark off)
                         state.at = loop.time()
                         await response.write(data)
-                    if ended:
-                        break
             except status.ApiError as exc:
                 await response.write(line("ERROR", exc.status()))
             except (TimeoutError, ConnectionResetError, asyncio.CancelledError):
@@ -235,26 +233,20 @@ def _liner(resource: Resource, shape: str, include: str) -> Callable[[str, Obj],
     return line
 
 
-def _lines(
-    batch: Sequence[WatchEvent | status.ApiError | None], line: Callable[[str, Obj], bytes], last: str
-) -> tuple[bytes, str, bool]:
-    """What to write for a list of events: their lines, the last resourceVersion sent, and whether
-    the stream ends with them (None: the events ended; an ApiError: sent as an ERROR event, last)."""
+def _lines(batch: Sequence[WatchEvent], line: Callable[[str, Obj], bytes], last: str) -> tuple[bytes, str]:
+    """What to write for a list of events: their lines, and the last resourceVersion sent (a
+    PROGRESS event moves it forward and writes nothing). The end of the events and an error come
+    as the end of ``chunks`` and an exception, never in a list."""
     lines: list[bytes] = []
-    for queued in batch:
-        if queued is None:
-            return b"".join(lines), last, True
-        if isinstance(queued, status.ApiError):
-            lines.append(line("ERROR", queued.status()))
-            return b"".join(lines), last, True
-        revision = str(queued.object.get("metadata", {}).get("resourceVersion") or last)
-        if queued.type == "PROGRESS":  # nothing to send; the next bookmark says how far it got
+    for event in batch:
+        revision = str(event.object.get("metadata", {}).get("resourceVersion") or last)
+        if event.type == "PROGRESS":  # nothing to send; the next bookmark says how far it got
             if not last or int(revision) > int(last):
                 last = revision
             continue
         last = revision
-        lines.append(line(queued.type, queued.object))
-    return b"".join(lines), last, False
+        lines.append(line(event.type, event.object))
+    return b"".join(lines), last
 
 
 def _bookmark(resource: Resource, revision: str) -> Obj:

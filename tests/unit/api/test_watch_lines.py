@@ -60,20 +60,73 @@ def _line(kind: str, obj: dict[str, Any]) -> bytes:
 
 
 def test_a_burst_goes_out_as_one_write_and_remembers_the_last_revision() -> None:
-    data, last, ended = reads._lines([_event("ADDED", "a", "5"), _event("MODIFIED", "a", "6")], _line, "4")
+    data, last = reads._lines([_event("ADDED", "a", "5"), _event("MODIFIED", "a", "6")], _line, "4")
     assert [json.loads(x)["type"] for x in data.splitlines()] == ["ADDED", "MODIFIED"]
-    assert (last, ended) == ("6", False)
+    assert last == "6"
 
 
-def test_the_end_and_an_error_stop_the_batch_there() -> None:
-    data, last, ended = reads._lines([_event("ADDED", "a", "5"), None, _event("ADDED", "b", "9")], _line, "")
-    assert len(data.splitlines()) == 1
-    assert (last, ended) == ("5", True)
-    gone = status.gone("too old resource version: 3")
-    data, last, ended = reads._lines([gone, _event("ADDED", "b", "9")], _line, "2")
-    assert json.loads(data)["type"] == "ERROR"
-    assert json.loads(data)["object"]["code"] == 410
-    assert (last, ended) == ("2", True)
+class _Sink:
+    """What a watch wrote, in place of the client's connection."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.ended = False
+
+
+def _streamed(monkeypatch: pytest.MonkeyPatch, chunks: Any) -> _Sink:
+    """Run ``reads.stream`` over ``chunks`` with the response's writes recorded."""
+    from aiohttp import web
+    from aiohttp.test_utils import make_mocked_request
+
+    from nestlab.api.resources import PODS
+
+    sink = _Sink()
+
+    async def prepare(self: web.StreamResponse, request: web.BaseRequest) -> None:
+        return None
+
+    async def write(self: web.StreamResponse, data: bytes) -> None:
+        sink.writes.append(bytes(data))
+
+    async def write_eof(self: web.StreamResponse, data: bytes = b"") -> None:
+        sink.ended = True
+
+    monkeypatch.setattr(web.StreamResponse, "prepare", prepare)
+    monkeypatch.setattr(web.StreamResponse, "write", write)
+    monkeypatch.setattr(web.StreamResponse, "write_eof", write_eof)
+
+    async def scenario() -> None:
+        request = make_mocked_request("GET", "/api/v1/pods?watch=1")
+        await reads.stream(request, PODS, chunks, seconds=5, since="", shape="", query={})
+
+    asyncio.run(scenario())
+    return sink
+
+
+def test_each_list_is_one_write_and_an_error_ends_the_stream_as_an_error_event(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def chunks() -> Any:
+        yield [_event("ADDED", "a", "5"), _event("MODIFIED", "a", "6")]
+        yield [_event("ADDED", "b", "9")]
+        raise status.gone("too old resource version: 3")
+
+    sink = _streamed(monkeypatch, chunks())
+    assert len(sink.writes) == 3
+    assert [json.loads(x)["type"] for x in sink.writes[0].splitlines()] == ["ADDED", "MODIFIED"]
+    error = json.loads(sink.writes[2])
+    assert (error["type"], error["object"]["code"]) == ("ERROR", 410)
+    assert "too old resource version: 3" in error["object"]["message"]
+    assert sink.ended
+
+
+def test_the_end_of_the_events_ends_the_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def chunks() -> Any:
+        yield [_event("ADDED", "a", "5")]
+
+    sink = _streamed(monkeypatch, chunks())
+    assert [json.loads(x)["type"] for x in sink.writes] == ["ADDED"]
+    assert sink.ended
 
 
 def test_a_client_gone_before_the_stream_begins_ends_the_watch_quietly(

@@ -91,9 +91,9 @@ def test_progress_moves_the_bookmark_forward_and_sends_nothing() -> None:
         return f"{kind} {obj['metadata']['resourceVersion']}\n".encode()
 
     event = WatchEvent("ADDED", {"metadata": {"resourceVersion": "10"}})
-    data, last, ended = reads._lines([event, progress(15)], line, "5")
-    assert (data, last, ended) == (b"ADDED 10\n", "15", False)
-    data, last, _ = reads._lines([progress(12)], line, "15")  # never backwards
+    data, last = reads._lines([event, progress(15)], line, "5")
+    assert (data, last) == (b"ADDED 10\n", "15")
+    data, last = reads._lines([progress(12)], line, "15")  # never backwards
     assert (data, last) == (b"", "15")
-    data, last, _ = reads._lines([progress(3)], line, "")  # a watch that started from a list
+    data, last = reads._lines([progress(3)], line, "")  # a watch that started from a list
     assert (data, last) == (b"", "3")
