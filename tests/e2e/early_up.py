@@ -2,11 +2,11 @@
 
 The integration tests' tail (the agent and runtime tests, which boot pod VMs and wait on them)
 keeps the machine only about 30% busy for about five minutes. The e2e lab's ``up`` (about 3 minutes)
-fits beside it. When the first of them starts (:data:`ALONGSIDE`), this plugin starts the real
+fits beside it. When the first test of :data:`ALONGSIDE` starts, this plugin starts the real
 ``nestlab up`` in the background. The ``lab_up`` fixture then :meth:`EarlyUp.take`\\ s that run
 (waits for it and checks it) instead of starting its own.
 
-Nothing changes when no such test runs before the first e2e test (``make e2e``, a
+Nothing changes when no test of :data:`ALONGSIDE` runs before the first e2e test (``make e2e``, a
 ``-k`` selection): ``lab_up`` runs ``up`` itself as before. If the session ends before an e2e test
 took the lab over (``-x``, Ctrl-C), :meth:`EarlyUp.pytest_sessionfinish` stops ``up`` (its whole
 process group: Ansible too) and takes the lab down.
@@ -22,13 +22,15 @@ import pytest
 
 from nestlab.paths import LabFiles, repo_root
 from nestlab.runtime import proc
-from tests.integration.conftest import KERNEL_FIXTURES
 
-ALONGSIDE = KERNEL_FIXTURES
-"""``up`` starts with the first test that uses one of these fixtures: the integration tests that boot
-pod VMs, which run last (tests/integration/conftest.py) and mostly wait on their VMs. Not earlier:
-the Ansible role and local-lab tests before them keep the machine busy, and ``up`` beside them
-slowed both (measured: the pod-kernel role's tests took 197 s instead of 101 s)."""
+ALONGSIDE = (
+    "tests/integration/agent/test_agent.py",
+    "tests/integration/runtime/",
+)
+"""Where ``up`` may start: the first of these tests to run. They boot pod VMs and mostly wait on
+them (about 5 minutes at 30% of the machine). Not the Ansible role tests before them: those keep
+the machine busy, and ``up`` beside them slowed both (measured: the pod-kernel role's tests took
+197 s instead of 101 s)."""
 STOP_GRACE_S = 30.0
 
 
@@ -72,11 +74,13 @@ class EarlyUp:
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         """Pick the trigger: the first test of :data:`ALONGSIDE` that runs before the lab is needed."""
+        root = repo_root()
         first_lab = next((i for i, item in enumerate(items) if "lab_up" in item.fixturenames), None)
         if first_lab is None or not own_up_allowed(self.name):
             return
         for item in items[:first_lab]:
-            if ALONGSIDE & set(item.fixturenames):
+            relative = item.path.resolve().relative_to(root).as_posix()
+            if relative.startswith(ALONGSIDE):
                 self.trigger = item.nodeid
                 return
 
