@@ -2,7 +2,7 @@
 
 The integration tests' tail (the agent and runtime tests, which boot pod VMs and wait on them)
 keeps the machine only about 30% busy for about five minutes. The e2e lab's ``up`` (about 3 minutes)
-fits beside it. When the first test of :data:`ALONGSIDE` starts, this plugin starts the real
+is meant to fit beside it; where it starts today is in :data:`ALONGSIDE`'s note. When the first test of :data:`ALONGSIDE` starts, this plugin starts the real
 ``nestlab up`` in the background. The ``lab_up`` fixture then :meth:`EarlyUp.take`\\ s that run
 (waits for it and checks it) instead of starting its own.
 
